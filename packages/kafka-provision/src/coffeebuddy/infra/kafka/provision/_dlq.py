@@ -1,0 +1,1 @@
+"""Placeholder for `coffeebuddy-kafka dlq inspect|replay` (being written)."""
