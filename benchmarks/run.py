@@ -1,0 +1,121 @@
+"""`hatch run bench`: start one embedded broker, run every bench module, print one table.
+
+Each `benchmarks/bench_<area>.py` exposes `async def run(ctx: BenchContext) -> list[BenchRow]`.
+Numbers are ratios against baselines measured in the same run, never asserted in tests.
+
+    hatch run bench               # full run, table
+    hatch run bench --quick       # fewer messages (smoke)
+    hatch run bench --json        # machine-readable rows
+    hatch run bench --only kafka  # one module (bench_kafka.py)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import json
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from _common import BenchContext, BenchRow  # noqa: E402
+
+from coffeebuddy.infra.kafka.config import KafkaSettings  # noqa: E402
+from coffeebuddy.infra.kafka.testing import EmbeddedBroker  # noqa: E402
+
+
+def _load(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
+
+
+def render_table(rows: list[BenchRow]) -> str:
+    """Plain-text table: one line per measurement, ratio against its same-run baseline."""
+    header = ("group", "measurement", "value", "unit", "baseline", "ratio", "target", "met")
+    lines = [
+        (
+            r.group,
+            r.name,
+            _fmt(r.value),
+            r.unit,
+            f"{r.baseline} {_fmt(r.baseline_value)}" if r.baseline else "-",
+            f"{r.ratio:.2f}x" if r.ratio is not None else "-",
+            r.target or "-",
+            {True: "yes", False: "NO", None: "-"}[r.met],
+        )
+        for r in rows
+    ]
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *lines, strict=False)]
+    out = [" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    out.append("-|-".join("-" * w for w in widths))
+    out += [
+        " | ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines
+    ]
+    return "\n".join(out)
+
+
+async def _main(args: argparse.Namespace) -> int:
+    modules = sorted(HERE.glob("bench_*.py"))
+    if args.only:
+        modules = [m for m in modules if m.stem.removeprefix("bench_") in args.only]
+    if not modules:
+        print("no bench module matched", file=sys.stderr)
+        return 1
+    rows: list[BenchRow] = []
+    failures: list[str] = []
+    async with EmbeddedBroker() as broker:
+        settings = KafkaSettings.from_env(
+            {
+                "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+                # The embedded broker cannot start an idempotent producer (no InitProducerId).
+                "KAFKA_ENABLE_IDEMPOTENCE": "false",
+                "KAFKA_SESSION_TIMEOUT_MS": "6000",
+                "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
+            }
+        )
+        ctx = BenchContext(
+            bootstrap_servers=broker.bootstrap_servers, settings=settings, quick=args.quick
+        )
+        for path in modules:
+            started = time.monotonic()
+            print(f"running {path.stem} ...", file=sys.stderr, flush=True)
+            try:
+                rows += await _load(path).run(ctx)
+            except Exception as exc:  # one broken module must not hide the others' numbers
+                failures.append(f"{path.stem}: {type(exc).__name__}: {exc}")
+            print(f"  {path.stem} took {time.monotonic() - started:.1f}s", file=sys.stderr)
+    if args.json:
+        print(json.dumps([r.as_dict() for r in rows], indent=2))
+    else:
+        print(render_table(rows))
+    for failure in failures:
+        print(f"FAILED {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer messages, for a smoke run")
+    parser.add_argument("--json", action="store_true", help="print rows as JSON")
+    parser.add_argument("--only", nargs="*", help="module suffixes to run (kafka, models, ...)")
+    return asyncio.run(_main(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
