@@ -1,5 +1,14 @@
 """ReminderWorker: on-time, once-only runner and last-call reminders (no Slack dependency)."""
 
+from coffeebuddy.infra.kafka.reminder_worker._sender import ReminderSender, SendOutcome, SendResult
 from coffeebuddy.infra.kafka.reminder_worker._version import __version__
+from coffeebuddy.infra.kafka.reminder_worker._worker import ReminderWorker, WorkerHealth
 
-__all__ = ["__version__"]
+__all__ = [
+    "ReminderSender",
+    "ReminderWorker",
+    "SendOutcome",
+    "SendResult",
+    "WorkerHealth",
+    "__version__",
+]
