@@ -1,5 +1,39 @@
 """KafkaSettings.from_env(): the one way every CoffeeBuddy Kafka client is configured."""
 
+from coffeebuddy.infra.kafka.config._connection import check_connection
+from coffeebuddy.infra.kafka.config._errors import (
+    ConnectionFailure,
+    KafkaConnectionError,
+    KafkaSettingsError,
+    SettingProblem,
+)
+from coffeebuddy.infra.kafka.config._settings import (
+    ENV_PREFIX,
+    Acks,
+    AutoOffsetReset,
+    CompressionType,
+    IsolationLevel,
+    KafkaSettings,
+    SaslMechanism,
+    SecurityProtocol,
+    env_var,
+)
 from coffeebuddy.infra.kafka.config._version import __version__
 
-__all__ = ["__version__"]
+__all__ = [
+    "ENV_PREFIX",
+    "Acks",
+    "AutoOffsetReset",
+    "CompressionType",
+    "ConnectionFailure",
+    "IsolationLevel",
+    "KafkaConnectionError",
+    "KafkaSettings",
+    "KafkaSettingsError",
+    "SaslMechanism",
+    "SecurityProtocol",
+    "SettingProblem",
+    "__version__",
+    "check_connection",
+    "env_var",
+]
