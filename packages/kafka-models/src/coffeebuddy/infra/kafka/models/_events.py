@@ -1,0 +1,171 @@
+"""CloudEvents 1.0 envelope and the concrete event types."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Annotated, Any, ClassVar, Final, Generic, Literal, Self, TypeVar
+from uuid import uuid4
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic_core import PydanticCustomError
+
+from coffeebuddy.infra.kafka.models._data import (
+    EventData,
+    OrderAddedData,
+    ReminderCancelledData,
+    ReminderDeliveryData,
+    ReminderScheduledData,
+    RunCancelledData,
+    RunClosedData,
+    RunCreatedData,
+    RunnerAssignedData,
+)
+from coffeebuddy.infra.kafka.models._fields import NO_WHITESPACE_PATTERN, RunId, Timestamp
+
+RUN_CREATED: Final = "coffeebuddy.run.created.v1"
+RUN_ORDER_ADDED: Final = "coffeebuddy.run.order_added.v1"
+RUN_RUNNER_ASSIGNED: Final = "coffeebuddy.run.runner_assigned.v1"
+RUN_CLOSED: Final = "coffeebuddy.run.closed.v1"
+RUN_CANCELLED: Final = "coffeebuddy.run.cancelled.v1"
+REMINDER_SCHEDULED: Final = "coffeebuddy.reminder.scheduled.v1"
+REMINDER_CANCELLED: Final = "coffeebuddy.reminder.cancelled.v1"
+REMINDER_DELIVERY: Final = "coffeebuddy.reminder.delivery.v1"
+
+SLACK_APP_SOURCE = "/coffeebuddy/slack-app"
+REMINDER_WORKER_SOURCE = "/coffeebuddy/reminder-worker"
+
+DataT = TypeVar("DataT", bound=EventData)
+
+
+class CloudEvent(BaseModel, Generic[DataT]):
+    """CloudEvents 1.0 structured-mode envelope; `subject` is the run id (= `data.run_id`)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    EVENT_TYPE: ClassVar[str] = ""
+    DEFAULT_SOURCE: ClassVar[str] = SLACK_APP_SOURCE
+
+    specversion: Literal["1.0"] = "1.0"
+    id: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    source: Annotated[
+        str, StringConstraints(pattern=NO_WHITESPACE_PATTERN, min_length=1, max_length=1024)
+    ] = Field(description="URI-reference of the producing service, e.g. /coffeebuddy/slack-app")
+    type: str
+    subject: RunId = Field(description="The run id; always equal to data.run_id")
+    time: Timestamp
+    datacontenttype: Literal["application/json"] = "application/json"
+    data: DataT
+
+    @model_validator(mode="after")
+    def _subject_is_run_id(self) -> Self:
+        if self.subject != self.data.run_id:
+            raise PydanticCustomError(
+                "subject_mismatch", "must equal data.run_id", {"field": "subject"}
+            )
+        return self
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        data: DataT,
+        source: str | None = None,
+        id: str | None = None,
+        time: datetime | None = None,
+    ) -> Self:
+        """A new event: id uuid4, time now (UTC), subject data.run_id, source the default."""
+        return cls(
+            id=id if id is not None else str(uuid4()),
+            source=source if source is not None else cls.DEFAULT_SOURCE,
+            type=cls.EVENT_TYPE,
+            subject=data.run_id,
+            time=time if time is not None else datetime.now(UTC),
+            data=data,
+        )
+
+
+class RunCreated(CloudEvent[RunCreatedData]):
+    """`coffeebuddy.run.created.v1`: a run was opened."""
+
+    EVENT_TYPE: ClassVar[str] = RUN_CREATED
+    type: Literal["coffeebuddy.run.created.v1"] = RUN_CREATED
+
+
+class OrderAdded(CloudEvent[OrderAddedData]):
+    """`coffeebuddy.run.order_added.v1`: an order was added to a run."""
+
+    EVENT_TYPE: ClassVar[str] = RUN_ORDER_ADDED
+    type: Literal["coffeebuddy.run.order_added.v1"] = RUN_ORDER_ADDED
+
+
+class RunnerAssigned(CloudEvent[RunnerAssignedData]):
+    """`coffeebuddy.run.runner_assigned.v1`: a runner was chosen."""
+
+    EVENT_TYPE: ClassVar[str] = RUN_RUNNER_ASSIGNED
+    type: Literal["coffeebuddy.run.runner_assigned.v1"] = RUN_RUNNER_ASSIGNED
+
+
+class RunClosed(CloudEvent[RunClosedData]):
+    """`coffeebuddy.run.closed.v1`: the run stopped taking orders."""
+
+    EVENT_TYPE: ClassVar[str] = RUN_CLOSED
+    type: Literal["coffeebuddy.run.closed.v1"] = RUN_CLOSED
+
+
+class RunCancelled(CloudEvent[RunCancelledData]):
+    """`coffeebuddy.run.cancelled.v1`: the run was called off."""
+
+    EVENT_TYPE: ClassVar[str] = RUN_CANCELLED
+    type: Literal["coffeebuddy.run.cancelled.v1"] = RUN_CANCELLED
+
+
+class ReminderScheduled(CloudEvent[ReminderScheduledData]):
+    """`coffeebuddy.reminder.scheduled.v1`: a DM to send at `data.due_at`."""
+
+    EVENT_TYPE: ClassVar[str] = REMINDER_SCHEDULED
+    type: Literal["coffeebuddy.reminder.scheduled.v1"] = REMINDER_SCHEDULED
+
+
+class ReminderCancelled(CloudEvent[ReminderCancelledData]):
+    """`coffeebuddy.reminder.cancelled.v1`: a scheduled reminder must not be sent."""
+
+    EVENT_TYPE: ClassVar[str] = REMINDER_CANCELLED
+    type: Literal["coffeebuddy.reminder.cancelled.v1"] = REMINDER_CANCELLED
+
+
+class ReminderDelivery(CloudEvent[ReminderDeliveryData]):
+    """`coffeebuddy.reminder.delivery.v1`: the reminder worker's delivery-log record."""
+
+    EVENT_TYPE: ClassVar[str] = REMINDER_DELIVERY
+    DEFAULT_SOURCE: ClassVar[str] = REMINDER_WORKER_SOURCE
+    type: Literal["coffeebuddy.reminder.delivery.v1"] = REMINDER_DELIVERY
+
+
+Event = Annotated[
+    RunCreated
+    | OrderAdded
+    | RunnerAssigned
+    | RunClosed
+    | RunCancelled
+    | ReminderScheduled
+    | ReminderCancelled
+    | ReminderDelivery,
+    Field(discriminator="type"),
+]
+"""Any CoffeeBuddy event, discriminated by its CloudEvents `type`."""
+
+EVENT_TYPES: Mapping[str, type[CloudEvent[Any]]] = {
+    cls.EVENT_TYPE: cls
+    for cls in (
+        RunCreated,
+        OrderAdded,
+        RunnerAssigned,
+        RunClosed,
+        RunCancelled,
+        ReminderScheduled,
+        ReminderCancelled,
+        ReminderDelivery,
+    )
+}
+"""CloudEvents `type` -> event class."""

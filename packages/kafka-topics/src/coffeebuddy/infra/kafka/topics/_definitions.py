@@ -1,0 +1,212 @@
+"""The shipped catalog: CoffeeBuddy's run and reminder topics, groups and principals.
+
+Entries are only ever added: names, key rules and event types are a contract
+checked against a golden file by the tests.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Final
+
+from coffeebuddy.infra.kafka.topics._acl import (
+    ConsumerRole,
+    LogReaderRole,
+    ProducerRole,
+    ServicePrincipal,
+)
+from coffeebuddy.infra.kafka.topics._catalog import (
+    DLQ_SUFFIX,
+    Catalog,
+    ConsumerGroup,
+    TopicConfig,
+    _ms,
+)
+
+# CloudEvents types (the models package defines the same strings; a cross-package test pins them).
+RUN_CREATED: Final = "coffeebuddy.run.created.v1"
+RUN_ORDER_ADDED: Final = "coffeebuddy.run.order_added.v1"
+RUN_RUNNER_ASSIGNED: Final = "coffeebuddy.run.runner_assigned.v1"
+RUN_CLOSED: Final = "coffeebuddy.run.closed.v1"
+RUN_CANCELLED: Final = "coffeebuddy.run.cancelled.v1"
+REMINDER_SCHEDULED: Final = "coffeebuddy.reminder.scheduled.v1"
+REMINDER_CANCELLED: Final = "coffeebuddy.reminder.cancelled.v1"
+REMINDER_DELIVERY: Final = "coffeebuddy.reminder.delivery.v1"
+
+RUN_EVENT_TYPES = frozenset(
+    {RUN_CREATED, RUN_ORDER_ADDED, RUN_RUNNER_ASSIGNED, RUN_CLOSED, RUN_CANCELLED}
+)
+REMINDER_EVENT_TYPES = frozenset({REMINDER_SCHEDULED, REMINDER_CANCELLED})
+
+MAX_REMINDER_HORIZON = timedelta(days=7)
+"""Longest time between scheduling a reminder and its due time."""
+REMINDER_OUTAGE_ALLOWANCE = timedelta(days=3)
+"""Longest outage of the reminder worker the retention must survive."""
+EVENTS_RETENTION = timedelta(days=14)
+DEAD_LETTER_RETENTION = timedelta(days=30)
+
+RUN_EVENTS = "coffeebuddy.run.events"
+REMINDER_EVENTS = "coffeebuddy.reminder.events"
+RUN_EVENTS_DLQ = RUN_EVENTS + DLQ_SUFFIX
+REMINDER_EVENTS_DLQ = REMINDER_EVENTS + DLQ_SUFFIX
+REMINDER_DELIVERIES = "coffeebuddy.reminder.deliveries"
+
+SLACK_APP = "slack-app"
+REMINDER_WORKER = "reminder-worker"
+DLQ_REPLAYER = "dlq-replayer"
+
+_PROD_PARTITIONS = 12
+_DLQ_PARTITIONS = 3
+_REPLICATION = 3
+_MIN_INSYNC = "2"
+
+_EVENTS_CONFIGS = {
+    "cleanup.policy": "delete",
+    "retention.ms": _ms(EVENTS_RETENTION),
+    "min.insync.replicas": _MIN_INSYNC,
+    "max.message.bytes": "1048576",
+}
+_DLQ_CONFIGS = {
+    "cleanup.policy": "delete",
+    "retention.ms": _ms(DEAD_LETTER_RETENTION),
+    "min.insync.replicas": _MIN_INSYNC,
+    # Dead letters keep the original bytes plus headers; allow some headroom.
+    "max.message.bytes": "2097152",
+}
+
+RUN_EVENTS_TOPIC = TopicConfig(
+    name=RUN_EVENTS,
+    partitions=_PROD_PARTITIONS,
+    replication_factor=_REPLICATION,
+    configs=_EVENTS_CONFIGS,
+    key_field="run_id",
+    event_types=RUN_EVENT_TYPES,
+    owner=SLACK_APP,
+    description="Lifecycle of coffee runs; keyed by run_id so one run's events stay in order.",
+    dead_letter_topic=RUN_EVENTS_DLQ,
+    kind="events",
+)
+
+REMINDER_EVENTS_TOPIC = TopicConfig(
+    name=REMINDER_EVENTS,
+    partitions=_PROD_PARTITIONS,
+    replication_factor=_REPLICATION,
+    configs=_EVENTS_CONFIGS,
+    key_field="run_id",
+    event_types=REMINDER_EVENT_TYPES,
+    owner=SLACK_APP,
+    description=(
+        "Reminders to schedule or cancel; keyed by run_id so they stay ordered with the run."
+    ),
+    dead_letter_topic=REMINDER_EVENTS_DLQ,
+    kind="events",
+)
+
+RUN_EVENTS_DLQ_TOPIC = TopicConfig(
+    name=RUN_EVENTS_DLQ,
+    partitions=_DLQ_PARTITIONS,
+    replication_factor=_REPLICATION,
+    configs=_DLQ_CONFIGS,
+    key_field="run_id",
+    owner=REMINDER_WORKER,
+    description=(
+        "Records of coffeebuddy.run.events a consumer could not process; original key, "
+        "value and headers plus coffeebuddy.dlq.* headers. Any payload."
+    ),
+    kind="dead_letter",
+)
+
+REMINDER_EVENTS_DLQ_TOPIC = TopicConfig(
+    name=REMINDER_EVENTS_DLQ,
+    partitions=_DLQ_PARTITIONS,
+    replication_factor=_REPLICATION,
+    configs=_DLQ_CONFIGS,
+    key_field="run_id",
+    owner=REMINDER_WORKER,
+    description=(
+        "Records of coffeebuddy.reminder.events a consumer could not process; original key, "
+        "value and headers plus coffeebuddy.dlq.* headers. Any payload."
+    ),
+    kind="dead_letter",
+)
+
+REMINDER_DELIVERIES_TOPIC = TopicConfig(
+    name=REMINDER_DELIVERIES,
+    partitions=_PROD_PARTITIONS,
+    replication_factor=_REPLICATION,
+    configs={
+        "cleanup.policy": "compact",
+        "min.insync.replicas": _MIN_INSYNC,
+        # Keep claims visible for a while before compaction may fold them into the final state.
+        "min.compaction.lag.ms": _ms(timedelta(hours=1)),
+        "delete.retention.ms": _ms(timedelta(days=1)),
+    },
+    key_field="reminder_id",
+    event_types=frozenset({REMINDER_DELIVERY}),
+    owner=REMINDER_WORKER,
+    description=(
+        "The reminder worker's delivery log (claimed / sent / dropped per reminder_id), "
+        "compacted; read back on start so a DM is sent at most once."
+    ),
+    kind="log",
+)
+
+REMINDER_WORKER_GROUP = ConsumerGroup(
+    name="coffeebuddy.reminder-worker",
+    owner=REMINDER_WORKER,
+    topics=(RUN_EVENTS, REMINDER_EVENTS),
+    description="Reminder worker: schedules DMs from reminder events, drops them on run changes.",
+)
+
+DLQ_REPLAYER_GROUP = ConsumerGroup(
+    name="coffeebuddy.dlq-replayer",
+    owner=DLQ_REPLAYER,
+    topics=(RUN_EVENTS_DLQ, REMINDER_EVENTS_DLQ),
+    description="Operator tool that re-publishes dead letters to their origin topic.",
+)
+
+SLACK_APP_PRINCIPAL = ServicePrincipal(
+    name="User:slack-app",
+    service=SLACK_APP,
+    roles=(ProducerRole(topic=RUN_EVENTS), ProducerRole(topic=REMINDER_EVENTS)),
+    description="The Slack app: publishes run lifecycle and reminder events.",
+)
+
+REMINDER_WORKER_PRINCIPAL = ServicePrincipal(
+    name="User:reminder-worker",
+    service=REMINDER_WORKER,
+    roles=(
+        ConsumerRole(topic=RUN_EVENTS, group=REMINDER_WORKER_GROUP.name),
+        ConsumerRole(topic=REMINDER_EVENTS, group=REMINDER_WORKER_GROUP.name),
+        ProducerRole(topic=RUN_EVENTS_DLQ),
+        ProducerRole(topic=REMINDER_EVENTS_DLQ),
+        ProducerRole(topic=REMINDER_DELIVERIES),
+        LogReaderRole(topic=REMINDER_DELIVERIES),
+    ),
+    description="Reminder worker: consumes run and reminder events, writes DLQs and its log.",
+)
+
+DLQ_REPLAYER_PRINCIPAL = ServicePrincipal(
+    name="User:dlq-replayer",
+    service=DLQ_REPLAYER,
+    roles=(
+        ConsumerRole(topic=RUN_EVENTS_DLQ, group=DLQ_REPLAYER_GROUP.name),
+        ConsumerRole(topic=REMINDER_EVENTS_DLQ, group=DLQ_REPLAYER_GROUP.name),
+        ProducerRole(topic=RUN_EVENTS),
+        ProducerRole(topic=REMINDER_EVENTS),
+    ),
+    description="Operator DLQ replay: reads dead letters, re-publishes them to the origin topic.",
+)
+
+CATALOG = Catalog(
+    topics=(
+        RUN_EVENTS_TOPIC,
+        REMINDER_EVENTS_TOPIC,
+        RUN_EVENTS_DLQ_TOPIC,
+        REMINDER_EVENTS_DLQ_TOPIC,
+        REMINDER_DELIVERIES_TOPIC,
+    ),
+    groups=(REMINDER_WORKER_GROUP, DLQ_REPLAYER_GROUP),
+    principals=(SLACK_APP_PRINCIPAL, REMINDER_WORKER_PRINCIPAL, DLQ_REPLAYER_PRINCIPAL),
+)
+"""The catalog definition (prod sizing); `CATALOG.for_environment(env)` renders dev/staging/prod."""
