@@ -487,6 +487,14 @@ class KafkaSettings(BaseSettings):
 # ---------------------------------------------------------------------- helpers
 
 
+def split_address(address: str) -> tuple[str, int]:
+    """``host:port`` (or ``[v6]:port``) of a validated bootstrap entry as (host, port)."""
+    host, _, port = address.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, int(port)
+
+
 def _bootstrap_entry_error(entry: str) -> str | None:
     if "://" in entry:
         scheme = entry.split("://", 1)[0]
