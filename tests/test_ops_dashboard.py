@@ -184,7 +184,8 @@ def test_dashboard_shows_every_exported_metric() -> None:
 def test_dashboard_shape(path: Path) -> None:
     dashboard = _load(path)
     assert dashboard["schemaVersion"] >= 36
-    assert dashboard["uid"] and dashboard["title"]
+    assert dashboard["uid"]
+    assert dashboard["title"]
     variables = {v["name"]: v for v in dashboard["templating"]["list"]}
     assert variables["datasource"]["type"] == "datasource"
     assert variables["datasource"]["query"] == "prometheus"

@@ -1,5 +1,7 @@
-"""Alert and recording rules: promtool validates and unit-tests them; every alert is tested both ways
-and documented in the reminder worker's runbook."""
+"""Alert and recording rules: promtool validates and unit-tests them.
+
+Every alert is tested firing and quiet, and documented in the reminder worker's runbook.
+"""
 
 from __future__ import annotations
 
