@@ -1,4 +1,4 @@
-"""The sender contract: how the worker hands one reminder to a DM channel (Slack lives elsewhere)."""
+"""The sender contract: how the worker hands a reminder to a DM channel (Slack lives elsewhere)."""
 
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ class ReminderSender(Protocol):
     instead of raising (an exception escaping is treated as AMBIGUOUS)."""
 
     async def send(self, reminder: ReminderScheduledData, *, claim_time: datetime) -> SendResult:
-        """Post the reminder once. `claim_time` is when the worker claimed it in the delivery log."""
+        """Post the reminder once; `claim_time`: when the worker claimed it in the delivery log."""
         ...
 
     async def find_sent(
@@ -88,5 +88,5 @@ class ReminderSender(Protocol):
         ...
 
     async def check_auth(self) -> SendResult:
-        """Probe credentials / scopes (auth.test). SENT means healthy; CONFIGURATION means still broken."""
+        """Probe credentials and scopes (auth.test): SENT healthy, CONFIGURATION still broken."""
         ...

@@ -2,12 +2,45 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import random
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
-from coffeebuddy.infra.kafka.reminder_worker._sender import ReminderSender
+from pydantic import ValidationError
+
+from coffeebuddy.infra.kafka.consumer._errors import NonRetryableError, RetryableError  # TEMP
+from coffeebuddy.infra.kafka.models import (
+    ReminderCancelled,
+    ReminderDeliveryData,
+    ReminderScheduled,
+    ReminderScheduledData,
+    RunCancelled,
+    RunClosed,
+)
+from coffeebuddy.infra.kafka.reminder_worker._delivery_log import (
+    CLAIMED,
+    DROPPED,
+    SENT,
+    DeliveryLog,
+)
+from coffeebuddy.infra.kafka.reminder_worker._sender import (
+    ReminderSender,
+    SendOutcome,
+    SendResult,
+)
+from coffeebuddy.infra.kafka.reminder_worker._timers import (
+    CancellationMemory,
+    Pending,
+    TimerHeap,
+    backoff_delay,
+)
+from coffeebuddy.infra.kafka.topics import REMINDER_DELIVERIES_TOPIC
 
 if TYPE_CHECKING:
     from coffeebuddy.infra.kafka.config import KafkaSettings
@@ -19,7 +52,20 @@ if TYPE_CHECKING:
 
 __all__ = ["ReminderWorker", "WorkerHealth"]
 
+log = logging.getLogger("coffeebuddy.infra.kafka.reminder_worker")
+
 Clock = Callable[[], datetime]
+
+_BATCH = 1000
+"""Due reminders taken from the heap per scheduler round (one log barrier per round)."""
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,15 +108,96 @@ class ReminderWorker:
         worker_id: str | None = None,
         source: str = "/coffeebuddy/reminder-worker",
     ) -> None:
-        raise NotImplementedError
+        problems = []
+        if max_pending < 1:
+            problems.append(f"max_pending must be >= 1 (got {max_pending})")
+        if late_grace < timedelta(0):
+            problems.append(f"late_grace must not be negative (got {late_grace})")
+        if run_memory <= timedelta(0):
+            problems.append(f"run_memory must be positive (got {run_memory})")
+        if not 0 < retry_initial <= retry_max:
+            problems.append(
+                f"retry_initial ({retry_initial}) must be > 0 and <= retry_max ({retry_max})"
+            )
+        if not 0 < auth_probe_initial <= auth_probe_max:
+            problems.append(
+                f"auth_probe_initial ({auth_probe_initial}) must be > 0 and <= "
+                f"auth_probe_max ({auth_probe_max})"
+            )
+        if max_concurrent_sends < 1:
+            problems.append(f"max_concurrent_sends must be >= 1 (got {max_concurrent_sends})")
+        if problems:
+            raise ValueError("ReminderWorker: " + "; ".join(problems))
+        self._sender = sender
+        self._producer = producer
+        self._metrics = metrics
+        self._clock: Clock = clock or _utc_now
+        self._late_grace = late_grace.total_seconds()
+        self._max_pending = max_pending
+        self._retry_initial = retry_initial
+        self._retry_max = retry_max
+        self._probe_initial = auth_probe_initial
+        self._probe_max = auth_probe_max
+        self._claim_lease = claim_lease.total_seconds()
+        self._catchup_timeout = log_catchup_timeout
+        self.worker_id = worker_id or f"reminder-worker-{uuid.uuid4().hex[:12]}"
+        self._source = source
+        self._log = DeliveryLog(
+            settings,
+            deliveries_topic or REMINDER_DELIVERIES_TOPIC,
+            producer,
+            source=source,
+            clock=self._now,
+            retention=max(run_memory.total_seconds(), late_grace.total_seconds()),
+        )
+        self._pending: dict[str, Pending] = {}
+        self._heap = TimerHeap()
+        self._memory = CancellationMemory(run_memory.total_seconds())
+        self._recipient_wait: dict[str, float] = {}
+        self._tps: dict[tuple[str, int], Any] = {}
+        self._revoked: set[Any] = set()
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._sends = asyncio.Semaphore(max_concurrent_sends)
+        self._scheduler: asyncio.Task[None] | None = None
+        self._prober: asyncio.Task[None] | None = None
+        self._auth_ok = True
+        self._auth_error: str | None = None
+        self._started = False
+        self._rng = random.Random()  # noqa: S311 - jitter, not security
+
+    # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
         """Read the delivery log to its end, then tail it; start the scheduler task."""
-        raise NotImplementedError
+        if self._started:
+            return
+        await self._log.start()
+        if not await self._log.wait_caught_up(self._catchup_timeout):
+            await self._log.stop()
+            raise TimeoutError(f"delivery log not read to its end within {self._catchup_timeout} s")
+        self._started = True
+        self._scheduler = asyncio.create_task(self._run_scheduler(), name="reminder-scheduler")
+        self._set_ready_metric()
 
     async def stop(self) -> None:
         """Stop the scheduler and the log reader; pending records stay incomplete (redelivered)."""
-        raise NotImplementedError
+        self._started = False
+        for task in (self._scheduler, self._prober):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._scheduler = self._prober = None
+        if self._in_flight:
+            await asyncio.wait(set(self._in_flight), timeout=10.0)
+        for task in set(self._in_flight):
+            task.cancel()
+        await self._log.stop()
+        self._pending.clear()
+        self._heap = TimerHeap()
+        self._set_ready_metric()
+        self._set_pending_metric()
 
     async def __aenter__(self) -> ReminderWorker:
         await self.start()
@@ -79,29 +206,574 @@ class ReminderWorker:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    async def process_event(self, event: Event, context: RecordContext) -> None:
-        """Harness handler: schedule / cancel / remember; returns quickly (defers the record)."""
-        raise NotImplementedError
-
-    async def on_assign(self, partitions: Sequence[TopicPartition]) -> None:
-        """Harness callback: make sure the delivery log is caught up before records arrive."""
-        raise NotImplementedError
-
-    async def on_revoke(self, partitions: Sequence[TopicPartition]) -> None:
-        """Harness callback: forget pending reminders of revoked partitions after in-flight sends."""
-        raise NotImplementedError
+    # ------------------------------------------------------------------ status
 
     @property
     def ready(self) -> bool:
-        raise NotImplementedError
+        return self._started and self._auth_ok and self._log.caught_up
 
     def health(self) -> WorkerHealth:
-        raise NotImplementedError
+        if not self._started:
+            detail = "not started"
+        elif not self._auth_ok:
+            detail = f"sender configuration error: {self._auth_error}; backlog kept, probing"
+        elif not self._log.caught_up:
+            detail = "delivery log not read to its end yet"
+        else:
+            detail = "ok"
+        return WorkerHealth(
+            ready=self.ready,
+            slack_auth_ok=self._auth_ok,
+            delivery_log_caught_up=self._log.caught_up,
+            pending=len(self._pending),
+            detail=detail,
+        )
 
     @property
     def pending_count(self) -> int:
-        raise NotImplementedError
+        return len(self._pending)
 
     @property
     def max_pending(self) -> int:
-        raise NotImplementedError
+        return self._max_pending
+
+    def _now(self) -> float:
+        return self._clock().timestamp()
+
+    # ------------------------------------------------------------------ harness callbacks
+
+    async def process_event(self, event: Event, context: RecordContext) -> None:
+        """Harness handler: schedule / cancel / remember; returns quickly (defers the record)."""
+        if isinstance(event, ReminderScheduled):
+            await self._on_scheduled(event, context)
+        elif isinstance(event, ReminderCancelled):
+            await self._on_reminder_cancelled(event, context)
+        elif isinstance(event, RunCancelled):
+            self._on_run_cancelled(event, context)
+        elif isinstance(event, RunClosed):
+            self._on_run_closed(event, context)
+        # any other event type on these topics is not ours: the record completes
+
+    async def on_assign(self, partitions: Sequence[TopicPartition]) -> None:
+        """Harness callback: make sure the delivery log is caught up before records arrive."""
+        for tp in partitions:
+            self._revoked.discard(self._tp(tp[0], tp[1]))
+        if self._started:
+            await self._log.barrier(self._catchup_timeout)
+
+    async def on_revoke(self, partitions: Sequence[TopicPartition]) -> None:
+        """Harness callback: forget pending reminders of revoked partitions (the next owner gets
+        them again) after letting their in-flight sends finish, so their records are logged."""
+        revoked = {self._tp(tp[0], tp[1]) for tp in partitions}
+        self._revoked |= revoked
+        busy = [t for t in self._in_flight if not t.done()]
+        if busy:
+            await asyncio.wait(busy, timeout=10.0)
+        for rid in [r for r, p in self._pending.items() if p.tp in revoked]:
+            del self._pending[rid]
+        self._heap.compact(self._is_live)
+        self._memory.drop_held(lambda c: not getattr(c, "is_stale", False))
+        self._set_pending_metric()
+
+    def _tp(self, topic: str, partition: int) -> Any:
+        key = (topic, partition)
+        tp = self._tps.get(key)
+        if tp is None:
+            tp = self._tps[key] = key
+        return tp
+
+    # ------------------------------------------------------------------ event handling
+
+    async def _ensure_log(self) -> None:
+        if not self._log.caught_up and not await self._log.wait_caught_up(self._catchup_timeout):
+            raise RetryableError(
+                f"delivery log not read to its end within {self._catchup_timeout} s; retrying"
+            )
+
+    async def _on_scheduled(self, event: ReminderScheduled, context: RecordContext) -> None:
+        await self._ensure_log()
+        data = event.data
+        rid = data.reminder_id
+        kind = str(data.kind)
+        now = self._now()
+        due = data.due_at.timestamp()
+        expires = (
+            data.expires_at.timestamp() if data.expires_at is not None else due + self._late_grace
+        )
+        extra = {"run_id": data.run_id, "reminder_id": rid, "event_id": event.id}
+        reason = self._memory.blocked(rid, data.run_id, kind)
+        if reason is not None:
+            await self._drop_new(data, kind, reason, extra, write=True)
+            return
+        state = self._log.get(rid)
+        if state is not None and state.status in (SENT, DROPPED):
+            self._count_drop(kind, "duplicate")
+            log.info("reminder already %s, record completed", state.status, extra=extra)
+            return
+        existing = self._pending.get(rid)
+        if existing is not None and (
+            existing.event_id == event.id or event.time.timestamp() < existing.event_time
+        ):
+            reason = "duplicate" if existing.event_id == event.id else "superseded"
+            self._count_drop(kind, reason)
+            log.info("reminder event %s; pending one kept", reason, extra=extra)
+            return
+        if now >= expires:
+            await self._drop_new(data, kind, "expired", extra, write=True)
+            return
+        if existing is None and len(self._pending) >= self._max_pending:
+            raise RetryableError(
+                f"{len(self._pending)} reminders pending (max_pending={self._max_pending})"
+            )
+        entry = Pending(
+            rid,
+            data.run_id,
+            kind,
+            data.recipient_user_id,
+            due,
+            expires,
+            data.model_dump_json().encode(),
+            event.id,
+            event.time.timestamp(),
+            context.defer(),
+            self._tp(context.topic, context.partition),
+        )
+        if existing is not None:
+            if existing.in_flight:
+                # decided after the running attempt: sent -> this one is a duplicate
+                old = existing.successor
+                existing.successor = entry
+                if old is not None:
+                    self._finish(old, "superseded")
+                return
+            self._finish(existing, "superseded", pending_removed=False)
+        self._pending[rid] = entry
+        self._heap.push(entry, max(due, now))
+        if self._metrics is not None:
+            self._metrics.reminders_scheduled.labels(kind).inc()
+        self._set_pending_metric()
+        log.info("reminder scheduled", extra={**extra, "due_at": data.due_at.isoformat()})
+        if entry.next_at <= self._heap_head():
+            self._wake.set()
+
+    def _heap_head(self) -> float:
+        head = self._heap.next_time(self._is_live)
+        return float("inf") if head is None else head
+
+    async def _on_reminder_cancelled(
+        self, event: ReminderCancelled, context: RecordContext
+    ) -> None:
+        await self._ensure_log()
+        rid = event.data.reminder_id
+        now = self._now()
+        self._memory.reminder_cancelled(rid, now)
+        extra = {"run_id": event.data.run_id, "reminder_id": rid, "event_id": event.id}
+        entry = self._pending.get(rid)
+        state = self._log.get(rid)
+        if entry is not None and not entry.in_flight:
+            self._finish(entry, "cancelled")
+            await self._write_drop(entry.reminder_id, entry.run_id, "cancelled", entry.due)
+        elif state is None or state.status not in (SENT, DROPPED):
+            # durable cancellation: a later (re)delivery of the schedule finds it in the log
+            await self._write_drop(rid, event.data.run_id, "cancelled", now)
+        log.info("reminder cancelled", extra=extra)
+
+    def _on_run_cancelled(self, event: RunCancelled, context: RecordContext) -> None:
+        run_id = event.data.run_id
+        self._memory.run_cancelled(run_id, self._now(), context.defer())
+        self._cancel_run(run_id, "run_cancelled", only_kind=None, event_id=event.id)
+
+    def _on_run_closed(self, event: RunClosed, context: RecordContext) -> None:
+        run_id = event.data.run_id
+        self._memory.run_closed(run_id, self._now(), context.defer())
+        self._cancel_run(run_id, "run_closed", only_kind="last_call", event_id=event.id)
+
+    def _cancel_run(
+        self, run_id: str, reason: str, *, only_kind: str | None, event_id: str
+    ) -> None:
+        victims = [
+            p
+            for p in self._pending.values()
+            if p.run_id == run_id and not p.in_flight and (only_kind is None or p.kind == only_kind)
+        ]
+        for entry in victims:
+            self._finish(entry, reason)
+            self._spawn(self._write_drop(entry.reminder_id, entry.run_id, reason, entry.due))
+        log.info(
+            "run %s: %d pending reminders dropped",
+            reason,
+            len(victims),
+            extra={"run_id": run_id, "event_id": event_id},
+        )
+
+    # ------------------------------------------------------------------ settling
+
+    def _is_live(self, entry: Pending) -> bool:
+        return self._pending.get(entry.reminder_id) is entry and not entry.in_flight
+
+    def _count_drop(self, kind: str, reason: str) -> None:
+        if self._metrics is not None:
+            self._metrics.dropped(kind, reason)
+
+    def _finish(
+        self,
+        entry: Pending,
+        reason: str | None,
+        *,
+        pending_removed: bool = True,
+        error: BaseException | None = None,
+    ) -> None:
+        """Settle one pending reminder: complete (or fail) its record, count why."""
+        if pending_removed and self._pending.get(entry.reminder_id) is entry:
+            del self._pending[entry.reminder_id]
+        if reason is not None:
+            self._count_drop(entry.kind, reason)
+        completion = entry.completion
+        entry.completion = None
+        if completion is not None and not completion.is_stale:
+            if error is not None:
+                completion.fail(error)
+            else:
+                completion.done()
+        self._set_pending_metric()
+
+    async def _drop_new(
+        self,
+        data: ReminderScheduledData,
+        kind: str,
+        reason: str,
+        extra: dict[str, str],
+        *,
+        write: bool,
+    ) -> None:
+        self._count_drop(kind, reason)
+        log.info("reminder dropped: %s", reason, extra=extra)
+        if write:
+            await self._write_drop(data.reminder_id, data.run_id, reason, data.due_at.timestamp())
+
+    def _record(
+        self,
+        reminder_id: str,
+        run_id: str,
+        status: str,
+        due: float,
+        *,
+        reason: str | None = None,
+        claimed_at: float | None = None,
+        channel: str | None = None,
+        ts: str | None = None,
+    ) -> ReminderDeliveryData:
+        fields: dict[str, Any] = {
+            "reminder_id": reminder_id,
+            "run_id": run_id,
+            "status": status,
+            "reason": reason,
+            "due_at": _dt(due),
+            "recorded_at": _dt(self._now()),
+            "claimed_at": _dt(claimed_at) if claimed_at is not None else None,
+        }
+        try:
+            return ReminderDeliveryData(**fields, slack_channel=channel, slack_ts=ts)
+        except ValidationError:  # a sender's odd channel/ts must not lose the record
+            return ReminderDeliveryData(**fields)
+
+    async def _write_drop(self, reminder_id: str, run_id: str, reason: str, due: float) -> None:
+        try:
+            await self._log.write(self._record(reminder_id, run_id, DROPPED, due, reason=reason))
+        except Exception as exc:  # the drop stands; only the durable note is missing
+            log.warning(
+                "could not write dropped record: %s",
+                type(exc).__name__,
+                extra={"run_id": run_id, "reminder_id": reminder_id},
+            )
+
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
+    def _set_pending_metric(self) -> None:
+        if self._metrics is not None:
+            self._metrics.reminders_pending.set(len(self._pending))
+
+    def _set_ready_metric(self) -> None:
+        if self._metrics is not None:
+            self._metrics.worker_ready.set(1 if self.ready else 0)
+            self._metrics.slack_auth_ok.set(1 if self._auth_ok else 0)
+
+    # ------------------------------------------------------------------ scheduler
+
+    async def _run_scheduler(self) -> None:
+        while True:
+            await self._sleep(await self._run_once())
+
+    async def _run_once(self) -> float | None:
+        """One scheduler round: prune memory, fire what is due. Returns seconds to the next
+        due time (0 to go again at once, None when nothing is waiting)."""
+        now = self._now()
+        for completion in self._memory.prune(now):
+            if not completion.is_stale:
+                completion.done()
+        if not self._auth_ok:
+            return None
+        batch = self._heap.pop_due(now, self._is_live, _BATCH)
+        if batch:
+            await self._fire(batch)
+            return 0.0
+        head = self._heap.next_time(self._is_live)
+        return None if head is None else max(0.0, head - now)
+
+    async def _sleep(self, seconds: float | None) -> None:
+        self._wake.clear()
+        timeout = 60.0 if seconds is None else min(max(seconds, 0.0), 60.0)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _fire(self, batch: list[Pending]) -> None:
+        now = self._now()
+        ready: list[Pending] = []
+        for entry in batch:
+            reason = self._memory.blocked(entry.reminder_id, entry.run_id, entry.kind)
+            if reason is not None:
+                self._finish(entry, reason)
+                self._spawn(self._write_drop(entry.reminder_id, entry.run_id, reason, entry.due))
+            elif now > entry.expires:
+                self._expire(entry)
+            elif self._recipient_wait.get(entry.recipient, 0.0) > now:
+                self._heap.push(entry, self._recipient_wait[entry.recipient])
+            else:
+                ready.append(entry)
+        if not ready:
+            return
+        if not await self._log.barrier(5.0):
+            log.warning("delivery log barrier timed out; %d due reminders re-queued", len(ready))
+            for entry in ready:
+                self._heap.push(entry, now + 1.0)
+            return
+        sends = self._sends
+        for entry in ready:
+            entry.in_flight = True
+            await sends.acquire()
+            task = asyncio.create_task(self._attempt(entry))
+            task.add_done_callback(lambda _t: sends.release())
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+
+    def _expire(self, entry: Pending) -> None:
+        log.info(
+            "reminder expired before it could be sent",
+            extra={
+                "run_id": entry.run_id,
+                "reminder_id": entry.reminder_id,
+                "event_id": entry.event_id,
+            },
+        )
+        self._finish(entry, "expired")
+        self._spawn(self._write_drop(entry.reminder_id, entry.run_id, "expired", entry.due))
+
+    async def _attempt(self, entry: Pending) -> None:
+        """One delivery attempt: log check, claim, send, record; always re-queues or settles."""
+        extra = {
+            "run_id": entry.run_id,
+            "reminder_id": entry.reminder_id,
+            "event_id": entry.event_id,
+        }
+        try:
+            outcome = await self._deliver(entry, extra)
+        except Exception:
+            log.exception("reminder attempt failed unexpectedly", extra=extra)
+            outcome = "retry"
+        entry.in_flight = False
+        if entry.tp in self._revoked or self._pending.get(entry.reminder_id) is not entry:
+            return
+        successor = entry.successor
+        entry.successor = None
+        if outcome == "settled":
+            if successor is not None:
+                self._finish(successor, "duplicate", pending_removed=False)
+            return
+        if successor is not None:
+            self._finish(entry, "superseded")
+            self._pending[successor.reminder_id] = successor
+            self._heap.push(successor, max(successor.due, self._now()))
+            self._set_pending_metric()
+        else:
+            self._heap.push(entry, entry.next_at)
+        self._wake.set()
+
+    async def _deliver(self, entry: Pending, extra: dict[str, str]) -> str:
+        """Returns "settled" (record finished) or "retry" (entry.next_at set for another try)."""
+        reminder = ReminderScheduledData.model_validate_json(entry.payload)
+        now = self._now()
+        state = self._log.get(entry.reminder_id)
+        if state is not None and state.status in (SENT, DROPPED):
+            self._finish(entry, "duplicate")
+            return "settled"
+        if state is not None and state.status == CLAIMED and state.claimed_at is not None:
+            ours = entry.claimed_at == state.claimed_at
+            if not ours and now < state.claimed_at + self._claim_lease:
+                entry.next_at = state.claimed_at + self._claim_lease
+                log.info("reminder claimed by another worker; waiting for its lease", extra=extra)
+                return "retry"
+            entry.needs_check = True
+            entry.claimed_at = state.claimed_at
+        if entry.needs_check and entry.claimed_at is not None:
+            found = await self._call_find_sent(reminder, entry.claimed_at, extra)
+            if found is not None and found.outcome is SendOutcome.SENT:
+                await self._write_sent(entry, found, extra)
+                self._finish(entry, "duplicate")
+                log.info("earlier post found; not sent again", extra=extra)
+                return "settled"
+            if found is not None:
+                return self._handle_failure(entry, found, extra)
+            entry.needs_check = False
+        claim_time = _dt(self._now()).timestamp()  # exactly what the log record will carry
+        try:
+            await self._log.write(
+                self._record(
+                    entry.reminder_id, entry.run_id, CLAIMED, entry.due, claimed_at=claim_time
+                )
+            )
+        except Exception as exc:
+            log.warning("claim not written (%s); will retry", type(exc).__name__, extra=extra)
+            entry.next_at = self._now() + backoff_delay(
+                entry.attempts + 1, self._retry_initial, self._retry_max, self._rng.random
+            )
+            return "retry"
+        entry.claimed_at = claim_time
+        try:
+            result = await self._sender.send(reminder, claim_time=_dt(claim_time))
+        except Exception as exc:
+            log.warning("sender raised %s; treated as ambiguous", type(exc).__name__, extra=extra)
+            result = SendResult.ambiguous(type(exc).__name__)
+        if result.outcome is SendOutcome.SENT:
+            sent_at = self._now()
+            await self._write_sent(entry, result, extra)
+            if self._metrics is not None:
+                self._metrics.reminders_sent.labels(entry.kind).inc()
+                self._metrics.reminder_lateness.labels(entry.kind).observe(
+                    max(0.0, sent_at - entry.due)
+                )
+            self._finish(entry, None)
+            log.info("reminder sent", extra={**extra, "lateness_s": round(sent_at - entry.due, 3)})
+            return "settled"
+        return self._handle_failure(entry, result, extra)
+
+    async def _call_find_sent(
+        self, reminder: ReminderScheduledData, since: float, extra: dict[str, str]
+    ) -> SendResult | None:
+        try:
+            return await self._sender.find_sent(reminder, since=_dt(since))
+        except Exception as exc:
+            log.warning("find_sent raised %s", type(exc).__name__, extra=extra)
+            return SendResult.transient(type(exc).__name__)
+
+    async def _write_sent(self, entry: Pending, result: SendResult, extra: dict[str, str]) -> None:
+        data = self._record(
+            entry.reminder_id,
+            entry.run_id,
+            SENT,
+            entry.due,
+            claimed_at=entry.claimed_at,
+            channel=result.channel,
+            ts=result.ts,
+        )
+        for attempt in range(3):
+            try:
+                await self._log.write(data)
+                return
+            except Exception as exc:
+                log.warning(
+                    "sent record not written (%s, attempt %d)",
+                    type(exc).__name__,
+                    attempt + 1,
+                    extra=extra,
+                )
+                await asyncio.sleep(0.2 * (attempt + 1))
+
+    def _handle_failure(self, entry: Pending, result: SendResult, extra: dict[str, str]) -> str:
+        now = self._now()
+        outcome = result.outcome
+        if self._metrics is not None:
+            self._metrics.failed(entry.kind, outcome.value)
+        fields = {**extra, "outcome": outcome.value, "error": result.error or ""}
+        if outcome is SendOutcome.PERMANENT:
+            if result.dead_letter:
+                log.error("reminder rejected by the sender; dead-lettered", extra=fields)
+                self._finish(
+                    entry,
+                    None,
+                    error=NonRetryableError(
+                        f"reminder {entry.reminder_id} (run {entry.run_id}) rejected by the "
+                        f"sender: {result.error or 'permanent error'}"
+                    ),
+                )
+            else:
+                log.warning("recipient unreachable; reminder dropped", extra=fields)
+                self._finish(entry, "recipient_unreachable")
+                self._spawn(
+                    self._write_drop(
+                        entry.reminder_id, entry.run_id, "recipient_unreachable", entry.due
+                    )
+                )
+            return "settled"
+        if outcome is SendOutcome.CONFIGURATION:
+            log.error("sender configuration error; backlog kept, probing", extra=fields)
+            entry.next_at = now
+            self._configuration_failed(result.error)
+            return "retry"
+        entry.attempts += 1
+        if outcome is SendOutcome.RATE_LIMITED:
+            delay = result.retry_after if result.retry_after is not None else 1.0
+            until = now + max(0.0, delay)
+            self._recipient_wait[entry.recipient] = max(
+                until, self._recipient_wait.get(entry.recipient, 0.0)
+            )
+            entry.next_at = until
+            log.info("rate limited; retry after %.1f s", delay, extra=fields)
+        else:
+            if outcome is SendOutcome.AMBIGUOUS or outcome is SendOutcome.SENT:
+                entry.needs_check = True
+            delay = backoff_delay(
+                entry.attempts, self._retry_initial, self._retry_max, self._rng.random
+            )
+            if result.retry_after is not None:
+                delay = max(delay, result.retry_after)
+            entry.next_at = now + delay
+            log.info("%s failure; retry in %.2f s", outcome.value, delay, extra=fields)
+        # no retry after the expiry: wake just past it so the reminder is dropped as expired then
+        entry.next_at = min(entry.next_at, entry.expires + 0.001)
+        return "retry"
+
+    # ------------------------------------------------------------------ configuration probe
+
+    def _configuration_failed(self, error: str | None) -> None:
+        self._auth_error = error or "configuration error"
+        if self._auth_ok:
+            self._auth_ok = False
+            self._set_ready_metric()
+        if self._prober is None or self._prober.done():
+            self._prober = asyncio.create_task(self._probe(), name="reminder-auth-probe")
+
+    async def _probe(self) -> None:
+        attempt = 0
+        while True:
+            attempt += 1
+            delay = backoff_delay(attempt, self._probe_initial, self._probe_max, self._rng.random)
+            await asyncio.sleep(delay)
+            try:
+                result = await self._sender.check_auth()
+            except Exception as exc:
+                result = SendResult.transient(type(exc).__name__)
+            if result.outcome is SendOutcome.SENT:
+                log.info("sender configuration fixed; delivery resumes")
+                self._auth_ok = True
+                self._auth_error = None
+                self._set_ready_metric()
+                self._wake.set()
+                return
+            if result.outcome is SendOutcome.CONFIGURATION:
+                self._auth_error = result.error or self._auth_error
+            log.warning(
+                "sender still not usable (%s: %s)", result.outcome.value, result.error or ""
+            )

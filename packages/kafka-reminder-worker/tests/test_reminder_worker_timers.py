@@ -1,0 +1,123 @@
+"""Unit tests of the pure scheduling pieces: timer heap, cancellation memory, backoff."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from coffeebuddy.infra.kafka.reminder_worker._timers import (
+    CancellationMemory,
+    Pending,
+    TimerHeap,
+    backoff_delay,
+)
+
+
+def entry(rid: str, due: float, run_id: str = "run-1", kind: str = "runner") -> Pending:
+    return Pending(rid, run_id, kind, "U1", due, due + 60, b"{}", "ev-" + rid, 0.0, None, None)
+
+
+def test_heap_pops_only_due_entries_in_time_order() -> None:
+    heap = TimerHeap()
+    live: dict[str, Pending] = {}
+    for rid, due in (("c", 30.0), ("a", 10.0), ("b", 20.0)):
+        live[rid] = e = entry(rid, due)
+        heap.push(e, due)
+
+    def is_live(e: Pending) -> bool:
+        return live.get(e.reminder_id) is e
+
+    assert heap.pop_due(9.99, is_live, 10) == []
+    assert [e.reminder_id for e in heap.pop_due(20.0, is_live, 10)] == ["a", "b"]
+    assert heap.next_time(is_live) == 30.0
+
+
+def test_heap_skips_superseded_and_requeued_items() -> None:
+    heap = TimerHeap()
+    old = entry("r", 10.0)
+    new = entry("r", 50.0)
+    live = {"r": new}
+    heap.push(old, 10.0)
+    heap.push(new, 50.0)
+    heap.push(new, 40.0)  # re-queued earlier: the 50.0 item is now dead
+
+    def is_live(e: Pending) -> bool:
+        return live.get(e.reminder_id) is e
+
+    assert heap.pop_due(45.0, is_live, 10) == [new]
+    assert heap.pop_due(100.0, is_live, 10) == []
+    assert heap.next_time(is_live) is None
+
+
+def test_heap_respects_the_batch_limit() -> None:
+    heap = TimerHeap()
+    items = [entry(f"r{i}", float(i)) for i in range(5)]
+    for e in items:
+        heap.push(e, e.due)
+    assert heap.pop_due(10.0, lambda e: True, 2) == items[:2]
+    assert heap.pop_due(10.0, lambda e: True, 10) == items[2:]
+
+
+def test_compact_drops_dead_items() -> None:
+    heap = TimerHeap()
+    a, b = entry("a", 1.0), entry("b", 2.0)
+    heap.push(a, 1.0)
+    heap.push(b, 2.0)
+    heap.compact(lambda e: e is b)
+    assert len(heap) == 1
+
+
+def test_memory_blocks_by_reason_and_keeps_runner_reminders_of_closed_runs() -> None:
+    mem = CancellationMemory(ttl=100.0)
+    mem.run_closed("closed", now=0.0)
+    mem.run_cancelled("cancelled", now=0.0)
+    mem.reminder_cancelled("r-x", now=0.0)
+    assert mem.blocked("r1", "closed", "last_call") == "run_closed"
+    assert mem.blocked("r2", "closed", "runner") is None
+    assert mem.blocked("r3", "cancelled", "runner") == "run_cancelled"
+    assert mem.blocked("r-x", "other", "runner") == "cancelled"
+    assert mem.blocked("r4", "other", "last_call") is None
+
+
+class Completion:
+    def __init__(self) -> None:
+        self.done_calls = 0
+        self.is_stale = False
+
+    def done(self) -> None:
+        self.done_calls += 1
+
+
+def test_memory_is_forgotten_after_ttl_and_releases_held_records_then() -> None:
+    mem = CancellationMemory(ttl=100.0)
+    held: list[Any] = [Completion(), Completion()]
+    mem.run_cancelled("run-a", now=0.0, completion=held[0])
+    mem.run_closed("run-b", now=50.0, completion=held[1])
+    assert mem.prune(99.0) == []
+    assert mem.prune(100.0) == [held[0]]
+    assert mem.blocked("r", "run-a", "runner") is None
+    assert mem.blocked("r", "run-b", "last_call") == "run_closed"
+    assert mem.prune(150.0) == [held[1]]
+    assert mem.held_count() == 0
+
+
+def test_memory_drop_held_forgets_stale_completions() -> None:
+    mem = CancellationMemory(ttl=10.0)
+    keep, stale = Completion(), Completion()
+    stale.is_stale = True
+    mem.run_closed("r1", 0.0, keep)
+    mem.run_closed("r2", 0.0, stale)
+    mem.drop_held(lambda c: not c.is_stale)
+    assert mem.prune(10.0) == [keep]
+
+
+@pytest.mark.parametrize(
+    ("attempt", "low", "high"),
+    [(1, 0.5, 1.0), (2, 1.0, 2.0), (3, 2.0, 4.0), (10, 15.0, 30.0)],
+)
+def test_backoff_grows_exponentially_with_jitter_and_cap(
+    attempt: int, low: float, high: float
+) -> None:
+    assert backoff_delay(attempt, 1.0, 30.0, rng=lambda: 0.0) == low
+    assert backoff_delay(attempt, 1.0, 30.0, rng=lambda: 1.0) == high
