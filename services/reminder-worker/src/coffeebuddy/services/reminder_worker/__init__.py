@@ -1,5 +1,36 @@
-"""Deployable CoffeeBuddy reminder worker: reminder events in, Slack DMs out."""
+"""Deployable CoffeeBuddy reminder worker: reminder events in, Slack DMs out.
 
+`SlackDMSender` is the Slack implementation of the worker's `ReminderSender`;
+`ReminderWorkerService` composes harness, producer, worker, sender and the HTTP probes.
+"""
+
+from coffeebuddy.services.reminder_worker._app import REQUIRED_TOPICS, ReminderWorkerService
+from coffeebuddy.services.reminder_worker._logging import JsonFormatter, configure_logging
+from coffeebuddy.services.reminder_worker._render import block_id_for, render_reminder, slack_date
+from coffeebuddy.services.reminder_worker._sender import (
+    CONFIGURATION_ERRORS,
+    FORMAT_ERRORS,
+    RECIPIENT_ERRORS,
+    SlackDMSender,
+    classify_slack_error,
+)
+from coffeebuddy.services.reminder_worker._settings import ServiceSettings, ServiceSettingsError
 from coffeebuddy.services.reminder_worker._version import __version__
 
-__all__ = ["__version__"]
+__all__ = [
+    "CONFIGURATION_ERRORS",
+    "FORMAT_ERRORS",
+    "RECIPIENT_ERRORS",
+    "REQUIRED_TOPICS",
+    "JsonFormatter",
+    "ReminderWorkerService",
+    "ServiceSettings",
+    "ServiceSettingsError",
+    "SlackDMSender",
+    "__version__",
+    "block_id_for",
+    "classify_slack_error",
+    "configure_logging",
+    "render_reminder",
+    "slack_date",
+]

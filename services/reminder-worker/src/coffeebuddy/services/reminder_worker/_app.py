@@ -1,0 +1,316 @@
+"""The deployable worker: harness + producer + ReminderWorker + SlackDMSender + HTTP probes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from prometheus_client import REGISTRY, CollectorRegistry
+
+from coffeebuddy.infra.kafka.config import KafkaConnectionError, KafkaSettings, check_connection
+from coffeebuddy.infra.kafka.consumer import KafkaConsumerHarness
+from coffeebuddy.infra.kafka.metrics import KafkaMetrics, ReminderMetrics
+from coffeebuddy.infra.kafka.producer import KafkaEventProducer
+from coffeebuddy.infra.kafka.reminder_worker import ReminderWorker, SendOutcome
+from coffeebuddy.infra.kafka.topics import (
+    REMINDER_DELIVERIES_TOPIC,
+    REMINDER_EVENTS_DLQ_TOPIC,
+    REMINDER_EVENTS_TOPIC,
+    REMINDER_WORKER_GROUP,
+    RUN_EVENTS_DLQ_TOPIC,
+    RUN_EVENTS_TOPIC,
+    TopicConfig,
+)
+from coffeebuddy.services.reminder_worker._http import Probe, ProbeServer
+from coffeebuddy.services.reminder_worker._sender import SlackDMSender
+from coffeebuddy.services.reminder_worker._settings import ServiceSettings
+
+__all__ = [
+    "EXIT_CONFIG",
+    "EXIT_FORCED",
+    "EXIT_KAFKA",
+    "EXIT_OK",
+    "EXIT_TOPICS",
+    "REQUIRED_TOPICS",
+    "ReminderWorkerService",
+]
+
+log = logging.getLogger("coffeebuddy.reminder_worker.service")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+EXIT_KAFKA = 3
+EXIT_TOPICS = 4
+EXIT_FORCED = 130
+
+REQUIRED_TOPICS: tuple[TopicConfig, ...] = (
+    REMINDER_EVENTS_TOPIC,
+    RUN_EVENTS_TOPIC,
+    REMINDER_DELIVERIES_TOPIC,
+    REMINDER_EVENTS_DLQ_TOPIC,
+    RUN_EVENTS_DLQ_TOPIC,
+)
+
+
+async def missing_topics(settings: KafkaSettings, topics: Sequence[TopicConfig]) -> list[str]:
+    """Names of `topics` the cluster does not have (metadata request through the admin client)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(**settings.admin_kwargs())
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+    finally:
+        await admin.close()
+    return [t.name for t in topics if t.name not in existing]
+
+
+class ReminderWorkerService:
+    """Runs the reminder worker until a signal (or `request_stop()`), then drains within budget."""
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        kafka: KafkaSettings,
+        *,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.settings = settings
+        self.kafka = kafka
+        self.registry = REGISTRY if registry is None else registry
+        self.reminder_metrics = ReminderMetrics(self.registry)
+        self.kafka_metrics = KafkaMetrics(self.registry)
+        self._stop = asyncio.Event()
+        self._signals = 0
+        self._auth_ok = False
+        self._started = False
+        self._harness: KafkaConsumerHarness | None = None
+        self._worker: ReminderWorker | None = None
+        self._sender: SlackDMSender | None = None
+        self._http: ProbeServer | None = None
+        self._fake_slack: Any = None
+
+    # ------------------------------------------------------------------ health
+    def live(self) -> Probe:
+        harness = self._harness
+        if harness is None or not self._started:
+            return Probe(True, "starting", {"poll_loop": True})
+        status = harness.health()
+        return Probe(bool(status.live), str(status.detail), {"poll_loop": bool(status.live)})
+
+    def ready(self) -> Probe:
+        harness, worker = self._harness, self._worker
+        checks = {
+            "consumer_assigned": False,
+            "delivery_log_loaded": False,
+            "slack_auth": self._auth_ok,
+        }
+        details: list[str] = []
+        if harness is not None and self._started:
+            status = harness.health()
+            checks["consumer_assigned"] = bool(status.ready)
+            if not status.ready:
+                details.append(f"consumer: {status.detail}")
+        else:
+            details.append("consumer: not started")
+        if worker is not None and self._started:
+            health = worker.health()
+            checks["delivery_log_loaded"] = bool(health.delivery_log_caught_up)
+            checks["slack_auth"] = self._auth_ok and bool(health.slack_auth_ok)
+            if not health.ready:
+                details.append(f"worker: {health.detail}")
+        else:
+            details.append("worker: not started")
+        if not checks["slack_auth"]:
+            details.append("slack: auth.test failing (check SLACK_BOT_TOKEN and scopes)")
+        if self._stop.is_set():
+            details.append("draining")
+        ok = all(checks.values()) and not self._stop.is_set()
+        return Probe(ok, "; ".join(details) or "ready", checks)
+
+    @property
+    def http_port(self) -> int | None:
+        return self._http.bound_port if self._http else None
+
+    # ------------------------------------------------------------------ lifecycle
+    def request_stop(self) -> None:
+        """First call: drain. Second call (second signal): exit at once."""
+        self._signals += 1
+        if self._signals == 1:
+            log.info("stop requested: draining (budget %.0f s)", self.settings.drain_timeout_s)
+            self._stop.set()
+        else:
+            log.error("second stop signal: exiting now without draining")
+            logging.shutdown()
+            os._exit(EXIT_FORCED)
+
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+
+    async def _make_sender(self) -> SlackDMSender:
+        token = self.settings.slack_bot_token
+        base_url = self.settings.slack_api_base_url
+        if self.settings.dev_fake_slack:
+            try:
+                from coffeebuddy.infra.kafka.testing import FakeSlackServer
+            except ImportError as exc:  # pragma: no cover - depends on the install
+                raise RuntimeError(
+                    "COFFEEBUDDY_DEV_FAKE_SLACK=1 needs coffeebuddy-infra-kafka-testing installed"
+                ) from exc
+            fake = FakeSlackServer(token=None)
+            await fake.start()
+            self._fake_slack = fake
+            base_url = fake.base_url
+            log.warning("using the in-process fake Slack at %s (dev only)", base_url)
+            token = token or "xoxb-dev-fake"  # type: ignore[assignment]
+        assert token is not None
+        return SlackDMSender.create(
+            token,
+            base_url=base_url,
+            timeout=self.settings.slack_timeout_s,
+            metrics=self.reminder_metrics,
+        )
+
+    async def _probe_auth(self, sender: SlackDMSender) -> None:
+        """Until auth.test passes: probe with backoff (1 s doubling to 30 s); readiness waits."""
+        delay = 1.0
+        while not self._stop.is_set():
+            result = await sender.check_auth()
+            self._auth_ok = result.outcome is SendOutcome.SENT
+            self.reminder_metrics.slack_auth_ok.set(1 if self._auth_ok else 0)
+            if self._auth_ok:
+                log.info("slack auth.test ok (bot user %s)", sender.bot_user_id)
+                return
+            log.error(
+                "slack auth.test failed: %s (%s); not ready, retrying in %.0f s",
+                result.error,
+                result.outcome.value,
+                delay,
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), delay)
+            delay = min(delay * 2, 30.0)
+
+    async def run(self) -> int:
+        """Start everything, serve until stopped, drain; returns the process exit code."""
+        try:
+            await check_connection(self.kafka, timeout=15.0)
+        except KafkaConnectionError as exc:
+            log.error("cannot reach Kafka: %s", exc)
+            return EXIT_KAFKA
+        missing = await missing_topics(self.kafka, REQUIRED_TOPICS)
+        if missing:
+            log.error(
+                "missing Kafka topics: %s. Provision them from the catalog with "
+                "`coffeebuddy-kafka apply --env <dev|staging|prod>` (same KAFKA_* settings), "
+                "then start the worker again.",
+                ", ".join(missing),
+            )
+            return EXIT_TOPICS
+        self._http = ProbeServer(
+            live=self.live,
+            ready=self.ready,
+            registry=self.registry,
+            host=self.settings.http_host,
+            port=self.settings.http_port,
+        )
+        await self._http.start()
+        log.info("http probes and metrics on port %s", self._http.bound_port)
+        sender = self._sender = await self._make_sender()
+        auth_task = asyncio.create_task(self._probe_auth(sender), name="slack-auth-probe")
+        code = EXIT_OK
+        try:
+            code = await self._run_kafka(sender)
+        finally:
+            auth_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await auth_task
+            await sender.close()
+            if self._fake_slack is not None:
+                await self._fake_slack.stop()
+            await self._http.stop()
+        log.info("reminder worker stopped (exit code %d)", code)
+        return code
+
+    async def _run_kafka(self, sender: SlackDMSender) -> int:
+        producer = KafkaEventProducer(self.kafka, metrics=self.kafka_metrics)
+        await producer.start()
+        worker = self._worker = ReminderWorker(
+            sender,
+            producer,
+            self.kafka,
+            metrics=self.reminder_metrics,
+            max_concurrent_sends=self.settings.max_concurrent_sends,
+            late_grace=timedelta(seconds=self.settings.late_grace_s),
+        )
+        harness: KafkaConsumerHarness | None = None
+        run_task: asyncio.Task[None] | None = None
+        code = EXIT_OK
+        try:
+            await worker.start()
+            harness = self._harness = KafkaConsumerHarness(
+                self.kafka,
+                [REMINDER_EVENTS_TOPIC, RUN_EVENTS_TOPIC],
+                REMINDER_WORKER_GROUP,
+                worker.process_event,
+                producer=producer,
+                metrics=self.kafka_metrics,
+                max_incomplete_total=worker.max_pending,
+                on_assign=worker.on_assign,
+                on_revoke=worker.on_revoke,
+                stop_timeout=max(1.0, self.settings.drain_timeout_s - 3.0),
+            )
+            run_task = asyncio.create_task(harness.run(), name="consumer-harness")
+            self._started = True
+            stop_task = asyncio.create_task(self._stop.wait(), name="stop-signal")
+            done, _ = await asyncio.wait({run_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+            stop_task.cancel()
+            if run_task in done and not self._stop.is_set():
+                exc = run_task.exception()
+                log.error("consumer harness ended unexpectedly: %r", exc)
+                code = EXIT_FAILED
+            self._stop.set()
+        finally:
+            code = await self._drain(producer, worker, harness, run_task, code)
+        return code
+
+    async def _drain(
+        self,
+        producer: KafkaEventProducer,
+        worker: ReminderWorker,
+        harness: KafkaConsumerHarness | None,
+        run_task: asyncio.Task[None] | None,
+        code: int,
+    ) -> int:
+        """Stop consuming (commit what completed), stop the worker, flush the producer."""
+
+        async def drain() -> None:
+            if harness is not None:
+                await harness.stop()
+            if run_task is not None:
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await run_task
+            await worker.stop()
+            report = await producer.close()
+            if getattr(report, "undelivered", 0):
+                log.error("producer closed with %d undelivered records", report.undelivered)
+
+        try:
+            await asyncio.wait_for(drain(), self.settings.drain_timeout_s)
+        except TimeoutError:
+            log.error(
+                "drain did not finish within WORKER_DRAIN_TIMEOUT_S=%.0f s; "
+                "unfinished reminders are redelivered to the next owner",
+                self.settings.drain_timeout_s,
+            )
+            return code or EXIT_FAILED
+        return code

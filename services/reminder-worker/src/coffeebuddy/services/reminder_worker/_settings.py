@@ -1,0 +1,120 @@
+"""Service settings (Slack, HTTP, drain budget) read from the environment; Kafka has its own."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from pydantic import SecretStr
+
+__all__ = ["ServiceSettings", "ServiceSettingsError"]
+
+DEFAULT_SLACK_API_BASE_URL = "https://slack.com/api/"
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+
+
+class ServiceSettingsError(ValueError):
+    """Every bad or missing variable at once, each named (values of secrets are never shown)."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  {var}: {msg}" for var, msg in problems)
+        super().__init__(f"invalid reminder-worker configuration:\n{lines}")
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """What the deployable worker needs besides `KafkaSettings`."""
+
+    slack_bot_token: SecretStr | None = field(repr=False)
+    slack_api_base_url: str = DEFAULT_SLACK_API_BASE_URL
+    slack_timeout_s: float = 10.0
+    http_host: str = "0.0.0.0"  # noqa: S104 - the pod's probes and scraper reach it from outside
+    http_port: int = 8080
+    drain_timeout_s: float = 20.0
+    log_level: str = "INFO"
+    dev_fake_slack: bool = False
+    late_grace_s: float = 900.0
+    max_concurrent_sends: int = 32
+
+    def __repr__(self) -> str:
+        token = "<set>" if self.slack_bot_token else "<unset>"
+        return (
+            f"ServiceSettings(slack_bot_token={token}, slack_api_base_url="
+            f"{self.slack_api_base_url!r}, http_port={self.http_port}, "
+            f"drain_timeout_s={self.drain_timeout_s}, dev_fake_slack={self.dev_fake_slack})"
+        )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceSettings:
+        env = os.environ if environ is None else environ
+        problems: list[tuple[str, str]] = []
+
+        def number(var: str, default: float, *, low: float, high: float) -> float:
+            raw = env.get(var, "").strip()
+            if not raw:
+                return default
+            try:
+                value = float(raw)
+            except ValueError:
+                problems.append((var, f"must be a number, got {raw!r}"))
+                return default
+            if not low <= value <= high:
+                problems.append((var, f"must be between {low:g} and {high:g}, got {raw}"))
+            return value
+
+        def flag(var: str) -> bool:
+            raw = env.get(var, "").strip().lower()
+            if raw in _TRUE:
+                return True
+            if raw not in _FALSE:
+                problems.append((var, f"must be true or false, got {raw!r}"))
+            return False
+
+        dev_fake = flag("COFFEEBUDDY_DEV_FAKE_SLACK")
+        token_raw = env.get("SLACK_BOT_TOKEN", "").strip()
+        token = SecretStr(token_raw) if token_raw else None
+        if token is None and not dev_fake:
+            problems.append(
+                (
+                    "SLACK_BOT_TOKEN",
+                    "is required: the bot token (xoxb-...) with chat:write, im:write and "
+                    "im:history (or set COFFEEBUDDY_DEV_FAKE_SLACK=1 for a local fake Slack)",
+                )
+            )
+        elif token_raw and any(c.isspace() for c in token_raw):
+            problems.append(("SLACK_BOT_TOKEN", "must not contain whitespace"))
+        base_url = env.get("SLACK_API_BASE_URL", "").strip() or DEFAULT_SLACK_API_BASE_URL
+        if not base_url.startswith(("https://", "http://")):
+            problems.append(
+                ("SLACK_API_BASE_URL", f"must be an http(s) URL ending in /api/, got {base_url!r}")
+            )
+        if not base_url.endswith("/"):
+            base_url += "/"
+        port = number("WORKER_HTTP_PORT", 8080, low=0, high=65535)
+        if port != int(port):
+            problems.append(("WORKER_HTTP_PORT", "must be a whole number"))
+        drain = number("WORKER_DRAIN_TIMEOUT_S", 20.0, low=1, high=3600)
+        timeout = number("SLACK_TIMEOUT_S", 10.0, low=0.1, high=120)
+        grace = number("REMINDER_LATE_GRACE_S", 900.0, low=0, high=7 * 86400)
+        sends = number("REMINDER_MAX_CONCURRENT_SENDS", 32, low=1, high=1024)
+        level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            problems.append(("LOG_LEVEL", f"must be DEBUG, INFO, WARNING or ERROR, got {level!r}"))
+            level = "INFO"
+        if problems:
+            raise ServiceSettingsError(problems)
+        return cls(
+            slack_bot_token=token,
+            slack_api_base_url=base_url,
+            slack_timeout_s=timeout,
+            http_host=env.get("WORKER_HTTP_HOST", "").strip() or "0.0.0.0",  # noqa: S104
+            http_port=int(port),
+            drain_timeout_s=drain,
+            log_level=level,
+            dev_fake_slack=dev_fake,
+            late_grace_s=grace,
+            max_concurrent_sends=int(sends),
+        )
