@@ -1,5 +1,73 @@
 """coffeebuddy-kafka: validate, render, plan, apply and drift-check topics and ACLs."""
 
+from coffeebuddy.infra.kafka.provision._admin import AiokafkaAdmin, ClusterAdmin, TopicShape
+from coffeebuddy.infra.kafka.provision._api import (
+    apply_plan,
+    build_plan,
+    detect_drift,
+    ensure_topics,
+    render_manifests,
+    stale_manifests,
+    validate,
+)
+from coffeebuddy.infra.kafka.provision._apply import (
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    EXIT_REFUSED,
+    ApplyReport,
+    PlanRefusedError,
+    StepResult,
+)
+from coffeebuddy.infra.kafka.provision._catalog import ENVIRONMENTS, desired_state
+from coffeebuddy.infra.kafka.provision._cli import main
+from coffeebuddy.infra.kafka.provision._normalize import ConfigValueError, normalize_config_value
+from coffeebuddy.infra.kafka.provision._plan import Change, Plan, PlanFileError, Scope, diff
+from coffeebuddy.infra.kafka.provision._types import (
+    AclSpec,
+    ConfigValue,
+    DesiredState,
+    DesiredTopic,
+    ObservedState,
+    ObservedTopic,
+)
 from coffeebuddy.infra.kafka.provision._version import __version__
 
-__all__ = ["__version__"]
+__all__ = [
+    "ENVIRONMENTS",
+    "EXIT_CHANGES",
+    "EXIT_ERROR",
+    "EXIT_OK",
+    "EXIT_PARTIAL",
+    "EXIT_REFUSED",
+    "AclSpec",
+    "AiokafkaAdmin",
+    "ApplyReport",
+    "Change",
+    "ClusterAdmin",
+    "ConfigValue",
+    "ConfigValueError",
+    "DesiredState",
+    "DesiredTopic",
+    "ObservedState",
+    "ObservedTopic",
+    "Plan",
+    "PlanFileError",
+    "PlanRefusedError",
+    "Scope",
+    "StepResult",
+    "TopicShape",
+    "__version__",
+    "apply_plan",
+    "build_plan",
+    "desired_state",
+    "detect_drift",
+    "diff",
+    "ensure_topics",
+    "main",
+    "normalize_config_value",
+    "render_manifests",
+    "stale_manifests",
+    "validate",
+]
