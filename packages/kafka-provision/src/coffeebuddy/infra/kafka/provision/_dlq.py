@@ -1,1 +1,718 @@
-"""Placeholder for `coffeebuddy-kafka dlq inspect|replay` (being written)."""
+"""`coffeebuddy-kafka dlq inspect|replay`: list dead letters and re-publish them once.
+
+CLI hook (read by `_cli.py`): `register(subparsers: argparse._SubParsersAction) -> None` adds the
+`dlq` parser with `inspect` and `replay` leaves; each sets `func=` to a callable taking the parsed
+namespace and returning an awaitable exit code (0 ok, 1 error, 2 replayed something).
+
+Python API: `inspect_dead_letters(...)`, `replay_dead_letters(...)`, `DeadLetter`,
+`DeadLetterFilter`, `ReplayReport`, `FileReplayLedger`.
+
+Dead letters are read with a group-less consumer (assign + seek, never a group commit), so
+inspecting changes nothing on the cluster. A replayed dead letter goes back to its origin topic
+through `KafkaEventProducer.send_raw` with its original key and headers, minus the
+`coffeebuddy.dlq.*` headers, plus `coffeebuddy.dlq.replayed_from: <dlq>/<partition>/<offset>`.
+
+Replay ledger: every replayed dead letter is recorded (fsync'd) in a JSON-lines state file keyed
+by DLQ topic, partition, offset and record timestamp (the timestamp keeps a recreated DLQ topic's
+reused offsets apart), and a locked run skips what the ledger holds, so running the same replay
+twice sends nothing the second time. A local file needs no new topic or ACL and works against any
+cluster; its limit is that it lives where the operator runs the command (keep it on a persistent
+volume, or pass the same `--state-file`). The shared alternative is a compacted
+`<dlq>.replayed` marker topic in the catalog (see services/reminder-worker/RUNBOOK.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import fcntl
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from rich.console import Console
+from rich.table import Table
+
+from coffeebuddy.infra.kafka.config import KafkaSettings
+from coffeebuddy.infra.kafka.producer import KafkaEventProducer, RecordMetadata
+from coffeebuddy.infra.kafka.topics import CATALOG, TopicConfig
+
+__all__ = [
+    "DLQ_HEADER_PREFIX",
+    "REPLAYED_FROM_HEADER",
+    "DeadLetter",
+    "DeadLetterFilter",
+    "DlqError",
+    "FileReplayLedger",
+    "ReplayReport",
+    "default_state_file",
+    "inspect_dead_letters",
+    "parse_duration",
+    "register",
+    "replay_dead_letters",
+]
+
+DLQ_HEADER_PREFIX = "coffeebuddy.dlq."
+REPLAYED_FROM_HEADER = "coffeebuddy.dlq.replayed_from"
+_H = DLQ_HEADER_PREFIX
+DLQ_SUFFIX = ".dlq"
+STATE_FILE_ENV = "COFFEEBUDDY_DLQ_STATE_FILE"
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_REPLAYED = 2
+
+
+class DlqError(ValueError):
+    """Bad DLQ input (unknown topic, unreadable ledger, unsafe origin): says what and where."""
+
+
+# --------------------------------------------------------------------------- dead letters
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One record of a dead-letter topic with its `coffeebuddy.dlq.*` headers decoded."""
+
+    dlq_topic: str
+    partition: int
+    offset: int
+    timestamp: datetime
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...]
+
+    def header(self, name: str) -> str | None:
+        """The last value of header `name` as text (None when absent)."""
+        found = None
+        for key, value in self.headers:
+            if key == name:
+                found = value.decode("utf-8", errors="replace")
+        return found
+
+    @property
+    def ref(self) -> str:
+        """`<dlq topic>/<partition>/<offset>`: what `replayed_from` carries."""
+        return f"{self.dlq_topic}/{self.partition}/{self.offset}"
+
+    @property
+    def ledger_key(self) -> str:
+        return f"{self.ref}@{int(self.timestamp.timestamp() * 1000)}"
+
+    @property
+    def origin_topic(self) -> str | None:
+        return self.header(_H + "origin.topic")
+
+    @property
+    def origin_partition(self) -> int | None:
+        return _int_or_none(self.header(_H + "origin.partition"))
+
+    @property
+    def origin_offset(self) -> int | None:
+        return _int_or_none(self.header(_H + "origin.offset"))
+
+    @property
+    def origin_key(self) -> bytes | None:
+        """The original record key: the `origin.key` header, else the dead letter's own key."""
+        for key, value in reversed(self.headers):
+            if key == _H + "origin.key":
+                return value
+        return self.key
+
+    @property
+    def error_type(self) -> str:
+        return self.header(_H + "error.type") or ""
+
+    @property
+    def error_message(self) -> str:
+        return self.header(_H + "error.message") or ""
+
+    @property
+    def reason(self) -> str:
+        return self.header(_H + "reason") or ""
+
+    @property
+    def attempts(self) -> int | None:
+        return _int_or_none(self.header(_H + "attempts"))
+
+    @property
+    def first_seen(self) -> datetime | None:
+        raw = self.header(_H + "first_seen")
+        if not raw:
+            return None
+        with contextlib.suppress(ValueError):
+            return datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        return None
+
+    @property
+    def event(self) -> Mapping[str, Any] | None:
+        """The value as a JSON object (a CloudEvent), or None when it is not JSON."""
+        try:
+            data = json.loads(self.value)
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+
+    @property
+    def run_id(self) -> str | None:
+        event = self.event
+        data = event.get("data") if event else None
+        run_id = data.get("run_id") if isinstance(data, dict) else None
+        return str(run_id) if run_id is not None else None
+
+    @property
+    def event_type(self) -> str | None:
+        event = self.event
+        kind = event.get("type") if event else None
+        return str(kind) if kind is not None else None
+
+    def replay_headers(self) -> list[tuple[str, bytes]]:
+        """Original headers without `coffeebuddy.dlq.*`, plus `replayed_from`."""
+        kept = [(k, v) for k, v in self.headers if not k.startswith(DLQ_HEADER_PREFIX)]
+        return [*kept, (REPLAYED_FROM_HEADER, self.ref.encode())]
+
+    def age(self, now: datetime | None = None) -> timedelta:
+        """Time since the record was dead-lettered (its timestamp in the DLQ)."""
+        return (now or datetime.now(UTC)) - self.timestamp
+
+    def to_json(self, now: datetime | None = None) -> dict[str, Any]:
+        return {
+            "dlq_topic": self.dlq_topic,
+            "partition": self.partition,
+            "offset": self.offset,
+            "ref": self.ref,
+            "timestamp": self.timestamp.isoformat(),
+            "age_seconds": round(self.age(now).total_seconds(), 3),
+            "origin_topic": self.origin_topic,
+            "origin_partition": self.origin_partition,
+            "origin_offset": self.origin_offset,
+            "key": _text(self.origin_key),
+            "run_id": self.run_id,
+            "event_type": self.event_type,
+            "error_type": self.error_type,
+            "error_message": self.error_message,
+            "reason": self.reason,
+            "attempts": self.attempts,
+            "first_seen": self.first_seen.isoformat() if self.first_seen else None,
+            "value_bytes": len(self.value),
+        }
+
+
+def _int_or_none(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        return None
+
+
+def _text(raw: bytes | None) -> str | None:
+    return None if raw is None else raw.decode("utf-8", errors="replace")
+
+
+@dataclass(frozen=True)
+class DeadLetterFilter:
+    """Which dead letters to select; every given criterion must match."""
+
+    origin_topic: str | None = None
+    error_type: str | None = None
+    reason: str | None = None
+    key: str | None = None
+    run_id: str | None = None
+    older_than: timedelta | None = None
+    newer_than: timedelta | None = None
+    refs: frozenset[tuple[int, int]] | None = None
+    """(partition, offset) pairs in the DLQ topic."""
+
+    def matches(self, letter: DeadLetter, now: datetime | None = None) -> bool:
+        now = now or datetime.now(UTC)
+        age = letter.age(now)
+        checks = (
+            self.origin_topic is None or letter.origin_topic == self.origin_topic,
+            self.error_type is None or _type_matches(letter.error_type, self.error_type),
+            self.reason is None or letter.reason == self.reason,
+            self.key is None or _text(letter.origin_key) == self.key,
+            self.run_id is None or letter.run_id == self.run_id,
+            self.older_than is None or age >= self.older_than,
+            self.newer_than is None or age <= self.newer_than,
+            self.refs is None or (letter.partition, letter.offset) in self.refs,
+        )
+        return all(checks)
+
+
+def _type_matches(actual: str, wanted: str) -> bool:
+    """`SlackError` matches `SlackError` and `pkg.mod.SlackError`."""
+    return actual == wanted or actual.rsplit(".", 1)[-1] == wanted
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _dlq_name(topic: str | TopicConfig) -> str:
+    """A DLQ topic name from a DLQ name, a DLQ/origin `TopicConfig` or a catalog origin name."""
+    if isinstance(topic, TopicConfig):
+        if topic.kind == "dead_letter" or topic.dead_letter_topic is None:
+            return topic.name
+        return topic.dead_letter_topic
+    if not topic or not isinstance(topic, str):
+        raise DlqError(f"dead-letter topic: expected a topic name, got {topic!r}")
+    if topic in CATALOG.topic_names:
+        config = CATALOG.topic(topic)
+        if config.kind != "dead_letter" and config.dead_letter_topic:
+            return config.dead_letter_topic
+    return topic
+
+
+async def _read_dead_letters(
+    settings: KafkaSettings,
+    dlq: str,
+    timeout: float,  # noqa: ASYNC109
+) -> list[DeadLetter]:
+    consumer = AIOKafkaConsumer(**settings.consumer_kwargs(None))
+    try:
+        await consumer.start()
+    except Exception:
+        await _explain_connection(settings)
+        raise
+    try:
+        topics = await consumer.topics()
+        if dlq not in topics:
+            raise DlqError(f"dead-letter topic {dlq!r} does not exist on the cluster")
+        partitions = sorted(consumer.partitions_for_topic(dlq) or ())
+        tps = [TopicPartition(dlq, p) for p in partitions]
+        if not tps:
+            raise DlqError(f"dead-letter topic {dlq!r} has no partitions in the cluster metadata")
+        consumer.assign(tps)
+        ends: dict[Any, int] = await consumer.end_offsets(tps)
+        starts: dict[Any, int] = await consumer.beginning_offsets(tps)
+        for tp in tps:
+            consumer.seek(tp, starts[tp])
+        letters: list[DeadLetter] = []
+        pending = {tp for tp in tps if starts[tp] < ends[tp]}
+        deadline = time.monotonic() + timeout
+        while pending:
+            if time.monotonic() > deadline:
+                left = {f"{tp.topic}[{tp.partition}]": ends[tp] for tp in pending}
+                raise DlqError(f"timed out after {timeout}s reading {dlq!r} up to {left}")
+            batches = await consumer.getmany(*pending, timeout_ms=500)
+            for tp, records in batches.items():
+                letters.extend(_to_dead_letter(r) for r in records if r.offset < ends[tp])
+            for tp in list(pending):
+                if await consumer.position(tp) >= ends[tp]:
+                    pending.discard(tp)
+        letters.sort(key=lambda d: (d.timestamp, d.partition, d.offset))
+        return letters
+    finally:
+        await consumer.stop()
+
+
+def _to_dead_letter(record: Any) -> DeadLetter:
+    return DeadLetter(
+        dlq_topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        timestamp=datetime.fromtimestamp(record.timestamp / 1000, UTC),
+        key=record.key,
+        value=record.value or b"",
+        headers=tuple((k, bytes(v or b"")) for k, v in (record.headers or ())),
+    )
+
+
+async def _explain_connection(settings: KafkaSettings) -> None:
+    """Replace aiokafka's bare start failure with `check_connection`'s explanation."""
+    from coffeebuddy.infra.kafka.config import check_connection
+
+    await check_connection(settings, timeout=10.0)
+
+
+async def inspect_dead_letters(
+    topic: str | TopicConfig,
+    *,
+    settings: KafkaSettings | None = None,
+    where: DeadLetterFilter | None = None,
+    limit: int | None = None,
+    now: datetime | None = None,
+    timeout: float = 30.0,  # noqa: ASYNC109
+) -> list[DeadLetter]:
+    """Dead letters of `topic` (a DLQ name, or an origin topic of the catalog), oldest first.
+
+    Reads every partition from its start to the end offsets seen at call time; commits nothing.
+    """
+    settings = settings or KafkaSettings.from_env()
+    where = where or DeadLetterFilter()
+    now = now or datetime.now(UTC)
+    letters = await _read_dead_letters(settings, _dlq_name(topic), timeout)
+    selected = [d for d in letters if where.matches(d, now)]
+    return selected[:limit] if limit is not None else selected
+
+
+# --------------------------------------------------------------------------- ledger
+
+
+def default_state_file(environ: Mapping[str, str] | None = None) -> Path:
+    """`$COFFEEBUDDY_DLQ_STATE_FILE`, else `$XDG_STATE_HOME/coffeebuddy/dlq-replayed.jsonl`."""
+    env = os.environ if environ is None else environ
+    if env.get(STATE_FILE_ENV):
+        return Path(env[STATE_FILE_ENV])
+    base = Path(env.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return base / "coffeebuddy" / "dlq-replayed.jsonl"
+
+
+class FileReplayLedger:
+    """Which dead letters were replayed, in a JSON-lines file; one replay run holds its lock."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._entries: dict[str, dict[str, Any]] = {}
+        self._lock: IO[str] | None = None
+
+    def load(self) -> None:
+        self._entries = {}
+        if not self.path.exists():
+            return
+        for number, line in enumerate(self.path.read_text().splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+                self._entries[str(entry["key"])] = entry
+            except (ValueError, KeyError, TypeError) as exc:
+                raise DlqError(f"replay ledger {self.path}:{number}: not a ledger entry") from exc
+
+    def __contains__(self, letter: object) -> bool:
+        return isinstance(letter, DeadLetter) and letter.ledger_key in self._entries
+
+    def entry(self, letter: DeadLetter) -> Mapping[str, Any] | None:
+        return self._entries.get(letter.ledger_key)
+
+    def record(self, letter: DeadLetter, target: RecordMetadata) -> None:
+        entry = {
+            "key": letter.ledger_key,
+            "ref": letter.ref,
+            "replayed_at": datetime.now(UTC).isoformat(),
+            "target": {
+                "topic": target.topic,
+                "partition": target.partition,
+                "offset": target.offset,
+            },
+        }
+        with self.path.open("a", encoding="utf-8") as out:
+            out.write(json.dumps(entry, sort_keys=True) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        self._entries[letter.ledger_key] = entry
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[FileReplayLedger]:
+        """Hold an exclusive lock (`<file>.lock`) and a fresh view of the ledger."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        with lock_path.open("a", encoding="utf-8") as lock:
+            try:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                raise DlqError(f"another replay holds {lock_path}; wait for it to finish") from exc
+            try:
+                self.load()
+                yield self
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
+# --------------------------------------------------------------------------- replay
+
+
+@dataclass
+class ReplayReport:
+    """What a replay selected, sent (with where it landed) and skipped as already replayed."""
+
+    dlq_topic: str
+    dry_run: bool
+    selected: list[DeadLetter] = field(default_factory=list)
+    replayed: list[tuple[DeadLetter, RecordMetadata]] = field(default_factory=list)
+    already_replayed: list[DeadLetter] = field(default_factory=list)
+
+    @property
+    def to_replay(self) -> list[DeadLetter]:
+        """Selected and not yet in the ledger (what a dry run would send)."""
+        return [d for d in self.selected if d not in self.already_replayed]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dlq_topic": self.dlq_topic,
+            "dry_run": self.dry_run,
+            "selected": len(self.selected),
+            "already_replayed": [d.ref for d in self.already_replayed],
+            "would_replay": [d.ref for d in self.to_replay] if self.dry_run else [],
+            "replayed": [
+                {"ref": d.ref, "topic": md.topic, "partition": md.partition, "offset": md.offset}
+                for d, md in self.replayed
+            ],
+        }
+
+
+def _origin_config(letter: DeadLetter, topics: Mapping[str, TopicConfig]) -> TopicConfig:
+    origin = letter.origin_topic
+    if not origin:
+        raise DlqError(f"{letter.ref}: no {_H}origin.topic header, cannot tell where it came from")
+    expected = (
+        {letter.dlq_topic.removesuffix(DLQ_SUFFIX)}
+        if letter.dlq_topic.endswith(DLQ_SUFFIX)
+        else set()
+    )
+    expected |= {t.name for t in topics.values() if t.dead_letter_topic == letter.dlq_topic}
+    if CATALOG.topic_names and letter.dlq_topic in CATALOG.topic_names:
+        catalog_origin = CATALOG.origin_of(letter.dlq_topic)
+        if catalog_origin is not None:
+            expected.add(catalog_origin.name)
+    if origin not in expected:
+        raise DlqError(
+            f"{letter.ref}: origin topic {origin!r} is not the origin of {letter.dlq_topic!r} "
+            f"(expected one of {sorted(expected)}); refusing to publish there"
+        )
+    if origin in topics:
+        return topics[origin]
+    if origin in CATALOG.topic_names:
+        return CATALOG.topic(origin)
+    # Named by the `<origin>.dlq` convention but not catalogued (e.g. a test topic): send_raw
+    # only needs the name.
+    return TopicConfig(
+        name=origin, partitions=1, replication_factor=1, key_field="run_id", kind="events"
+    )
+
+
+async def replay_dead_letters(
+    topic: str | TopicConfig,
+    *,
+    ledger: FileReplayLedger,
+    settings: KafkaSettings | None = None,
+    where: DeadLetterFilter | None = None,
+    dry_run: bool = False,
+    rate: float | None = None,
+    limit: int | None = None,
+    topics: Iterable[TopicConfig] = (),
+    producer: KafkaEventProducer | None = None,
+    timeout: float = 30.0,  # noqa: ASYNC109
+) -> ReplayReport:
+    """Re-publish selected dead letters of `topic` to their origin topic, each at most once.
+
+    `rate` caps messages per second. With `dry_run` nothing is published or recorded. Every
+    origin is checked before the first send, so a bad selection sends nothing.
+    """
+    if rate is not None and rate <= 0:
+        raise DlqError(f"rate: must be > 0 messages/s, got {rate}")
+    settings = settings or KafkaSettings.from_env()
+    dlq = _dlq_name(topic)
+    known = {t.name: t for t in topics}
+    report = ReplayReport(dlq_topic=dlq, dry_run=dry_run)
+    with ledger.locked():
+        report.selected = await inspect_dead_letters(
+            dlq, settings=settings, where=where, limit=limit, timeout=timeout
+        )
+        report.already_replayed = [d for d in report.selected if d in ledger]
+        plan = [(d, _origin_config(d, known)) for d in report.to_replay]
+        if dry_run or not plan:
+            return report
+        own = producer is None
+        sender = producer or KafkaEventProducer(settings)
+        if own:
+            await sender.start()
+        try:
+            interval = 1.0 / rate if rate else 0.0
+            started = time.monotonic()
+            for index, (letter, origin) in enumerate(plan):
+                if interval:
+                    delay = started + index * interval - time.monotonic()
+                    if delay > 0:
+                        await asyncio.sleep(delay)  # rate limit, not synchronisation
+                metadata = await sender.send_raw(
+                    origin, letter.value, key=letter.origin_key, headers=letter.replay_headers()
+                )
+                ledger.record(letter, metadata)
+                report.replayed.append((letter, metadata))
+        finally:
+            if own:
+                await sender.close()
+    return report
+
+
+# --------------------------------------------------------------------------- CLI
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> timedelta:
+    """`90s`, `15m`, `2h`, `1d`, `1h30m` -> timedelta; DlqError naming the value otherwise."""
+    cleaned = text.strip().lower()
+    parts = _DURATION.findall(cleaned)
+    if not parts or "".join(n + u for n, u in parts) != cleaned:
+        raise DlqError(f"duration {text!r}: use a number with s, m, h, d or w, e.g. 30m or 1h30m")
+    return timedelta(seconds=sum(float(n) * _UNITS[u] for n, u in parts))
+
+
+def _ref(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"(\d+):(\d+)", text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"--ref {text!r}: expected PARTITION:OFFSET, e.g. 0:42")
+    return int(match.group(1)), int(match.group(2))
+
+
+def _duration_arg(text: str) -> timedelta:
+    try:
+        return parse_duration(text)
+    except DlqError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _filter_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("topic", help="dead-letter topic, or a catalog topic to use its .dlq")
+    parser.add_argument("--origin-topic", help="only dead letters from this origin topic")
+    parser.add_argument("--error-type", help="only this error type (class name or dotted path)")
+    parser.add_argument("--reason", help="only this reason (decode_error, non_retryable, ...)")
+    parser.add_argument("--key", help="only this original record key")
+    parser.add_argument("--run-id", help="only events whose data.run_id is this")
+    parser.add_argument("--older-than", type=_duration_arg, metavar="AGE", help="e.g. 30m")
+    parser.add_argument("--newer-than", type=_duration_arg, metavar="AGE", help="e.g. 2h")
+    parser.add_argument(
+        "--ref", type=_ref, action="append", metavar="P:O", help="only DLQ partition:offset"
+    )
+    parser.add_argument("--limit", type=int, help="at most this many (oldest first)")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds to read the topic")
+    parser.add_argument("--state-file", help=f"replay ledger (default ${STATE_FILE_ENV} or XDG)")
+    parser.add_argument("--output", choices=("table", "json"), default="table")
+
+
+def _where(args: argparse.Namespace) -> DeadLetterFilter:
+    return DeadLetterFilter(
+        origin_topic=args.origin_topic,
+        error_type=args.error_type,
+        reason=args.reason,
+        key=args.key,
+        run_id=args.run_id,
+        older_than=args.older_than,
+        newer_than=args.newer_than,
+        refs=frozenset(args.ref) if args.ref else None,
+    )
+
+
+def _ledger(args: argparse.Namespace) -> FileReplayLedger:
+    return FileReplayLedger(args.state_file or default_state_file())
+
+
+def _short(value: str | None, width: int = 60) -> str:
+    text = (value or "").replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _age(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _print_letters(
+    letters: Sequence[DeadLetter], ledger: FileReplayLedger, output: Literal["table", "json"]
+) -> None:
+    now = datetime.now(UTC)
+    if output == "json":
+        rows = [{**d.to_json(now), "replayed": d in ledger} for d in letters]
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    table = Table(title=f"{len(letters)} dead letters", show_lines=False)
+    for column in (
+        "dlq p:o",
+        "age",
+        "origin",
+        "key",
+        "reason",
+        "error",
+        "message",
+        "tries",
+        "replayed",
+    ):
+        table.add_column(column, overflow="fold")
+    for d in letters:
+        table.add_row(
+            f"{d.partition}:{d.offset}",
+            _age(d.age(now)),
+            f"{d.origin_topic}[{d.origin_partition}]@{d.origin_offset}",
+            _short(_text(d.origin_key), 24),
+            d.reason,
+            d.error_type.rsplit(".", 1)[-1],
+            _short(d.error_message),
+            "" if d.attempts is None else str(d.attempts),
+            "yes" if d in ledger else "",
+        )
+    Console(width=200).print(table)
+
+
+async def _cmd_inspect(args: argparse.Namespace) -> int:
+    settings = KafkaSettings.from_env()
+    ledger = _ledger(args)
+    ledger.load()
+    letters = await inspect_dead_letters(
+        args.topic, settings=settings, where=_where(args), limit=args.limit, timeout=args.timeout
+    )
+    _print_letters(letters, ledger, args.output)
+    return EXIT_OK
+
+
+async def _cmd_replay(args: argparse.Namespace) -> int:
+    settings = KafkaSettings.from_env()
+    report = await replay_dead_letters(
+        args.topic,
+        ledger=_ledger(args),
+        settings=settings,
+        where=_where(args),
+        dry_run=args.dry_run,
+        rate=args.rate,
+        limit=args.limit,
+        timeout=args.timeout,
+    )
+    if args.output == "json":
+        sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
+    else:
+        console = Console(width=200)
+        for letter in report.already_replayed:
+            console.print(f"skip {letter.ref}: already replayed")
+        if report.dry_run:
+            for letter in report.to_replay:
+                key = _text(letter.origin_key)
+                console.print(f"would replay {letter.ref} -> {letter.origin_topic} key={key}")
+            console.print(
+                f"dry run: {len(report.to_replay)} of {len(report.selected)} would be sent"
+            )
+        else:
+            for letter, md in report.replayed:
+                console.print(f"replayed {letter.ref} -> {md.topic}[{md.partition}]@{md.offset}")
+            console.print(f"replayed {len(report.replayed)} of {len(report.selected)} selected")
+    return EXIT_REPLAYED if report.replayed else EXIT_OK
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add `dlq inspect` and `dlq replay` to the `coffeebuddy-kafka` parser."""
+    dlq = subparsers.add_parser("dlq", help="inspect and replay dead letters")
+    leaves = dlq.add_subparsers(dest="dlq_command", required=True)
+    inspect = leaves.add_parser("inspect", help="list dead letters (read-only, no group)")
+    _filter_options(inspect)
+    inspect.set_defaults(func=_cmd_inspect)
+    replay = leaves.add_parser("replay", help="re-publish dead letters to their origin, once")
+    _filter_options(replay)
+    replay.add_argument("--dry-run", action="store_true", help="show what would be sent")
+    replay.add_argument(
+        "--rate", type=float, metavar="MSG_PER_S", help="at most this many per second"
+    )
+    replay.set_defaults(func=_cmd_replay)

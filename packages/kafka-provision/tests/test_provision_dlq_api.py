@@ -1,0 +1,229 @@
+"""DLQ inspect/replay on the real broker, dead letters written in the consumer's format."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from coffeebuddy.infra.kafka.config import KafkaSettings
+from coffeebuddy.infra.kafka.producer import KafkaEventProducer
+from coffeebuddy.infra.kafka.provision._dlq import (
+    REPLAYED_FROM_HEADER,
+    DeadLetterFilter,
+    DlqError,
+    FileReplayLedger,
+    inspect_dead_letters,
+    parse_duration,
+    replay_dead_letters,
+)
+from coffeebuddy.infra.kafka.testing import TopicFactory
+from coffeebuddy.infra.kafka.topics import TopicConfig
+
+
+def _event(run_id: str) -> bytes:
+    return json.dumps(
+        {
+            "specversion": "1.0",
+            "type": "coffeebuddy.reminder.scheduled.v1",
+            "data": {"run_id": run_id},
+        }
+    ).encode()
+
+
+def _dlq_headers(
+    origin: str, partition: int, offset: int, key: str, error_type: str, reason: str
+) -> list[tuple[str, bytes]]:
+    h = "coffeebuddy.dlq."
+    return [
+        ("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+        (h + "origin.topic", origin.encode()),
+        (h + "origin.partition", str(partition).encode()),
+        (h + "origin.offset", str(offset).encode()),
+        (h + "origin.key", key.encode()),
+        (h + "error.type", error_type.encode()),
+        (h + "error.message", f"{error_type} happened".encode()),
+        (h + "reason", reason.encode()),
+        (h + "attempts", b"3"),
+        (h + "first_seen", datetime.now(UTC).isoformat().encode()),
+    ]
+
+
+async def _records(settings: KafkaSettings, topic: str) -> list[Any]:
+    """Everything in partition-ordered `topic`, read group-less up to the current end."""
+    consumer = AIOKafkaConsumer(**settings.consumer_kwargs(None))
+    await consumer.start()
+    try:
+        await consumer.topics()
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        await consumer.seek_to_beginning(*tps)
+        out: list[Any] = []
+        deadline = time.monotonic() + 15
+        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+            assert time.monotonic() < deadline, f"could not read {topic} up to {ends}"
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                out.extend(batch)
+        return out
+    finally:
+        await consumer.stop()
+
+
+@pytest.fixture
+async def dead_letters(
+    kafka_settings: KafkaSettings, unique_topic: TopicFactory
+) -> tuple[TopicConfig, TopicConfig]:
+    origin = unique_topic(partitions=2)
+    dlq = unique_topic.dead_letter(origin)
+    async with KafkaEventProducer(kafka_settings) as producer:
+        rows = [
+            ("run-1", 0, 10, "slack.SlackApiError", "non_retryable"),
+            ("run-2", 1, 11, "EventDecodeError", "decode_error"),
+            ("run-3", 0, 12, "slack.SlackApiError", "retries_exhausted"),
+        ]
+        for run_id, partition, offset, error, reason in rows:
+            await producer.send_raw(
+                dlq,
+                _event(run_id),
+                key=run_id.encode(),
+                headers=_dlq_headers(origin.name, partition, offset, run_id, error, reason),
+            )
+    return origin, dlq
+
+
+async def test_inspect_lists_every_dead_letter_with_decoded_headers(
+    kafka_settings: KafkaSettings, dead_letters: tuple[TopicConfig, TopicConfig]
+) -> None:
+    origin, dlq = dead_letters
+    letters = await inspect_dead_letters(dlq.name, settings=kafka_settings)
+    assert [d.run_id for d in letters] == ["run-1", "run-2", "run-3"]
+    first = letters[0]
+    assert first.origin_topic == origin.name
+    assert (first.origin_partition, first.origin_offset) == (0, 10)
+    assert first.origin_key == b"run-1"
+    assert first.error_type == "slack.SlackApiError"
+    assert first.error_message == "slack.SlackApiError happened"
+    assert first.reason == "non_retryable"
+    assert first.attempts == 3
+    assert first.first_seen is not None
+    assert timedelta(0) <= first.age() < timedelta(minutes=5)
+    as_json = first.to_json()
+    assert as_json["origin_topic"] == origin.name
+    assert as_json["key"] == "run-1"
+    assert as_json["ref"] == f"{dlq.name}/0/{first.offset}"
+    # the origin topic resolves to its DLQ by the catalog/convention only for DLQ names
+    assert len(await inspect_dead_letters(dlq, settings=kafka_settings)) == 3
+
+
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [
+        (DeadLetterFilter(reason="decode_error"), ["run-2"]),
+        (DeadLetterFilter(error_type="SlackApiError"), ["run-1", "run-3"]),
+        (DeadLetterFilter(error_type="slack.SlackApiError", reason="retries_exhausted"), ["run-3"]),
+        (DeadLetterFilter(key="run-2"), ["run-2"]),
+        (DeadLetterFilter(run_id="run-3"), ["run-3"]),
+        (DeadLetterFilter(origin_topic="elsewhere"), []),
+        (DeadLetterFilter(newer_than=timedelta(minutes=5)), ["run-1", "run-2", "run-3"]),
+        (DeadLetterFilter(older_than=timedelta(minutes=5)), []),
+    ],
+)
+async def test_inspect_filters(
+    kafka_settings: KafkaSettings,
+    dead_letters: tuple[TopicConfig, TopicConfig],
+    where: DeadLetterFilter,
+    expected: list[str],
+) -> None:
+    _, dlq = dead_letters
+    letters = await inspect_dead_letters(dlq.name, settings=kafka_settings, where=where)
+    assert [d.run_id for d in letters] == expected
+
+
+async def test_replay_dry_run_then_once_then_nothing(
+    kafka_settings: KafkaSettings, dead_letters: tuple[TopicConfig, TopicConfig], tmp_path: Path
+) -> None:
+    origin, dlq = dead_letters
+    ledger = FileReplayLedger(tmp_path / "replayed.jsonl")
+    where = DeadLetterFilter(error_type="SlackApiError")
+
+    dry = await replay_dead_letters(
+        dlq.name, ledger=ledger, settings=kafka_settings, where=where, dry_run=True
+    )
+    assert [d.run_id for d in dry.to_replay] == ["run-1", "run-3"]
+    assert dry.replayed == []
+    assert await _records(kafka_settings, origin.name) == []
+    assert not ledger.path.exists()
+
+    done = await replay_dead_letters(
+        dlq.name, ledger=ledger, settings=kafka_settings, where=where, rate=50
+    )
+    assert [d.run_id for d, _ in done.replayed] == ["run-1", "run-3"]
+    records = await _records(kafka_settings, origin.name)
+    assert sorted(r.key for r in records) == [b"run-1", b"run-3"]
+    for record in records:
+        headers = dict(record.headers)
+        assert not any(
+            k.startswith("coffeebuddy.dlq.") and k != REPLAYED_FROM_HEADER for k in headers
+        )
+        assert headers["traceparent"].startswith(b"00-0af7")
+        assert headers[REPLAYED_FROM_HEADER].decode().startswith(f"{dlq.name}/0/")
+        assert json.loads(record.value)["data"]["run_id"] == record.key.decode()
+    assert len(ledger.path.read_text().splitlines()) == 2
+
+    again = await replay_dead_letters(dlq.name, ledger=ledger, settings=kafka_settings, where=where)
+    assert again.replayed == []
+    assert [d.run_id for d in again.already_replayed] == ["run-1", "run-3"]
+    assert len(await _records(kafka_settings, origin.name)) == 2
+
+    # a fresh ledger object on the same file remembers too
+    other = await replay_dead_letters(
+        dlq.name, ledger=FileReplayLedger(ledger.path), settings=kafka_settings
+    )
+    assert [d.run_id for d, _ in other.replayed] == ["run-2"]
+    assert len(await _records(kafka_settings, origin.name)) == 3
+
+
+async def test_replay_refuses_an_origin_that_is_not_the_dlqs(
+    kafka_settings: KafkaSettings, unique_topic: TopicFactory, tmp_path: Path
+) -> None:
+    origin = unique_topic(partitions=1)
+    dlq = unique_topic.dead_letter(origin)
+    async with KafkaEventProducer(kafka_settings) as producer:
+        await producer.send_raw(
+            dlq,
+            _event("run-x"),
+            key=b"run-x",
+            headers=_dlq_headers("coffeebuddy.run.events", 0, 1, "run-x", "E", "non_retryable"),
+        )
+    ledger = FileReplayLedger(tmp_path / "l.jsonl")
+    with pytest.raises(DlqError, match="not the origin of"):
+        await replay_dead_letters(dlq.name, ledger=ledger, settings=kafka_settings)
+    assert await _records(kafka_settings, origin.name) == []
+
+
+async def test_inspect_names_a_missing_topic(kafka_settings: KafkaSettings) -> None:
+    with pytest.raises(DlqError, match="does not exist"):
+        await inspect_dead_letters("no.such.topic.dlq", settings=kafka_settings, timeout=10)
+
+
+def test_parse_duration() -> None:
+    assert parse_duration("90s") == timedelta(seconds=90)
+    assert parse_duration("1h30m") == timedelta(minutes=90)
+    assert parse_duration("2d") == timedelta(days=2)
+    with pytest.raises(DlqError, match="'soon'"):
+        parse_duration("soon")
+    with pytest.raises(DlqError):
+        parse_duration("5 minutes")
+
+
+def test_ledger_names_a_corrupt_line(tmp_path: Path) -> None:
+    path = tmp_path / "l.jsonl"
+    path.write_text('{"key": "a"}\nnot json\n')
+    with pytest.raises(DlqError, match=r"l.jsonl:2"):
+        FileReplayLedger(path).load()
