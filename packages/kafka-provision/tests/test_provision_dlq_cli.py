@@ -1,0 +1,95 @@
+"""`coffeebuddy-kafka dlq inspect|replay` through the real CLI entry point and broker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from coffeebuddy.infra.kafka.producer import KafkaEventProducer
+from coffeebuddy.infra.kafka.provision import main
+from coffeebuddy.infra.kafka.testing import BrokerHandle, TopicFactory
+
+
+async def _dead_letter(broker: BrokerHandle, dlq_topic: object, origin: str, run_id: str) -> None:
+    h = "coffeebuddy.dlq."
+    async with KafkaEventProducer(broker.settings()) as producer:
+        await producer.send_raw(
+            dlq_topic,  # type: ignore[arg-type]
+            json.dumps(
+                {"type": "coffeebuddy.reminder.scheduled.v1", "data": {"run_id": run_id}}
+            ).encode(),
+            key=run_id.encode(),
+            headers=[
+                (h + "origin.topic", origin.encode()),
+                (h + "origin.partition", b"0"),
+                (h + "origin.offset", b"7"),
+                (h + "error.type", b"SlackApiError"),
+                (h + "error.message", b"invalid_blocks"),
+                (h + "reason", b"non_retryable"),
+                (h + "attempts", b"1"),
+            ],
+        )
+
+
+@pytest.fixture
+def cli_env(kafka_broker: BrokerHandle, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """KAFKA_* of the test broker in the environment (the CLI uses KafkaSettings.from_env())."""
+    for key, value in kafka_broker.env.items():
+        monkeypatch.setenv(key, value)
+    state = tmp_path / "state" / "replayed.jsonl"
+    monkeypatch.setenv("COFFEEBUDDY_DLQ_STATE_FILE", str(state))
+    return state
+
+
+def test_cli_inspect_and_replay_once(
+    kafka_broker: BrokerHandle,
+    unique_topic: TopicFactory,
+    cli_env: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    origin = unique_topic(partitions=1)
+    dlq = unique_topic.dead_letter(origin)
+    asyncio.run(_dead_letter(kafka_broker, dlq, origin.name, "run-a"))
+    asyncio.run(_dead_letter(kafka_broker, dlq, origin.name, "run-b"))
+    capsys.readouterr()
+
+    assert main(["dlq", "inspect", dlq.name, "--output", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["key"] for r in rows] == ["run-a", "run-b"]
+    assert rows[0]["error_message"] == "invalid_blocks"
+    assert rows[0]["replayed"] is False
+
+    assert main(["dlq", "inspect", dlq.name, "--key", "run-b"]) == 0
+    table = capsys.readouterr().out
+    assert "1 dead letters" in table
+    assert "invalid_blocks" in table
+
+    assert main(["dlq", "replay", dlq.name, "--key", "run-a", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"would replay {dlq.name}/0/0" in out
+    assert not cli_env.exists()
+
+    assert main(["dlq", "replay", dlq.name, "--key", "run-a", "--rate", "10"]) == 2
+    assert f"replayed {dlq.name}/0/0 -> {origin.name}[0]@0" in capsys.readouterr().out
+
+    assert main(["dlq", "replay", dlq.name, "--output", "json"]) == 2
+    report = json.loads(capsys.readouterr().out)
+    assert report["already_replayed"] == [f"{dlq.name}/0/0"]
+    assert [r["ref"] for r in report["replayed"]] == [f"{dlq.name}/0/1"]
+
+    assert main(["dlq", "replay", dlq.name]) == 0
+    assert "replayed 0 of 2 selected" in capsys.readouterr().out
+
+    assert main(["dlq", "inspect", dlq.name, "--output", "json"]) == 0
+    assert all(r["replayed"] for r in json.loads(capsys.readouterr().out))
+
+
+def test_cli_rejects_bad_input(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["dlq", "inspect", "x.dlq", "--older-than", "soon"])
+    assert "--older-than" in capsys.readouterr().err
+    assert main(["dlq", "replay", "x.dlq", "--rate", "0"]) == 1
+    assert "rate: must be > 0" in capsys.readouterr().err
