@@ -1,0 +1,158 @@
+"""Property tests: every event type survives bytes -> model -> bytes unchanged."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from coffeebuddy.infra.kafka.models import (
+    EVENT_TYPES,
+    CloudEvent,
+    OrderAdded,
+    OrderAddedData,
+    OrderLine,
+    ReminderCancelled,
+    ReminderCancelledData,
+    ReminderDelivery,
+    ReminderDeliveryData,
+    ReminderScheduled,
+    ReminderScheduledData,
+    RunCancelled,
+    RunCancelledData,
+    RunClosed,
+    RunClosedData,
+    RunCreated,
+    RunCreatedData,
+    RunnerAssigned,
+    RunnerAssignedData,
+    decode_event,
+    decode_events,
+    encode_event,
+)
+
+OFFSETS = [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8))]
+times = st.datetimes(
+    min_value=datetime(2000, 1, 1),
+    max_value=datetime(2100, 1, 1),
+    timezones=st.sampled_from(OFFSETS),
+)
+run_ids = st.from_regex(r"\A[A-Za-z0-9_-]{1,64}\Z")
+team_ids = st.from_regex(r"\AT[A-Z0-9]{1,12}\Z")
+channel_ids = st.from_regex(r"\A[CGD][A-Z0-9]{1,12}\Z")
+user_ids = st.from_regex(r"\A[UW][A-Z0-9]{1,12}\Z")
+reminder_ids = st.from_regex(r"\A[!-~]{1,255}\Z")
+places = st.text(min_size=1, max_size=120)
+items = st.text(min_size=1, max_size=200)
+reasons = st.none() | st.text(max_size=500)
+sources = st.sampled_from(["/coffeebuddy/slack-app", "/coffeebuddy/reminder-worker", "urn:x:y"])
+ids = st.text(min_size=1, max_size=64)
+
+
+@st.composite
+def scheduled_data(draw: st.DrawFn) -> ReminderScheduledData:
+    due = draw(times)
+    expires = draw(
+        st.none()
+        | st.timedeltas(min_value=timedelta(seconds=1), max_value=timedelta(days=30)).map(
+            lambda d: due + d
+        )
+    )
+    return ReminderScheduledData(
+        reminder_id=draw(reminder_ids),
+        kind=draw(st.sampled_from(["runner", "last_call"])),
+        run_id=draw(run_ids),
+        team_id=draw(team_ids),
+        channel_id=draw(channel_ids),
+        recipient_user_id=draw(user_ids),
+        due_at=due,
+        expires_at=expires,
+        place=draw(places),
+        closes_at=draw(st.none() | times),
+        order_count=draw(st.none() | st.integers(min_value=0, max_value=10_000)),
+        orders=draw(
+            st.none() | st.lists(st.builds(OrderLine, user_id=user_ids, item=items), max_size=5)
+        ),
+    )
+
+
+DATA: dict[type[CloudEvent[Any]], st.SearchStrategy[Any]] = {
+    RunCreated: st.builds(
+        RunCreatedData,
+        run_id=run_ids,
+        team_id=team_ids,
+        channel_id=channel_ids,
+        organizer_user_id=user_ids,
+        place=places,
+        closes_at=times,
+    ),
+    OrderAdded: st.builds(OrderAddedData, run_id=run_ids, user_id=user_ids, item=items),
+    RunnerAssigned: st.builds(RunnerAssignedData, run_id=run_ids, runner_user_id=user_ids),
+    RunClosed: st.builds(RunClosedData, run_id=run_ids, closed_at=times),
+    RunCancelled: st.builds(RunCancelledData, run_id=run_ids, reason=reasons),
+    ReminderScheduled: scheduled_data(),
+    ReminderCancelled: st.builds(
+        ReminderCancelledData, run_id=run_ids, reminder_id=reminder_ids, reason=reasons
+    ),
+    ReminderDelivery: st.builds(
+        ReminderDeliveryData,
+        reminder_id=reminder_ids,
+        run_id=run_ids,
+        status=st.sampled_from(["claimed", "sent", "dropped"]),
+        reason=reasons,
+        due_at=times,
+        recorded_at=times,
+        slack_channel=st.none() | channel_ids,
+        slack_ts=st.none() | st.from_regex(r"\A[0-9]{10}\.[0-9]{6}\Z"),
+        claimed_at=st.none() | times,
+    ),
+}
+
+
+@st.composite
+def events(draw: st.DrawFn) -> CloudEvent[Any]:
+    cls = draw(st.sampled_from(sorted(DATA, key=lambda c: c.EVENT_TYPE)))
+    event: CloudEvent[Any] = cls.create(
+        data=draw(DATA[cls]), source=draw(sources), id=draw(ids), time=draw(times)
+    )
+    return event
+
+
+def test_every_event_type_has_a_strategy() -> None:
+    assert {cls.EVENT_TYPE for cls in DATA} == set(EVENT_TYPES)
+
+
+@settings(max_examples=300)
+@given(events())
+def test_bytes_model_bytes_round_trip(event: CloudEvent[Any]) -> None:
+    raw = encode_event(event)
+    decoded = decode_event(raw)
+    assert type(decoded) is type(event)
+    assert decoded == event
+    assert encode_event(decoded) == raw
+    # Compact UTF-8 JSON: exactly what a separator-free json.dumps of the same document gives.
+    compact = json.dumps(json.loads(raw.decode("utf-8")), separators=(",", ":"), ensure_ascii=False)
+    assert raw == compact.encode("utf-8")
+
+
+@settings(max_examples=100)
+@given(events(), st.dictionaries(st.from_regex(r"\Ax[a-z]{1,8}\Z"), st.integers(), max_size=3))
+def test_unknown_fields_are_ignored_at_envelope_and_data_level(
+    event: CloudEvent[Any], extras: dict[str, int]
+) -> None:
+    doc = json.loads(encode_event(event))
+    doc.update(extras)
+    doc["data"].update(extras)
+    decoded = decode_event(json.dumps(doc).encode())
+    assert decoded == event
+    assert encode_event(decoded) == encode_event(event)
+
+
+@settings(max_examples=50)
+@given(st.lists(events(), max_size=8))
+def test_batch_decode_matches_single_decode(batch: list[CloudEvent[Any]]) -> None:
+    raws = [encode_event(e) for e in batch]
+    assert decode_events(raws) == batch

@@ -1,0 +1,130 @@
+"""Role -> ACL expansion is exact and least-privilege; every binding says why it exists."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from coffeebuddy.infra.kafka.topics import (
+    CATALOG,
+    AclBinding,
+    ConsumerRole,
+    LogReaderRole,
+    ProducerRole,
+    ServicePrincipal,
+)
+
+
+def _triples(bindings: list[AclBinding]) -> set[tuple[str, str, str]]:
+    return {(b.resource_type, b.resource_name, b.operation) for b in bindings}
+
+
+def test_producer_role_expands_to_write_and_describe_only() -> None:
+    principal = ServicePrincipal(
+        name="User:p", service="p", roles=(ProducerRole(topic="coffeebuddy.a.events"),)
+    )
+    bindings = principal.acl_bindings()
+    assert _triples(bindings) == {
+        ("TOPIC", "coffeebuddy.a.events", "WRITE"),
+        ("TOPIC", "coffeebuddy.a.events", "DESCRIBE"),
+    }
+    assert all(b.pattern_type == "LITERAL" and b.permission == "ALLOW" for b in bindings)
+    assert all(b.principal == "User:p" and b.host == "*" for b in bindings)
+    assert {b.reason for b in bindings} == {"p: producer of coffeebuddy.a.events"}
+
+
+def test_legacy_broker_and_transactional_producer() -> None:
+    principal = ServicePrincipal(
+        name="User:p",
+        service="p",
+        roles=(ProducerRole(topic="coffeebuddy.a.events", transactional_id="p-tx"),),
+    )
+    assert _triples(principal.acl_bindings(legacy_idempotent_write=True)) == {
+        ("TOPIC", "coffeebuddy.a.events", "WRITE"),
+        ("TOPIC", "coffeebuddy.a.events", "DESCRIBE"),
+        ("CLUSTER", "kafka-cluster", "IDEMPOTENT_WRITE"),
+        ("TRANSACTIONAL_ID", "p-tx", "WRITE"),
+        ("TRANSACTIONAL_ID", "p-tx", "DESCRIBE"),
+    }
+
+
+def test_consumer_role_reads_topic_and_only_its_named_group() -> None:
+    principal = ServicePrincipal(
+        name="User:c", service="c", roles=(ConsumerRole(topic="coffeebuddy.a.events", group="g1"),)
+    )
+    bindings = principal.acl_bindings()
+    assert _triples(bindings) == {
+        ("TOPIC", "coffeebuddy.a.events", "READ"),
+        ("TOPIC", "coffeebuddy.a.events", "DESCRIBE"),
+        ("GROUP", "g1", "READ"),
+    }
+    assert bindings[0].reason == "c: consumer of coffeebuddy.a.events in group g1"
+
+
+def test_log_reader_role_has_no_group() -> None:
+    principal = ServicePrincipal(
+        name="User:l", service="l", roles=(LogReaderRole(topic="coffeebuddy.a.log"),)
+    )
+    assert _triples(principal.acl_bindings()) == {
+        ("TOPIC", "coffeebuddy.a.log", "READ"),
+        ("TOPIC", "coffeebuddy.a.log", "DESCRIBE"),
+    }
+
+
+def test_shipped_catalog_expands_to_exactly_these_bindings() -> None:
+    got = {
+        (b.principal, b.resource_type, b.resource_name, b.operation) for b in CATALOG.acl_bindings()
+    }
+    run, rem = "coffeebuddy.run.events", "coffeebuddy.reminder.events"
+    deliveries = "coffeebuddy.reminder.deliveries"
+    expected: set[tuple[str, str, str, str]] = set()
+
+    def topic(principal: str, name: str, *ops: str) -> None:
+        expected.update((principal, "TOPIC", name, op) for op in ops)
+
+    topic("User:slack-app", run, "WRITE", "DESCRIBE")
+    topic("User:slack-app", rem, "WRITE", "DESCRIBE")
+    topic("User:reminder-worker", run, "READ", "DESCRIBE")
+    topic("User:reminder-worker", rem, "READ", "DESCRIBE")
+    topic("User:reminder-worker", run + ".dlq", "WRITE", "DESCRIBE")
+    topic("User:reminder-worker", rem + ".dlq", "WRITE", "DESCRIBE")
+    topic("User:reminder-worker", deliveries, "WRITE", "READ", "DESCRIBE")
+    expected.add(("User:reminder-worker", "GROUP", "coffeebuddy.reminder-worker", "READ"))
+    topic("User:dlq-replayer", run + ".dlq", "READ", "DESCRIBE")
+    topic("User:dlq-replayer", rem + ".dlq", "READ", "DESCRIBE")
+    topic("User:dlq-replayer", run, "WRITE", "DESCRIBE")
+    topic("User:dlq-replayer", rem, "WRITE", "DESCRIBE")
+    expected.add(("User:dlq-replayer", "GROUP", "coffeebuddy.dlq-replayer", "READ"))
+    assert got == expected
+
+
+def test_bindings_are_unique_sorted_literal_and_never_wildcard() -> None:
+    bindings = CATALOG.acl_bindings()
+    identities = [b.identity for b in bindings]
+    assert len(identities) == len(set(identities))
+    assert bindings == sorted(bindings, key=AclBinding.sort_key)
+    assert all(b.resource_name != "*" and "*" not in b.resource_name for b in bindings)
+    assert {b.pattern_type for b in bindings} == {"LITERAL"}
+    assert {b.permission for b in bindings} == {"ALLOW"}
+
+
+def test_shared_binding_keeps_every_reason() -> None:
+    describe = next(
+        b
+        for b in CATALOG.acl_bindings()
+        if b.resource_name == "coffeebuddy.reminder.deliveries" and b.operation == "DESCRIBE"
+    )
+    assert describe.reason == (
+        "reminder-worker: producer of coffeebuddy.reminder.deliveries; "
+        "reminder-worker: log reader of coffeebuddy.reminder.deliveries "
+        "(partition assignment, no group)"
+    )
+
+
+def test_principal_names_are_validated() -> None:
+    with pytest.raises(ValidationError, match="name"):
+        ServicePrincipal(name="reminder-worker", service="x", roles=())
+    with pytest.raises(ValidationError, match="role"):
+        ServicePrincipal.model_validate(
+            {"name": "User:x", "service": "x", "roles": [{"role": "admin", "topic": "t"}]}
+        )

@@ -1,0 +1,204 @@
+"""The shipped catalog: names, key rules, event types, lookups and environment overlays."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from types import SimpleNamespace
+
+import pytest
+from pydantic import ValidationError
+
+from coffeebuddy.infra.kafka.topics import (
+    CATALOG,
+    DLQ_REPLAYER_GROUP,
+    ENVIRONMENTS,
+    MAX_REMINDER_HORIZON,
+    REMINDER_DELIVERIES_TOPIC,
+    REMINDER_DELIVERY,
+    REMINDER_EVENT_TYPES,
+    REMINDER_EVENTS_DLQ_TOPIC,
+    REMINDER_EVENTS_TOPIC,
+    REMINDER_WORKER_GROUP,
+    RUN_CREATED,
+    RUN_EVENT_TYPES,
+    RUN_EVENTS_DLQ_TOPIC,
+    RUN_EVENTS_TOPIC,
+    Catalog,
+    ConsumerGroup,
+    Environment,
+    TopicConfig,
+    get_environment,
+)
+
+
+def test_topic_names_and_keys_match_the_contract() -> None:
+    assert RUN_EVENTS_TOPIC.name == "coffeebuddy.run.events"
+    assert REMINDER_EVENTS_TOPIC.name == "coffeebuddy.reminder.events"
+    assert RUN_EVENTS_DLQ_TOPIC.name == "coffeebuddy.run.events.dlq"
+    assert REMINDER_EVENTS_DLQ_TOPIC.name == "coffeebuddy.reminder.events.dlq"
+    assert REMINDER_DELIVERIES_TOPIC.name == "coffeebuddy.reminder.deliveries"
+    assert RUN_EVENTS_TOPIC.key_field == REMINDER_EVENTS_TOPIC.key_field == "run_id"
+    assert REMINDER_DELIVERIES_TOPIC.key_field == "reminder_id"
+    assert RUN_EVENTS_TOPIC.dead_letter_topic == RUN_EVENTS_DLQ_TOPIC.name
+    assert REMINDER_EVENTS_TOPIC.dead_letter_topic == REMINDER_EVENTS_DLQ_TOPIC.name
+    assert REMINDER_WORKER_GROUP.name == "coffeebuddy.reminder-worker"
+    assert set(REMINDER_WORKER_GROUP.topics) == {RUN_EVENTS_TOPIC.name, REMINDER_EVENTS_TOPIC.name}
+    assert str(REMINDER_WORKER_GROUP) == "coffeebuddy.reminder-worker"
+
+
+def test_event_types_per_topic() -> None:
+    assert RUN_EVENTS_TOPIC.event_types == RUN_EVENT_TYPES
+    assert all(t.startswith("coffeebuddy.run.") for t in RUN_EVENT_TYPES)
+    assert (
+        REMINDER_EVENTS_TOPIC.event_types
+        == {
+            "coffeebuddy.reminder.scheduled.v1",
+            "coffeebuddy.reminder.cancelled.v1",
+        }
+        == REMINDER_EVENT_TYPES
+    )
+    assert REMINDER_DELIVERIES_TOPIC.event_types == {REMINDER_DELIVERY}
+    assert RUN_EVENTS_TOPIC.allows(RUN_CREATED)
+    assert not REMINDER_EVENTS_TOPIC.allows(RUN_CREATED)
+    # A dead-letter topic takes whatever failed, whatever its type.
+    assert RUN_EVENTS_DLQ_TOPIC.allows("anything.at.all")
+    assert CATALOG.topics_for_event_type(RUN_CREATED) == [RUN_EVENTS_TOPIC]
+
+
+def test_deliveries_log_is_compacted_and_events_are_retained_beyond_the_horizon() -> None:
+    assert REMINDER_DELIVERIES_TOPIC.is_compacted
+    assert REMINDER_DELIVERIES_TOPIC.kind == "log"
+    for topic in (RUN_EVENTS_TOPIC, REMINDER_EVENTS_TOPIC):
+        assert topic.retention is not None
+        assert topic.retention > MAX_REMINDER_HORIZON
+        assert topic.retention == timedelta(days=14)
+    for dlq in (RUN_EVENTS_DLQ_TOPIC, REMINDER_EVENTS_DLQ_TOPIC):
+        assert dlq.kind == "dead_letter"
+        assert dlq.retention == timedelta(days=30)
+
+
+def test_key_for_reads_the_key_field_of_the_event_data() -> None:
+    event = SimpleNamespace(data=SimpleNamespace(run_id="run-42", reminder_id="r-1"))
+    assert RUN_EVENTS_TOPIC.key_for(event) == b"run-42"
+    assert REMINDER_DELIVERIES_TOPIC.key_for(event) == b"r-1"
+    assert RUN_EVENTS_TOPIC.key_for(SimpleNamespace(data={"run_id": "x"})) == b"x"
+    assert RUN_EVENTS_TOPIC.key_for(SimpleNamespace(data=SimpleNamespace())) is None
+
+
+def test_lookups() -> None:
+    assert CATALOG.topic("coffeebuddy.run.events") is RUN_EVENTS_TOPIC
+    assert CATALOG.dead_letter_for(RUN_EVENTS_TOPIC) is RUN_EVENTS_DLQ_TOPIC
+    assert CATALOG.dead_letter_for("coffeebuddy.reminder.events") is REMINDER_EVENTS_DLQ_TOPIC
+    assert CATALOG.origin_of(RUN_EVENTS_DLQ_TOPIC) is RUN_EVENTS_TOPIC
+    assert CATALOG.group("coffeebuddy.dlq-replayer") is DLQ_REPLAYER_GROUP
+    assert CATALOG.principal("User:reminder-worker").service == "reminder-worker"
+    with pytest.raises(KeyError, match=r"no topic 'coffeebuddy\.nope'"):
+        CATALOG.topic("coffeebuddy.nope")
+    with pytest.raises(KeyError, match="has no dead-letter topic"):
+        CATALOG.dead_letter_for(REMINDER_DELIVERIES_TOPIC)
+    with pytest.raises(KeyError, match="no consumer group"):
+        CATALOG.group("nope")
+
+
+def test_acl_notes_are_derived_from_principals() -> None:
+    notes = CATALOG.acl_notes(REMINDER_DELIVERIES_TOPIC)
+    assert notes == [
+        "User:reminder-worker (reminder-worker) produces",
+        "User:reminder-worker (reminder-worker) reads by partition assignment",
+    ]
+    assert [p.name for p in CATALOG.producers_of(RUN_EVENTS_TOPIC)] == [
+        "User:slack-app",
+        "User:dlq-replayer",
+    ]
+    assert [p.name for p in CATALOG.consumers_of(RUN_EVENTS_DLQ_TOPIC)] == ["User:dlq-replayer"]
+
+
+@pytest.mark.parametrize(
+    ("env", "rf", "min_isr", "events_partitions"),
+    [("dev", 1, "1", 3), ("staging", 3, "2", 6), ("prod", 3, "2", 12)],
+)
+def test_for_environment_applies_overlay(
+    env: str, rf: int, min_isr: str, events_partitions: int
+) -> None:
+    rendered = CATALOG.for_environment(env)
+    assert rendered.environment == env
+    run_events = rendered.topic(RUN_EVENTS_TOPIC.name)
+    assert run_events.replication_factor == rf
+    assert run_events.configs["min.insync.replicas"] == min_isr
+    assert run_events.partitions == events_partitions
+    # Everything but sizing stays as defined.
+    assert run_events.key_field == RUN_EVENTS_TOPIC.key_field
+    assert run_events.event_types == RUN_EVENTS_TOPIC.event_types
+    assert run_events.configs["retention.ms"] == RUN_EVENTS_TOPIC.configs["retention.ms"]
+    assert [t.name for t in rendered.topics] == [t.name for t in CATALOG.topics]
+    assert rendered.principals == CATALOG.principals
+
+
+def test_for_environment_refuses_a_rendered_catalog_and_unknown_names() -> None:
+    with pytest.raises(ValueError, match="already rendered for 'dev'"):
+        CATALOG.for_environment("dev").for_environment("prod")
+    with pytest.raises(ValueError, match=r"unknown environment 'qa'.*'dev', 'prod', 'staging'"):
+        CATALOG.for_environment("qa")
+    assert get_environment("prod") is ENVIRONMENTS["prod"]
+
+
+def test_custom_environment_with_legacy_broker_adds_idempotent_write() -> None:
+    legacy = Environment(
+        name="onprem",
+        broker_count=3,
+        replication_factor=3,
+        min_insync_replicas=2,
+        legacy_idempotent_write=True,
+    )
+    bindings = CATALOG.for_environment(legacy).acl_bindings()
+    cluster = [b for b in bindings if b.resource_type == "CLUSTER"]
+    assert {b.principal for b in cluster} == {
+        "User:slack-app",
+        "User:reminder-worker",
+        "User:dlq-replayer",
+    }
+    assert {(b.resource_name, b.operation) for b in cluster} == {
+        ("kafka-cluster", "IDEMPOTENT_WRITE")
+    }
+    assert not any(b.resource_type == "CLUSTER" for b in CATALOG.acl_bindings())
+
+
+def test_topic_config_is_frozen_validated_and_hashable() -> None:
+    with pytest.raises(ValidationError):
+        RUN_EVENTS_TOPIC.partitions = 5
+    with pytest.raises(ValidationError, match="partitions"):
+        TopicConfig(name="coffeebuddy.x.y", partitions=0, replication_factor=1, key_field="run_id")
+    with pytest.raises(ValidationError, match="name"):
+        TopicConfig(name="bad name!", partitions=1, replication_factor=1, key_field="run_id")
+    with pytest.raises(ValidationError, match="key_field"):
+        TopicConfig(name="coffeebuddy.x.y", partitions=1, replication_factor=1, key_field="Run Id")
+    with pytest.raises(ValidationError, match="kind"):
+        TopicConfig(
+            name="coffeebuddy.x.y",
+            partitions=1,
+            replication_factor=1,
+            key_field="run_id",
+            kind="stream",  # type: ignore[arg-type]
+        )
+    topic = TopicConfig(
+        name="coffeebuddy.x.y",
+        partitions=1,
+        replication_factor=1,
+        key_field="run_id",
+        configs={"retention.ms": 1000, "unclean.leader.election.enable": False},  # type: ignore[dict-item]
+    )
+    assert topic.configs == {"retention.ms": "1000", "unclean.leader.election.enable": "false"}
+    assert {RUN_EVENTS_TOPIC: 1}[CATALOG.topic(RUN_EVENTS_TOPIC.name)] == 1
+
+
+def test_extend_adds_entries_and_roles_without_renaming() -> None:
+    extra_topic = RUN_EVENTS_TOPIC.model_copy(update={"name": "coffeebuddy.team.events"})
+    extra_group = ConsumerGroup(name="coffeebuddy.stats", owner="slack-app", topics=("x",))
+    bigger = CATALOG.extend(topics=[extra_topic], groups=[extra_group])
+    assert isinstance(bigger, Catalog)
+    assert [t.name for t in bigger.topics][: len(CATALOG.topics)] == [
+        t.name for t in CATALOG.topics
+    ]
+    assert bigger.topic("coffeebuddy.team.events") == extra_topic
+    assert bigger.group("coffeebuddy.stats") == extra_group
+    assert len(CATALOG.topics) == 5
