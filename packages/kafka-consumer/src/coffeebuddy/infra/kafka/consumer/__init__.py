@@ -1,5 +1,61 @@
 """Graceful, at-least-once, poison-proof consumer harness for CoffeeBuddy topics."""
 
+from coffeebuddy.infra.kafka.consumer._context import (
+    Completion,
+    HealthStatus,
+    RecordContext,
+    TopicPartition,
+)
+from coffeebuddy.infra.kafka.consumer._errors import (
+    ErrorClass,
+    ErrorClassifier,
+    NonRetryableError,
+    RetryableError,
+    RetryPolicy,
+    default_classifier,
+)
+from coffeebuddy.infra.kafka.consumer._harness import (
+    DLQ_ATTEMPTS,
+    DLQ_ERROR_MESSAGE,
+    DLQ_ERROR_TYPE,
+    DLQ_FIRST_SEEN,
+    DLQ_HEADERS,
+    DLQ_ORIGIN_KEY,
+    DLQ_ORIGIN_OFFSET,
+    DLQ_ORIGIN_PARTITION,
+    DLQ_ORIGIN_TOPIC,
+    DLQ_REASON,
+    Handler,
+    KafkaConsumerHarness,
+    PartitionsCallback,
+)
+from coffeebuddy.infra.kafka.consumer._tracker import OffsetTracker
 from coffeebuddy.infra.kafka.consumer._version import __version__
 
-__all__ = ["__version__"]
+__all__ = [
+    "DLQ_ATTEMPTS",
+    "DLQ_ERROR_MESSAGE",
+    "DLQ_ERROR_TYPE",
+    "DLQ_FIRST_SEEN",
+    "DLQ_HEADERS",
+    "DLQ_ORIGIN_KEY",
+    "DLQ_ORIGIN_OFFSET",
+    "DLQ_ORIGIN_PARTITION",
+    "DLQ_ORIGIN_TOPIC",
+    "DLQ_REASON",
+    "Completion",
+    "ErrorClass",
+    "ErrorClassifier",
+    "Handler",
+    "HealthStatus",
+    "KafkaConsumerHarness",
+    "NonRetryableError",
+    "OffsetTracker",
+    "PartitionsCallback",
+    "RecordContext",
+    "RetryPolicy",
+    "RetryableError",
+    "TopicPartition",
+    "__version__",
+    "default_classifier",
+]

@@ -1,5 +1,33 @@
 """Metrics-aware CloudEvents producer for CoffeeBuddy topics."""
 
+from coffeebuddy.infra.kafka.producer._producer import (
+    FATAL_PRODUCER_ERRORS,
+    CloseReport,
+    EventNotAllowedError,
+    Headers,
+    InvalidTraceparentError,
+    KafkaEventProducer,
+    ProducerClosedError,
+    ProducerFactory,
+    ProducerLike,
+    PublishBatchError,
+    RecordMetadata,
+    validate_traceparent,
+)
 from coffeebuddy.infra.kafka.producer._version import __version__
 
-__all__ = ["__version__"]
+__all__ = [
+    "FATAL_PRODUCER_ERRORS",
+    "CloseReport",
+    "EventNotAllowedError",
+    "Headers",
+    "InvalidTraceparentError",
+    "KafkaEventProducer",
+    "ProducerClosedError",
+    "ProducerFactory",
+    "ProducerLike",
+    "PublishBatchError",
+    "RecordMetadata",
+    "__version__",
+    "validate_traceparent",
+]

@@ -1,0 +1,457 @@
+"""`KafkaEventProducer`: typed CloudEvents publishing, metrics, bounded close, self-repair."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, NamedTuple, Protocol, Self
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
+    IllegalStateError,
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
+    TransactionalIdAuthorizationFailed,
+    UnknownProducerId,
+)
+
+from coffeebuddy.infra.kafka.config import KafkaSettings, check_connection
+from coffeebuddy.infra.kafka.metrics import KafkaMetrics
+from coffeebuddy.infra.kafka.models import CONTENT_TYPE, encode_event
+from coffeebuddy.infra.kafka.topics import TopicConfig
+
+log = logging.getLogger("coffeebuddy.infra.kafka.producer")
+
+Headers = Mapping[str, str | bytes] | Sequence[tuple[str, bytes]]
+
+#: aiokafka errors after which the idempotent producer state is broken for good
+#: (aiokafka#1017): the wrapper replaces the underlying producer instead of wedging.
+FATAL_PRODUCER_ERRORS: tuple[type[BaseException], ...] = (
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
+    UnknownProducerId,
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    TransactionalIdAuthorizationFailed,
+    ClusterAuthorizationFailedError,
+    IllegalStateError,
+)
+
+_CONTENT_TYPE_HEADER = ("content-type", CONTENT_TYPE.encode())
+_TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+
+
+class RecordMetadata(NamedTuple):
+    """Where the broker stored a record."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class CloseReport:
+    """Outcome of `close()`: records accepted but not acknowledged by the deadline."""
+
+    undelivered: int
+
+
+class EventNotAllowedError(ValueError):
+    """The event's CloudEvents type is not one the topic carries."""
+
+    def __init__(self, topic: str, event_type: str, allowed: Iterable[str]) -> None:
+        self.topic = topic
+        self.event_type = event_type
+        self.allowed = frozenset(allowed)
+        super().__init__(
+            f"event type {event_type!r} is not allowed on topic {topic!r}; "
+            f"allowed: {sorted(self.allowed)}"
+        )
+
+
+class ProducerClosedError(RuntimeError):
+    """publish/send was called on a producer that is not started or already closed."""
+
+
+class InvalidTraceparentError(ValueError):
+    """A `traceparent` value that is not W3C Trace Context (version-traceid-parentid-flags)."""
+
+
+class ProducerLike(Protocol):
+    """The slice of `AIOKafkaProducer` the wrapper uses (a test double implements the same)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def flush(self) -> None: ...
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> Awaitable[Any]: ...
+
+
+ProducerFactory = Callable[[dict[str, Any]], ProducerLike]
+
+
+def validate_traceparent(value: str) -> str:
+    """Return ``value`` if it is a valid W3C ``traceparent``, else raise naming the rule broken."""
+    match = _TRACEPARENT.match(value)
+    if match is None:
+        raise InvalidTraceparentError(
+            f"traceparent {value!r} is not '<2 hex version>-<32 hex trace-id>-<16 hex parent-id>-"
+            "<2 hex flags>' in lower case"
+        )
+    version, trace_id, parent_id, _ = match.groups()
+    if version == "ff":
+        raise InvalidTraceparentError("traceparent version 'ff' is invalid")
+    if trace_id == "0" * 32:
+        raise InvalidTraceparentError("traceparent trace-id must not be all zeros")
+    if parent_id == "0" * 16:
+        raise InvalidTraceparentError("traceparent parent-id must not be all zeros")
+    return value
+
+
+def _require_topic(topic: object) -> TopicConfig:
+    if not isinstance(topic, TopicConfig):
+        raise TypeError(
+            f"topic must be a TopicConfig from coffeebuddy.infra.kafka.topics (e.g. "
+            f"REMINDER_EVENTS_TOPIC), not {type(topic).__name__} {topic!r}: raw topic names "
+            "bypass the event-type and key rules"
+        )
+    return topic
+
+
+def _header_list(headers: Headers | None) -> list[tuple[str, bytes]]:
+    if not headers:
+        return []
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    out: list[tuple[str, bytes]] = []
+    for name, value in items:
+        if not isinstance(name, str):
+            raise TypeError(f"header name must be str, got {type(name).__name__}")
+        out.append((name, value.encode() if isinstance(value, str) else bytes(value)))
+    return out
+
+
+def _default_factory(kwargs: dict[str, Any]) -> ProducerLike:
+    producer: ProducerLike = AIOKafkaProducer(**kwargs)
+    return producer
+
+
+class _TopicMetrics:
+    """Pre-resolved label children for one topic, so the hot path does no label lookups."""
+
+    __slots__ = ("bytes", "duration", "error", "success")
+
+    def __init__(self, metrics: KafkaMetrics, topic: str) -> None:
+        self.success = metrics.messages_produced.labels(topic, "success")
+        self.error = metrics.messages_produced.labels(topic, "error")
+        self.duration = metrics.produce_duration.labels(topic)
+        self.bytes = metrics.bytes_produced.labels(topic)
+
+
+class KafkaEventProducer:
+    """Publishes CloudEvents to catalog topics; async context manager.
+
+    Settings default to `KafkaSettings.from_env()`. Every outcome is counted; `close()` flushes
+    within `close_timeout` seconds and reports what was not delivered. A fatal producer error
+    (fenced, out-of-order sequence, unknown producer id) replaces the underlying aiokafka producer,
+    so the next publish works instead of failing forever.
+    """
+
+    def __init__(
+        self,
+        settings: KafkaSettings | None = None,
+        *,
+        metrics: KafkaMetrics | None = None,
+        close_timeout: float = 10.0,
+        producer_factory: ProducerFactory | None = None,
+    ) -> None:
+        self._settings = settings if settings is not None else KafkaSettings.from_env()
+        self._metrics = metrics if metrics is not None else KafkaMetrics()
+        self._close_timeout = close_timeout
+        self._factory: ProducerFactory = producer_factory or _default_factory
+        self._producer: ProducerLike | None = None
+        self._generation = 0
+        self._recreate_lock = asyncio.Lock()
+        self._pending: set[asyncio.Future[Any]] = set()
+        self._topic_metrics: dict[str, _TopicMetrics] = {}
+        self._closed = False
+        self.recreated = 0
+        """How many times a fatal error made the wrapper replace the aiokafka producer."""
+
+    # -- lifecycle -----------------------------------------------------------------------
+    @property
+    def settings(self) -> KafkaSettings:
+        return self._settings
+
+    @property
+    def outstanding(self) -> int:
+        """Records sent and not yet acknowledged (or failed)."""
+        return sum(1 for f in self._pending if not f.done())
+
+    @property
+    def started(self) -> bool:
+        return self._producer is not None and not self._closed
+
+    async def start(self) -> None:
+        """Connect; on failure `check_connection` explains why (TLS trust, unreachable host)."""
+        if self._producer is not None:
+            return
+        self._closed = False
+        self._producer = await self._new_producer()
+
+    async def _new_producer(self) -> ProducerLike:
+        producer = self._factory(self._settings.producer_kwargs())
+        try:
+            await producer.start()
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(producer.stop(), timeout=2.0)
+            await check_connection(self._settings, timeout=5.0)
+            raise ConnectionError(f"Kafka producer failed to start: {exc}") from exc
+        return producer
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> CloseReport:
+        """Flush within `close_timeout`, stop, and report records that were not delivered."""
+        producer = self._producer
+        if producer is None or self._closed:
+            return CloseReport(undelivered=0)
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._close_timeout
+        with contextlib.suppress(Exception, TimeoutError):
+            await asyncio.wait_for(producer.flush(), timeout=max(0.0, deadline - loop.time()))
+        undelivered = sum(
+            1 for f in self._pending if not f.done() or f.cancelled() or f.exception() is not None
+        )
+        await self._stop_bounded(producer, max(0.5, deadline - loop.time()))
+        for fut in self._pending:
+            if not fut.done():
+                fut.set_exception(ProducerClosedError("producer closed before delivery"))
+        self._pending.clear()
+        self._producer = None
+        if undelivered:
+            log.warning("Kafka producer closed with %d undelivered record(s)", undelivered)
+        return CloseReport(undelivered=undelivered)
+
+    @staticmethod
+    async def _stop_bounded(producer: ProducerLike, budget: float) -> None:
+        task = asyncio.ensure_future(producer.stop())
+        done, _ = await asyncio.wait({task}, timeout=budget)
+        if done:
+            with contextlib.suppress(Exception):
+                task.result()
+            return
+        task.cancel()
+        # aiokafka's stop() waits for the sender to drain; with the broker gone it would wait
+        # for request_timeout_ms. Cut the sender and the connections instead.
+        sender = getattr(producer, "_sender", None)
+        sender_task = getattr(sender, "sender_task", None)
+        if isinstance(sender_task, asyncio.Task):
+            sender_task.cancel()
+        client = getattr(producer, "client", None)
+        if client is not None:
+            with contextlib.suppress(Exception, TimeoutError):
+                await asyncio.wait_for(client.close(), timeout=1.0)
+
+    # -- publishing ----------------------------------------------------------------------
+    def _tm(self, topic: str) -> _TopicMetrics:
+        tm = self._topic_metrics.get(topic)
+        if tm is None:
+            tm = self._topic_metrics[topic] = _TopicMetrics(self._metrics, topic)
+        return tm
+
+    def _live(self) -> ProducerLike:
+        if self._producer is None or self._closed:
+            raise ProducerClosedError(
+                "KafkaEventProducer is not started (use 'async with' or await start())"
+            )
+        return self._producer
+
+    @staticmethod
+    def _encode(topic: TopicConfig, event: Any) -> tuple[bytes, bytes]:
+        event_type = getattr(event, "type", None)
+        if not topic.allows(str(event_type)):
+            raise EventNotAllowedError(topic.name, str(event_type), topic.event_types)
+        try:
+            key_value = getattr(event.data, topic.key_field)
+        except AttributeError:
+            raise ValueError(
+                f"event {event_type!r} has no data.{topic.key_field}, the key field of topic "
+                f"{topic.name!r}"
+            ) from None
+        return str(key_value).encode(), encode_event(event)
+
+    async def publish(
+        self,
+        topic: TopicConfig,
+        event: Any,
+        *,
+        headers: Headers | None = None,
+        traceparent: str | None = None,
+    ) -> RecordMetadata:
+        """Encode and send one event; waits for the broker's acknowledgement."""
+        topic = _require_topic(topic)
+        hdrs = [_CONTENT_TYPE_HEADER]
+        if traceparent is not None:
+            hdrs.append(("traceparent", validate_traceparent(traceparent).encode()))
+        hdrs.extend(_header_list(headers))
+        key, value = self._encode(topic, event)
+        return await self._send_one(topic.name, value, key, hdrs)
+
+    async def publish_many(
+        self, topic: TopicConfig, events: Iterable[Any], *, headers: Headers | None = None
+    ) -> list[RecordMetadata]:
+        """Send all events (validated and encoded first: nothing is sent if one is invalid),
+        then wait for all acknowledgements. Order per key is kept."""
+        topic = _require_topic(topic)
+        hdrs = [_CONTENT_TYPE_HEADER, *_header_list(headers)]
+        encoded = [self._encode(topic, e) for e in events]
+        if not encoded:
+            return []
+        return await self._send_batch(topic.name, encoded, hdrs)
+
+    async def send_raw(
+        self,
+        topic: TopicConfig,
+        value: bytes,
+        *,
+        key: bytes | None,
+        headers: Headers | None = None,
+    ) -> RecordMetadata:
+        """Send pre-encoded bytes (dead-letter path and DLQ replay); no event-type check."""
+        topic = _require_topic(topic)
+        return await self._send_one(topic.name, value, key, _header_list(headers))
+
+    # -- internals -------------------------------------------------------------------------
+    async def _send_one(
+        self, topic: str, value: bytes, key: bytes | None, headers: list[tuple[str, bytes]]
+    ) -> RecordMetadata:
+        producer = self._live()
+        generation = self._generation
+        tm = self._tm(topic)
+        start = time.perf_counter()
+        try:
+            fut = await producer.send(topic, value=value, key=key, headers=headers)
+            future = asyncio.ensure_future(fut)
+            self._pending.add(future)
+            try:
+                md = await future
+            finally:
+                self._pending.discard(future)
+        except BaseException as exc:
+            tm.error.inc()
+            await self._on_error(exc, generation)
+            raise
+        tm.duration.observe(time.perf_counter() - start)
+        tm.success.inc()
+        tm.bytes.inc(len(value))
+        return RecordMetadata(md.topic, md.partition, md.offset)
+
+    async def _send_batch(
+        self,
+        topic: str,
+        encoded: list[tuple[bytes, bytes]],
+        headers: list[tuple[str, bytes]],
+    ) -> list[RecordMetadata]:
+        producer = self._live()
+        generation = self._generation
+        tm = self._tm(topic)
+        start = time.perf_counter()
+        futures: list[asyncio.Future[Any]] = []
+        send = producer.send
+        pending = self._pending
+        try:
+            for key, value in encoded:
+                future = asyncio.ensure_future(
+                    await send(topic, value=value, key=key, headers=headers)
+                )
+                futures.append(future)
+            pending.update(futures)
+            results = await asyncio.gather(*futures, return_exceptions=True)
+        except BaseException as exc:
+            pending.difference_update(futures)
+            tm.error.inc(len(encoded))
+            await self._on_error(exc, generation)
+            raise
+        pending.difference_update(futures)
+        out: list[RecordMetadata] = []
+        failures: list[BaseException] = []
+        sent_bytes = 0
+        for (_, value), md in zip(encoded, results, strict=True):
+            if isinstance(md, BaseException):
+                failures.append(md)
+            else:
+                out.append(RecordMetadata(md.topic, md.partition, md.offset))
+                sent_bytes += len(value)
+        tm.duration.observe(time.perf_counter() - start)
+        if out:
+            tm.success.inc(len(out))
+            tm.bytes.inc(sent_bytes)
+        if failures:
+            tm.error.inc(len(failures))
+            await self._on_error(failures[0], generation)
+            raise PublishBatchError(len(encoded), failures) from failures[0]
+        return out
+
+    async def _on_error(self, exc: BaseException, generation: int) -> None:
+        if isinstance(exc, FATAL_PRODUCER_ERRORS):
+            await self._recreate(generation, exc)
+
+    async def _recreate(self, generation: int, cause: BaseException) -> None:
+        async with self._recreate_lock:
+            if generation != self._generation or self._closed or self._producer is None:
+                return  # another caller already replaced it
+            old = self._producer
+            log.error("fatal Kafka producer error %s: replacing the producer", type(cause).__name__)
+            try:
+                new = await self._new_producer()
+            except Exception:
+                log.exception("could not replace the Kafka producer; keeping the old one")
+                return
+            self._generation += 1
+            self.recreated += 1
+            self._producer = new
+            await self._stop_bounded(old, budget=2.0)
+
+
+class PublishBatchError(RuntimeError):
+    """Some records of a `publish_many` call were not delivered (the others were)."""
+
+    def __init__(self, total: int, failures: list[BaseException]) -> None:
+        self.total = total
+        self.failures = failures
+        first = failures[0]
+        super().__init__(
+            f"{len(failures)} of {total} records were not delivered; first error: "
+            f"{type(first).__name__}: {first}"
+        )
