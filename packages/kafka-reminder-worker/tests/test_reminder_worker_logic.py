@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from coffeebuddy.infra.kafka.consumer._errors import NonRetryableError
+from coffeebuddy.infra.kafka.consumer import NonRetryableError
 from coffeebuddy.infra.kafka.metrics import ReminderMetrics
 from coffeebuddy.infra.kafka.models import (
     ReminderCancelled,
@@ -516,7 +516,7 @@ async def test_fresh_claim_of_another_worker_waits_for_its_lease() -> None:
 
 
 async def test_max_pending_refuses_more_with_a_retryable_error() -> None:
-    from coffeebuddy.infra.kafka.consumer._errors import RetryableError
+    from coffeebuddy.infra.kafka.consumer import RetryableError
 
     h = Harness(max_pending=2)
     await h.feed(scheduled("a"))

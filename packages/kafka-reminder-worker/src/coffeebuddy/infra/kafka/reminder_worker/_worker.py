@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from coffeebuddy.infra.kafka.consumer._errors import NonRetryableError, RetryableError  # TEMP
+from coffeebuddy.infra.kafka.consumer import NonRetryableError, RetryableError
 from coffeebuddy.infra.kafka.models import (
     ReminderCancelled,
     ReminderDeliveryData,

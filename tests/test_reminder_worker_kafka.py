@@ -1,0 +1,441 @@
+"""ReminderWorker end to end in one process: the real consumer harness, producer and embedded
+broker, with a recording in-process sender (the Slack HTTP path is tested by the service)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from prometheus_client import CollectorRegistry
+
+from coffeebuddy.infra.kafka.config import KafkaSettings
+from coffeebuddy.infra.kafka.consumer import KafkaConsumerHarness, RetryPolicy
+from coffeebuddy.infra.kafka.metrics import KafkaMetrics, ReminderMetrics
+from coffeebuddy.infra.kafka.models import (
+    ReminderDelivery,
+    ReminderScheduled,
+    ReminderScheduledData,
+    RunCancelled,
+    RunCancelledData,
+    RunClosed,
+    RunClosedData,
+    decode_event,
+)
+from coffeebuddy.infra.kafka.producer import KafkaEventProducer
+from coffeebuddy.infra.kafka.reminder_worker import ReminderWorker, SendResult
+from coffeebuddy.infra.kafka.testing import TopicFactory, wait_until
+from coffeebuddy.infra.kafka.topics import (
+    REMINDER_DELIVERIES_TOPIC,
+    REMINDER_EVENTS_TOPIC,
+    RUN_EVENTS_TOPIC,
+    TopicConfig,
+)
+
+WAIT = 20.0
+
+
+@dataclass
+class Sent:
+    reminder_id: str
+    at: datetime
+
+
+@dataclass
+class RecordingSender:
+    """A ReminderSender that records posts; per-reminder scripted results, switchable auth."""
+
+    sent: list[Sent] = field(default_factory=list)
+    attempts: list[Sent] = field(default_factory=list)
+    script: dict[str, list[SendResult]] = field(default_factory=dict)
+    broken: bool = False
+    auth_calls: int = 0
+
+    async def send(self, reminder: ReminderScheduledData, *, claim_time: datetime) -> SendResult:
+        now = datetime.now(UTC)
+        self.attempts.append(Sent(reminder.reminder_id, now))
+        if self.broken:
+            return SendResult.configuration("invalid_auth")
+        queue = self.script.get(reminder.reminder_id)
+        if queue:
+            return queue.pop(0)
+        self.sent.append(Sent(reminder.reminder_id, now))
+        return SendResult.sent("D0001", f"{int(now.timestamp())}.{len(self.sent):06d}")
+
+    async def find_sent(
+        self, reminder: ReminderScheduledData, *, since: datetime
+    ) -> SendResult | None:
+        for s in self.sent:
+            if s.reminder_id == reminder.reminder_id and s.at >= since - timedelta(seconds=1):
+                return SendResult.sent("D0001", "1.000001")
+        return None
+
+    async def check_auth(self) -> SendResult:
+        self.auth_calls += 1
+        return SendResult.configuration("invalid_auth") if self.broken else SendResult.sent()
+
+    def ids(self) -> list[str]:
+        return [s.reminder_id for s in self.sent]
+
+
+@dataclass
+class Topics:
+    reminders: TopicConfig
+    runs: TopicConfig
+    deliveries: TopicConfig
+
+
+@pytest.fixture
+def topics(unique_topic: TopicFactory) -> Topics:
+    return Topics(
+        reminders=unique_topic(2, event_types=REMINDER_EVENTS_TOPIC.event_types),
+        runs=unique_topic(2, event_types=RUN_EVENTS_TOPIC.event_types),
+        deliveries=unique_topic(
+            2,
+            key_field="reminder_id",
+            event_types=REMINDER_DELIVERIES_TOPIC.event_types,
+            dead_letter=False,
+        ),
+    )
+
+
+@dataclass
+class Running:
+    worker: ReminderWorker
+    harness: KafkaConsumerHarness
+    producer: KafkaEventProducer
+    metrics: ReminderMetrics
+    kafka_metrics: KafkaMetrics
+
+    def count(self, name: str, **labels: str) -> float:
+        value = self.metrics.registry.get_sample_value(name, labels)
+        if value is None:
+            value = self.kafka_metrics.registry.get_sample_value(name, labels)
+        return 0.0 if value is None else value
+
+
+@asynccontextmanager
+async def running(
+    settings: KafkaSettings,
+    topics: Topics,
+    sender: RecordingSender,
+    *,
+    group: str | None = None,
+    **worker_kwargs: Any,
+) -> AsyncIterator[Running]:
+    registry = CollectorRegistry()
+    metrics = ReminderMetrics(registry)
+    kafka_metrics = KafkaMetrics(registry)
+    async with KafkaEventProducer(settings) as producer:
+        worker_kwargs.setdefault("claim_lease", timedelta(seconds=1))
+        worker_kwargs.setdefault("retry_initial", 0.1)
+        worker_kwargs.setdefault("retry_max", 1.0)
+        worker = ReminderWorker(
+            sender,
+            producer,
+            settings,
+            deliveries_topic=topics.deliveries,
+            metrics=metrics,
+            **worker_kwargs,
+        )
+        async with worker:
+            harness = KafkaConsumerHarness(
+                settings,
+                [topics.reminders, topics.runs],
+                group or f"test-reminder-worker-{uuid.uuid4().hex[:8]}",
+                worker.process_event,
+                producer=producer,
+                metrics=kafka_metrics,
+                max_incomplete_total=worker.max_pending,
+                on_assign=worker.on_assign,
+                on_revoke=worker.on_revoke,
+                commit_interval=0.2,
+                retry_policy=RetryPolicy(max_attempts=3, initial_backoff=0.05, max_backoff=0.2),
+                stop_timeout=10.0,
+            )
+            task = asyncio.create_task(harness.run())
+            try:
+                await wait_until(
+                    lambda: harness.health().ready or task.done(),
+                    timeout=WAIT,
+                    message="harness joined the group",
+                )
+                if task.done():
+                    task.result()
+                yield Running(worker, harness, producer, metrics, kafka_metrics)
+            finally:
+                await harness.stop()
+                await asyncio.wait_for(task, 15.0)
+
+
+def reminder(
+    rid: str,
+    *,
+    run_id: str = "run-1",
+    kind: str = "runner",
+    due: datetime,
+    expires: datetime | None = None,
+    user: str = "U100",
+) -> ReminderScheduled:
+    return ReminderScheduled.create(
+        data=ReminderScheduledData(
+            run_id=run_id,
+            reminder_id=rid,
+            kind=kind,  # type: ignore[arg-type]
+            team_id="T1",
+            channel_id="C1",
+            recipient_user_id=user,
+            due_at=due,
+            expires_at=expires,
+            place="Cafe",
+        )
+    )
+
+
+def soon(seconds: float) -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=seconds)
+
+
+async def read_all(settings: KafkaSettings, topic: str, expect: int) -> list[Any]:
+    """Every record of `topic` (group-less), once at least `expect` arrived."""
+    kwargs = settings.consumer_kwargs(None)
+    kwargs.pop("group_id", None)
+    consumer = AIOKafkaConsumer(topic, **{**kwargs, "auto_offset_reset": "earliest"})
+    await consumer.start()
+    records: list[Any] = []
+    try:
+
+        async def enough() -> bool:
+            batch = await consumer.getmany(timeout_ms=200)
+            for recs in batch.values():
+                records.extend(recs)
+            return len(records) >= expect
+
+        await wait_until(enough, timeout=WAIT, message=f"{expect} records on {topic}")
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def test_delivers_on_time_never_early_and_drops_expired(
+    kafka_settings: KafkaSettings, topics: Topics
+) -> None:
+    sender = RecordingSender()
+    async with running(kafka_settings, topics, sender, late_grace=timedelta(minutes=1)) as r:
+        events = [
+            reminder("r-1", run_id="run-a", due=soon(1.0)),
+            reminder("r-2", run_id="run-b", due=soon(1.5)),
+            reminder("r-late", run_id="run-c", due=soon(-30)),  # worker was "down": within grace
+            reminder("r-expired", run_id="run-d", due=soon(-120)),  # past late_grace
+        ]
+        for ev in events:
+            await r.producer.publish(topics.reminders, ev)
+        await wait_until(lambda: len(sender.sent) >= 3, timeout=WAIT, message="3 reminders sent")
+        await wait_until(
+            lambda: (
+                r.count("coffeebuddy_reminders_dropped_total", kind="runner", reason="expired") == 1
+            ),
+            timeout=WAIT,
+            message="expired reminder dropped",
+        )
+        await wait_until(lambda: r.worker.pending_count == 0, timeout=WAIT, message="no pending")
+        assert r.worker.ready
+    assert sorted(sender.ids()) == ["r-1", "r-2", "r-late"]
+    due = {ev.data.reminder_id: ev.data.due_at for ev in events}
+    for s in sender.sent:
+        assert s.at >= due[s.reminder_id], f"{s.reminder_id} sent before its due time"
+    statuses = [
+        (e.data.reminder_id, e.data.status)
+        for e in (
+            decode_event(rec.value)
+            for rec in await read_all(kafka_settings, topics.deliveries.name, 7)
+        )
+        if isinstance(e, ReminderDelivery)
+    ]
+    assert ("r-expired", "dropped") in statuses
+    for rid in ("r-1", "r-2", "r-late"):
+        assert statuses.index((rid, "claimed")) < statuses.index((rid, "sent"))
+
+
+async def test_duplicates_suppressed_on_republish_and_after_restart(
+    kafka_settings: KafkaSettings, topics: Topics
+) -> None:
+    sender = RecordingSender()
+    event = reminder("r-dup", due=soon(1.0))
+    async with running(kafka_settings, topics, sender) as r:
+        await r.producer.publish(topics.reminders, event)
+        await r.producer.publish(topics.reminders, event)  # re-published by the app
+        await wait_until(lambda: sender.ids() == ["r-dup"], timeout=WAIT, message="sent once")
+        await wait_until(lambda: r.worker.pending_count == 0, timeout=WAIT, message="settled")
+    # A fresh worker process: new group (replays the topic from the start, as after a crash
+    # before the commit), empty memory, only the delivery log to know what was sent.
+    async with running(kafka_settings, topics, sender) as r2:
+        await r2.producer.publish(topics.reminders, event)
+        await wait_until(
+            lambda: (
+                r2.count("coffeebuddy_reminders_dropped_total", kind="runner", reason="duplicate")
+                >= 3
+            ),
+            timeout=WAIT,
+            message="all three copies recognised as duplicates",
+        )
+        assert r2.worker.pending_count == 0
+    assert sender.ids() == ["r-dup"]
+
+
+@pytest.mark.parametrize("run_event_first", [True, False], ids=["run-first", "reminder-first"])
+async def test_cancellation_holds_in_either_arrival_order(
+    kafka_settings: KafkaSettings, topics: Topics, run_event_first: bool
+) -> None:
+    sender = RecordingSender()
+    cancelled = RunCancelled.create(data=RunCancelledData(run_id="run-x"))
+    closed = RunClosed.create(data=RunClosedData(run_id="run-y", closed_at=datetime.now(UTC)))
+    async with running(kafka_settings, topics, sender) as r:
+        due = soon(2.0)
+        reminders = [
+            reminder("x-runner", run_id="run-x", kind="runner", due=due),
+            reminder("x-last", run_id="run-x", kind="last_call", due=due),
+            reminder("y-runner", run_id="run-y", kind="runner", due=due),
+            reminder("y-last", run_id="run-y", kind="last_call", due=due),
+        ]
+
+        def consumed(topic: TopicConfig) -> float:
+            return sum(
+                r.count(
+                    "coffeebuddy_kafka_messages_consumed_total",
+                    topic=topic.name,
+                    group=r.harness.group,
+                )
+                for _ in (0,)
+            )
+
+        async def publish_runs() -> None:
+            await r.producer.publish(topics.runs, cancelled)
+            await r.producer.publish(topics.runs, closed)
+            await wait_until(lambda: consumed(topics.runs) >= 2, timeout=WAIT, message="runs seen")
+
+        async def publish_reminders() -> None:
+            for ev in reminders:
+                await r.producer.publish(topics.reminders, ev)
+            await wait_until(
+                lambda: consumed(topics.reminders) >= 4, timeout=WAIT, message="reminders seen"
+            )
+
+        first, second = (
+            (publish_runs, publish_reminders)
+            if run_event_first
+            else (publish_reminders, publish_runs)
+        )
+        await first()
+        await second()
+        assert datetime.now(UTC) < due, (
+            "test setup too slow: reminders fell due before the run events"
+        )
+        await wait_until(lambda: "y-runner" in sender.ids(), timeout=WAIT, message="runner sent")
+        drops = {
+            ("runner", "run_cancelled"): 1,
+            ("last_call", "run_cancelled"): 1,
+            ("last_call", "run_closed"): 1,
+        }
+        for (kind, reason), n in drops.items():
+            await wait_until(
+                lambda kind=kind, reason=reason, n=n: (
+                    r.count("coffeebuddy_reminders_dropped_total", kind=kind, reason=reason) == n
+                ),
+                timeout=WAIT,
+                message=f"{kind} dropped for {reason} (sent {sender.ids()})",
+            )
+        await wait_until(lambda: r.worker.pending_count == 0, timeout=WAIT, message="settled")
+    assert sender.ids() == ["y-runner"]
+
+
+async def test_configuration_error_keeps_backlog_then_resumes(
+    kafka_settings: KafkaSettings, topics: Topics
+) -> None:
+    sender = RecordingSender(broken=True)
+    async with running(
+        kafka_settings, topics, sender, auth_probe_initial=0.1, auth_probe_max=0.3
+    ) as r:
+        for i in range(3):
+            await r.producer.publish(
+                topics.reminders, reminder(f"c-{i}", run_id=f"run-{i}", due=soon(0.5))
+            )
+        await wait_until(lambda: not r.worker.ready, timeout=WAIT, message="worker not ready")
+        assert r.count("coffeebuddy_slack_auth_ok") == 0
+        assert r.count("coffeebuddy_reminder_worker_ready") == 0
+        await wait_until(lambda: r.worker.pending_count == 3, timeout=WAIT, message="3 pending")
+        await wait_until(lambda: sender.auth_calls >= 2, timeout=WAIT, message="auth probed")
+        assert sender.sent == []
+        assert r.worker.pending_count == 3  # backlog kept, nothing burned
+        assert (
+            r.count(
+                "coffeebuddy_reminders_failed_total", kind="runner", error_class="configuration"
+            )
+            >= 1
+        )
+        assert r.metrics.registry.get_sample_value(
+            "coffeebuddy_reminders_dropped_total", {"kind": "runner", "reason": "expired"}
+        ) in (None, 0.0)
+        sender.broken = False
+        await wait_until(lambda: len(sender.sent) == 3, timeout=WAIT, message="backlog delivered")
+        await wait_until(lambda: r.worker.ready, timeout=WAIT, message="ready again")
+        assert r.count("coffeebuddy_slack_auth_ok") == 1
+    assert sorted(sender.ids()) == ["c-0", "c-1", "c-2"]
+
+
+async def test_rate_limit_honours_retry_after_while_others_go_out(
+    kafka_settings: KafkaSettings, topics: Topics
+) -> None:
+    sender = RecordingSender(script={"slow": [SendResult.rate_limited(1.5)]})
+    async with running(kafka_settings, topics, sender) as r:
+        due = soon(0.5)
+        await r.producer.publish(
+            topics.reminders, reminder("slow", run_id="run-1", user="U1", due=due)
+        )
+        await r.producer.publish(
+            topics.reminders, reminder("fast", run_id="run-2", user="U2", due=due)
+        )
+        await wait_until(lambda: len(sender.sent) == 2, timeout=WAIT, message="both sent")
+    assert sender.ids() == ["fast", "slow"]
+    first_try = next(a.at for a in sender.attempts if a.reminder_id == "slow")
+    delivered = next(s.at for s in sender.sent if s.reminder_id == "slow")
+    assert (delivered - first_try).total_seconds() >= 1.5
+
+
+async def test_format_rejection_is_dead_lettered_and_replay_delivers_once(
+    kafka_settings: KafkaSettings, topics: Topics
+) -> None:
+    sender = RecordingSender(
+        script={"bad": [SendResult.permanent("invalid_blocks", dead_letter=True)]}
+    )
+    assert topics.reminders.dead_letter_topic is not None
+    async with running(kafka_settings, topics, sender) as r:
+        meta = await r.producer.publish(topics.reminders, reminder("bad", due=soon(0.3)))
+        [dead] = await read_all(kafka_settings, topics.reminders.dead_letter_topic, 1)
+        headers = {k: v.decode() for k, v in dead.headers}
+        assert headers["coffeebuddy.dlq.origin.topic"] == topics.reminders.name
+        assert headers["coffeebuddy.dlq.origin.partition"] == str(meta.partition)
+        assert headers["coffeebuddy.dlq.origin.offset"] == str(meta.offset)
+        assert "invalid_blocks" in headers["coffeebuddy.dlq.error.message"]
+        assert sender.sent == []
+        await wait_until(lambda: r.worker.pending_count == 0, timeout=WAIT, message="settled")
+        # ops fixed the template and replays the dead letter: delivered exactly once
+        await r.producer.send_raw(topics.reminders, dead.value, key=dead.key, headers=[])
+        await r.producer.send_raw(topics.reminders, dead.value, key=dead.key, headers=[])
+        await wait_until(lambda: sender.ids() == ["bad"], timeout=WAIT, message="replay sent")
+        await wait_until(
+            lambda: (
+                r.count("coffeebuddy_reminders_dropped_total", kind="runner", reason="duplicate")
+                >= 1
+            ),
+            timeout=WAIT,
+            message="second replay is a duplicate",
+        )
+    assert sender.ids() == ["bad"]
+    assert [a.reminder_id for a in sender.attempts] == ["bad", "bad"]
