@@ -1,0 +1,103 @@
+"""Codec throughput of the event models (group "models"): decode and encode events/s.
+
+The baseline is the obvious two-step path (json.loads + model_validate, model_dump + json.dumps);
+the ratio shows what validating JSON directly in pydantic-core buys.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from _common import BenchContext, BenchRow
+
+from coffeebuddy.infra.kafka.models import (
+    ReminderScheduled,
+    ReminderScheduledData,
+    decode_event,
+    decode_events,
+    encode_event,
+)
+
+GROUP = "models"
+
+
+def sample_event() -> ReminderScheduled:
+    """A typical ~300-byte runner reminder."""
+    due = datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
+    return ReminderScheduled.create(
+        data=ReminderScheduledData(
+            reminder_id="run-8f3a:runner",
+            kind="runner",
+            run_id="run-8f3a",
+            team_id="T024BE7LD",
+            channel_id="C0123ABCD",
+            recipient_user_id="U0456EFGH",
+            due_at=due,
+            expires_at=due + timedelta(minutes=15),
+            place="Blue Bottle",
+        ),
+        id="0b7c2f6e-4d1a-4b8e-9a51-3c2d1e0f9a87",
+        time=due - timedelta(minutes=20),
+    )
+
+
+def _rate(fn: Callable[[], object], calls: int, per_call: int, repeats: int) -> float:
+    """Best-of-`repeats` operations per second."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        best = min(best, time.perf_counter() - start)
+    return calls * per_call / best
+
+
+async def run(ctx: BenchContext) -> list[BenchRow]:
+    """Measure decode/encode events/s for one ~300-byte ReminderScheduled."""
+    n = 2_000 if ctx.quick else 30_000
+    repeats = 2 if ctx.quick else 5
+    event = sample_event()
+    raw = encode_event(event)
+    size = len(raw)
+    batch = [raw] * 500
+
+    def baseline_decode() -> object:
+        return ReminderScheduled.model_validate(json.loads(raw))
+
+    def baseline_encode() -> object:
+        return json.dumps(event.model_dump(mode="json", exclude_none=True)).encode()
+
+    decode = _rate(lambda: decode_event(raw), n, 1, repeats)
+    decode_base = _rate(baseline_decode, n, 1, repeats)
+    batch_rate = _rate(lambda: decode_events(batch), max(1, n // len(batch)), len(batch), repeats)
+    encode = _rate(lambda: encode_event(event), n, 1, repeats)
+    encode_base = _rate(baseline_encode, n, 1, repeats)
+    return [
+        BenchRow(
+            group=GROUP,
+            name=f"decode_event ReminderScheduled ({size} B)",
+            value=decode,
+            unit="events/s",
+            baseline="json.loads + model_validate",
+            baseline_value=decode_base,
+        ),
+        BenchRow(
+            group=GROUP,
+            name=f"decode_events batch of {len(batch)} ({size} B each)",
+            value=batch_rate,
+            unit="events/s",
+            baseline="decode_event one by one",
+            baseline_value=decode,
+        ),
+        BenchRow(
+            group=GROUP,
+            name=f"encode_event ReminderScheduled ({size} B)",
+            value=encode,
+            unit="events/s",
+            baseline="model_dump + json.dumps",
+            baseline_value=encode_base,
+        ),
+    ]
