@@ -181,7 +181,7 @@ class ReminderWorkerService:
         )
 
     async def _probe_auth(self, sender: SlackDMSender) -> None:
-        """Until auth.test passes: probe with backoff (1 s doubling to 30 s); readiness waits."""
+        """Until auth.test passes: probe with backoff (1 s doubling to SLACK_AUTH_PROBE_MAX_S)."""
         delay = 1.0
         while not self._stop.is_set():
             result = await sender.check_auth()
@@ -198,7 +198,7 @@ class ReminderWorkerService:
             )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), delay)
-            delay = min(delay * 2, 30.0)
+            delay = min(delay * 2, self.settings.auth_probe_max_s)
 
     async def run(self) -> int:
         """Start everything, serve until stopped, drain; returns the process exit code."""
@@ -251,6 +251,8 @@ class ReminderWorkerService:
             metrics=self.reminder_metrics,
             max_concurrent_sends=self.settings.max_concurrent_sends,
             late_grace=timedelta(seconds=self.settings.late_grace_s),
+            auth_probe_initial=min(1.0, self.settings.auth_probe_max_s),
+            auth_probe_max=self.settings.auth_probe_max_s,
         )
         harness: KafkaConsumerHarness | None = None
         run_task: asyncio.Task[None] | None = None

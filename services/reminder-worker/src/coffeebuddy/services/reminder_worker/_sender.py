@@ -193,7 +193,10 @@ class SlackDMSender:
             logger=logging.getLogger("coffeebuddy.reminder_worker.slack_sdk"),
         )
         # The app never receives requests (no Events API here), so no signing secret is needed.
+        bolt_log = logging.getLogger("coffeebuddy.reminder_worker.slack_bolt")
+        bolt_log.setLevel(logging.ERROR)  # bolt warns that SLACK_BOT_TOKEN in env is unused
         app = AsyncApp(
+            logger=bolt_log,
             client=client,
             request_verification_enabled=False,
             signing_secret="-",  # noqa: S106 - placeholder, unused without request verification
