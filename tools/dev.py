@@ -345,7 +345,6 @@ async def _main(args: argparse.Namespace) -> int:
         code = await service_task
         say.say("stop", f"worker stopped (exit code {code}); broker stopped")
         return 0 if ok and code == 0 else 1
-    return 1  # pragma: no cover - the stack never swallows exceptions
 
 
 def main() -> int:
