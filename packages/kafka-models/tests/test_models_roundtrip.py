@@ -125,7 +125,7 @@ def test_every_event_type_has_a_strategy() -> None:
     assert {cls.EVENT_TYPE for cls in DATA} == set(EVENT_TYPES)
 
 
-@settings(max_examples=300)
+@settings(max_examples=150, deadline=None)
 @given(events())
 def test_bytes_model_bytes_round_trip(event: CloudEvent[Any]) -> None:
     raw = encode_event(event)
@@ -138,7 +138,7 @@ def test_bytes_model_bytes_round_trip(event: CloudEvent[Any]) -> None:
     assert raw == compact.encode("utf-8")
 
 
-@settings(max_examples=100)
+@settings(max_examples=60, deadline=None)
 @given(events(), st.dictionaries(st.from_regex(r"\Ax[a-z]{1,8}\Z"), st.integers(), max_size=3))
 def test_unknown_fields_are_ignored_at_envelope_and_data_level(
     event: CloudEvent[Any], extras: dict[str, int]
@@ -151,7 +151,7 @@ def test_unknown_fields_are_ignored_at_envelope_and_data_level(
     assert encode_event(decoded) == encode_event(event)
 
 
-@settings(max_examples=50)
+@settings(max_examples=30, deadline=None)
 @given(st.lists(events(), max_size=8))
 def test_batch_decode_matches_single_decode(batch: list[CloudEvent[Any]]) -> None:
     raws = [encode_event(e) for e in batch]
