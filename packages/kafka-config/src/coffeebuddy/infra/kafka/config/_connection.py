@@ -131,9 +131,12 @@ async def _transport_steps(settings: KafkaSettings, probe: _Probe) -> None:
         raise _ProbeError(
             f"cannot connect to {probe.address} ({where}): {_os_reason(exc)}"
         ) from None
+    raw_transport = writer.transport
+    handshake_done = False
     try:
         context = settings.ssl_context()
         if context is None:
+            handshake_done = True
             return
         probe.stage = "tls"
         try:
@@ -148,11 +151,18 @@ async def _transport_steps(settings: KafkaSettings, probe: _Probe) -> None:
                 f"({_os_reason(exc)}); is it a TLS listener that accepts this client "
                 "(TLS version, client certificate)?"
             ) from None
+        handshake_done = True
     finally:
-        writer.close()
-        # The server may drop an unfinished handshake; closing is all we wanted.
-        with contextlib.suppress(OSError, ssl.SSLError):
-            await writer.wait_closed()
+        if handshake_done:
+            writer.close()
+            # A peer that never answers close_notify must not hold the check up.
+            with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await writer.wait_closed()
+        else:
+            # After a failed or cancelled start_tls the stream no longer sees the socket
+            # close (wait_closed would hang): drop the socket directly.
+            raw_transport.abort()
 
 
 async def _kafka_steps(settings: KafkaSettings, probe: _Probe) -> None:
@@ -216,8 +226,10 @@ def _os_reason(exc: OSError) -> str:
 
 
 def _kafka_reason(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    text, name = str(exc), type(exc).__name__
+    if not text:
+        return name
+    return text if text.startswith(name) else f"{name}: {text}"
 
 
 def _timeout_message(settings: KafkaSettings, probe: _Probe, timeout: float) -> str:
