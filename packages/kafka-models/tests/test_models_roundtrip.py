@@ -156,3 +156,22 @@ def test_unknown_fields_are_ignored_at_envelope_and_data_level(
 def test_batch_decode_matches_single_decode(batch: list[CloudEvent[Any]]) -> None:
     raws = [encode_event(e) for e in batch]
     assert decode_events(raws) == batch
+
+
+@settings(max_examples=60, deadline=None)
+@given(events())
+def test_non_canonical_bytes_decode_to_the_same_event(event: CloudEvent[Any]) -> None:
+    doc = json.loads(encode_event(event))
+
+    # Pretty-printed, keys reversed, UTC written as +00:00, non-ASCII escaped: same event.
+    def utc_as_offset(key: str, value: Any) -> Any:
+        is_time = key == "time" or key.endswith("_at")
+        return value[:-1] + "+00:00" if is_time and value.endswith("Z") else value
+
+    reordered = {k: utc_as_offset(k, v) for k, v in reversed(list(doc.items()))}
+    reordered["data"] = {k: utc_as_offset(k, v) for k, v in reversed(list(doc["data"].items()))}
+    raw = json.dumps(reordered, indent=2, ensure_ascii=True).encode()
+    assert raw != encode_event(event)
+    decoded = decode_event(raw)
+    assert decoded == event
+    assert encode_event(decoded) == encode_event(event)
