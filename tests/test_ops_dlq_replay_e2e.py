@@ -1,0 +1,238 @@
+"""Issue done-when: a reminder Slack rejected (invalid_blocks) is dead-lettered, can be inspected,
+and once the fix is deployed is replayed and delivered as exactly one DM.
+
+Real parts throughout: embedded broker, consumer harness, producer, ReminderWorker, the service's
+SlackDMSender over HTTP to the fake Slack, and the `coffeebuddy-kafka dlq` Python API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from coffeebuddy.infra.kafka.config import KafkaSettings
+from coffeebuddy.infra.kafka.consumer import KafkaConsumerHarness, RetryPolicy
+from coffeebuddy.infra.kafka.metrics import KafkaMetrics, ReminderMetrics
+from coffeebuddy.infra.kafka.models import ReminderScheduled, ReminderScheduledData
+from coffeebuddy.infra.kafka.producer import KafkaEventProducer
+from coffeebuddy.infra.kafka.provision._dlq import (
+    REPLAYED_FROM_HEADER,
+    DeadLetter,
+    DeadLetterFilter,
+    FileReplayLedger,
+    inspect_dead_letters,
+    replay_dead_letters,
+)
+from coffeebuddy.infra.kafka.reminder_worker import ReminderWorker
+from coffeebuddy.infra.kafka.testing import FakeSlackServer, TopicFactory, wait_until
+from coffeebuddy.infra.kafka.topics import (
+    REMINDER_DELIVERIES_TOPIC,
+    REMINDER_EVENTS_TOPIC,
+    RUN_EVENTS_TOPIC,
+    TopicConfig,
+)
+from coffeebuddy.services.reminder_worker import SlackDMSender
+
+WAIT = 20.0
+USER = "U0REPLAY1"
+
+
+@dataclass
+class Topics:
+    reminders: TopicConfig
+    runs: TopicConfig
+    deliveries: TopicConfig
+
+
+@dataclass
+class Running:
+    worker: ReminderWorker
+    producer: KafkaEventProducer
+    registry: CollectorRegistry
+
+    def sample(self, name: str, **labels: str) -> float:
+        return self.registry.get_sample_value(name, labels) or 0.0
+
+
+@pytest.fixture
+def topics(unique_topic: TopicFactory) -> Topics:
+    return Topics(
+        reminders=unique_topic(2, event_types=REMINDER_EVENTS_TOPIC.event_types),
+        runs=unique_topic(1, event_types=RUN_EVENTS_TOPIC.event_types),
+        deliveries=unique_topic(
+            1,
+            key_field="reminder_id",
+            event_types=REMINDER_DELIVERIES_TOPIC.event_types,
+            dead_letter=False,
+        ),
+    )
+
+
+@asynccontextmanager
+async def worker_running(
+    settings: KafkaSettings, topics: Topics, slack: FakeSlackServer, group: str
+) -> AsyncIterator[Running]:
+    """The reminder worker as the service composes it, with test-sized timings."""
+    registry = CollectorRegistry()
+    reminder_metrics = ReminderMetrics(registry)
+    kafka_metrics = KafkaMetrics(registry)
+    sender = SlackDMSender.create(
+        slack.token, base_url=slack.base_url, timeout=5.0, metrics=reminder_metrics
+    )
+    try:
+        async with KafkaEventProducer(settings, metrics=kafka_metrics) as producer:
+            worker = ReminderWorker(
+                sender,
+                producer,
+                settings,
+                deliveries_topic=topics.deliveries,
+                metrics=reminder_metrics,
+                claim_lease=timedelta(seconds=1),
+                retry_initial=0.1,
+                retry_max=1.0,
+                auth_probe_initial=0.2,
+                auth_probe_max=1.0,
+            )
+            async with worker:
+                harness = KafkaConsumerHarness(
+                    settings,
+                    [topics.reminders, topics.runs],
+                    group,
+                    worker.process_event,
+                    producer=producer,
+                    metrics=kafka_metrics,
+                    max_incomplete_total=worker.max_pending,
+                    on_assign=worker.on_assign,
+                    on_revoke=worker.on_revoke,
+                    commit_interval=0.2,
+                    retry_policy=RetryPolicy(max_attempts=3, initial_backoff=0.05, max_backoff=0.2),
+                    stop_timeout=10.0,
+                )
+                task = asyncio.create_task(harness.run())
+                try:
+                    await wait_until(
+                        lambda: (harness.health().ready and worker.ready) or task.done(),
+                        timeout=WAIT,
+                        message="worker joined its group and is ready",
+                    )
+                    if task.done():
+                        task.result()
+                    yield Running(worker, producer, registry)
+                finally:
+                    await harness.stop()
+                    await asyncio.wait_for(task, 15.0)
+    finally:
+        await sender.close()
+
+
+def reminder(run_id: str, reminder_id: str) -> ReminderScheduled:
+    return ReminderScheduled.create(
+        data=ReminderScheduledData(
+            run_id=run_id,
+            reminder_id=reminder_id,
+            kind="runner",
+            team_id="T0OPS",
+            channel_id="C0OPS",
+            recipient_user_id=USER,
+            due_at=datetime.now(UTC) + timedelta(milliseconds=200),
+            place="Cafe Replay",
+        )
+    )
+
+
+async def test_rejected_reminder_is_inspected_replayed_and_delivered_once(
+    kafka_settings: KafkaSettings, topics: Topics, fake_slack: FakeSlackServer, tmp_path: Path
+) -> None:
+    dlq = topics.reminders.dead_letter_topic
+    assert dlq is not None
+    run_id = f"run-{uuid.uuid4().hex[:8]}"
+    event = reminder(run_id, f"rem-{uuid.uuid4().hex[:8]}")
+    # One group for both runs: the restarted worker resumes after the dead-lettered record, so
+    # the only way the reminder can reach Slack afterwards is the replay.
+    group = f"test-ops-dlq-{uuid.uuid4().hex[:8]}"
+    fake_slack.fail("invalid_blocks", count=1)  # the bad renderer: Slack refuses the message
+
+    async with worker_running(kafka_settings, topics, fake_slack, group) as running:
+        sent = await running.producer.publish(topics.reminders, event)
+        letters: list[DeadLetter] = []
+
+        async def dead_lettered() -> bool:
+            letters[:] = await inspect_dead_letters(dlq, settings=kafka_settings)
+            return bool(letters)
+
+        await wait_until(dead_lettered, timeout=WAIT, message="the rejected reminder dead-lettered")
+        assert fake_slack.messages() == []
+        assert [c.ok for c in fake_slack.calls("chat.postMessage")] == [False]
+        await wait_until(
+            lambda: (
+                running.sample(
+                    "coffeebuddy_kafka_dead_lettered_total",
+                    topic=topics.reminders.name,
+                    group=group,
+                    reason="non_retryable",
+                )
+                == 1.0
+            ),
+            timeout=WAIT,
+            message="dead_lettered_total counted it",
+        )
+        assert (
+            running.sample(
+                "coffeebuddy_reminders_failed_total", kind="runner", error_class="permanent"
+            )
+            == 1.0
+        )
+
+    [letter] = letters
+    assert letter.origin_topic == topics.reminders.name
+    assert (letter.origin_partition, letter.origin_offset) == (sent.partition, sent.offset)
+    assert letter.origin_key == run_id.encode()
+    assert letter.reason == "non_retryable"
+    assert "invalid_blocks" in letter.error_message
+    assert letter.run_id == run_id
+    filtered = await inspect_dead_letters(
+        dlq, settings=kafka_settings, where=DeadLetterFilter(run_id=run_id, reason="non_retryable")
+    )
+    assert [d.ref for d in filtered] == [letter.ref]
+
+    # The fix is deployed: Slack accepts the message now. Replay, then replay again.
+    fake_slack.clear_script()
+    ledger = FileReplayLedger(tmp_path / "replayed.jsonl")
+    async with worker_running(kafka_settings, topics, fake_slack, group) as running:
+        dry = await replay_dead_letters(dlq, ledger=ledger, settings=kafka_settings, dry_run=True)
+        assert [d.ref for d in dry.to_replay] == [letter.ref]
+
+        report = await replay_dead_letters(
+            dlq, ledger=ledger, settings=kafka_settings, topics=[topics.reminders]
+        )
+        [(replayed, target)] = report.replayed
+        assert target.topic == topics.reminders.name
+
+        messages = await fake_slack.wait_for_messages(1, timeout=WAIT, user=USER)
+        await wait_until(
+            lambda: running.worker.pending_count == 0,
+            timeout=WAIT,
+            message="the replayed reminder settled",
+        )
+        again = await replay_dead_letters(dlq, ledger=ledger, settings=kafka_settings)
+        assert again.replayed == []
+        assert [d.ref for d in again.already_replayed] == [letter.ref]
+        assert running.sample("coffeebuddy_reminders_sent_total", kind="runner") == 1.0
+        # the restarted worker read only the replayed record, not the dead-lettered original
+        consumed = running.sample(
+            "coffeebuddy_kafka_messages_consumed_total", topic=topics.reminders.name, group=group
+        )
+        assert consumed == 1.0
+
+    assert len(fake_slack.messages()) == 1
+    assert messages[0].channel == fake_slack.channel_for(USER)
+    assert replayed.ref == letter.ref
+    assert REPLAYED_FROM_HEADER in {k for k, _ in replayed.replay_headers()}
