@@ -167,3 +167,17 @@ def test_schemas_describe_the_models(gen: Any) -> None:
 def test_yaml_emitter_round_trips(gen: Any, value: dict[str, Any]) -> None:
     tricky = {**value, "q": 'say "hi": #1\nnext', "u": "Café …", "x": {}, "y": [[1, 2], []]}
     assert yaml.safe_load(gen.to_yaml(tricky)) == tricky
+
+
+def test_update_golden_refuses_breaking_changes(gen: Any, tmp_path: Path) -> None:
+    golden = tmp_path / gen.GOLDEN
+    golden.parent.mkdir(parents=True)
+    old = json.loads((ROOT / gen.GOLDEN).read_text(encoding="utf-8"))
+    old["topics"]["coffeebuddy.retired.events"] = dict(old["topics"]["coffeebuddy.run.events"])
+    golden.write_text(json.dumps(old), encoding="utf-8")
+    assert gen.update_golden(tmp_path) == ["topic coffeebuddy.retired.events: removed or renamed"]
+    assert json.loads(golden.read_text(encoding="utf-8")) == old
+    assert gen.update_golden(tmp_path, allow_breaking=True) == []
+    assert json.loads(golden.read_text(encoding="utf-8")) == json.loads(
+        (ROOT / gen.GOLDEN).read_text(encoding="utf-8")
+    )
