@@ -256,15 +256,15 @@ def _check_retention(topic: TopicConfig, catalog: Catalog, where: str, report: _
             f"retention.ms {retention_ms} must exceed the longest reminder horizon plus outage "
             f"allowance ({int(needed.total_seconds() * 1000)} ms = {needed.days} days)",
         )
-    if topic.kind == "dead_letter":
-        origin = catalog.origin_of(topic)
-        origin_retention = None if origin is None else origin.retention
-        if origin_retention is not None and retention_ms < origin_retention.total_seconds() * 1000:
+    origin = catalog.origin_of(topic) if topic.kind == "dead_letter" else None
+    origin_retention = None if origin is None else origin.retention
+    if origin is not None and origin_retention is not None:
+        origin_ms = int(origin_retention.total_seconds() * 1000)
+        if retention_ms < origin_ms:
             report(
                 where,
                 "retention",
-                f"dead letters must be kept at least as long as {origin.name if origin else ''} "
-                f"({int(origin_retention.total_seconds() * 1000)} ms)",
+                f"dead letters must be kept at least as long as {origin.name} ({origin_ms} ms)",
             )
 
 
