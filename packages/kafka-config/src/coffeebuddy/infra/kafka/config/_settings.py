@@ -140,7 +140,16 @@ class KafkaSettings(BaseSettings):
         try:
             super().__init__(**values)
         except ValidationError as exc:
-            raise _to_settings_error(exc) from None
+            error = _to_settings_error(exc)
+        else:
+            return
+        # Raised outside the except block: pydantic's error (it holds the raw inputs,
+        # passwords included) must not ride along as __context__.
+        raise error
+
+    # model_validate() (used by with_overrides) validates without calling __init__, so it
+    # never reads the environment; pydantic checks this marker to decide.
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
 
     @classmethod
     def settings_customise_sources(
@@ -173,7 +182,8 @@ class KafkaSettings(BaseSettings):
         try:
             return type(self).model_validate(data)
         except ValidationError as exc:
-            raise _to_settings_error(exc) from None
+            error = _to_settings_error(exc)
+        raise error  # outside the except block, so no __context__ with raw inputs
 
     # ------------------------------------------------------------------ field rules
 

@@ -27,12 +27,14 @@ def build_ssl_context(
     """Return a client TLS context (or None) and the problems met loading the files.
 
     Certificates are always verified; only the hostname check can be turned off.
-    Without a CA file the system trust store is used.
+    Without a CA file the system trust store is used; with one, only that CA is trusted.
     """
     problems: list[SettingProblem] = []
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-    if cafile is not None:
-        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=None)
+    if cafile is None:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    else:
+        # Like a Kafka truststore: the CA file replaces the system trust store.
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         try:
             context.load_verify_locations(cafile=str(cafile))
         except (ssl.SSLError, OSError, ValueError) as exc:
@@ -79,6 +81,7 @@ def build_ssl_context(
                         "the certificate",
                     )
                 )
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.check_hostname = check_hostname
     context.verify_mode = ssl.CERT_REQUIRED
     if problems:
