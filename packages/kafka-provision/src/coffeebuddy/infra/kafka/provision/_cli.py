@@ -360,9 +360,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _register_plugins(sub: Any) -> None:
-    from coffeebuddy.infra.kafka.provision import _dlq
+    """Wire `_dlq.register`; a broken dlq module must not take plan/apply down with it."""
+    try:
+        from coffeebuddy.infra.kafka.provision import _dlq
 
-    register: Callable[[Any], None] | None = getattr(_dlq, "register", None)
+        register: Callable[[Any], None] | None = getattr(_dlq, "register", None)
+    except Exception as exc:
+        problem = f"the dlq commands failed to load: {type(exc).__name__}: {exc}"
+
+        def unavailable(_args: argparse.Namespace) -> int:
+            print(f"error: {problem}", file=sys.stderr)
+            return EXIT_ERROR
+
+        broken = sub.add_parser("dlq", help="dead-letter tools (failed to load)")
+        broken.set_defaults(func=unavailable)
+        return
     if register is not None:
         register(sub)
 

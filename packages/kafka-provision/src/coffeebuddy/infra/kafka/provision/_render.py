@@ -186,7 +186,14 @@ def render_strimzi(state: DesiredState, *, cluster: str | None = None) -> str:
             if rtype != "CLUSTER":
                 resource["name"] = rname
                 resource["patternType"] = pattern.lower()
-            rules.append({"resource": resource, "operations": sorted(set(ops)), "host": host})
+            rules.append(
+                {
+                    "resource": resource,
+                    "operations": sorted(set(ops)),
+                    "host": host,
+                    "type": "allow",
+                }
+            )
         user = principal.split(":", 1)[1] if ":" in principal else principal
         docs.append(
             {
