@@ -18,6 +18,8 @@ from coffeebuddy.infra.kafka.provision._dlq import (
     DeadLetterFilter,
     DlqError,
     FileReplayLedger,
+    ReplayLedger,
+    TopicReplayLedger,
     inspect_dead_letters,
     parse_duration,
     replay_dead_letters,
@@ -222,8 +224,52 @@ def test_parse_duration() -> None:
         parse_duration("5 minutes")
 
 
-def test_ledger_names_a_corrupt_line(tmp_path: Path) -> None:
+async def test_ledger_names_a_corrupt_line(tmp_path: Path) -> None:
     path = tmp_path / "l.jsonl"
     path.write_text('{"key": "a"}\nnot json\n')
     with pytest.raises(DlqError, match=r"l.jsonl:2"):
-        FileReplayLedger(path).load()
+        await FileReplayLedger(path).load()
+
+
+async def test_file_ledger_refuses_a_concurrent_replay(tmp_path: Path) -> None:
+    path = tmp_path / "l.jsonl"
+    async with FileReplayLedger(path):
+        with pytest.raises(DlqError, match="another replay holds"):
+            async with FileReplayLedger(path):
+                pass
+    async with FileReplayLedger(path) as ledger:  # released again
+        assert isinstance(ledger, ReplayLedger)
+
+
+async def test_topic_ledger_is_shared_between_runs(
+    kafka_settings: KafkaSettings,
+    dead_letters: tuple[TopicConfig, TopicConfig],
+    unique_topic: TopicFactory,
+) -> None:
+    origin, dlq = dead_letters
+    markers = unique_topic(1, key_field="ref", dead_letter=False)
+    first = await replay_dead_letters(
+        dlq.name,
+        ledger=TopicReplayLedger(markers, settings=kafka_settings),
+        settings=kafka_settings,
+        where=DeadLetterFilter(key="run-2"),
+    )
+    assert [d.run_id for d, _ in first.replayed] == ["run-2"]
+    # another operator, another process: a fresh ledger reads the markers from the topic
+    second = await replay_dead_letters(
+        dlq.name,
+        ledger=TopicReplayLedger(markers, settings=kafka_settings),
+        settings=kafka_settings,
+    )
+    assert [d.run_id for d in second.already_replayed] == ["run-2"]
+    assert sorted(d.run_id or "" for d, _ in second.replayed) == ["run-1", "run-3"]
+    assert sorted(r.key for r in await _records(kafka_settings, origin.name)) == [
+        b"run-1",
+        b"run-2",
+        b"run-3",
+    ]
+    marker_records = await _records(kafka_settings, markers.name)
+    assert len(marker_records) == 3
+    assert {json.loads(r.value)["ref"] for r in marker_records} == {
+        f"{dlq.name}/0/{n}" for n in range(3)
+    }

@@ -93,3 +93,32 @@ def test_cli_rejects_bad_input(cli_env: Path, capsys: pytest.CaptureFixture[str]
     assert "--older-than" in capsys.readouterr().err
     assert main(["dlq", "replay", "x.dlq", "--rate", "0"]) == 1
     assert "rate: must be > 0" in capsys.readouterr().err
+
+
+def test_cli_replay_with_a_ledger_topic(
+    kafka_broker: BrokerHandle,
+    unique_topic: TopicFactory,
+    cli_env: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    origin = unique_topic(partitions=1)
+    dlq = unique_topic.dead_letter(origin)
+    markers = unique_topic(1, key_field="ref", dead_letter=False)
+    asyncio.run(_dead_letter(kafka_broker, dlq, origin.name, "run-t"))
+    capsys.readouterr()
+    replay = ["dlq", "replay", dlq.name, "--ledger-topic", markers.name, "--output", "json"]
+
+    assert main(replay) == 2
+    assert [r["ref"] for r in json.loads(capsys.readouterr().out)["replayed"]] == [
+        f"{dlq.name}/0/0"
+    ]
+    assert main(replay) == 0
+    assert json.loads(capsys.readouterr().out)["already_replayed"] == [f"{dlq.name}/0/0"]
+    assert not cli_env.exists()  # the topic, not the state file, holds the record
+
+    assert (
+        main(["dlq", "inspect", dlq.name, "--ledger-topic", markers.name, "--output", "json"]) == 0
+    )
+    assert [r["replayed"] for r in json.loads(capsys.readouterr().out)] == [True]
+    assert main(["dlq", "replay", dlq.name, "--ledger-topic", "no.such.ledger"]) == 1
+    assert "replay ledger topic 'no.such.ledger' does not exist" in capsys.readouterr().err

@@ -5,20 +5,22 @@ CLI hook (read by `_cli.py`): `register(subparsers: argparse._SubParsersAction) 
 namespace and returning an awaitable exit code (0 ok, 1 error, 2 replayed something).
 
 Python API: `inspect_dead_letters(...)`, `replay_dead_letters(...)`, `DeadLetter`,
-`DeadLetterFilter`, `ReplayReport`, `FileReplayLedger`.
+`DeadLetterFilter`, `ReplayReport`, `ReplayLedger` (`FileReplayLedger`, `TopicReplayLedger`).
 
 Dead letters are read with a group-less consumer (assign + seek, never a group commit), so
 inspecting changes nothing on the cluster. A replayed dead letter goes back to its origin topic
 through `KafkaEventProducer.send_raw` with its original key and headers, minus the
 `coffeebuddy.dlq.*` headers, plus `coffeebuddy.dlq.replayed_from: <dlq>/<partition>/<offset>`.
 
-Replay ledger: every replayed dead letter is recorded (fsync'd) in a JSON-lines state file keyed
-by DLQ topic, partition, offset and record timestamp (the timestamp keeps a recreated DLQ topic's
-reused offsets apart), and a locked run skips what the ledger holds, so running the same replay
-twice sends nothing the second time. A local file needs no new topic or ACL and works against any
-cluster; its limit is that it lives where the operator runs the command (keep it on a persistent
-volume, or pass the same `--state-file`). The shared alternative is a compacted
-`<dlq>.replayed` marker topic in the catalog (see services/reminder-worker/RUNBOOK.md).
+Replay ledger: every replayed dead letter is recorded, keyed by DLQ topic, partition, offset and
+record timestamp (the timestamp keeps a recreated DLQ topic's reused offsets apart), and a run
+skips what the ledger holds, so running the same replay twice sends nothing the second time.
+Two stores: `TopicReplayLedger`, markers in a compacted `<dlq>.replayed` topic, shared by every
+operator and used by the CLI whenever the catalog has that topic; `FileReplayLedger`, a locked,
+fsync'd JSON-lines state file (`--state-file`), which needs no topic or ACL and is the fallback
+until the catalog has the marker topic, but only protects replays run against the same file.
+A crash between a send and its ledger entry can resend that one record; the reminder worker's
+delivery log still keeps the DM to one.
 """
 
 from __future__ import annotations
@@ -32,11 +34,11 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, Protocol, Self, runtime_checkable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from rich.console import Console
@@ -53,7 +55,9 @@ __all__ = [
     "DeadLetterFilter",
     "DlqError",
     "FileReplayLedger",
+    "ReplayLedger",
     "ReplayReport",
+    "TopicReplayLedger",
     "default_state_file",
     "inspect_dead_letters",
     "parse_duration",
@@ -65,6 +69,7 @@ DLQ_HEADER_PREFIX = "coffeebuddy.dlq."
 REPLAYED_FROM_HEADER = "coffeebuddy.dlq.replayed_from"
 _H = DLQ_HEADER_PREFIX
 DLQ_SUFFIX = ".dlq"
+REPLAYED_SUFFIX = ".replayed"
 STATE_FILE_ENV = "COFFEEBUDDY_DLQ_STATE_FILE"
 
 EXIT_OK = 0
@@ -273,11 +278,13 @@ def _dlq_name(topic: str | TopicConfig) -> str:
     return topic
 
 
-async def _read_dead_letters(
+async def _read_topic(
     settings: KafkaSettings,
-    dlq: str,
+    topic: str,
     timeout: float,  # noqa: ASYNC109
-) -> list[DeadLetter]:
+    what: str = "dead-letter topic",
+) -> list[Any]:
+    """Every record of `topic` from its start to the end offsets seen now (assign + seek)."""
     consumer = AIOKafkaConsumer(**settings.consumer_kwargs(None))
     try:
         await consumer.start()
@@ -286,34 +293,43 @@ async def _read_dead_letters(
         raise
     try:
         topics = await consumer.topics()
-        if dlq not in topics:
-            raise DlqError(f"dead-letter topic {dlq!r} does not exist on the cluster")
-        partitions = sorted(consumer.partitions_for_topic(dlq) or ())
-        tps = [TopicPartition(dlq, p) for p in partitions]
+        if topic not in topics:
+            raise DlqError(f"{what} {topic!r} does not exist on the cluster")
+        partitions = sorted(consumer.partitions_for_topic(topic) or ())
+        tps = [TopicPartition(topic, p) for p in partitions]
         if not tps:
-            raise DlqError(f"dead-letter topic {dlq!r} has no partitions in the cluster metadata")
+            raise DlqError(f"{what} {topic!r} has no partitions in the cluster metadata")
         consumer.assign(tps)
         ends: dict[Any, int] = await consumer.end_offsets(tps)
         starts: dict[Any, int] = await consumer.beginning_offsets(tps)
         for tp in tps:
             consumer.seek(tp, starts[tp])
-        letters: list[DeadLetter] = []
+        out: list[Any] = []
         pending = {tp for tp in tps if starts[tp] < ends[tp]}
         deadline = time.monotonic() + timeout
         while pending:
             if time.monotonic() > deadline:
                 left = {f"{tp.topic}[{tp.partition}]": ends[tp] for tp in pending}
-                raise DlqError(f"timed out after {timeout}s reading {dlq!r} up to {left}")
+                raise DlqError(f"timed out after {timeout}s reading {topic!r} up to {left}")
             batches = await consumer.getmany(*pending, timeout_ms=500)
             for tp, records in batches.items():
-                letters.extend(_to_dead_letter(r) for r in records if r.offset < ends[tp])
+                out.extend(r for r in records if r.offset < ends[tp])
             for tp in list(pending):
                 if await consumer.position(tp) >= ends[tp]:
                     pending.discard(tp)
-        letters.sort(key=lambda d: (d.timestamp, d.partition, d.offset))
-        return letters
+        return out
     finally:
         await consumer.stop()
+
+
+async def _read_dead_letters(
+    settings: KafkaSettings,
+    dlq: str,
+    timeout: float,  # noqa: ASYNC109
+) -> list[DeadLetter]:
+    letters = [_to_dead_letter(r) for r in await _read_topic(settings, dlq, timeout)]
+    letters.sort(key=lambda d: (d.timestamp, d.partition, d.offset))
+    return letters
 
 
 def _to_dead_letter(record: Any) -> DeadLetter:
@@ -368,15 +384,46 @@ def default_state_file(environ: Mapping[str, str] | None = None) -> Path:
     return base / "coffeebuddy" / "dlq-replayed.jsonl"
 
 
+def _ledger_entry(letter: DeadLetter, target: RecordMetadata) -> dict[str, Any]:
+    return {
+        "key": letter.ledger_key,
+        "ref": letter.ref,
+        "replayed_at": datetime.now(UTC).isoformat(),
+        "target": {"topic": target.topic, "partition": target.partition, "offset": target.offset},
+    }
+
+
+@runtime_checkable
+class ReplayLedger(Protocol):
+    """Remembers replayed dead letters. `async with ledger:` gives a fresh view for one run."""
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(self, *exc_info: object) -> None: ...
+
+    async def load(self) -> None:
+        """Re-read what was replayed (also usable outside `async with`, read-only)."""
+        ...
+
+    def __contains__(self, letter: object) -> bool: ...
+
+    async def record(self, letter: DeadLetter, target: RecordMetadata) -> None:
+        """Durably note that `letter` now sits at `target`; returns once it is stored."""
+        ...
+
+
 class FileReplayLedger:
-    """Which dead letters were replayed, in a JSON-lines file; one replay run holds its lock."""
+    """A JSON-lines state file (fsync per entry); a run holds an exclusive `<file>.lock`."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._entries: dict[str, dict[str, Any]] = {}
         self._lock: IO[str] | None = None
 
-    def load(self) -> None:
+    def __repr__(self) -> str:
+        return f"FileReplayLedger({str(self.path)!r})"
+
+    def load_sync(self) -> None:
         self._entries = {}
         if not self.path.exists():
             return
@@ -389,44 +436,114 @@ class FileReplayLedger:
             except (ValueError, KeyError, TypeError) as exc:
                 raise DlqError(f"replay ledger {self.path}:{number}: not a ledger entry") from exc
 
+    async def load(self) -> None:
+        self.load_sync()
+
     def __contains__(self, letter: object) -> bool:
         return isinstance(letter, DeadLetter) and letter.ledger_key in self._entries
 
-    def entry(self, letter: DeadLetter) -> Mapping[str, Any] | None:
-        return self._entries.get(letter.ledger_key)
-
-    def record(self, letter: DeadLetter, target: RecordMetadata) -> None:
-        entry = {
-            "key": letter.ledger_key,
-            "ref": letter.ref,
-            "replayed_at": datetime.now(UTC).isoformat(),
-            "target": {
-                "topic": target.topic,
-                "partition": target.partition,
-                "offset": target.offset,
-            },
-        }
+    async def record(self, letter: DeadLetter, target: RecordMetadata) -> None:
+        entry = _ledger_entry(letter, target)
         with self.path.open("a", encoding="utf-8") as out:
             out.write(json.dumps(entry, sort_keys=True) + "\n")
             out.flush()
             os.fsync(out.fileno())
         self._entries[letter.ledger_key] = entry
 
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[FileReplayLedger]:
-        """Hold an exclusive lock (`<file>.lock`) and a fresh view of the ledger."""
+    async def __aenter__(self) -> Self:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         lock_path = self.path.with_name(self.path.name + ".lock")
-        with lock_path.open("a", encoding="utf-8") as lock:
+        lock = lock_path.open("a", encoding="utf-8")
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            lock.close()
+            raise DlqError(f"another replay holds {lock_path}; wait for it to finish") from exc
+        self._lock = lock
+        try:
+            self.load_sync()
+        except BaseException:
+            await self.__aexit__()
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._lock is not None:
+            fcntl.flock(self._lock.fileno(), fcntl.LOCK_UN)
+            self._lock.close()
+            self._lock = None
+
+
+class TopicReplayLedger:
+    """Markers in a compacted Kafka topic (key = DLQ topic/partition/offset@timestamp).
+
+    Shared by every operator and machine, unlike a state file. Kafka has no lock: two replays
+    of the same dead letters started at the same moment could both send; run one at a time.
+    """
+
+    def __init__(
+        self,
+        topic: TopicConfig,
+        *,
+        settings: KafkaSettings | None = None,
+        producer: KafkaEventProducer | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self.topic = topic
+        self._settings = settings
+        self._producer = producer
+        self._own: KafkaEventProducer | None = None
+        self._timeout = timeout
+        self._entries: dict[str, dict[str, Any]] = {}
+
+    def __repr__(self) -> str:
+        return f"TopicReplayLedger({self.topic.name!r})"
+
+    def _kafka(self) -> KafkaSettings:
+        if self._settings is None:
+            self._settings = KafkaSettings.from_env()
+        return self._settings
+
+    async def load(self) -> None:
+        records = await _read_topic(
+            self._kafka(), self.topic.name, self._timeout, what="replay ledger topic"
+        )
+        entries: dict[str, dict[str, Any]] = {}
+        for record in records:
+            key = (record.key or b"").decode("utf-8", errors="replace")
+            if record.value is None:
+                entries.pop(key, None)  # tombstone: forget the marker
+                continue
             try:
-                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError as exc:
-                raise DlqError(f"another replay holds {lock_path}; wait for it to finish") from exc
-            try:
-                self.load()
-                yield self
-            finally:
-                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+                entries[key] = json.loads(record.value)
+            except ValueError as exc:
+                where = f"{record.topic}[{record.partition}]@{record.offset}"
+                raise DlqError(f"replay ledger topic {where}: not a ledger entry") from exc
+        self._entries = entries
+
+    def __contains__(self, letter: object) -> bool:
+        return isinstance(letter, DeadLetter) and letter.ledger_key in self._entries
+
+    async def record(self, letter: DeadLetter, target: RecordMetadata) -> None:
+        producer = self._producer or self._own
+        if producer is None:
+            raise DlqError(f"{self!r}: record() outside `async with ledger:`")
+        entry = _ledger_entry(letter, target)
+        value = json.dumps(entry, sort_keys=True).encode()
+        await producer.send_raw(self.topic, value, key=letter.ledger_key.encode(), headers=None)
+        self._entries[letter.ledger_key] = entry
+
+    async def __aenter__(self) -> Self:
+        await self.load()
+        if self._producer is None:
+            self._own = KafkaEventProducer(self._kafka())
+            await self._own.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._own is not None:
+            own, self._own = self._own, None
+            await own.close()
 
 
 # --------------------------------------------------------------------------- replay
@@ -494,7 +611,7 @@ def _origin_config(letter: DeadLetter, topics: Mapping[str, TopicConfig]) -> Top
 async def replay_dead_letters(
     topic: str | TopicConfig,
     *,
-    ledger: FileReplayLedger,
+    ledger: ReplayLedger,
     settings: KafkaSettings | None = None,
     where: DeadLetterFilter | None = None,
     dry_run: bool = False,
@@ -515,7 +632,7 @@ async def replay_dead_letters(
     dlq = _dlq_name(topic)
     known = {t.name: t for t in topics}
     report = ReplayReport(dlq_topic=dlq, dry_run=dry_run)
-    with ledger.locked():
+    async with ledger:
         report.selected = await inspect_dead_letters(
             dlq, settings=settings, where=where, limit=limit, timeout=timeout
         )
@@ -538,7 +655,7 @@ async def replay_dead_letters(
                 metadata = await sender.send_raw(
                     origin, letter.value, key=letter.origin_key, headers=letter.replay_headers()
                 )
-                ledger.record(letter, metadata)
+                await ledger.record(letter, metadata)
                 report.replayed.append((letter, metadata))
         finally:
             if own:
@@ -589,7 +706,14 @@ def _filter_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--limit", type=int, help="at most this many (oldest first)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to read the topic")
-    parser.add_argument("--state-file", help=f"replay ledger (default ${STATE_FILE_ENV} or XDG)")
+    parser.add_argument(
+        "--ledger-topic",
+        help="replay ledger topic (default: <dlq>.replayed when the catalog has it)",
+    )
+    parser.add_argument(
+        "--state-file",
+        help=f"replay ledger file when no ledger topic is used (default ${STATE_FILE_ENV} or XDG)",
+    )
     parser.add_argument("--output", choices=("table", "json"), default="table")
 
 
@@ -606,8 +730,20 @@ def _where(args: argparse.Namespace) -> DeadLetterFilter:
     )
 
 
-def _ledger(args: argparse.Namespace) -> FileReplayLedger:
-    return FileReplayLedger(args.state_file or default_state_file())
+def _ledger(args: argparse.Namespace, settings: KafkaSettings) -> ReplayLedger:
+    """`--ledger-topic`, else the catalog's `<dlq>.replayed`, else the state file."""
+    name = args.ledger_topic
+    if name is None and not args.state_file:
+        candidate = _dlq_name(args.topic) + REPLAYED_SUFFIX
+        name = candidate if candidate in CATALOG.topic_names else None
+    if name is None:
+        return FileReplayLedger(args.state_file or default_state_file())
+    config = (
+        CATALOG.topic(name)
+        if name in CATALOG.topic_names
+        else TopicConfig(name=name, partitions=1, replication_factor=1, key_field="ref", kind="log")
+    )
+    return TopicReplayLedger(config, settings=settings, timeout=args.timeout)
 
 
 def _short(value: str | None, width: int = 60) -> str:
@@ -624,7 +760,7 @@ def _age(delta: timedelta) -> str:
 
 
 def _print_letters(
-    letters: Sequence[DeadLetter], ledger: FileReplayLedger, output: Literal["table", "json"]
+    letters: Sequence[DeadLetter], ledger: ReplayLedger, output: Literal["table", "json"]
 ) -> None:
     now = datetime.now(UTC)
     if output == "json":
@@ -661,8 +797,8 @@ def _print_letters(
 
 async def _cmd_inspect(args: argparse.Namespace) -> int:
     settings = KafkaSettings.from_env()
-    ledger = _ledger(args)
-    ledger.load()
+    ledger = _ledger(args, settings)
+    await ledger.load()
     letters = await inspect_dead_letters(
         args.topic, settings=settings, where=_where(args), limit=args.limit, timeout=args.timeout
     )
@@ -674,7 +810,7 @@ async def _cmd_replay(args: argparse.Namespace) -> int:
     settings = KafkaSettings.from_env()
     report = await replay_dead_letters(
         args.topic,
-        ledger=_ledger(args),
+        ledger=_ledger(args, settings),
         settings=settings,
         where=_where(args),
         dry_run=args.dry_run,
