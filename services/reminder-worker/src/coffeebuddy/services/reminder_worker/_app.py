@@ -253,6 +253,7 @@ class ReminderWorkerService:
             late_grace=timedelta(seconds=self.settings.late_grace_s),
             auth_probe_initial=min(1.0, self.settings.auth_probe_max_s),
             auth_probe_max=self.settings.auth_probe_max_s,
+            claim_lease=timedelta(seconds=self.settings.claim_lease_s),
         )
         harness: KafkaConsumerHarness | None = None
         run_task: asyncio.Task[None] | None = None

@@ -180,15 +180,25 @@ class SlackDMSender:
         base_url: str = DEFAULT_BASE_URL,
         timeout: float = 10.0,
         metrics: ReminderMetrics | None = None,
+        max_connections: int = 100,
     ) -> SlackDMSender:
-        """A sender on a slack-bolt `AsyncApp` client for `token` against `base_url`."""
+        """A sender on a slack-bolt `AsyncApp` client for `token` against `base_url`.
+
+        Call it inside the running event loop: the client keeps one pooled aiohttp session
+        (without one, slack_sdk opens a new connection, TLS handshake included, per call).
+        """
         secret = token.get_secret_value() if isinstance(token, SecretStr) else token
         if not secret:
             raise ValueError("SLACK_BOT_TOKEN is empty: set it to the app's xoxb- bot token")
+        session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=timeout),
+            connector=aiohttp.TCPConnector(limit=max_connections),
+        )
         client = AsyncWebClient(
             token=secret,
             base_url=base_url if base_url.endswith("/") else base_url + "/",
-            timeout=timeout,  # type: ignore[arg-type]  # aiohttp takes float seconds
+            timeout=int(max(1, timeout)),
+            session=session,
             retry_handlers=[],
             logger=logging.getLogger("coffeebuddy.reminder_worker.slack_sdk"),
         )

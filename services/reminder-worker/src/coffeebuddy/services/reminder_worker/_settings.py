@@ -39,6 +39,7 @@ class ServiceSettings:
     late_grace_s: float = 900.0
     max_concurrent_sends: int = 32
     auth_probe_max_s: float = 30.0
+    claim_lease_s: float = 30.0
 
     def __repr__(self) -> str:
         token = "<set>" if self.slack_bot_token else "<unset>"
@@ -101,6 +102,7 @@ class ServiceSettings:
         timeout = number("SLACK_TIMEOUT_S", 10.0, low=0.1, high=120)
         grace = number("REMINDER_LATE_GRACE_S", 900.0, low=0, high=7 * 86400)
         sends = number("REMINDER_MAX_CONCURRENT_SENDS", 32, low=1, high=1024)
+        lease = number("REMINDER_CLAIM_LEASE_S", 30.0, low=1, high=3600)
         probe_max = number("SLACK_AUTH_PROBE_MAX_S", 30.0, low=0.5, high=3600)
         level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
@@ -120,4 +122,5 @@ class ServiceSettings:
             late_grace_s=grace,
             max_concurrent_sends=int(sends),
             auth_probe_max_s=probe_max,
+            claim_lease_s=lease,
         )

@@ -1,0 +1,99 @@
+"""ServiceSettings, JSON logging and the CLI's configuration errors."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import subprocess
+import sys
+
+import pytest
+
+from coffeebuddy.services.reminder_worker import (
+    JsonFormatter,
+    ServiceSettings,
+    ServiceSettingsError,
+    configure_logging,
+)
+
+
+def test_defaults_with_a_token() -> None:
+    s = ServiceSettings.from_env({"SLACK_BOT_TOKEN": "xoxb-123-secret"})
+    assert s.slack_api_base_url == "https://slack.com/api/"
+    assert (s.http_port, s.drain_timeout_s) == (8080, 20.0)
+    assert s.drain_timeout_s < 30  # below Kubernetes' default terminationGracePeriodSeconds
+    assert "xoxb-123-secret" not in repr(s)
+    assert "xoxb-123-secret" not in str(s)
+
+
+def test_every_problem_is_reported_at_once_and_names_the_variable() -> None:
+    with pytest.raises(ServiceSettingsError) as info:
+        ServiceSettings.from_env(
+            {
+                "WORKER_HTTP_PORT": "eighty",
+                "WORKER_DRAIN_TIMEOUT_S": "0",
+                "SLACK_API_BASE_URL": "slack.com/api",
+                "LOG_LEVEL": "chatty",
+            }
+        )
+    variables = {var for var, _ in info.value.problems}
+    assert variables == {
+        "SLACK_BOT_TOKEN",
+        "WORKER_HTTP_PORT",
+        "WORKER_DRAIN_TIMEOUT_S",
+        "SLACK_API_BASE_URL",
+        "LOG_LEVEL",
+    }
+    assert "eighty" in str(info.value)
+
+
+def test_token_value_never_in_errors() -> None:
+    with pytest.raises(ServiceSettingsError) as info:
+        ServiceSettings.from_env({"SLACK_BOT_TOKEN": "xoxb-has space", "WORKER_HTTP_PORT": "-1"})
+    assert "xoxb-has space" not in str(info.value)
+
+
+def test_dev_fake_slack_needs_no_token() -> None:
+    s = ServiceSettings.from_env({"COFFEEBUDDY_DEV_FAKE_SLACK": "1"})
+    assert s.dev_fake_slack
+    assert s.slack_bot_token is None
+
+
+def test_json_formatter_one_object_per_line_with_ids_and_redaction() -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", secrets=["xoxb-very-secret"], stream=stream)
+    try:
+        log = logging.getLogger("coffeebuddy.test")
+        log.info("sent with xoxb-very-secret", extra={"run_id": "run-1", "reminder_id": "rem-1"})
+        log.warning("plain")
+    finally:
+        logging.getLogger().handlers.clear()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2
+    first, second = (json.loads(line) for line in lines)
+    assert first["run_id"] == "run-1"
+    assert first["reminder_id"] == "rem-1"
+    assert first["level"] == "INFO"
+    assert first["logger"] == "coffeebuddy.test"
+    assert "xoxb-very-secret" not in lines[0]
+    assert "event_id" not in second
+    assert JsonFormatter().format(logging.makeLogRecord({"msg": "x"})).startswith("{")
+
+
+def test_cli_exits_2_naming_every_missing_variable() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "SLACK_"))}
+    result = subprocess.run(
+        [sys.executable, "-m", "coffeebuddy.services.reminder_worker"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    record = json.loads(result.stderr.strip().splitlines()[-1])
+    assert record["level"] == "ERROR"
+    assert "SLACK_BOT_TOKEN" in record["message"]
+    assert "KAFKA_BOOTSTRAP_SERVERS" in record["message"]
