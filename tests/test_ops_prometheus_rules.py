@@ -125,3 +125,18 @@ def test_runbook_sections_say_meaning_checks_and_fix() -> None:
 def test_anchor_slug_rule() -> None:
     assert _github_anchor("KafkaConsumerStuck") == "kafkaconsumerstuck"
     assert _github_anchor("Slack: auth & scopes") == "slack-auth--scopes"
+
+
+def test_runbook_dlq_commands_parse_with_the_real_cli() -> None:
+    """Every `coffeebuddy-kafka dlq ...` command the runbook shows is valid for the CLI."""
+    from coffeebuddy.infra.kafka.provision._cli import build_parser
+
+    commands = [
+        " ".join(match.split())
+        for match in re.findall(r"`(coffeebuddy-kafka dlq [^`]+)`", RUNBOOK.read_text())
+    ]
+    assert len(commands) >= 4
+    parser = build_parser()
+    for command in commands:
+        args = parser.parse_args(command.split()[1:])
+        assert args.dlq_command in {"inspect", "replay"}, command
