@@ -125,6 +125,17 @@ def test_naive_time_rejected() -> None:
     assert "time: must be timezone-aware" in str(error)
 
 
+@pytest.mark.parametrize("value", [1764235800, "2026-11-27", "tomorrow at nine"])
+def test_time_must_be_an_rfc3339_string(value: object) -> None:
+    doc = _valid()
+    doc["data"]["due_at"] = value
+    error = _reject(doc)
+    assert list(_fields(error)) == ["data.due_at"]
+    assert str(error).endswith(
+        "data.due_at: must be an RFC 3339 timestamp string, e.g. 2026-01-05T09:30:00Z"
+    )
+
+
 def test_subject_must_equal_run_id() -> None:
     doc = _valid() | {"subject": "run-2"}
     error = _reject(doc)

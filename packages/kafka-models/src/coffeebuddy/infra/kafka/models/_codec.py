@@ -131,6 +131,8 @@ def _message(detail: ErrorDetails) -> str:
         return f"must be at most {ctx.get('max_length')} characters"
     if kind == "string_too_short":
         return "must not be empty"
+    if kind in {"datetime_type", "datetime_parsing", "datetime_from_date_parsing"}:
+        return "must be an RFC 3339 timestamp string, e.g. 2026-01-05T09:30:00Z"
     if kind == "timezone_aware":
         return "must be timezone-aware (RFC 3339 with an offset, e.g. 2026-01-05T09:30:00Z)"
     if kind == "literal_error":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AwareDatetime, Field, StringConstraints
+from pydantic import AwareDatetime, Field, Strict, StringConstraints
 
 SLACK_TEAM_ID_PATTERN = r"^T[A-Z0-9]+$"
 SLACK_CHANNEL_ID_PATTERN = r"^[CGD][A-Z0-9]+$"
@@ -48,4 +48,5 @@ Place = Annotated[
 ]
 Item = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ITEM)]
 Reason = Annotated[str, StringConstraints(max_length=MAX_REASON)]
-Timestamp = Annotated[AwareDatetime, Field(description="RFC 3339 timestamp with offset")]
+# Strict: on the wire only an RFC 3339 string is a timestamp (no epoch numbers, no bare dates).
+Timestamp = Annotated[AwareDatetime, Strict(), Field(description="RFC 3339 timestamp with offset")]
