@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from prometheus_client import CollectorRegistry
 
 from coffeebuddy.infra.kafka import metrics
-
-yaml = pytest.importorskip("yaml", reason="PyYAML is not installed in this environment")
 
 REPO = Path(__file__).resolve().parent.parent
 DASHBOARDS = sorted((REPO / "infra" / "grafana").glob("*.json"))

@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-yaml = pytest.importorskip("yaml", reason="PyYAML is not installed in this environment")
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 PROM = REPO / "infra" / "prometheus"
