@@ -16,7 +16,7 @@ from coffeebuddy.infra.kafka.provision import (
     ensure_topics,
 )
 from coffeebuddy.infra.kafka.testing import BrokerHandle, require_capability
-from coffeebuddy.infra.kafka.topics import Catalog
+from coffeebuddy.infra.kafka.topics import Catalog, TopicConfig
 
 
 async def _create_topic(settings: KafkaSettings, name: str, partitions: int) -> None:
@@ -137,3 +137,20 @@ async def test_acls_are_created_where_the_broker_supports_them(
     assert report.ok, report.to_json()
     after = await build_plan(kafka_settings, test_catalog, "dev", managed_prefixes=())
     assert [c for c in after.changes if c.kind == "acl"] == []
+
+
+async def test_ensure_topics_accepts_topics_outside_the_catalog(
+    provision_settings: KafkaSettings, test_prefix: str
+) -> None:
+    extra = TopicConfig(
+        name=f"{test_prefix}.adhoc",
+        partitions=2,
+        replication_factor=1,
+        configs={"retention.ms": "1h"},
+        key_field="run_id",
+    )
+    report = await ensure_topics(provision_settings, "dev", topics=[extra])
+    assert [(r.change.resource, r.status) for r in report.results] == [(extra.name, "applied")]
+    again = await ensure_topics(provision_settings, "dev", topics=[extra])
+    assert again.results == ()
+    assert extra.name in await _topic_names(provision_settings)

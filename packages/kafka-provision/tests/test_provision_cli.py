@@ -168,6 +168,10 @@ def test_drift_exit_codes_and_json(cli: Cli, broker: str) -> None:
     assert cli("apply", "--yes", "--no-acls", bootstrap=broker).returncode == 2
     clean = cli("drift", "--no-acls", bootstrap=broker)
     assert clean.returncode == 0, clean.stdout
+    review = cli("plan", "--no-acls", "--output", "markdown", bootstrap=broker)
+    assert review.returncode == 0
+    assert review.stdout.startswith("### coffeebuddy-kafka plan: dev")
+    assert "No changes" in review.stdout
     _create_topic(broker, "coffeebuddy.forgotten", 1)
     _create_topic(broker, "someone-else.topic", 1)
     drifted = cli("drift", "--no-acls", "--output", "json", bootstrap=broker)

@@ -210,3 +210,13 @@ def test_config_values_normalise(key: str, value: str, expected: str) -> None:
 def test_bad_config_value_names_key_and_value() -> None:
     with pytest.raises(ConfigValueError, match=r"retention\.ms='7 fortnights'"):
         normalize_config_value("retention.ms", "7 fortnights")
+
+
+def test_markdown_plan_has_one_row_per_change_and_escapes_pipes() -> None:
+    acl = AclSpec("User:x", "TOPIC", "app.orders", "READ", reason="x: consumer | of app.orders")
+    plan = diff(desired(orders(6), acls=(acl,)), observed(live(partitions=3)))
+    text = plan.to_markdown()
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) == 1 + len(plan.changes)  # header + one per change
+    assert "x: consumer \\| of app.orders" in text
+    assert plan.plan_hash in text

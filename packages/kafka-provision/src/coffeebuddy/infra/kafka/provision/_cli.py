@@ -222,6 +222,8 @@ async def cmd_plan(args: argparse.Namespace) -> int:
         _write(Path(args.out), plan.to_json())
     if args.output == "json":
         sys.stdout.write(plan.to_json())
+    elif args.output == "markdown":
+        sys.stdout.write(plan.to_markdown())
     else:
         _print_plan(plan, _console())
         if args.out:
@@ -293,7 +295,9 @@ async def cmd_drift(args: argparse.Namespace) -> int:
     return EXIT_CHANGES if plan.has_changes else EXIT_OK
 
 
-def _cluster_options(parser: argparse.ArgumentParser, *, deletes: bool = True) -> None:
+def _cluster_options(
+    parser: argparse.ArgumentParser, *, deletes: bool = True, markdown: bool = False
+) -> None:
     parser.add_argument(
         "--env", action="append", choices=ENVIRONMENTS, help="environment (default dev)"
     )
@@ -304,7 +308,8 @@ def _cluster_options(parser: argparse.ArgumentParser, *, deletes: bool = True) -
         help="topics under this prefix are owned by the catalog (default: its common prefix)",
     )
     parser.add_argument("--no-acls", action="store_true", help="leave ACLs out of the plan")
-    parser.add_argument("--output", choices=("text", "json"), default="text")
+    outputs = ("text", "json", "markdown") if markdown else ("text", "json")
+    parser.add_argument("--output", choices=outputs, default="text")
     if deletes:
         parser.add_argument(
             "--allow-delete",
@@ -341,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_render)
 
     p = sub.add_parser("plan", help="read the cluster and show a risk-rated plan")
-    _cluster_options(p)
+    _cluster_options(p, markdown=True)
     p.add_argument("--out", help="write the plan JSON to this file (for apply --plan)")
     p.set_defaults(func=cmd_plan)
 

@@ -190,6 +190,47 @@ class Plan:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
 
+    def to_markdown(self) -> str:
+        """A review comment for a change request: one table row per change, then the notes."""
+
+        def cell(text: str) -> str:
+            return text.replace("|", "\\|").replace("\n", " ")
+
+        lines = [
+            f"### coffeebuddy-kafka plan: {self.environment}",
+            "",
+            f"`plan_hash` {self.plan_hash}  ",
+            f"`observed_hash` {self.observed_hash}  ",
+            f"`desired_hash` {self.desired_hash}",
+            "",
+        ]
+        if not self.changes:
+            lines.append("No changes: the cluster matches the catalog.")
+        else:
+            lines += [
+                "| risk | kind | action | resource | change | from | will not apply because |",
+                "| --- | --- | --- | --- | --- | --- | --- |",
+            ]
+            lines += [
+                "| "
+                + " | ".join(
+                    cell(v)
+                    for v in (
+                        c.risk,
+                        c.kind,
+                        c.action,
+                        c.resource,
+                        c.summary,
+                        c.reason,
+                        c.blocked or "",
+                    )
+                )
+                + " |"
+                for c in self.changes
+            ]
+        lines += ["", *(f"- note: {cell(n)}" for n in self.notes)]
+        return "\n".join(lines).rstrip() + "\n"
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "plan") -> Plan:
         if data.get("kind") != PLAN_KIND:
