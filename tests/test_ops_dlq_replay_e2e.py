@@ -198,6 +198,10 @@ async def test_rejected_reminder_is_inspected_replayed_and_delivered_once(
     assert letter.reason == "non_retryable"
     assert "invalid_blocks" in letter.error_message
     assert letter.run_id == run_id
+    assert letter.attempts is not None
+    assert letter.attempts >= 1
+    assert letter.first_seen is not None
+    assert letter.event_type == "coffeebuddy.reminder.scheduled.v1"
     filtered = await inspect_dead_letters(
         dlq, settings=kafka_settings, where=DeadLetterFilter(run_id=run_id, reason="non_retryable")
     )
