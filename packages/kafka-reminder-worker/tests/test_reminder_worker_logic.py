@@ -62,7 +62,12 @@ class MemoryLog(DeliveryLog):
     async def barrier(self, limit: float) -> bool:
         return True
 
-    async def write(self, data: ReminderDeliveryData) -> None:
+    async def write_many(self, records: list[ReminderDeliveryData]) -> None:
+        for data in records:
+            self.written.append(data)
+            self._apply(data)
+
+    def enqueue(self, data: ReminderDeliveryData) -> None:
         self.written.append(data)
         self._apply(data)
 
@@ -542,3 +547,46 @@ def test_send_result_constructors() -> None:
     assert SendResult.rate_limited(3.0).retry_after == 3.0
     assert SendResult.permanent("invalid_blocks", dead_letter=True).dead_letter
     assert SendResult.configuration("invalid_auth").outcome is SendOutcome.CONFIGURATION
+
+
+class GatedSender(FakeSender):
+    """Holds every send until `gate` opens, so events can arrive mid-send."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.results: list[SendResult] = []
+
+    async def send(self, reminder: ReminderScheduledData, *, claim_time: datetime) -> SendResult:
+        await self.gate.wait()
+        if self.results:
+            return self.results.pop(0)
+        return await super().send(reminder, claim_time=claim_time)
+
+
+@pytest.mark.parametrize("first_send_ok", [True, False], ids=["sent", "failed"])
+async def test_reschedule_during_a_send(first_send_ok: bool) -> None:
+    h = Harness()
+    gated = GatedSender()
+    gated.clock = h.clock
+    if not first_send_ok:
+        gated.results = [SendResult.transient("internal_error")]
+    h.worker._sender = gated
+    first = await h.feed(scheduled(due_in=0, time=T0))
+    await h.worker._run_once()  # the send starts and waits at the gate
+    second = await h.feed(scheduled(due_in=30, time=T0 + timedelta(seconds=1)))
+    assert first.state == second.state == "pending"
+    gated.gate.set()
+    await asyncio.gather(*list(h.worker._in_flight))
+    if first_send_ok:
+        assert [r for r, _ in gated.sent] == ["rem-1"]
+        assert first.state == "done"
+        assert second.state == "done"  # the reminder id was delivered: a duplicate now
+    else:
+        assert first.state == "done"  # superseded by the re-schedule
+        assert second.state == "pending"
+        h.clock.advance(30)
+        await h.run()
+        assert gated.sent == [("rem-1", T0 + timedelta(seconds=30))]
+        assert second.state == "done"
+    assert h.worker.pending_count == 0

@@ -74,6 +74,8 @@ class DeliveryLog:
         self._caught_up = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._last_prune = 0.0
+        self._queue: list[ReminderDeliveryData] = []
+        self._flusher: asyncio.Task[None] | None = None
         self.error: str | None = None
 
     @property
@@ -86,7 +88,8 @@ class DeliveryLog:
     async def start(self) -> None:
         """Assign all partitions, seek to the beginning and start tailing (does not wait)."""
         kwargs: dict[str, Any] = self._settings.consumer_kwargs(None)
-        kwargs.update(enable_auto_commit=False, auto_offset_reset="earliest")
+        # short fetch wait: a barrier waits for the tail to see the latest records
+        kwargs.update(enable_auto_commit=False, auto_offset_reset="earliest", fetch_max_wait_ms=20)
         kwargs.pop("group_id", None)
         kwargs.pop("group_instance_id", None)
         consumer = AIOKafkaConsumer(**kwargs)
@@ -115,6 +118,11 @@ class DeliveryLog:
         self._task = asyncio.create_task(self._tail(), name="reminder-delivery-log")
 
     async def stop(self) -> None:
+        await self.flush()
+        if self._flusher is not None and not self._flusher.done():
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -159,13 +167,51 @@ class DeliveryLog:
     def get(self, reminder_id: str) -> LogState | None:
         return self._states.get(reminder_id)
 
-    async def write(
-        self,
-        data: ReminderDeliveryData,
-    ) -> None:
+    async def write(self, data: ReminderDeliveryData) -> None:
         """Publish one delivery record and apply it locally at once (read-your-writes)."""
-        event = ReminderDelivery.create(data=data, source=self._source)
-        await self._producer.publish(self._topic, event)
+        await self.write_many([data])
+
+    async def write_many(self, records: list[ReminderDeliveryData]) -> None:
+        """Publish records in one batch (all or nothing for the caller), then apply them."""
+        if not records:
+            return
+        events = [ReminderDelivery.create(data=d, source=self._source) for d in records]
+        await self._producer.publish_many(self._topic, events)
+        for data in records:
+            self._apply(data)
+
+    def enqueue(self, data: ReminderDeliveryData) -> None:
+        """Apply now; publish in the background with other queued records (sent / dropped
+        notes, whose loss the claim already covers). Retried a few times, then logged."""
+        self._apply(data)
+        self._queue.append(data)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_loop(), name="reminder-log-writer")
+
+    async def flush(self, limit: float = 10.0) -> None:
+        """Wait (up to `limit` s) until the queued records were published."""
+        if self._flusher is not None and not self._flusher.done():
+            await asyncio.wait([self._flusher], timeout=limit)
+
+    async def _flush_loop(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            for attempt in range(1, 4):
+                try:
+                    events = [ReminderDelivery.create(data=d, source=self._source) for d in batch]
+                    await self._producer.publish_many(self._topic, events)
+                    break
+                except Exception as exc:
+                    log.warning(
+                        "delivery log write failed (%s, attempt %d, %d records)",
+                        type(exc).__name__,
+                        attempt,
+                        len(batch),
+                    )
+                    await asyncio.sleep(0.2 * attempt)
+
+    def remember(self, data: ReminderDeliveryData) -> None:
+        """Apply a record locally before (or without) its write completing."""
         self._apply(data)
 
     def _apply(self, data: ReminderDeliveryData) -> None:

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import random
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -159,6 +159,7 @@ class ReminderWorker:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._sends = asyncio.Semaphore(max_concurrent_sends)
+        self._fire_lock = asyncio.Lock()
         self._scheduler: asyncio.Task[None] | None = None
         self._prober: asyncio.Task[None] | None = None
         self._auth_ok = True
@@ -266,6 +267,8 @@ class ReminderWorker:
         them again) after letting their in-flight sends finish, so their records are logged."""
         revoked = {self._tp(tp[0], tp[1]) for tp in partitions}
         self._revoked |= revoked
+        async with self._fire_lock:  # no new sends start for revoked partitions after this
+            pass
         busy = [t for t in self._in_flight if not t.done()]
         if busy:
             await asyncio.wait(busy, timeout=10.0)
@@ -303,7 +306,7 @@ class ReminderWorker:
         extra = {"run_id": data.run_id, "reminder_id": rid, "event_id": event.id}
         reason = self._memory.blocked(rid, data.run_id, kind)
         if reason is not None:
-            await self._drop_new(data, kind, reason, extra, write=True)
+            self._drop_new(data, kind, reason, extra, write=True)
             return
         state = self._log.get(rid)
         if state is not None and state.status in (SENT, DROPPED):
@@ -319,7 +322,7 @@ class ReminderWorker:
             log.info("reminder event %s; pending one kept", reason, extra=extra)
             return
         if now >= expires:
-            await self._drop_new(data, kind, "expired", extra, write=True)
+            self._drop_new(data, kind, "expired", extra, write=True)
             return
         if existing is None and len(self._pending) >= self._max_pending:
             raise RetryableError(
@@ -372,10 +375,10 @@ class ReminderWorker:
         state = self._log.get(rid)
         if entry is not None and not entry.in_flight:
             self._finish(entry, "cancelled")
-            await self._write_drop(entry.reminder_id, entry.run_id, "cancelled", entry.due)
+            await self._durable_drop(entry.reminder_id, entry.run_id, "cancelled", entry.due)
         elif state is None or state.status not in (SENT, DROPPED):
             # durable cancellation: a later (re)delivery of the schedule finds it in the log
-            await self._write_drop(rid, event.data.run_id, "cancelled", now)
+            await self._durable_drop(rid, event.data.run_id, "cancelled", now)
         log.info("reminder cancelled", extra=extra)
 
     def _on_run_cancelled(self, event: RunCancelled, context: RecordContext) -> None:
@@ -398,7 +401,7 @@ class ReminderWorker:
         ]
         for entry in victims:
             self._finish(entry, reason)
-            self._spawn(self._write_drop(entry.reminder_id, entry.run_id, reason, entry.due))
+            self._write_drop(entry.reminder_id, entry.run_id, reason, entry.due)
         log.info(
             "run %s: %d pending reminders dropped",
             reason,
@@ -437,7 +440,7 @@ class ReminderWorker:
                 completion.done()
         self._set_pending_metric()
 
-    async def _drop_new(
+    def _drop_new(
         self,
         data: ReminderScheduledData,
         kind: str,
@@ -449,7 +452,7 @@ class ReminderWorker:
         self._count_drop(kind, reason)
         log.info("reminder dropped: %s", reason, extra=extra)
         if write:
-            await self._write_drop(data.reminder_id, data.run_id, reason, data.due_at.timestamp())
+            self._write_drop(data.reminder_id, data.run_id, reason, data.due_at.timestamp())
 
     def _record(
         self,
@@ -477,20 +480,19 @@ class ReminderWorker:
         except ValidationError:  # a sender's odd channel/ts must not lose the record
             return ReminderDeliveryData(**fields)
 
-    async def _write_drop(self, reminder_id: str, run_id: str, reason: str, due: float) -> None:
+    async def _durable_drop(self, reminder_id: str, run_id: str, reason: str, due: float) -> None:
+        """Write a drop before the record completes (a cancellation must survive restarts)."""
         try:
             await self._log.write(self._record(reminder_id, run_id, DROPPED, due, reason=reason))
-        except Exception as exc:  # the drop stands; only the durable note is missing
-            log.warning(
-                "could not write dropped record: %s",
-                type(exc).__name__,
-                extra={"run_id": run_id, "reminder_id": reminder_id},
-            )
+        except Exception as exc:
+            raise RetryableError(
+                f"could not record the cancellation of reminder {reminder_id} in the delivery "
+                f"log ({type(exc).__name__}); retrying"
+            ) from exc
 
-    def _spawn(self, coro: Any) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)
-        self._in_flight.add(task)
-        task.add_done_callback(self._in_flight.discard)
+    def _write_drop(self, reminder_id: str, run_id: str, reason: str, due: float) -> None:
+        """Note a drop in the delivery log (background, batched with other notes)."""
+        self._log.enqueue(self._record(reminder_id, run_id, DROPPED, due, reason=reason))
 
     def _set_pending_metric(self) -> None:
         if self._metrics is not None:
@@ -530,64 +532,113 @@ class ReminderWorker:
             await asyncio.wait_for(self._wake.wait(), timeout)
 
     async def _fire(self, batch: list[Pending]) -> None:
-        now = self._now()
-        ready: list[Pending] = []
-        for entry in batch:
-            reason = self._memory.blocked(entry.reminder_id, entry.run_id, entry.kind)
-            if reason is not None:
-                self._finish(entry, reason)
-                self._spawn(self._write_drop(entry.reminder_id, entry.run_id, reason, entry.due))
-            elif now > entry.expires:
-                self._expire(entry)
-            elif self._recipient_wait.get(entry.recipient, 0.0) > now:
-                self._heap.push(entry, self._recipient_wait[entry.recipient])
-            else:
-                ready.append(entry)
-        if not ready:
-            return
-        if not await self._log.barrier(5.0):
-            log.warning("delivery log barrier timed out; %d due reminders re-queued", len(ready))
+        """Fire due reminders: one log barrier and one round of claims for the whole batch,
+        then the sends run concurrently (bounded by max_concurrent_sends)."""
+        async with self._fire_lock:
+            now = self._now()
+            ready: list[Pending] = []
+            for entry in batch:
+                reason = self._memory.blocked(entry.reminder_id, entry.run_id, entry.kind)
+                if reason is not None:
+                    self._finish(entry, reason)
+                    self._write_drop(entry.reminder_id, entry.run_id, reason, entry.due)
+                elif now > entry.expires:
+                    self._expire(entry)
+                elif self._recipient_wait.get(entry.recipient, 0.0) > now:
+                    self._heap.push(entry, self._recipient_wait[entry.recipient])
+                else:
+                    entry.in_flight = True
+                    ready.append(entry)
+            if not ready:
+                return
+            if not await self._log.barrier(5.0):
+                log.warning(
+                    "delivery log barrier timed out; %d due reminders re-queued", len(ready)
+                )
+                for entry in ready:
+                    entry.next_at = self._now() + 1.0
+                    self._after_attempt(entry, "retry")
+                return
+            fresh: list[Pending] = []
             for entry in ready:
-                self._heap.push(entry, now + 1.0)
+                step = self._precheck(entry, self._now())
+                if step == "claim":
+                    fresh.append(entry)
+                elif step == "check":
+                    await self._launch(entry, self._check_then_send(entry))
+                else:
+                    self._after_attempt(entry, step)
+            if not fresh:
+                return
+            claim_time = _dt(self._now()).timestamp()  # exactly what the log record carries
+            claims = [
+                self._record(e.reminder_id, e.run_id, CLAIMED, e.due, claimed_at=claim_time)
+                for e in fresh
+            ]
+            error: BaseException | None = None
+            try:
+                await self._log.write_many(claims)
+            except Exception as exc:
+                error = exc
+            results = [error] * len(fresh)
+            for entry, res in zip(fresh, results, strict=True):
+                if res is not None:
+                    log.warning(
+                        "claim not written (%s); will retry",
+                        type(res).__name__,
+                        extra=self._extra(entry),
+                    )
+                    entry.next_at = self._now() + backoff_delay(
+                        entry.attempts + 1, self._retry_initial, self._retry_max, self._rng.random
+                    )
+                    self._after_attempt(entry, "retry")
+                    continue
+                entry.claimed_at = claim_time
+                await self._launch(entry, self._send_claimed(entry))
+
+    async def _launch(self, entry: Pending, attempt: Coroutine[Any, Any, str]) -> None:
+        await self._sends.acquire()
+        task = asyncio.create_task(self._run_attempt(entry, attempt))
+        task.add_done_callback(lambda _t: self._sends.release())
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
+    async def _run_attempt(self, entry: Pending, attempt: Coroutine[Any, Any, str]) -> None:
+        if not self._owned(entry):
+            attempt.close()
+            entry.in_flight = False
             return
-        sends = self._sends
-        for entry in ready:
-            entry.in_flight = True
-            await sends.acquire()
-            task = asyncio.create_task(self._attempt(entry))
-            task.add_done_callback(lambda _t: sends.release())
-            self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
+        try:
+            outcome = await attempt
+        except Exception:
+            log.exception("reminder attempt failed unexpectedly", extra=self._extra(entry))
+            entry.next_at = self._now() + self._retry_initial
+            outcome = "retry"
+        self._after_attempt(entry, outcome)
 
-    def _expire(self, entry: Pending) -> None:
-        log.info(
-            "reminder expired before it could be sent",
-            extra={
-                "run_id": entry.run_id,
-                "reminder_id": entry.reminder_id,
-                "event_id": entry.event_id,
-            },
-        )
-        self._finish(entry, "expired")
-        self._spawn(self._write_drop(entry.reminder_id, entry.run_id, "expired", entry.due))
+    def _owned(self, entry: Pending) -> bool:
+        return entry.tp not in self._revoked and self._pending.get(entry.reminder_id) is entry
 
-    async def _attempt(self, entry: Pending) -> None:
-        """One delivery attempt: log check, claim, send, record; always re-queues or settles."""
-        extra = {
+    @staticmethod
+    def _extra(entry: Pending) -> dict[str, str]:
+        return {
             "run_id": entry.run_id,
             "reminder_id": entry.reminder_id,
             "event_id": entry.event_id,
         }
-        try:
-            outcome = await self._deliver(entry, extra)
-        except Exception:
-            log.exception("reminder attempt failed unexpectedly", extra=extra)
-            outcome = "retry"
+
+    def _expire(self, entry: Pending) -> None:
+        log.info("reminder expired before it could be sent", extra=self._extra(entry))
+        self._finish(entry, "expired")
+        self._write_drop(entry.reminder_id, entry.run_id, "expired", entry.due)
+
+    def _after_attempt(self, entry: Pending, outcome: str) -> None:
+        """Re-queue an unsettled reminder (or its successor, if it was re-scheduled meanwhile)."""
         entry.in_flight = False
-        if entry.tp in self._revoked or self._pending.get(entry.reminder_id) is not entry:
-            return
         successor = entry.successor
         entry.successor = None
+        if entry.tp in self._revoked:
+            return  # the partition's next owner gets both records again
         if outcome == "settled":
             if successor is not None:
                 self._finish(successor, "duplicate", pending_removed=False)
@@ -601,10 +652,8 @@ class ReminderWorker:
             self._heap.push(entry, entry.next_at)
         self._wake.set()
 
-    async def _deliver(self, entry: Pending, extra: dict[str, str]) -> str:
-        """Returns "settled" (record finished) or "retry" (entry.next_at set for another try)."""
-        reminder = ReminderScheduledData.model_validate_json(entry.payload)
-        now = self._now()
+    def _precheck(self, entry: Pending, now: float) -> str:
+        """What the delivery log says to do: "settled", "retry" (lease), "check" or "claim"."""
         state = self._log.get(entry.reminder_id)
         if state is not None and state.status in (SENT, DROPPED):
             self._finish(entry, "duplicate")
@@ -613,21 +662,30 @@ class ReminderWorker:
             ours = entry.claimed_at == state.claimed_at
             if not ours and now < state.claimed_at + self._claim_lease:
                 entry.next_at = state.claimed_at + self._claim_lease
-                log.info("reminder claimed by another worker; waiting for its lease", extra=extra)
+                log.info(
+                    "reminder claimed by another worker; waiting for its lease",
+                    extra=self._extra(entry),
+                )
                 return "retry"
             entry.needs_check = True
             entry.claimed_at = state.claimed_at
-        if entry.needs_check and entry.claimed_at is not None:
-            found = await self._call_find_sent(reminder, entry.claimed_at, extra)
-            if found is not None and found.outcome is SendOutcome.SENT:
-                await self._write_sent(entry, found, extra)
-                self._finish(entry, "duplicate")
-                log.info("earlier post found; not sent again", extra=extra)
-                return "settled"
-            if found is not None:
-                return self._handle_failure(entry, found, extra)
-            entry.needs_check = False
-        claim_time = _dt(self._now()).timestamp()  # exactly what the log record will carry
+        return "check" if entry.needs_check and entry.claimed_at is not None else "claim"
+
+    async def _check_then_send(self, entry: Pending) -> str:
+        """Claimed before but not confirmed: look for the earlier post before sending again."""
+        extra = self._extra(entry)
+        assert entry.claimed_at is not None
+        reminder = ReminderScheduledData.model_validate_json(entry.payload)
+        found = await self._call_find_sent(reminder, entry.claimed_at, extra)
+        if found is not None and found.outcome is SendOutcome.SENT:
+            self._note_sent(entry, found)
+            self._finish(entry, "duplicate")
+            log.info("earlier post found; not sent again", extra=extra)
+            return "settled"
+        if found is not None:
+            return self._handle_failure(entry, found, extra)
+        entry.needs_check = False
+        claim_time = _dt(self._now()).timestamp()
         try:
             await self._log.write(
                 self._record(
@@ -641,34 +699,39 @@ class ReminderWorker:
             )
             return "retry"
         entry.claimed_at = claim_time
+        return await self._send_claimed(entry, reminder)
+
+    async def _send_claimed(
+        self, entry: Pending, reminder: ReminderScheduledData | None = None
+    ) -> str:
+        """Send a reminder this worker has just claimed; settle or set up the retry."""
+        extra = self._extra(entry)
+        if not self._owned(entry):  # revoked while waiting for a send slot: not ours to send
+            return "retry"
+        if reminder is None:
+            reminder = ReminderScheduledData.model_validate_json(entry.payload)
+        assert entry.claimed_at is not None
         try:
-            result = await self._sender.send(reminder, claim_time=_dt(claim_time))
+            result = await self._sender.send(reminder, claim_time=_dt(entry.claimed_at))
         except Exception as exc:
             log.warning("sender raised %s; treated as ambiguous", type(exc).__name__, extra=extra)
             result = SendResult.ambiguous(type(exc).__name__)
-        if result.outcome is SendOutcome.SENT:
-            sent_at = self._now()
-            await self._write_sent(entry, result, extra)
-            if self._metrics is not None:
-                self._metrics.reminders_sent.labels(entry.kind).inc()
-                self._metrics.reminder_lateness.labels(entry.kind).observe(
-                    max(0.0, sent_at - entry.due)
-                )
-            self._finish(entry, None)
-            log.info("reminder sent", extra={**extra, "lateness_s": round(sent_at - entry.due, 3)})
-            return "settled"
-        return self._handle_failure(entry, result, extra)
+        if result.outcome is not SendOutcome.SENT:
+            return self._handle_failure(entry, result, extra)
+        sent_at = self._now()
+        self._note_sent(entry, result)
+        if self._metrics is not None:
+            self._metrics.reminders_sent.labels(entry.kind).inc()
+            self._metrics.reminder_lateness.labels(entry.kind).observe(
+                max(0.0, sent_at - entry.due)
+            )
+        self._finish(entry, None)
+        log.info("reminder sent", extra={**extra, "lateness_s": round(sent_at - entry.due, 3)})
+        return "settled"
 
-    async def _call_find_sent(
-        self, reminder: ReminderScheduledData, since: float, extra: dict[str, str]
-    ) -> SendResult | None:
-        try:
-            return await self._sender.find_sent(reminder, since=_dt(since))
-        except Exception as exc:
-            log.warning("find_sent raised %s", type(exc).__name__, extra=extra)
-            return SendResult.transient(type(exc).__name__)
-
-    async def _write_sent(self, entry: Pending, result: SendResult, extra: dict[str, str]) -> None:
+    def _note_sent(self, entry: Pending, result: SendResult) -> None:
+        """Mark sent locally at once, write the sent record in the background (the claim
+        already protects against a re-send if that write is lost)."""
         data = self._record(
             entry.reminder_id,
             entry.run_id,
@@ -678,18 +741,16 @@ class ReminderWorker:
             channel=result.channel,
             ts=result.ts,
         )
-        for attempt in range(3):
-            try:
-                await self._log.write(data)
-                return
-            except Exception as exc:
-                log.warning(
-                    "sent record not written (%s, attempt %d)",
-                    type(exc).__name__,
-                    attempt + 1,
-                    extra=extra,
-                )
-                await asyncio.sleep(0.2 * (attempt + 1))
+        self._log.enqueue(data)
+
+    async def _call_find_sent(
+        self, reminder: ReminderScheduledData, since: float, extra: dict[str, str]
+    ) -> SendResult | None:
+        try:
+            return await self._sender.find_sent(reminder, since=_dt(since))
+        except Exception as exc:
+            log.warning("find_sent raised %s", type(exc).__name__, extra=extra)
+            return SendResult.transient(type(exc).__name__)
 
     def _handle_failure(self, entry: Pending, result: SendResult, extra: dict[str, str]) -> str:
         now = self._now()
@@ -711,10 +772,8 @@ class ReminderWorker:
             else:
                 log.warning("recipient unreachable; reminder dropped", extra=fields)
                 self._finish(entry, "recipient_unreachable")
-                self._spawn(
-                    self._write_drop(
-                        entry.reminder_id, entry.run_id, "recipient_unreachable", entry.due
-                    )
+                self._write_drop(
+                    entry.reminder_id, entry.run_id, "recipient_unreachable", entry.due
                 )
             return "settled"
         if outcome is SendOutcome.CONFIGURATION:
