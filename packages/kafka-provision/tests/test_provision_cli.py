@@ -157,9 +157,10 @@ def test_apply_refuses_a_plan_when_the_cluster_moved(cli: Cli, broker: str, tmp_
     assert "plan_hash does not match" in tampered.stderr
 
     _create_topic(broker, "coffeebuddy.run.events", 1)  # the cluster moves after the review
-    stale = cli("apply", "--plan", str(plan_file), bootstrap=broker)
+    stale = cli("apply", "--plan", str(plan_file), "--output", "json", bootstrap=broker)
     assert stale.returncode == 3
     assert "changed since the plan" in stale.stderr
+    assert json.loads(stale.stdout)["exit_code"] == 3
     wrong_env = cli("apply", "--plan", str(plan_file), "--env", "prod", bootstrap=broker)
     assert wrong_env.returncode == 3
 

@@ -394,21 +394,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         if inspect.isawaitable(result):
             result = asyncio.run(_await(result))
         return int(result)
-    except PlanRefusedError as exc:
-        err.print(f"[red]refused:[/] {exc}")
-        return EXIT_REFUSED
-    except PlanFileError as exc:
-        err.print(f"[red]refused:[/] {exc}")
-        return EXIT_REFUSED
+    except (PlanRefusedError, PlanFileError) as exc:
+        return _fail(args, err, EXIT_REFUSED, "refused", str(exc))
     except KafkaSettingsError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        return EXIT_ERROR
+        return _fail(args, err, EXIT_ERROR, "error", str(exc))
     except (ValueError, OSError) as exc:
-        err.print(f"[red]error:[/] {exc}")
-        return EXIT_ERROR
+        return _fail(args, err, EXIT_ERROR, "error", str(exc))
     except Exception as exc:
-        err.print(f"[red]error:[/] {type(exc).__name__}: {exc}")
-        return EXIT_ERROR
+        return _fail(args, err, EXIT_ERROR, "error", f"{type(exc).__name__}: {exc}")
+
+
+def _fail(args: argparse.Namespace, err: Console, code: int, label: str, message: str) -> int:
+    """Explain on stderr; with `--output json` also give machines a JSON object on stdout."""
+    err.print(f"[red]{label}:[/] {message}", soft_wrap=True)
+    if getattr(args, "output", None) == "json":
+        body = {"kind": "coffeebuddy-kafka-error", "exit_code": code, label: message}
+        sys.stdout.write(json.dumps(body, indent=2, sort_keys=True) + "\n")
+    return code
 
 
 async def _await(result: Any) -> Any:
