@@ -257,11 +257,9 @@ class Catalog(BaseModel):
 
     def acl_bindings(self, *, legacy_idempotent_write: bool | None = None) -> list[AclBinding]:
         """Every ALLOW binding the principals need, deduplicated, in a deterministic order."""
-        legacy = (
-            self.legacy_idempotent_write
-            if legacy_idempotent_write is None
-            else (legacy_idempotent_write)
-        )
+        legacy = legacy_idempotent_write
+        if legacy is None:
+            legacy = self.legacy_idempotent_write
         merged: dict[tuple[str, str, str, str], AclBinding] = {}
         for principal in self.principals:
             for binding in principal.acl_bindings(legacy_idempotent_write=legacy):
