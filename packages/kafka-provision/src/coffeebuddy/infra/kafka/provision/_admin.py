@@ -55,6 +55,7 @@ API_NAMES: Mapping[int, str] = {
 }
 
 _CONFIG_SOURCE_TOPIC = 1
+_UNKNOWN_TOPIC_OR_PARTITION = 3
 
 
 def describe_error(exc: BaseException) -> str:
@@ -221,7 +222,8 @@ class AiokafkaAdmin:
     async def list_topics(self) -> Mapping[str, TopicShape]:
         out: dict[str, TopicShape] = {}
         for topic in await self._admin.describe_topics():
-            if topic.get("error_code", 0) != 0:
+            # A topic with e.g. LEADER_NOT_AVAILABLE still exists; only "unknown" means absent.
+            if topic.get("error_code", 0) == _UNKNOWN_TOPIC_OR_PARTITION:
                 continue
             partitions = topic.get("partitions") or []
             replicas = max((len(p.get("replicas") or []) for p in partitions), default=0)
