@@ -49,7 +49,7 @@ async def sender(
     s = SlackDMSender.create(
         fake_slack.token,
         base_url=fake_slack.base_url,
-        timeout=0.5,
+        timeout=10,
         metrics=ReminderMetrics(registry),
     )
     yield s
@@ -163,7 +163,7 @@ async def test_user_not_found_on_open_is_permanent(
 
 
 async def test_http_errors_and_connection_refused(fake_slack: FakeSlackServer) -> None:
-    sender = SlackDMSender.create(fake_slack.token, base_url=fake_slack.base_url, timeout=0.5)
+    sender = SlackDMSender.create(fake_slack.token, base_url=fake_slack.base_url, timeout=10)
     try:
         fake_slack.http_error(503)
         assert (await sender.send(reminder(), claim_time=NOW)).outcome is SendOutcome.TRANSIENT
@@ -190,12 +190,16 @@ async def test_post_then_timeout_is_ambiguous_and_find_sent_sees_it(
 ) -> None:
     claim = datetime.now(UTC)
     assert await sender.find_sent(reminder("rem-amb"), since=claim) is None
-    fake_slack.post_then_timeout(delay=5)
+    impatient = SlackDMSender.create(fake_slack.token, base_url=fake_slack.base_url, timeout=1)
+    fake_slack.post_then_timeout(delay=30)
     started = time.monotonic()
-    result = await sender.send(reminder("rem-amb"), claim_time=claim)
+    try:
+        result = await impatient.send(reminder("rem-amb"), claim_time=claim)
+    finally:
+        await impatient.close()
     assert result.outcome is SendOutcome.AMBIGUOUS
     assert result.error == "timeout"
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 20
     found = await sender.find_sent(reminder("rem-amb"), since=claim)
     assert found is not None
     assert found.ok
