@@ -75,12 +75,14 @@ def test_cli_inspect_and_replay_once(
     assert main(["dlq", "replay", dlq.name, "--key", "run-a", "--rate", "10"]) == 2
     assert f"replayed {dlq.name}/0/0 -> {origin.name}[0]@0" in capsys.readouterr().out
 
-    assert main(["dlq", "replay", dlq.name, "--output", "json"]) == 2
+    assert main(["dlq", "replay", dlq.name, "--output", "json"]) == 1  # no selection, no --all
+    assert "pass --all" in capsys.readouterr().err
+    assert main(["dlq", "replay", dlq.name, "--all", "--output", "json"]) == 2
     report = json.loads(capsys.readouterr().out)
     assert report["already_replayed"] == [f"{dlq.name}/0/0"]
     assert [r["ref"] for r in report["replayed"]] == [f"{dlq.name}/0/1"]
 
-    assert main(["dlq", "replay", dlq.name]) == 0
+    assert main(["dlq", "replay", dlq.name, "--all"]) == 0
     assert "replayed 0 of 2 selected" in capsys.readouterr().out
 
     assert main(["dlq", "inspect", dlq.name, "--output", "json"]) == 0
@@ -91,7 +93,7 @@ def test_cli_rejects_bad_input(cli_env: Path, capsys: pytest.CaptureFixture[str]
     with pytest.raises(SystemExit):
         main(["dlq", "inspect", "x.dlq", "--older-than", "soon"])
     assert "--older-than" in capsys.readouterr().err
-    assert main(["dlq", "replay", "x.dlq", "--rate", "0"]) == 1
+    assert main(["dlq", "replay", "x.dlq", "--all", "--rate", "0"]) == 1
     assert "rate: must be > 0" in capsys.readouterr().err
 
 
@@ -106,7 +108,16 @@ def test_cli_replay_with_a_ledger_topic(
     markers = unique_topic(1, key_field="ref", dead_letter=False)
     asyncio.run(_dead_letter(kafka_broker, dlq, origin.name, "run-t"))
     capsys.readouterr()
-    replay = ["dlq", "replay", dlq.name, "--ledger-topic", markers.name, "--output", "json"]
+    replay = [
+        "dlq",
+        "replay",
+        dlq.name,
+        "--all",
+        "--ledger-topic",
+        markers.name,
+        "--output",
+        "json",
+    ]
 
     assert main(replay) == 2
     assert [r["ref"] for r in json.loads(capsys.readouterr().out)["replayed"]] == [
@@ -120,5 +131,5 @@ def test_cli_replay_with_a_ledger_topic(
         main(["dlq", "inspect", dlq.name, "--ledger-topic", markers.name, "--output", "json"]) == 0
     )
     assert [r["replayed"] for r in json.loads(capsys.readouterr().out)] == [True]
-    assert main(["dlq", "replay", dlq.name, "--ledger-topic", "no.such.ledger"]) == 1
+    assert main(["dlq", "replay", dlq.name, "--all", "--ledger-topic", "no.such.ledger"]) == 1
     assert "replay ledger topic 'no.such.ledger' does not exist" in capsys.readouterr().err

@@ -58,7 +58,8 @@ def test_kit_dlq_inspect_then_replay_once(
     assert row["error_type"] == "ValueError"
     assert row["error_message"] == "bad reminder"
 
-    replay = ["dlq", "replay", dlq.name, "--state-file", str(state), "--output", "json"]
+    replay = ["dlq", "replay", dlq.name, "--reason", "non_retryable", "--state-file", str(state)]
+    replay += ["--output", "json"]
     assert main([*replay, "--dry-run"]) == 0
     assert json.loads(capsys.readouterr().out)["would_replay"] == [f"{dlq.name}/0/0"]
 

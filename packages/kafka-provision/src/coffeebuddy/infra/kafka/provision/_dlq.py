@@ -807,12 +807,19 @@ async def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 async def _cmd_replay(args: argparse.Namespace) -> int:
+    where = _where(args)
+    if where == DeadLetterFilter() and args.limit is None and not (args.all or args.dry_run):
+        raise DlqError(
+            "dlq replay: select what to replay (--reason, --error-type, --key, --run-id, "
+            "--origin-topic, --older-than, --newer-than, --ref, --limit) or pass --all; "
+            "see it first with --dry-run"
+        )
     settings = KafkaSettings.from_env()
     report = await replay_dead_letters(
         args.topic,
         ledger=_ledger(args, settings),
         settings=settings,
-        where=_where(args),
+        where=where,
         dry_run=args.dry_run,
         rate=args.rate,
         limit=args.limit,
@@ -848,6 +855,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     replay = leaves.add_parser("replay", help="re-publish dead letters to their origin, once")
     _filter_options(replay)
     replay.add_argument("--dry-run", action="store_true", help="show what would be sent")
+    replay.add_argument(
+        "--all", action="store_true", help="replay every dead letter not yet replayed (no filter)"
+    )
     replay.add_argument(
         "--rate", type=float, metavar="MSG_PER_S", help="at most this many per second"
     )
