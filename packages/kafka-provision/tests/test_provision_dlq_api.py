@@ -183,9 +183,9 @@ async def test_replay_dry_run_then_once_then_nothing(
     assert [d.run_id for d in again.already_replayed] == ["run-1", "run-3"]
     assert len(await _records(kafka_settings, origin.name)) == 2
 
-    # a fresh ledger object on the same file remembers too
+    # a fresh ledger object on the same file remembers too; the limit counts new sends only
     other = await replay_dead_letters(
-        dlq.name, ledger=FileReplayLedger(ledger.path), settings=kafka_settings
+        dlq.name, ledger=FileReplayLedger(ledger.path), settings=kafka_settings, limit=1
     )
     assert [d.run_id for d, _ in other.replayed] == ["run-2"]
     assert len(await _records(kafka_settings, origin.name)) == 3

@@ -562,7 +562,8 @@ class ReplayReport:
     @property
     def to_replay(self) -> list[DeadLetter]:
         """Selected and not yet in the ledger (what a dry run would send)."""
-        return [d for d in self.selected if d not in self.already_replayed]
+        done = {d.ledger_key for d in self.already_replayed}
+        return [d for d in self.selected if d.ledger_key not in done]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -623,8 +624,9 @@ async def replay_dead_letters(
 ) -> ReplayReport:
     """Re-publish selected dead letters of `topic` to their origin topic, each at most once.
 
-    `rate` caps messages per second. With `dry_run` nothing is published or recorded. Every
-    origin is checked before the first send, so a bad selection sends nothing.
+    `rate` caps messages per second; `limit` caps how many are sent (oldest first). With
+    `dry_run` nothing is published or recorded. Every origin is checked before the first send,
+    so a bad selection sends nothing.
     """
     if rate is not None and rate <= 0:
         raise DlqError(f"rate: must be > 0 messages/s, got {rate}")
@@ -633,10 +635,12 @@ async def replay_dead_letters(
     known = {t.name: t for t in topics}
     report = ReplayReport(dlq_topic=dlq, dry_run=dry_run)
     async with ledger:
-        report.selected = await inspect_dead_letters(
-            dlq, settings=settings, where=where, limit=limit, timeout=timeout
-        )
-        report.already_replayed = [d for d in report.selected if d in ledger]
+        matching = await inspect_dead_letters(dlq, settings=settings, where=where, timeout=timeout)
+        report.already_replayed = [d for d in matching if d in ledger]
+        fresh = [d for d in matching if d not in ledger]
+        fresh = fresh[:limit] if limit is not None else fresh  # the limit counts new sends only
+        chosen = {d.ledger_key for d in report.already_replayed} | {d.ledger_key for d in fresh}
+        report.selected = [d for d in matching if d.ledger_key in chosen]
         plan = [(d, _origin_config(d, known)) for d in report.to_replay]
         if dry_run or not plan:
             return report
