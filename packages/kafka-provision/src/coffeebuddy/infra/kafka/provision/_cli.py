@@ -212,7 +212,7 @@ async def cmd_plan(args: argparse.Namespace) -> int:
     plan = await build_plan(
         _load_settings(),
         None,
-        args.env[0] if args.env else "dev",
+        args.env or "dev",
         allow_delete=args.allow_delete,
         allow_destructive=args.allow_destructive,
         managed_prefixes=args.managed_prefix or None,
@@ -235,10 +235,8 @@ async def cmd_apply(args: argparse.Namespace) -> int:
     settings = _load_settings()
     if args.plan:
         plan = Plan.load(Path(args.plan))
-        if args.env and args.env[0] != plan.environment:
-            raise PlanFileError(
-                f"{args.plan}: plan is for {plan.environment!r}, not {args.env[0]!r}"
-            )
+        if args.env and args.env != plan.environment:
+            raise PlanFileError(f"{args.plan}: plan is for {plan.environment!r}, not {args.env!r}")
     else:
         if not args.yes:
             raise ValueError(
@@ -247,7 +245,7 @@ async def cmd_apply(args: argparse.Namespace) -> int:
         plan = await build_plan(
             settings,
             None,
-            args.env[0] if args.env else "dev",
+            args.env or "dev",
             allow_delete=args.allow_delete,
             allow_destructive=args.allow_destructive,
             managed_prefixes=args.managed_prefix or None,
@@ -279,7 +277,7 @@ async def cmd_drift(args: argparse.Namespace) -> int:
     plan = await detect_drift(
         _load_settings(),
         None,
-        args.env[0] if args.env else "dev",
+        args.env or "dev",
         managed_prefixes=args.managed_prefix or None,
         acls=not args.no_acls,
     )
@@ -298,9 +296,7 @@ async def cmd_drift(args: argparse.Namespace) -> int:
 def _cluster_options(
     parser: argparse.ArgumentParser, *, deletes: bool = True, markdown: bool = False
 ) -> None:
-    parser.add_argument(
-        "--env", action="append", choices=ENVIRONMENTS, help="environment (default dev)"
-    )
+    parser.add_argument("--env", choices=ENVIRONMENTS, help="environment (default dev)")
     parser.add_argument(
         "--managed-prefix",
         action="append",
