@@ -7,7 +7,7 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -70,6 +70,10 @@ async def missing_topics(settings: KafkaSettings, topics: Sequence[TopicConfig])
     finally:
         await admin.close()
     return [t.name for t in topics if t.name not in existing]
+
+
+async def _collect(work: Awaitable[list[str]], into: list[str]) -> None:
+    into.extend(await work)
 
 
 class ReminderWorkerService:
@@ -200,14 +204,39 @@ class ReminderWorkerService:
                 await asyncio.wait_for(self._stop.wait(), delay)
             delay = min(delay * 2, self.settings.auth_probe_max_s)
 
+    async def _unless_stopped(self, work: Awaitable[None]) -> bool:
+        """Run a start-up step; False (step cancelled) when a stop signal comes first."""
+        task = asyncio.ensure_future(work)
+        stop = asyncio.create_task(self._stop.wait())
+        done, _ = await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            stop.cancel()
+            task.result()
+            return True
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        return False
+
+    @staticmethod
+    def _stopped_during_startup() -> int:
+        log.info("stopped during start-up; nothing to drain")
+        return EXIT_OK
+
     async def run(self) -> int:
         """Start everything, serve until stopped, drain; returns the process exit code."""
+        log.info("connecting to Kafka at %s", ", ".join(self.kafka.bootstrap_servers))
         try:
-            await check_connection(self.kafka, timeout=15.0)
+            if not await self._unless_stopped(check_connection(self.kafka, timeout=15.0)):
+                return self._stopped_during_startup()
         except KafkaConnectionError as exc:
             log.error("cannot reach Kafka: %s", exc)
             return EXIT_KAFKA
-        missing = await missing_topics(self.kafka, REQUIRED_TOPICS)
+        missing: list[str] = []
+        if not await self._unless_stopped(
+            _collect(missing_topics(self.kafka, REQUIRED_TOPICS), missing)
+        ):
+            return self._stopped_during_startup()
         if missing:
             log.error(
                 "missing Kafka topics: %s. Provision them from the catalog with "
