@@ -22,6 +22,13 @@ from coffeebuddy.infra.kafka.testing._embedded import (
 )
 from coffeebuddy.infra.kafka.testing._ports import free_port
 from coffeebuddy.infra.kafka.testing._slack import FakeSlackServer
+from coffeebuddy.infra.kafka.testing._tls import (
+    STUNNEL_MISSING,
+    CertificateAuthority,
+    StunnelNotFoundError,
+    TlsBroker,
+    find_stunnel,
+)
 from coffeebuddy.infra.kafka.testing._topics import TopicFactory, unique_topic_name
 from coffeebuddy.infra.kafka.testing._version import __version__
 from coffeebuddy.infra.kafka.testing._wait import wait_until, wait_until_sync
@@ -29,17 +36,22 @@ from coffeebuddy.infra.kafka.testing._wait import wait_until, wait_until_sync
 __all__ = [
     "APACHE_KAFKA_IMAGE",
     "CAPABILITIES",
+    "STUNNEL_MISSING",
     "TANSU_BIN_ENV",
     "BrokerCapabilities",
     "BrokerHandle",
     "BrokerKind",
     "BrokerStartError",
     "CapabilityName",
+    "CertificateAuthority",
     "EmbeddedBroker",
     "FakeSlackServer",
+    "StunnelNotFoundError",
+    "TlsBroker",
     "TopicFactory",
     "__version__",
     "docker_available",
+    "find_stunnel",
     "find_tansu_binary",
     "free_port",
     "probe_capabilities",

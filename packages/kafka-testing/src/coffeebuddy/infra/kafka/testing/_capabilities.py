@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.protocol.admin import CreateAclsRequest, DescribeAclsRequest
 
 from coffeebuddy.infra.kafka.testing._probe import (
+    close_conn,
     connect_kwargs,
     fetch_api_versions,
     quiet_aiokafka,
@@ -217,5 +218,5 @@ async def _probe_acls(
             f"(CreateAcls probe failed: {type(exc).__name__}: {exc})"
         )
     finally:
-        conn.close()
+        await close_conn(conn)
     return None

@@ -15,7 +15,14 @@ from aiokafka.protocol.metadata import MetadataRequest
 
 T = TypeVar("T")
 
-__all__ = ["ApiVersions", "connect_kwargs", "fetch_api_versions", "quiet_aiokafka", "run_sync"]
+__all__ = [
+    "ApiVersions",
+    "close_conn",
+    "connect_kwargs",
+    "fetch_api_versions",
+    "quiet_aiokafka",
+    "run_sync",
+]
 
 #: API key -> (min version, max version) as the broker reports it.
 ApiVersions = dict[int, tuple[int, int]]
@@ -66,7 +73,19 @@ async def fetch_api_versions(
             await asyncio.wait_for(conn.send(MetadataRequest([])), limit)
         return versions
     finally:
-        conn.close()
+        await close_conn(conn)
+
+
+async def close_conn(conn: Any) -> None:
+    """Close an aiokafka connection and wait (briefly) until its socket is really closed.
+
+    A TLS transport closes only after the shutdown exchange; a loop that ends first leaves the
+    socket to the garbage collector (a ResourceWarning in someone else's test).
+    """
+    closed = conn.close()
+    if closed is not None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.shield(closed), 2.0)
 
 
 def run_sync(factory: Callable[[], Awaitable[T]]) -> T:

@@ -13,6 +13,7 @@ import pytest
 from coffeebuddy.infra.kafka.testing._broker import BrokerHandle, start_broker
 from coffeebuddy.infra.kafka.testing._capabilities import CAPABILITIES, require_capability
 from coffeebuddy.infra.kafka.testing._slack import fake_slack
+from coffeebuddy.infra.kafka.testing._tls import StunnelNotFoundError, TlsBroker, find_stunnel
 from coffeebuddy.infra.kafka.testing._topics import TopicFactory
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ __all__ = [
     "fake_slack",
     "kafka_broker",
     "kafka_settings",
+    "kafka_tls_broker",
     "unique_topic",
 ]
 
@@ -48,6 +50,23 @@ def kafka_broker() -> Iterator[BrokerHandle]:
 def kafka_settings(kafka_broker: BrokerHandle) -> KafkaSettings:
     """``KafkaSettings`` for the session broker with short group timeouts for fast rebalances."""
     return kafka_broker.settings()
+
+
+@pytest.fixture(scope="session")
+def kafka_tls_broker() -> Iterator[TlsBroker]:
+    """An embedded broker behind stunnel TLS: ``.bootstrap_servers``, ``.ca_file``, ``.settings``.
+
+    Skips (naming stunnel) where stunnel is not installed.
+    """
+    try:
+        find_stunnel()
+    except StunnelNotFoundError as exc:
+        pytest.skip(str(exc))
+    broker = TlsBroker().start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
 
 
 @pytest.fixture
