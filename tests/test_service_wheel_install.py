@@ -10,6 +10,7 @@ stage = install those wheels (third-party dependencies from PyPI) and run
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -166,3 +167,9 @@ async def test_service_wheel_entrypoint_serves_until_sigterm(
                 process.kill()
                 process.wait(10)
     assert slack.token not in log_path.read_text()
+
+
+def test_service_wheel_list_matches_the_dockerfile() -> None:
+    dockerfile = (ROOT / "services" / "reminder-worker" / "Dockerfile").read_text()
+    copied = re.findall(r"^COPY (\S+) \1$", dockerfile, flags=re.MULTILINE)
+    assert copied == IMAGE_PACKAGES
