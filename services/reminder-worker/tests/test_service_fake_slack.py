@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+
 import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
