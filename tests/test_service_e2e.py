@@ -357,11 +357,14 @@ async def test_service_invalid_token_not_ready_nothing_lost_resumes_when_fixed(
     await wait_until(held, timeout=15, message="three reminders held pending")
     status, _ = await worker.readyz()
     assert status == 503
+    assert await worker.metric("coffeebuddy_slack_auth_ok") == 0
+    assert await worker.metric("coffeebuddy_reminder_worker_ready") == 0
     assert stack.slack.messages() == []
     stack.slack.set_valid_tokens("xoxb-not-the-right-one")  # the operator fixed the token
     await wait_delivered(stack.slack, ids, 30)
     await worker.wait_ready(15)
     assert delivered(stack.slack) == Counter(ids)
+    assert await worker.metric("coffeebuddy_slack_auth_ok") == 1
     assert await worker.metric("coffeebuddy_reminders_dropped_total") == 0
     assert "xoxb-not-the-right-one" not in worker.logs()
 

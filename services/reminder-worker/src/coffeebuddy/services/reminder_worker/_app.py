@@ -139,6 +139,13 @@ class ReminderWorkerService:
         ok = all(checks.values()) and not self._stop.is_set()
         return Probe(ok, "; ".join(details) or "ready", checks)
 
+    def _publish_readiness(self) -> None:
+        """The scraped gauges say what /readyz says (the worker alone cannot see a failing
+        auth.test at start-up before any reminder is due)."""
+        probe = self.ready()
+        self.reminder_metrics.worker_ready.set(1 if probe.ok else 0)
+        self.reminder_metrics.slack_auth_ok.set(1 if probe.checks["slack_auth"] else 0)
+
     @property
     def http_port(self) -> int | None:
         return self._http.bound_port if self._http else None
@@ -251,6 +258,7 @@ class ReminderWorkerService:
             registry=self.registry,
             host=self.settings.http_host,
             port=self.settings.http_port,
+            on_scrape=self._publish_readiness,
         )
         await self._http.start()
         log.info("http probes and metrics on port %s", self._http.bound_port)
