@@ -18,7 +18,7 @@ from typing import Any
 
 from aiokafka import errors as kafka_errors
 from aiokafka.cluster import ClusterMetadata
-from aiokafka.conn import create_conn
+from aiokafka.conn import AIOKafkaConnection
 from aiokafka.protocol.metadata import MetadataRequest
 
 from coffeebuddy.infra.kafka.config._errors import ConnectionFailure, KafkaConnectionError
@@ -161,25 +161,50 @@ async def _transport_steps(settings: KafkaSettings, probe: _Probe) -> None:
                     await writer.wait_closed()
         else:
             # After a failed or cancelled start_tls the stream no longer sees the socket
-            # close (wait_closed would hang): drop the socket directly.
+            # close (wait_closed would hang): drop the socket directly, then let the loop
+            # run the scheduled connection_lost that really closes it.
             raw_transport.abort()
+            sock = raw_transport.get_extra_info("socket")
+            for _ in range(3):
+                if sock is None or sock.fileno() == -1:
+                    break
+                await asyncio.sleep(0)
 
 
 async def _kafka_steps(settings: KafkaSettings, probe: _Probe) -> None:
     kwargs = settings.admin_kwargs()
     probe.stage = "kafka"
+    conn = AIOKafkaConnection(
+        probe.host,
+        probe.port,
+        client_id=kwargs["client_id"],
+        request_timeout_ms=kwargs["request_timeout_ms"],
+        ssl_context=kwargs.get("ssl_context"),
+        security_protocol=kwargs["security_protocol"],
+        sasl_mechanism=kwargs.get("sasl_mechanism"),
+        sasl_plain_username=kwargs.get("sasl_plain_username"),
+        sasl_plain_password=kwargs.get("sasl_plain_password"),
+    )
     try:
-        conn = await create_conn(
-            probe.host,
-            probe.port,
-            client_id=kwargs["client_id"],
-            request_timeout_ms=kwargs["request_timeout_ms"],
-            ssl_context=kwargs.get("ssl_context"),
-            security_protocol=kwargs["security_protocol"],
-            sasl_mechanism=kwargs.get("sasl_mechanism"),
-            sasl_plain_username=kwargs.get("sasl_plain_username"),
-            sasl_plain_password=kwargs.get("sasl_plain_password"),
-        )
+        await _connect(settings, probe, conn)  # ApiVersions, then SASL
+        probe.stage = "metadata"
+        try:
+            response: Any = await conn.send(MetadataRequest([]))
+        except (kafka_errors.KafkaError, OSError) as exc:
+            raise _ProbeError(
+                f"{probe.address} answered ApiVersions but not a Metadata request "
+                f"({_kafka_reason(exc)})"
+            ) from None
+    finally:
+        await _close(conn)
+    cluster = ClusterMetadata()
+    cluster.update_metadata(response)
+    probe.brokers = [(b.nodeId, b.host, b.port) for b in cluster.brokers()]
+
+
+async def _connect(settings: KafkaSettings, probe: _Probe, conn: Any) -> None:
+    try:
+        await conn.connect()
     except kafka_errors.UnsupportedSaslMechanismError as exc:
         raise _ProbeError(
             f"the broker at {probe.address} does not enable SASL mechanism "
@@ -198,19 +223,19 @@ async def _kafka_steps(settings: KafkaSettings, probe: _Probe) -> None:
         ) from None
     except (kafka_errors.KafkaError, OSError, ssl.SSLError) as exc:
         raise _ProbeError(_not_kafka_message(settings, probe, exc)) from None
-    probe.stage = "metadata"
-    try:
-        response: Any = await conn.send(MetadataRequest([]))
-    except (kafka_errors.KafkaError, OSError) as exc:
-        raise _ProbeError(
-            f"{probe.address} answered ApiVersions but not a Metadata request "
-            f"({_kafka_reason(exc)})"
-        ) from None
-    finally:
-        conn.close()
-    cluster = ClusterMetadata()
-    cluster.update_metadata(response)
-    probe.brokers = [(b.nodeId, b.host, b.port) for b in cluster.brokers()]
+
+
+async def _close(conn: Any) -> None:
+    """Close the connection and wait (briefly) until the socket is really closed.
+
+    A TLS socket closes only after the shutdown exchange; a loop that ends before that
+    leaves it to the garbage collector (a ResourceWarning somewhere else).
+    """
+    closed = conn.close()
+    if closed is not None:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(1.0):
+                await asyncio.shield(closed)
 
 
 def _where(probe: _Probe) -> str:
