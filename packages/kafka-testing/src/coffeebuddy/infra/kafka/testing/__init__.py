@@ -2,6 +2,7 @@
 
 from coffeebuddy.infra.kafka.testing._broker import (
     APACHE_KAFKA_IMAGE,
+    BROKER_KIND_ENV,
     BrokerHandle,
     BrokerKind,
     docker_available,
@@ -35,6 +36,7 @@ from coffeebuddy.infra.kafka.testing._wait import wait_until, wait_until_sync
 
 __all__ = [
     "APACHE_KAFKA_IMAGE",
+    "BROKER_KIND_ENV",
     "CAPABILITIES",
     "STUNNEL_MISSING",
     "TANSU_BIN_ENV",

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "APACHE_KAFKA_IMAGE",
+    "BROKER_KIND_ENV",
     "TEST_CLIENT_DEFAULTS",
     "BrokerHandle",
     "BrokerKind",
@@ -27,6 +28,10 @@ __all__ = [
 ]
 
 BrokerKind = Literal["external", "testcontainers", "embedded"]
+_KINDS: tuple[BrokerKind, ...] = ("external", "testcontainers", "embedded")
+
+#: Environment variable forcing the broker kind instead of the resolution order.
+BROKER_KIND_ENV = "COFFEEBUDDY_KAFKA_BROKER"
 
 #: Image used when Docker is reachable (override with COFFEEBUDDY_KAFKA_IMAGE).
 APACHE_KAFKA_IMAGE = "apache/kafka:3.9.1"
@@ -98,12 +103,26 @@ def docker_available(timeout: float = 2.0) -> bool:
         return False
 
 
-def start_broker(environ: Mapping[str, str] | None = None) -> BrokerHandle:
-    """Resolve and start the session broker: external, else testcontainers, else embedded Tansu."""
+def start_broker(
+    environ: Mapping[str, str] | None = None, *, kind: BrokerKind | None = None
+) -> BrokerHandle:
+    """Resolve and start a broker: external, else testcontainers, else embedded Tansu.
+
+    ``environ`` defaults to ``os.environ``; ``kind`` (or ``$COFFEEBUDDY_KAFKA_BROKER``) forces
+    one way: ``"embedded"`` always works here, ``"external"`` needs ``KAFKA_BOOTSTRAP_SERVERS``,
+    ``"testcontainers"`` needs Docker.
+    """
     env = os.environ if environ is None else environ
-    if env.get("KAFKA_BOOTSTRAP_SERVERS"):
+    if kind is None and env.get(BROKER_KIND_ENV):
+        forced = env[BROKER_KIND_ENV]
+        if forced not in _KINDS:
+            raise ValueError(f"{BROKER_KIND_ENV}={forced!r} must be one of {', '.join(_KINDS)}")
+        kind = forced
+    if kind == "external" or (kind is None and env.get("KAFKA_BOOTSTRAP_SERVERS")):
+        if not env.get("KAFKA_BOOTSTRAP_SERVERS"):
+            raise ValueError("an external broker needs KAFKA_BOOTSTRAP_SERVERS")
         return _external(env)
-    if docker_available():
+    if kind == "testcontainers" or (kind is None and docker_available()):
         return _testcontainers(env)
     return _embedded()
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from coffeebuddy.infra.kafka.testing._ports import free_port, port_is_open
+from coffeebuddy.infra.kafka.testing._ports import free_port, listening_pid_owns, port_is_open
 from coffeebuddy.infra.kafka.testing._probe import ApiVersions, fetch_api_versions, run_sync
 from coffeebuddy.infra.kafka.testing._process import ManagedProcess
 
@@ -191,7 +191,7 @@ class EmbeddedBroker:
                     f"ready (command: {process.argv[0]}; log {process.log_path}):\n"
                     f"{process.log_tail()}"
                 )
-            if port_is_open(self.host, port, timeout=0.5):
+            if port_is_open(self.host, port, timeout=0.5) and self._owns(process, port):
                 try:
                     limit = max(0.5, min(5.0, deadline - time.monotonic()))
                     address = f"{self.host}:{port}"
@@ -209,6 +209,13 @@ class EmbeddedBroker:
                     f"log {process.log_path}):\n{process.log_tail()}"
                 )
             time.sleep(0.02)  # polling the child's readiness, bounded by the deadline above
+
+    @staticmethod
+    def _owns(process: ManagedProcess, port: int) -> bool:
+        # Someone else may answer on the port (free-port race); then our broker dies of
+        # AddrInUse shortly and the retry picks another port.
+        assert process.pid is not None
+        return listening_pid_owns(process.pid, port) is not False
 
     def stop(self, timeout: float = 5.0) -> None:
         """SIGTERM the broker (SIGKILL after ``timeout`` s); its data is gone afterwards."""

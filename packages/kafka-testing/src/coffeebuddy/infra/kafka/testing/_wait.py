@@ -72,6 +72,8 @@ def wait_until_sync(
         try:
             value = predicate()
             if inspect.isawaitable(value):
+                if inspect.iscoroutine(value):
+                    value.close()  # never awaited on purpose; no "never awaited" warning
                 raise TypeError("wait_until_sync got an async predicate; use await wait_until(...)")
             last, error = value, None
             if value:

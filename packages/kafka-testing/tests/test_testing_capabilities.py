@@ -1,0 +1,117 @@
+"""Capability probe: what the embedded broker lacks is reported with reasons, and tests skip."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
+
+from coffeebuddy.infra.kafka.testing import (
+    CAPABILITIES,
+    BrokerCapabilities,
+    BrokerHandle,
+    TopicFactory,
+    require_capability,
+    start_broker,
+)
+
+pytest_plugins = ("pytester",)
+
+
+@pytest.fixture(scope="module")
+def embedded(kafka_broker: BrokerHandle) -> Iterator[BrokerHandle]:
+    """The session broker when it is the embedded one, else a private embedded broker."""
+    if kafka_broker.kind == "embedded":
+        yield kafka_broker
+        return
+    handle = start_broker(kind="embedded")
+    try:
+        yield handle
+    finally:
+        handle.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("acls", "has no working CreateAcls/DescribeAcls API"),
+        ("alter_configs", "has no AlterConfigs API"),
+        ("create_partitions", "has no CreatePartitions API"),
+        ("idempotent_producer", "idempotent producer fails to start"),
+        ("sasl", "cannot exercise SASL"),
+    ],
+)
+def test_embedded_broker_reports_what_it_lacks(
+    embedded: BrokerHandle, name: str, reason: str
+) -> None:
+    caps = embedded.capabilities
+    missing = caps.missing(name)
+    assert missing is not None
+    assert missing.startswith("embedded Tansu 0.6.0 broker ")
+    assert reason in missing
+    assert not caps.supports(name)
+    with pytest.raises(pytest.skip.Exception, match=reason):
+        require_capability(embedded, name)
+
+
+async def test_create_partitions_really_fails_where_reported_missing(
+    embedded: BrokerHandle, unique_topic: TopicFactory
+) -> None:
+    """The probe is honest: the API it calls missing does fail, topic creation does work."""
+    topic = unique_topic(partitions=2) if embedded.kind == "embedded" else None
+    if topic is None:
+        pytest.skip("needs the session broker to be the embedded one for unique_topic")
+    admin = AIOKafkaAdminClient(**embedded.settings().admin_kwargs())
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic.name])
+        assert len(described[0]["partitions"]) == 2
+        with pytest.raises(Exception, match=r"(?i)version|unsupported|not support"):
+            await admin.create_partitions({topic.name: NewPartitions(total_count=4)})
+    finally:
+        await admin.close()
+
+
+def test_capabilities_from_api_versions_alone() -> None:
+    full = dict.fromkeys((17, 22, 29, 30, 33, 37, 44), (0, 9))
+    caps = BrokerCapabilities(label="broker X", kind="external", api_versions=full)
+    assert caps.summary() == dict.fromkeys(CAPABILITIES)
+    bare = BrokerCapabilities(label="broker X", kind="external", api_versions={44: (0, 1)})
+    assert bare.missing("acls") == "broker X has no CreateAcls/DescribeAcls API"
+    assert bare.missing("alter_configs") == (
+        "broker X has no AlterConfigs API (it has IncrementalAlterConfigs, which aiokafka "
+        "cannot send)"
+    )
+    assert bare.missing("sasl") == "broker X has no SaslHandshake API"
+    probed = BrokerCapabilities(
+        label="broker X",
+        kind="external",
+        api_versions=full,
+        probe_failures={"idempotent_producer": "advertises InitProducerId but it fails"},
+    )
+    assert probed.missing("idempotent_producer") == (
+        "broker X advertises InitProducerId but it fails"
+    )
+    with pytest.raises(ValueError, match="unknown broker capability 'transactions'"):
+        caps.missing("transactions")
+
+
+def test_kafka_requires_marker_skips_with_the_reason(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_marker="""
+        import pytest
+
+        @pytest.mark.kafka_requires("create_partitions")
+        def test_needs_partitions():
+            raise AssertionError("must not run on a broker without CreatePartitions")
+
+        @pytest.mark.kafka_requires()
+        def test_needs_nothing(kafka_broker):
+            assert kafka_broker.bootstrap_servers
+        """
+    )
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    result = pytester.runpytest("-rs", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*needs broker capability 'create_partitions'*CreatePartitions*"])
