@@ -270,6 +270,7 @@ async def test_topic_ledger_is_shared_between_runs(
     ]
     marker_records = await _records(kafka_settings, markers.name)
     assert len(marker_records) == 3
-    assert {json.loads(r.value)["ref"] for r in marker_records} == {
+    assert {json.loads(r.value)["type"] for r in marker_records} == {"coffeebuddy.dlq.replayed.v1"}
+    assert {json.loads(r.value)["data"]["ref"] for r in marker_records} == {
         f"{dlq.name}/0/{n}" for n in range(3)
     }

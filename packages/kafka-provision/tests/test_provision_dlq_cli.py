@@ -133,3 +133,37 @@ def test_cli_replay_with_a_ledger_topic(
     assert [r["replayed"] for r in json.loads(capsys.readouterr().out)] == [True]
     assert main(["dlq", "replay", dlq.name, "--all", "--ledger-topic", "no.such.ledger"]) == 1
     assert "replay ledger topic 'no.such.ledger' does not exist" in capsys.readouterr().err
+
+
+def test_cli_uses_the_catalog_ledger_topic_once_catalogued(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Pure selection logic: the state file is only the fallback until the catalog has the topic."""
+    import argparse
+
+    from coffeebuddy.infra.kafka.config import KafkaSettings
+    from coffeebuddy.infra.kafka.provision import _dlq
+    from coffeebuddy.infra.kafka.topics import CATALOG, TopicConfig
+
+    settings = KafkaSettings.from_env({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"})
+    args = argparse.Namespace(
+        topic="coffeebuddy.reminder.events", ledger_topic=None, state_file=None, timeout=5.0
+    )
+    assert isinstance(_dlq._ledger(args, settings), _dlq.FileReplayLedger)
+
+    replays = TopicConfig(
+        name=_dlq.REPLAY_LEDGER_TOPIC,
+        partitions=1,
+        replication_factor=1,
+        key_field="ref",
+        event_types=frozenset({"coffeebuddy.dlq.replayed.v1"}),
+        kind="log",
+    )
+    monkeypatch.setattr(
+        _dlq, "CATALOG", CATALOG.model_copy(update={"topics": (*CATALOG.topics, replays)})
+    )
+    ledger = _dlq._ledger(args, settings)
+    assert isinstance(ledger, _dlq.TopicReplayLedger)
+    assert ledger.topic.name == "coffeebuddy.dlq.replays"
+    args.state_file = str(tmp_path / "explicit.jsonl")  # an explicit file still wins
+    assert isinstance(_dlq._ledger(args, settings), _dlq.FileReplayLedger)

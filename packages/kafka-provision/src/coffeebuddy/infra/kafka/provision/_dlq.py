@@ -15,10 +15,11 @@ through `KafkaEventProducer.send_raw` with its original key and headers, minus t
 Replay ledger: every replayed dead letter is recorded, keyed by DLQ topic, partition, offset and
 record timestamp (the timestamp keeps a recreated DLQ topic's reused offsets apart), and a run
 skips what the ledger holds, so running the same replay twice sends nothing the second time.
-Two stores: `TopicReplayLedger`, markers in a compacted `<dlq>.replayed` topic, shared by every
-operator and used by the CLI whenever the catalog has that topic; `FileReplayLedger`, a locked,
-fsync'd JSON-lines state file (`--state-file`), which needs no topic or ACL and is the fallback
-until the catalog has the marker topic, but only protects replays run against the same file.
+Two stores: `TopicReplayLedger`, markers in the compacted `coffeebuddy.dlq.replays` topic (one
+for every DLQ), shared by every operator and used by the CLI whenever the catalog has it;
+`FileReplayLedger`, a locked, fsync'd JSON-lines state file (`--state-file`), which needs no
+topic or ACL and is the fallback until the catalog has the marker topic, but only protects
+replays run against the same file.
 A crash between a send and its ledger entry can resend that one record; the reminder worker's
 delivery log still keeps the DM to one.
 """
@@ -34,6 +35,7 @@ import os
 import re
 import sys
 import time
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -51,6 +53,7 @@ from coffeebuddy.infra.kafka.topics import CATALOG, TopicConfig
 __all__ = [
     "DLQ_HEADER_PREFIX",
     "REPLAYED_FROM_HEADER",
+    "REPLAY_LEDGER_TOPIC",
     "DeadLetter",
     "DeadLetterFilter",
     "DlqError",
@@ -69,7 +72,8 @@ DLQ_HEADER_PREFIX = "coffeebuddy.dlq."
 REPLAYED_FROM_HEADER = "coffeebuddy.dlq.replayed_from"
 _H = DLQ_HEADER_PREFIX
 DLQ_SUFFIX = ".dlq"
-REPLAYED_SUFFIX = ".replayed"
+REPLAY_LEDGER_TOPIC = "coffeebuddy.dlq.replays"
+REPLAYED_EVENT_TYPE = "coffeebuddy.dlq.replayed.v1"
 STATE_FILE_ENV = "COFFEEBUDDY_DLQ_STATE_FILE"
 
 EXIT_OK = 0
@@ -477,6 +481,8 @@ class FileReplayLedger:
 class TopicReplayLedger:
     """Markers in a compacted Kafka topic (key = DLQ topic/partition/offset@timestamp).
 
+    Each marker is a CloudEvents-shaped JSON object of type `coffeebuddy.dlq.replayed.v1`.
+
     Shared by every operator and machine, unlike a state file. Kafka has no lock: two replays
     of the same dead letters started at the same moment could both send; run one at a time.
     """
@@ -515,8 +521,9 @@ class TopicReplayLedger:
                 entries.pop(key, None)  # tombstone: forget the marker
                 continue
             try:
-                entries[key] = json.loads(record.value)
-            except ValueError as exc:
+                marker = json.loads(record.value)
+                entries[key] = marker.get("data", marker)
+            except (ValueError, AttributeError) as exc:
                 where = f"{record.topic}[{record.partition}]@{record.offset}"
                 raise DlqError(f"replay ledger topic {where}: not a ledger entry") from exc
         self._entries = entries
@@ -529,7 +536,17 @@ class TopicReplayLedger:
         if producer is None:
             raise DlqError(f"{self!r}: record() outside `async with ledger:`")
         entry = _ledger_entry(letter, target)
-        value = json.dumps(entry, sort_keys=True).encode()
+        marker = {
+            "specversion": "1.0",
+            "id": str(uuid.uuid4()),
+            "source": "/coffeebuddy/dlq-replayer",
+            "type": REPLAYED_EVENT_TYPE,
+            "subject": letter.ref,
+            "time": entry["replayed_at"],
+            "datacontenttype": "application/json",
+            "data": entry,
+        }
+        value = json.dumps(marker, sort_keys=True).encode()
         await producer.send_raw(self.topic, value, key=letter.ledger_key.encode(), headers=None)
         self._entries[letter.ledger_key] = entry
 
@@ -712,7 +729,7 @@ def _filter_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to read the topic")
     parser.add_argument(
         "--ledger-topic",
-        help="replay ledger topic (default: <dlq>.replayed when the catalog has it)",
+        help=f"replay ledger topic (default: {REPLAY_LEDGER_TOPIC} when the catalog has it)",
     )
     parser.add_argument(
         "--state-file",
@@ -735,11 +752,10 @@ def _where(args: argparse.Namespace) -> DeadLetterFilter:
 
 
 def _ledger(args: argparse.Namespace, settings: KafkaSettings) -> ReplayLedger:
-    """`--ledger-topic`, else the catalog's `<dlq>.replayed`, else the state file."""
+    """`--ledger-topic`, else the catalog's replay ledger topic, else the state file."""
     name = args.ledger_topic
-    if name is None and not args.state_file:
-        candidate = _dlq_name(args.topic) + REPLAYED_SUFFIX
-        name = candidate if candidate in CATALOG.topic_names else None
+    if name is None and not args.state_file and REPLAY_LEDGER_TOPIC in CATALOG.topic_names:
+        name = REPLAY_LEDGER_TOPIC
     if name is None:
         return FileReplayLedger(args.state_file or default_state_file())
     config = (
