@@ -196,6 +196,15 @@ def test_dashboard_shape(path: Path) -> None:
         assert panel["targets"], f"panel {panel['title']!r} has no query"
         for target in panel["targets"]:
             assert target["datasource"]["uid"] == "${datasource}", panel["title"]
+    cells: set[tuple[int, int]] = set()
+    for panel in dashboard_panels(dashboard):
+        g = panel["gridPos"]
+        assert g["x"] + g["w"] <= 24, f"panel {panel['title']!r} is wider than the grid"
+        area = {
+            (x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])
+        }
+        assert not area & cells, f"panel {panel['title']!r} overlaps another"
+        cells |= area
     titles = " | ".join(p["title"].lower() for p in panels)
     for topic in (
         "produced",
