@@ -15,7 +15,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 KEY_PASSWORD = "key-pass-Zq8"
 
@@ -113,11 +113,7 @@ def _leaf(
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
         .add_extension(
             x509.ExtendedKeyUsage(
-                [
-                    x509.ExtendedKeyUsageOID.SERVER_AUTH
-                    if server
-                    else x509.ExtendedKeyUsageOID.CLIENT_AUTH
-                ]
+                [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]
             ),
             critical=False,
         )

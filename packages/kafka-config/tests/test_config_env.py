@@ -279,7 +279,7 @@ def test_config_env_with_overrides_accepts_env_style_strings() -> None:
 def test_config_env_settings_are_frozen() -> None:
     settings = KafkaSettings.from_env(BOOT)
     with pytest.raises(Exception, match="frozen"):
-        settings.linger_ms = 10  # type: ignore[misc]
+        settings.linger_ms = 10
 
 
 def test_config_env_direct_construction_uses_the_same_errors() -> None:

@@ -16,7 +16,7 @@ PASSWORD = "pw-for-kwargs-7Hq"
 
 
 def _accepted(cls: type) -> set[str]:
-    params = inspect.signature(cls.__init__).parameters.values()
+    params = inspect.signature(cls).parameters.values()
     return {p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
 
 

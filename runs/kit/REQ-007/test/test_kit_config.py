@@ -32,7 +32,7 @@ SASL_ENV = {
 
 
 def _keyword_args(cls: type) -> set[str]:
-    params = inspect.signature(cls.__init__).parameters.values()
+    params = inspect.signature(cls).parameters.values()
     return {p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
