@@ -22,6 +22,17 @@ from coffeebuddy.infra.kafka.provision._apply import (
 )
 from coffeebuddy.infra.kafka.provision._catalog import ENVIRONMENTS, desired_state
 from coffeebuddy.infra.kafka.provision._cli import main
+from coffeebuddy.infra.kafka.provision._dlq import (
+    DeadLetter,
+    DeadLetterFilter,
+    DlqError,
+    FileReplayLedger,
+    ReplayLedger,
+    ReplayReport,
+    TopicReplayLedger,
+    inspect_dead_letters,
+    replay_dead_letters,
+)
 from coffeebuddy.infra.kafka.provision._normalize import ConfigValueError, normalize_config_value
 from coffeebuddy.infra.kafka.provision._plan import Change, Plan, PlanFileError, Scope, diff
 from coffeebuddy.infra.kafka.provision._types import (
@@ -48,15 +59,22 @@ __all__ = [
     "ClusterAdmin",
     "ConfigValue",
     "ConfigValueError",
+    "DeadLetter",
+    "DeadLetterFilter",
     "DesiredState",
     "DesiredTopic",
+    "DlqError",
+    "FileReplayLedger",
     "ObservedState",
     "ObservedTopic",
     "Plan",
     "PlanFileError",
     "PlanRefusedError",
+    "ReplayLedger",
+    "ReplayReport",
     "Scope",
     "StepResult",
+    "TopicReplayLedger",
     "TopicShape",
     "__version__",
     "apply_plan",
@@ -65,9 +83,11 @@ __all__ = [
     "detect_drift",
     "diff",
     "ensure_topics",
+    "inspect_dead_letters",
     "main",
     "normalize_config_value",
     "render_manifests",
+    "replay_dead_letters",
     "stale_manifests",
     "validate",
 ]
