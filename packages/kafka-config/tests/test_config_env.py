@@ -311,3 +311,23 @@ def test_config_env_problem_is_a_variable_message_pair() -> None:
     variable, message = problem
     assert (variable, message) == ("KAFKA_ACKS", "bad")
     assert str(problem) == "KAFKA_ACKS: bad"
+
+
+def test_config_env_typo_of_a_variable_is_pointed_out(caplog: pytest.LogCaptureFixture) -> None:
+    with pytest.raises(KafkaSettingsError) as info:
+        KafkaSettings.from_env({"KAFKA_BOOTSTRAP_SERVER": "a:1", "KAFKA_LINGER_M": "3"})
+    (problem,) = info.value.problems
+    assert problem.variable == "KAFKA_BOOTSTRAP_SERVERS"
+    assert problem.message.endswith("(KAFKA_BOOTSTRAP_SERVER is set: a typo?)")
+    assert "KAFKA_LINGER_M is not a Kafka setting; did you mean KAFKA_LINGER_MS?" in caplog.text
+    assert "'3'" not in caplog.text  # values are never logged
+
+
+def test_config_env_unrelated_kafka_variables_are_left_alone(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = KafkaSettings.from_env(
+        {**BOOT, "KAFKA_TOPIC_PREFIX": "dev.", "KAFKA_HEAP_OPTS": "x"}
+    )
+    assert settings.bootstrap_servers == ["broker1:9092"]
+    assert caplog.text == ""

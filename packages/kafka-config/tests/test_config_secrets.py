@@ -128,3 +128,20 @@ def test_config_secrets_error_pickles_without_secrets() -> None:
     assert SASL_PASSWORD.encode() not in data
     copy = pickle.loads(data)  # noqa: S301 - our own object
     assert copy.problems == info.value.problems
+
+
+def test_config_secrets_aiokafka_sasl_payload_is_redacted_in_logs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from aiokafka.protocol.admin import SaslAuthenticateRequest_v0
+
+    from coffeebuddy.infra.kafka.config import install_sasl_log_redaction
+
+    install_sasl_log_redaction()  # idempotent: already installed by the import
+    conn_logger = logging.getLogger("aiokafka.conn")
+    assert len([f for f in conn_logger.filters if type(f).__name__ == "SaslPayloadRedactor"]) == 1
+    caplog.set_level(logging.DEBUG, logger="aiokafka.conn")
+    payload = SaslAuthenticateRequest_v0(b"svc\x00svc\x00" + SASL_PASSWORD.encode())
+    conn_logger.debug("Request to %s:%d %d: %s", "h", 1, 3, payload)
+    assert SASL_PASSWORD not in caplog.text
+    assert "sasl_auth_bytes=<redacted>" in caplog.text

@@ -7,6 +7,7 @@ from coffeebuddy.infra.kafka.config._errors import (
     KafkaSettingsError,
     SettingProblem,
 )
+from coffeebuddy.infra.kafka.config._redact import install_sasl_log_redaction
 from coffeebuddy.infra.kafka.config._settings import (
     ENV_PREFIX,
     Acks,
@@ -19,6 +20,8 @@ from coffeebuddy.infra.kafka.config._settings import (
     env_var,
 )
 from coffeebuddy.infra.kafka.config._version import __version__
+
+install_sasl_log_redaction()
 
 __all__ = [
     "ENV_PREFIX",
@@ -36,4 +39,5 @@ __all__ = [
     "__version__",
     "check_connection",
     "env_var",
+    "install_sasl_log_redaction",
 ]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import logging
 import os
 import re
 import ssl
@@ -33,6 +35,7 @@ from coffeebuddy.infra.kafka.config._errors import KafkaSettingsError, SettingPr
 from coffeebuddy.infra.kafka.config._ssl import build_ssl_context
 
 ENV_PREFIX = "KAFKA_"
+logger = logging.getLogger("coffeebuddy.infra.kafka.config")
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
@@ -169,11 +172,20 @@ class KafkaSettings(BaseSettings):
 
         Raises :class:`KafkaSettingsError` listing every problem, each naming its variable.
         """
-        token = _ENVIRON.set(dict(environ) if environ is not None else dict(os.environ))
+        mapping = dict(environ) if environ is not None else dict(os.environ)
+        typos = _likely_typos(mapping)
+        for typo, meant in typos.items():
+            logger.warning("%s is not a Kafka setting; did you mean %s?", typo, meant)
+        token = _ENVIRON.set(mapping)
         try:
             return cls()
+        except KafkaSettingsError as exc:
+            if not typos:
+                raise
+            error = _with_typo_hints(exc, typos)
         finally:
             _ENVIRON.reset(token)
+        raise error
 
     def with_overrides(self, **fields: Any) -> Self:
         """A validated copy with ``fields`` replaced (same rules as from_env)."""
@@ -495,6 +507,29 @@ class KafkaSettings(BaseSettings):
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _likely_typos(environ: Mapping[str, str]) -> dict[str, str]:
+    """``KAFKA_*`` names that are no setting but close to one: {given name: meant name}."""
+    known = [env_var(name) for name in KafkaSettings.model_fields]
+    typos: dict[str, str] = {}
+    for key in environ:
+        upper = key.upper()
+        if upper.startswith(ENV_PREFIX) and upper not in known:
+            match = difflib.get_close_matches(upper, known, n=1, cutoff=0.85)
+            if match:
+                typos[key] = match[0]
+    return typos
+
+
+def _with_typo_hints(exc: KafkaSettingsError, typos: Mapping[str, str]) -> KafkaSettingsError:
+    meant_to_typo = {meant: typo for typo, meant in typos.items()}
+    return KafkaSettingsError(
+        SettingProblem(p.variable, f"{p.message} ({meant_to_typo[p.variable]} is set: a typo?)")
+        if p.variable in meant_to_typo
+        else p
+        for p in exc.problems
+    )
 
 
 def split_address(address: str) -> tuple[str, int]:
