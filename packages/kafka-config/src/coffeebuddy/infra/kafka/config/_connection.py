@@ -50,8 +50,9 @@ async def check_connection(settings: KafkaSettings, timeout: float = 10.0) -> No
     Every bootstrap address is tried at once: TCP connect, TLS handshake with the settings'
     context (SSL/SASL_SSL), a Kafka ApiVersions request (and SASL authentication), then the
     addresses the cluster advertises in its metadata. Passes when at least one bootstrap
-    address works and every advertised broker is reachable. ``timeout`` bounds each step
-    sequence per address, in seconds.
+    address works and every advertised broker is reachable. ``timeout`` (seconds) bounds
+    each phase (bootstrap addresses, then advertised brokers, each probed in parallel), so
+    the whole check takes at most twice that.
     """
     if timeout <= 0:
         raise ValueError(f"timeout must be positive (got {timeout!r})")

@@ -76,7 +76,8 @@ class _MappingEnvSource(EnvSettingsSource):
         return loaded
 
 
-PositiveMs = Annotated[int, Field(gt=0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
 
 
 class KafkaSettings(BaseSettings):
@@ -113,25 +114,25 @@ class KafkaSettings(BaseSettings):
     # Producer
     acks: Acks = "all"
     enable_idempotence: bool = True
-    linger_ms: Annotated[int, Field(ge=0)] = 5
+    linger_ms: NonNegativeInt = 5
     compression_type: CompressionType = "none"
-    max_batch_size: PositiveMs = 16_384
-    max_request_size: PositiveMs = 1_048_576
+    max_batch_size: PositiveInt = 16_384
+    max_request_size: PositiveInt = 1_048_576
     # Consumer
-    session_timeout_ms: PositiveMs = 45_000
-    heartbeat_interval_ms: PositiveMs = 3_000
-    max_poll_interval_ms: PositiveMs = 300_000
+    session_timeout_ms: PositiveInt = 45_000
+    heartbeat_interval_ms: PositiveInt = 3_000
+    max_poll_interval_ms: PositiveInt = 300_000
     auto_offset_reset: AutoOffsetReset = "earliest"
-    fetch_max_bytes: PositiveMs = 52_428_800
-    max_partition_fetch_bytes: PositiveMs = 1_048_576
-    fetch_max_wait_ms: Annotated[int, Field(ge=0)] = 500
-    max_poll_records: PositiveMs = 500
+    fetch_max_bytes: PositiveInt = 52_428_800
+    max_partition_fetch_bytes: PositiveInt = 1_048_576
+    fetch_max_wait_ms: NonNegativeInt = 500
+    max_poll_records: PositiveInt = 500
     isolation_level: IsolationLevel = "read_uncommitted"
     # All clients
-    request_timeout_ms: PositiveMs = 40_000
-    metadata_max_age_ms: PositiveMs = 300_000
-    retry_backoff_ms: Annotated[int, Field(ge=0)] = 100
-    connections_max_idle_ms: PositiveMs = 540_000
+    request_timeout_ms: PositiveInt = 40_000
+    metadata_max_age_ms: PositiveInt = 300_000
+    retry_backoff_ms: NonNegativeInt = 100
+    connections_max_idle_ms: PositiveInt = 540_000
 
     _ssl_context: ssl.SSLContext | None = PrivateAttr(default=None)
 
