@@ -11,13 +11,17 @@ from pydantic import ValidationError
 
 from coffeebuddy.infra.kafka.models import (
     CONTENT_TYPE,
+    DLQ_REPLAYED,
     EVENT_TYPES,
     REMINDER_DELIVERY,
     RUN_CREATED,
+    DeadLetterReplayed,
+    DeadLetterReplayedData,
     ReminderDelivery,
     ReminderDeliveryData,
     RunCreated,
     RunCreatedData,
+    decode_event,
     encode_event,
 )
 
@@ -103,6 +107,7 @@ def test_event_types_mapping_is_complete() -> None:
         "coffeebuddy.reminder.scheduled.v1",
         "coffeebuddy.reminder.cancelled.v1",
         "coffeebuddy.reminder.delivery.v1",
+        "coffeebuddy.dlq.replayed.v1",
     }
     for name, cls in EVENT_TYPES.items():
         assert name == cls.EVENT_TYPE
@@ -113,3 +118,32 @@ def test_events_are_frozen() -> None:
     event = RunCreated.create(data=_run_created_data())
     with pytest.raises(ValidationError):
         event.subject = "other"
+
+
+def _replayed_data(run_id: str | None) -> DeadLetterReplayedData:
+    return DeadLetterReplayedData(
+        ref="coffeebuddy.run.events.dlq/2/41@1764237600000",
+        dlq_topic="coffeebuddy.run.events.dlq",
+        dlq_partition=2,
+        dlq_offset=41,
+        origin_topic="coffeebuddy.run.events",
+        origin_partition=7,
+        origin_offset=1200,
+        target_partition=7,
+        target_offset=1305,
+        replayed_at=CLOSES,
+        replayed_by="alice@ops-1",
+        run_id=run_id,
+    )
+
+
+def test_replayed_subject_is_the_run_id_when_known_else_the_ref() -> None:
+    with_run = DeadLetterReplayed.create(data=_replayed_data("run-7"))
+    assert with_run.subject == "run-7"
+    assert with_run.type == DLQ_REPLAYED == "coffeebuddy.dlq.replayed.v1"
+    assert with_run.source == "/coffeebuddy/dlq-replayer"
+    no_run = DeadLetterReplayed.create(data=_replayed_data(None))
+    assert no_run.subject == "coffeebuddy.run.events.dlq/2/41@1764237600000"
+    assert "run_id" not in json.loads(encode_event(no_run))["data"]
+    assert decode_event(encode_event(no_run)) == no_run
+    assert EVENT_TYPES[DLQ_REPLAYED] is DeadLetterReplayed

@@ -10,6 +10,8 @@ import pytest
 
 from coffeebuddy.infra.kafka.models import (
     DECODE_REASONS,
+    DeadLetterReplayed,
+    DeadLetterReplayedData,
     EventDecodeError,
     FieldError,
     ReminderScheduled,
@@ -140,6 +142,79 @@ def test_subject_must_equal_run_id() -> None:
     doc = _valid() | {"subject": "run-2"}
     error = _reject(doc)
     assert error.errors == [FieldError("subject", "subject_mismatch", "must equal data.run_id")]
+
+
+def _replayed(**data: Any) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "ref": "coffeebuddy.reminder.events.dlq/0/3@1764237600000",
+        "dlq_topic": "coffeebuddy.reminder.events.dlq",
+        "dlq_partition": 0,
+        "dlq_offset": 3,
+        "origin_topic": "coffeebuddy.reminder.events",
+        "target_partition": 1,
+        "target_offset": 10,
+        "replayed_at": NOW,
+    }
+    event = DeadLetterReplayed.create(data=DeadLetterReplayedData(**(fields | data)), time=NOW)
+    doc: dict[str, Any] = json.loads(encode_event(event))
+    return doc
+
+
+def test_replayed_subject_follows_run_id_then_ref() -> None:
+    error = _reject(
+        _replayed(run_id="run-1") | {"subject": "coffeebuddy.reminder.events.dlq/0/3@1764237600000"}
+    )
+    rule = "must equal data.run_id, or data.ref when there is no run_id"
+    assert error.errors == [FieldError("subject", "subject_mismatch", rule)]
+    assert _reject(_replayed() | {"subject": "run-1"}).errors == [
+        FieldError("subject", "subject_mismatch", rule)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "rule", "message"),
+    [
+        (
+            "ref",
+            "somewhere else",
+            "string_pattern_mismatch",
+            "must look like <dlq topic>/<partition>/<offset>@<timestamp ms>",
+        ),
+        ("dlq_offset", -1, "greater_than_equal", "input should be greater than or equal to 0"),
+        ("target_offset", "10", "int_type", "input should be a valid integer"),
+        (
+            "origin_topic",
+            "run events",
+            "string_pattern_mismatch",
+            "must be a Kafka topic name (letters, digits, '.', '_' and '-')",
+        ),
+        (
+            "replayed_at",
+            "2026-11-27T09:30:00",
+            "timezone_aware",
+            "must be timezone-aware (RFC 3339 with an offset, e.g. 2026-01-05T09:30:00Z)",
+        ),
+        ("replayed_by", "x" * 201, "string_too_long", "must be at most 200 characters"),
+    ],
+)
+def test_replayed_field_rules(field: str, value: Any, rule: str, message: str) -> None:
+    doc = _replayed()
+    doc["data"][field] = value
+    if field == "ref":
+        doc["subject"] = value
+    error = _reject(doc)
+    assert FieldError(f"data.{field}", rule, message) in error.errors, error.errors
+
+
+def test_replayed_ref_must_name_the_dead_letter() -> None:
+    doc = _replayed()
+    doc["data"]["dlq_offset"] = 4
+    error = _reject(doc)
+    assert error.errors == [
+        FieldError(
+            "data.ref", "ref_mismatch", "must start with <dlq_topic>/<dlq_partition>/<dlq_offset>@"
+        )
+    ]
 
 
 @pytest.mark.parametrize(

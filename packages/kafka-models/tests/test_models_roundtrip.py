@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from coffeebuddy.infra.kafka.models import (
     EVENT_TYPES,
     CloudEvent,
+    DeadLetterReplayed,
+    DeadLetterReplayedData,
     OrderAdded,
     OrderAddedData,
     OrderLine,
@@ -79,6 +81,30 @@ def scheduled_data(draw: st.DrawFn) -> ReminderScheduledData:
     )
 
 
+topic_names = st.from_regex(r"\A[A-Za-z0-9._-]{1,60}\Z")
+offsets = st.integers(min_value=0, max_value=2**63 - 1)
+
+
+@st.composite
+def replayed_data(draw: st.DrawFn) -> DeadLetterReplayedData:
+    dlq, partition, offset = draw(topic_names), draw(offsets), draw(offsets)
+    stamp = draw(st.integers(min_value=0, max_value=2**42))
+    return DeadLetterReplayedData(
+        ref=f"{dlq}/{partition}/{offset}@{stamp}",
+        dlq_topic=dlq,
+        dlq_partition=partition,
+        dlq_offset=offset,
+        origin_topic=draw(topic_names),
+        origin_partition=draw(st.none() | offsets),
+        origin_offset=draw(st.none() | offsets),
+        target_partition=draw(offsets),
+        target_offset=draw(offsets),
+        replayed_at=draw(times),
+        replayed_by=draw(st.none() | st.text(min_size=1, max_size=200)),
+        run_id=draw(st.none() | run_ids),
+    )
+
+
 DATA: dict[type[CloudEvent[Any]], st.SearchStrategy[Any]] = {
     RunCreated: st.builds(
         RunCreatedData,
@@ -109,6 +135,7 @@ DATA: dict[type[CloudEvent[Any]], st.SearchStrategy[Any]] = {
         slack_ts=st.none() | st.from_regex(r"\A[0-9]{10}\.[0-9]{6}\Z"),
         claimed_at=st.none() | times,
     ),
+    DeadLetterReplayed: replayed_data(),
 }
 
 

@@ -1,4 +1,4 @@
-"""Typed CloudEvents 1.0 schemas for CoffeeBuddy run and reminder events.
+"""Typed CloudEvents 1.0 schemas for CoffeeBuddy run, reminder and DLQ replay events.
 
 Wire format: structured-mode JSON (UTF-8), Kafka header `content-type: CONTENT_TYPE`.
 `decode_event` validates bytes in one call; `encode_event` writes compact JSON.
@@ -15,6 +15,7 @@ from coffeebuddy.infra.kafka.models._codec import (
     encode_event,
 )
 from coffeebuddy.infra.kafka.models._data import (
+    DeadLetterReplayedData,
     DeliveryStatus,
     EventData,
     OrderAddedData,
@@ -29,6 +30,8 @@ from coffeebuddy.infra.kafka.models._data import (
     RunnerAssignedData,
 )
 from coffeebuddy.infra.kafka.models._events import (
+    DLQ_REPLAYED,
+    DLQ_REPLAYER_SOURCE,
     EVENT_TYPES,
     REMINDER_CANCELLED,
     REMINDER_DELIVERY,
@@ -41,6 +44,7 @@ from coffeebuddy.infra.kafka.models._events import (
     RUN_RUNNER_ASSIGNED,
     SLACK_APP_SOURCE,
     CloudEvent,
+    DeadLetterReplayed,
     Event,
     OrderAdded,
     ReminderCancelled,
@@ -56,6 +60,8 @@ from coffeebuddy.infra.kafka.models._version import __version__
 __all__ = [
     "CONTENT_TYPE",
     "DECODE_REASONS",
+    "DLQ_REPLAYED",
+    "DLQ_REPLAYER_SOURCE",
     "EVENT_TYPES",
     "REMINDER_CANCELLED",
     "REMINDER_DELIVERY",
@@ -68,6 +74,8 @@ __all__ = [
     "RUN_RUNNER_ASSIGNED",
     "SLACK_APP_SOURCE",
     "CloudEvent",
+    "DeadLetterReplayed",
+    "DeadLetterReplayedData",
     "DecodeReason",
     "DeliveryStatus",
     "Event",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
@@ -11,6 +11,9 @@ from coffeebuddy.infra.kafka.models._fields import (
     MAX_ORDERS,
     ChannelId,
     Item,
+    LedgerRef,
+    Offset,
+    Operator,
     Place,
     Reason,
     ReminderId,
@@ -18,6 +21,7 @@ from coffeebuddy.infra.kafka.models._fields import (
     SlackTs,
     TeamId,
     Timestamp,
+    TopicName,
     UserId,
 )
 
@@ -26,10 +30,23 @@ class _Data(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 
-class EventData(_Data):
-    """Base of every event payload: each belongs to one coffee run (the record key and subject)."""
+class _Payload(_Data):
+    """Base of every event payload; names the CloudEvents `subject` its envelope must carry."""
+
+    SUBJECT_RULE: ClassVar[str] = "must equal data.run_id"
+
+    def event_subject(self) -> str:
+        """The `subject` of an event carrying this data."""
+        raise NotImplementedError
+
+
+class EventData(_Payload):
+    """Base of every run payload: each belongs to one coffee run (the record key and subject)."""
 
     run_id: RunId
+
+    def event_subject(self) -> str:
+        return self.run_id
 
 
 class RunCreatedData(EventData):
@@ -124,3 +141,40 @@ class ReminderDeliveryData(EventData):
     slack_channel: ChannelId | None = None
     slack_ts: SlackTs | None = None
     claimed_at: Timestamp | None = None
+
+
+class DeadLetterReplayedData(_Payload):
+    """One dead letter re-published to its origin topic by `coffeebuddy-kafka dlq replay`.
+
+    Keyed by `ref` (`<dlq topic>/<partition>/<offset>@<record timestamp ms>`; the timestamp keeps
+    a recreated DLQ topic's reused offsets apart). `run_id` is set when the dead letter belongs
+    to a run (its key or `data.run_id`); the event's subject is then the run id, else `ref`.
+    """
+
+    SUBJECT_RULE: ClassVar[str] = "must equal data.run_id, or data.ref when there is no run_id"
+
+    ref: LedgerRef
+    dlq_topic: TopicName
+    dlq_partition: Offset
+    dlq_offset: Offset
+    origin_topic: TopicName
+    origin_partition: Offset | None = None
+    origin_offset: Offset | None = None
+    target_partition: Offset
+    target_offset: Offset
+    replayed_at: Timestamp
+    replayed_by: Operator | None = None
+    run_id: RunId | None = None
+
+    @model_validator(mode="after")
+    def _ref_names_the_dead_letter(self) -> DeadLetterReplayedData:
+        if not self.ref.startswith(f"{self.dlq_topic}/{self.dlq_partition}/{self.dlq_offset}@"):
+            raise PydanticCustomError(
+                "ref_mismatch",
+                "must start with <dlq_topic>/<dlq_partition>/<dlq_offset>@",
+                {"field": "ref"},
+            )
+        return self
+
+    def event_subject(self) -> str:
+        return self.run_id if self.run_id is not None else self.ref

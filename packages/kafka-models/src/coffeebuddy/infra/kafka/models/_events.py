@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from pydantic_core import PydanticCustomError
 
 from coffeebuddy.infra.kafka.models._data import (
-    EventData,
+    DeadLetterReplayedData,
     OrderAddedData,
     ReminderCancelledData,
     ReminderDeliveryData,
@@ -20,8 +20,14 @@ from coffeebuddy.infra.kafka.models._data import (
     RunClosedData,
     RunCreatedData,
     RunnerAssignedData,
+    _Payload,
 )
-from coffeebuddy.infra.kafka.models._fields import NO_WHITESPACE_PATTERN, RunId, Timestamp
+from coffeebuddy.infra.kafka.models._fields import (
+    MAX_LEDGER_REF,
+    NO_WHITESPACE_PATTERN,
+    RunId,
+    Timestamp,
+)
 
 RUN_CREATED: Final = "coffeebuddy.run.created.v1"
 RUN_ORDER_ADDED: Final = "coffeebuddy.run.order_added.v1"
@@ -31,15 +37,21 @@ RUN_CANCELLED: Final = "coffeebuddy.run.cancelled.v1"
 REMINDER_SCHEDULED: Final = "coffeebuddy.reminder.scheduled.v1"
 REMINDER_CANCELLED: Final = "coffeebuddy.reminder.cancelled.v1"
 REMINDER_DELIVERY: Final = "coffeebuddy.reminder.delivery.v1"
+DLQ_REPLAYED: Final = "coffeebuddy.dlq.replayed.v1"
 
 SLACK_APP_SOURCE = "/coffeebuddy/slack-app"
 REMINDER_WORKER_SOURCE = "/coffeebuddy/reminder-worker"
+DLQ_REPLAYER_SOURCE = "/coffeebuddy/dlq-replayer"
 
-DataT = TypeVar("DataT", bound=EventData)
+DataT = TypeVar("DataT", bound=_Payload)
 
 
 class CloudEvent(BaseModel, Generic[DataT]):
-    """CloudEvents 1.0 structured-mode envelope; `subject` is the run id (= `data.run_id`)."""
+    """CloudEvents 1.0 structured-mode envelope; `subject` is the run id (= `data.run_id`).
+
+    (The one exception, `DeadLetterReplayed`, has no run when its dead letter had none: its
+    subject is then the ledger `ref`; `data.event_subject()` says which.)
+    """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -59,9 +71,9 @@ class CloudEvent(BaseModel, Generic[DataT]):
 
     @model_validator(mode="after")
     def _subject_is_run_id(self) -> Self:
-        if self.subject != self.data.run_id:
+        if self.subject != self.data.event_subject():
             raise PydanticCustomError(
-                "subject_mismatch", "must equal data.run_id", {"field": "subject"}
+                "subject_mismatch", self.data.SUBJECT_RULE, {"field": "subject"}
             )
         return self
 
@@ -79,7 +91,7 @@ class CloudEvent(BaseModel, Generic[DataT]):
             id=id if id is not None else str(uuid4()),
             source=source if source is not None else cls.DEFAULT_SOURCE,
             type=cls.EVENT_TYPE,
-            subject=data.run_id,
+            subject=data.event_subject(),
             time=time if time is not None else datetime.now(UTC),
             data=data,
         )
@@ -142,6 +154,22 @@ class ReminderDelivery(CloudEvent[ReminderDeliveryData]):
     type: Literal["coffeebuddy.reminder.delivery.v1"] = REMINDER_DELIVERY
 
 
+class DeadLetterReplayed(CloudEvent[DeadLetterReplayedData]):
+    """`coffeebuddy.dlq.replayed.v1`: a dead letter was re-published to its origin topic.
+
+    The DLQ replay ledger's record (compacted by `data.ref`); subject = `data.run_id`, or
+    `data.ref` when the dead letter belongs to no run.
+    """
+
+    EVENT_TYPE: ClassVar[str] = DLQ_REPLAYED
+    DEFAULT_SOURCE: ClassVar[str] = DLQ_REPLAYER_SOURCE
+    type: Literal["coffeebuddy.dlq.replayed.v1"] = DLQ_REPLAYED
+    subject: Annotated[
+        str,
+        StringConstraints(pattern=NO_WHITESPACE_PATTERN, min_length=1, max_length=MAX_LEDGER_REF),
+    ] = Field(description="data.run_id when set, else data.ref")
+
+
 Event = Annotated[
     RunCreated
     | OrderAdded
@@ -150,7 +178,8 @@ Event = Annotated[
     | RunCancelled
     | ReminderScheduled
     | ReminderCancelled
-    | ReminderDelivery,
+    | ReminderDelivery
+    | DeadLetterReplayed,
     Field(discriminator="type"),
 ]
 """Any CoffeeBuddy event, discriminated by its CloudEvents `type`."""
@@ -166,6 +195,7 @@ EVENT_TYPES: Mapping[str, type[CloudEvent[Any]]] = {
         ReminderScheduled,
         ReminderCancelled,
         ReminderDelivery,
+        DeadLetterReplayed,
     )
 }
 """CloudEvents `type` -> event class."""

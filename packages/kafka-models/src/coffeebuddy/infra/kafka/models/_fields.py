@@ -12,6 +12,8 @@ SLACK_USER_ID_PATTERN = r"^[UW][A-Z0-9]+$"
 SLACK_TS_PATTERN = r"^[0-9]+\.[0-9]+$"
 RUN_ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 NO_WHITESPACE_PATTERN = r"^\S+$"
+TOPIC_NAME_PATTERN = r"^[A-Za-z0-9._-]+$"
+LEDGER_REF_PATTERN = r"^[A-Za-z0-9._-]+/[0-9]+/[0-9]+@-?[0-9]+$"
 
 MAX_RUN_ID = 64
 MAX_REMINDER_ID = 255
@@ -20,6 +22,9 @@ MAX_PLACE = 120
 MAX_ITEM = 200
 MAX_REASON = 500
 MAX_ORDERS = 200
+MAX_TOPIC = 249
+MAX_LEDGER_REF = 320
+MAX_OPERATOR = 200
 
 PATTERN_MESSAGES: dict[str, str] = {
     SLACK_TEAM_ID_PATTERN: "must look like a Slack team id (T…)",
@@ -28,6 +33,8 @@ PATTERN_MESSAGES: dict[str, str] = {
     SLACK_TS_PATTERN: "must look like a Slack message ts (digits.digits)",
     RUN_ID_PATTERN: "must contain only letters, digits, '_' and '-'",
     NO_WHITESPACE_PATTERN: "must be non-empty and contain no whitespace",
+    TOPIC_NAME_PATTERN: "must be a Kafka topic name (letters, digits, '.', '_' and '-')",
+    LEDGER_REF_PATTERN: "must look like <dlq topic>/<partition>/<offset>@<timestamp ms>",
 }
 """Readable error message per pattern (pydantic's own only repeats the regex)."""
 
@@ -48,5 +55,13 @@ Place = Annotated[
 ]
 Item = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ITEM)]
 Reason = Annotated[str, StringConstraints(max_length=MAX_REASON)]
+TopicName = Annotated[
+    str, StringConstraints(pattern=TOPIC_NAME_PATTERN, min_length=1, max_length=MAX_TOPIC)
+]
+LedgerRef = Annotated[
+    str, StringConstraints(pattern=LEDGER_REF_PATTERN, min_length=1, max_length=MAX_LEDGER_REF)
+]
+Operator = Annotated[str, StringConstraints(min_length=1, max_length=MAX_OPERATOR)]
+Offset = Annotated[int, Strict(), Field(ge=0)]
 # Strict: on the wire only an RFC 3339 string is a timestamp (no epoch numbers, no bare dates).
 Timestamp = Annotated[AwareDatetime, Strict(), Field(description="RFC 3339 timestamp with offset")]
