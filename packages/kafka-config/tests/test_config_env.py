@@ -331,3 +331,21 @@ def test_config_env_unrelated_kafka_variables_are_left_alone(
     )
     assert settings.bootstrap_servers == ["broker1:9092"]
     assert caplog.text == ""
+
+
+def test_config_env_copies_and_equality() -> None:
+    import copy
+    import pickle
+
+    env = {**BOOT, "KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SASL_USERNAME": ""}
+    settings = KafkaSettings.from_env(env)
+    assert settings == KafkaSettings.from_env(env)  # each has its own SSLContext
+    assert settings != settings.with_overrides(linger_ms=9)
+    for copied in (
+        copy.deepcopy(settings),
+        copy.copy(settings),
+        settings.model_copy(deep=True),
+        pickle.loads(pickle.dumps(settings)),  # noqa: S301 - our own object
+    ):
+        assert copied == settings
+        assert copied.ssl_context() is not None

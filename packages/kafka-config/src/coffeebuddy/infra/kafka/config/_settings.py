@@ -404,6 +404,32 @@ class KafkaSettings(BaseSettings):
             )
         return problems
 
+    # ------------------------------------------------------------------ copying
+
+    def __getstate__(self) -> dict[Any, Any]:
+        # An SSLContext cannot be pickled; a copy builds its own from the files when asked.
+        state = super().__getstate__()
+        private = state.get("__pydantic_private__")
+        if private:
+            state["__pydantic_private__"] = {**private, "_ssl_context": None}
+        return state
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
+        context, self._ssl_context = self._ssl_context, None
+        try:
+            return super().__deepcopy__(memo)
+        finally:
+            self._ssl_context = context
+
+    def __eq__(self, other: object) -> bool:
+        # Field values only: the cached SSLContext is derived from them.
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, KafkaSettings)
+        return all(getattr(self, n) == getattr(other, n) for n in type(self).model_fields)
+
+    __hash__ = None  # type: ignore[assignment]  # list field: settings are not hashable
+
     # ------------------------------------------------------------------ client kwargs
 
     def ssl_context(self) -> ssl.SSLContext | None:
