@@ -224,3 +224,21 @@ def test_config_connection_error_pickles() -> None:
     copy = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own object
     assert str(copy) == str(error)
     assert copy.failures == error.failures
+
+
+def test_config_connection_refused_on_every_resolved_address_counts_as_refused() -> None:
+    # asyncio raises a plain OSError when a name resolves to several addresses (::1 and
+    # 127.0.0.1 for localhost on many machines) and each refuses; pure parsing, no socket.
+    from coffeebuddy.infra.kafka.config._connection import _refused
+
+    every = OSError(
+        "Multiple exceptions: [Errno 111] Connect call failed ('::1', 9092, 0, 0), "
+        "[Errno 111] Connect call failed ('127.0.0.1', 9092)"
+    )
+    mixed = OSError(
+        "Multiple exceptions: [Errno 111] Connect call failed ('::1', 9092, 0, 0), "
+        "[Errno 113] Connect call failed ('10.0.0.1', 9092)"
+    )
+    assert _refused(every)
+    assert not _refused(mixed)
+    assert not _refused(OSError("no errno here"))

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+import re
 import socket
 import ssl
 from dataclasses import dataclass, field
@@ -123,14 +124,14 @@ async def _transport_steps(settings: KafkaSettings, probe: _Probe) -> None:
         raise _ProbeError(
             f"cannot resolve host {probe.host!r} ({where}): {exc.strerror or exc}"
         ) from None
-    except ConnectionRefusedError:
+    except OSError as exc:
+        if not _refused(exc):
+            raise _ProbeError(
+                f"cannot connect to {probe.address} ({where}): {_os_reason(exc)}"
+            ) from None
         raise _ProbeError(
             f"nothing listens at {probe.address} ({where}); check the host and port and "
             "that the broker is running"
-        ) from None
-    except OSError as exc:
-        raise _ProbeError(
-            f"cannot connect to {probe.address} ({where}): {_os_reason(exc)}"
         ) from None
     raw_transport = writer.transport
     handshake_done = False
@@ -243,6 +244,17 @@ def _where(probe: _Probe) -> str:
     if probe.advertised_by is None:
         return "KAFKA_BOOTSTRAP_SERVERS"
     return f"advertised by broker {probe.advertised_by} in the cluster metadata"
+
+
+def _refused(exc: OSError) -> bool:
+    """Connection refused, also when a name resolved to several addresses that all refused.
+
+    (asyncio then raises a plain OSError("Multiple exceptions: [Errno 111] ...").)
+    """
+    if isinstance(exc, ConnectionRefusedError):
+        return True
+    codes = re.findall(r"\[Errno (\d+)\]", str(exc))
+    return bool(codes) and all(int(code) == errno.ECONNREFUSED for code in codes)
 
 
 def _os_reason(exc: OSError) -> str:
