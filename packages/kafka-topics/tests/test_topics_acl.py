@@ -94,6 +94,7 @@ def test_shipped_catalog_expands_to_exactly_these_bindings() -> None:
     topic("User:dlq-replayer", rem + ".dlq", "READ", "DESCRIBE")
     topic("User:dlq-replayer", run, "WRITE", "DESCRIBE")
     topic("User:dlq-replayer", rem, "WRITE", "DESCRIBE")
+    topic("User:dlq-replayer", "coffeebuddy.dlq.replays", "WRITE", "READ", "DESCRIBE")
     expected.add(("User:dlq-replayer", "GROUP", "coffeebuddy.dlq-replayer", "READ"))
     assert got == expected
 

@@ -10,7 +10,11 @@ from pydantic import ValidationError
 
 from coffeebuddy.infra.kafka.topics import (
     CATALOG,
+    DEAD_LETTER_RETENTION,
+    DLQ_REPLAYED,
     DLQ_REPLAYER_GROUP,
+    DLQ_REPLAYER_PRINCIPAL,
+    DLQ_REPLAYS_TOPIC,
     ENVIRONMENTS,
     MAX_REMINDER_HORIZON,
     REMINDER_DELIVERIES_TOPIC,
@@ -26,6 +30,8 @@ from coffeebuddy.infra.kafka.topics import (
     Catalog,
     ConsumerGroup,
     Environment,
+    LogReaderRole,
+    ProducerRole,
     TopicConfig,
     get_environment,
 )
@@ -44,6 +50,25 @@ def test_topic_names_and_keys_match_the_contract() -> None:
     assert REMINDER_WORKER_GROUP.name == "coffeebuddy.reminder-worker"
     assert set(REMINDER_WORKER_GROUP.topics) == {RUN_EVENTS_TOPIC.name, REMINDER_EVENTS_TOPIC.name}
     assert str(REMINDER_WORKER_GROUP) == "coffeebuddy.reminder-worker"
+
+
+def test_dlq_replay_ledger_topic() -> None:
+    assert DLQ_REPLAYS_TOPIC.name == "coffeebuddy.dlq.replays"
+    assert DLQ_REPLAYS_TOPIC.kind == "log"
+    assert DLQ_REPLAYS_TOPIC.partitions == 1
+    assert DLQ_REPLAYS_TOPIC.cleanup_policy == "compact,delete"
+    assert DLQ_REPLAYS_TOPIC.is_compacted
+    assert DLQ_REPLAYS_TOPIC.retention == DEAD_LETTER_RETENTION == RUN_EVENTS_DLQ_TOPIC.retention
+    assert DLQ_REPLAYS_TOPIC.key_field == "ref"
+    assert DLQ_REPLAYS_TOPIC.event_types == {DLQ_REPLAYED} == {"coffeebuddy.dlq.replayed.v1"}
+    assert DLQ_REPLAYS_TOPIC.dead_letter_topic is None
+    assert DLQ_REPLAYS_TOPIC.owner == DLQ_REPLAYER_PRINCIPAL.service
+    assert ProducerRole(topic=DLQ_REPLAYS_TOPIC.name) in DLQ_REPLAYER_PRINCIPAL.roles
+    assert LogReaderRole(topic=DLQ_REPLAYS_TOPIC.name) in DLQ_REPLAYER_PRINCIPAL.roles
+    assert CATALOG.topic("coffeebuddy.dlq.replays") == DLQ_REPLAYS_TOPIC
+    assert CATALOG.topics_for_event_type(DLQ_REPLAYED) == [DLQ_REPLAYS_TOPIC]
+    dev = CATALOG.for_environment("dev").topic(DLQ_REPLAYS_TOPIC.name)
+    assert (dev.partitions, dev.replication_factor) == (1, 1)
 
 
 def test_event_types_per_topic() -> None:
@@ -201,4 +226,4 @@ def test_extend_adds_entries_and_roles_without_renaming() -> None:
     ]
     assert bigger.topic("coffeebuddy.team.events") == extra_topic
     assert bigger.group("coffeebuddy.stats") == extra_group
-    assert len(CATALOG.topics) == 5
+    assert len(CATALOG.topics) == 6

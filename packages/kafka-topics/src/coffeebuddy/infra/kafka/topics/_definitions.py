@@ -1,4 +1,4 @@
-"""The shipped catalog: CoffeeBuddy's run and reminder topics, groups and principals.
+"""The shipped catalog: CoffeeBuddy's run, reminder and DLQ topics, groups and principals.
 
 Entries are only ever added: names, key rules and event types are a contract
 checked against a golden file by the tests.
@@ -32,6 +32,7 @@ RUN_CANCELLED: Final = "coffeebuddy.run.cancelled.v1"
 REMINDER_SCHEDULED: Final = "coffeebuddy.reminder.scheduled.v1"
 REMINDER_CANCELLED: Final = "coffeebuddy.reminder.cancelled.v1"
 REMINDER_DELIVERY: Final = "coffeebuddy.reminder.delivery.v1"
+DLQ_REPLAYED: Final = "coffeebuddy.dlq.replayed.v1"
 
 RUN_EVENT_TYPES = frozenset(
     {RUN_CREATED, RUN_ORDER_ADDED, RUN_RUNNER_ASSIGNED, RUN_CLOSED, RUN_CANCELLED}
@@ -50,6 +51,7 @@ REMINDER_EVENTS = "coffeebuddy.reminder.events"
 RUN_EVENTS_DLQ = RUN_EVENTS + DLQ_SUFFIX
 REMINDER_EVENTS_DLQ = REMINDER_EVENTS + DLQ_SUFFIX
 REMINDER_DELIVERIES = "coffeebuddy.reminder.deliveries"
+DLQ_REPLAYS = "coffeebuddy.dlq.replays"
 
 SLACK_APP = "slack-app"
 REMINDER_WORKER = "reminder-worker"
@@ -151,6 +153,26 @@ REMINDER_DELIVERIES_TOPIC = TopicConfig(
     kind="log",
 )
 
+DLQ_REPLAYS_TOPIC = TopicConfig(
+    name=DLQ_REPLAYS,
+    partitions=1,
+    replication_factor=_REPLICATION,
+    configs={
+        # Compacted to one marker per dead letter; deleted with the dead letters themselves.
+        "cleanup.policy": "compact,delete",
+        "retention.ms": _ms(DEAD_LETTER_RETENTION),
+        "min.insync.replicas": _MIN_INSYNC,
+    },
+    key_field="ref",
+    event_types=frozenset({DLQ_REPLAYED}),
+    owner=DLQ_REPLAYER,
+    description=(
+        "DLQ replay ledger: one coffeebuddy.dlq.replayed.v1 marker per replayed dead letter "
+        "(key <dlq>/<partition>/<offset>@<timestamp ms>), read back so a replay sends it once."
+    ),
+    kind="log",
+)
+
 REMINDER_WORKER_GROUP = ConsumerGroup(
     name="coffeebuddy.reminder-worker",
     owner=REMINDER_WORKER,
@@ -194,8 +216,13 @@ DLQ_REPLAYER_PRINCIPAL = ServicePrincipal(
         ConsumerRole(topic=REMINDER_EVENTS_DLQ, group=DLQ_REPLAYER_GROUP.name),
         ProducerRole(topic=RUN_EVENTS),
         ProducerRole(topic=REMINDER_EVENTS),
+        ProducerRole(topic=DLQ_REPLAYS),
+        LogReaderRole(topic=DLQ_REPLAYS),
     ),
-    description="Operator DLQ replay: reads dead letters, re-publishes them to the origin topic.",
+    description=(
+        "Operator DLQ replay: reads dead letters, re-publishes them to the origin topic, "
+        "records each in the replay ledger."
+    ),
 )
 
 CATALOG = Catalog(
@@ -205,6 +232,7 @@ CATALOG = Catalog(
         RUN_EVENTS_DLQ_TOPIC,
         REMINDER_EVENTS_DLQ_TOPIC,
         REMINDER_DELIVERIES_TOPIC,
+        DLQ_REPLAYS_TOPIC,
     ),
     groups=(REMINDER_WORKER_GROUP, DLQ_REPLAYER_GROUP),
     principals=(SLACK_APP_PRINCIPAL, REMINDER_WORKER_PRINCIPAL, DLQ_REPLAYER_PRINCIPAL),
