@@ -242,3 +242,10 @@ def test_config_connection_refused_on_every_resolved_address_counts_as_refused()
     assert _refused(every)
     assert not _refused(mixed)
     assert not _refused(OSError("no errno here"))
+
+
+async def test_config_connection_unresolvable_host() -> None:
+    # RFC 6761: names under .invalid never resolve.
+    with pytest.raises(KafkaConnectionError) as info:
+        await check_connection(_settings("broker.invalid:9092"), timeout=5)
+    assert "cannot resolve host 'broker.invalid' (KAFKA_BOOTSTRAP_SERVERS)" in str(info.value)
