@@ -331,9 +331,15 @@ class KafkaConsumerHarness:
         for sig in signals:
             loop.add_signal_handler(sig, self._on_signal, sig)
 
+    def _begin_stop(self) -> None:
+        """From now on no handler starts; running ones may finish within the stop deadline."""
+        self._stopping.set()
+        for p in list(self._partitions.values()):
+            self._close_partition(p)
+
     async def stop(self) -> None:
         """Stop fetching, let running handlers finish (bounded), commit, close; idempotent."""
-        self._stopping.set()
+        self._begin_stop()
         task = self._run_task
         if task is None or task is asyncio.current_task():
             return
@@ -402,11 +408,11 @@ class KafkaConsumerHarness:
         self._signals += 1
         if self._signals == 1:
             log.info("%s received: stopping gracefully (send again to force)", sig.name)
-            self._stopping.set()
+            self._begin_stop()
         else:
             log.warning("%s received again: forcing stop", sig.name)
             self._force = True
-            self._stopping.set()
+            self._begin_stop()
             for p in list(self._partitions.values()):
                 if p.task is not None:
                     p.task.cancel()
@@ -442,16 +448,22 @@ class KafkaConsumerHarness:
             self._consumer = None
         if self._own_producer and self._producer is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._producer.close(), timeout=left(0.5))
+                await self._producer.close(timeout=left(0.5))
             self._producer = None
         self._update_gauges()
 
     @staticmethod
     async def _stop_consumer(consumer: Any, budget: float) -> None:
+        coordinator = getattr(consumer, "_coordinator", None)
+        if getattr(coordinator, "generation", None) == 0 and getattr(coordinator, "member_id", ""):
+            # Tansu numbers the first generation 0 (Kafka starts at 1) and aiokafka only sends
+            # LeaveGroup for generation > 0: without this the next member waits out our session.
+            coordinator.generation = 1  # type: ignore[union-attr]
         task = asyncio.ensure_future(consumer.stop())
         done, _ = await asyncio.wait({task}, timeout=budget)
         if done:
-            with contextlib.suppress(Exception):
+            # aiokafka's stop() can end in CancelledError (it awaits tasks it cancelled itself).
+            with contextlib.suppress(Exception, asyncio.CancelledError):
                 task.result()
             return
         # aiokafka's stop() can wait forever on an unreachable coordinator (aiokafka#659).

@@ -240,14 +240,16 @@ class KafkaEventProducer:
     ) -> None:
         await self.close()
 
-    async def close(self) -> CloseReport:
-        """Flush within `close_timeout`, stop, and report records that were not delivered."""
+    async def close(self, timeout: float | None = None) -> CloseReport:  # noqa: ASYNC109
+        """Flush within `timeout` (default `close_timeout`) seconds, stop, and report records
+        that were not delivered. Never waits much longer than the timeout, even with the
+        broker gone."""
         producer = self._producer
         if producer is None or self._closed:
             return CloseReport(undelivered=0)
         self._closed = True
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._close_timeout
+        deadline = loop.time() + (self._close_timeout if timeout is None else timeout)
         with contextlib.suppress(Exception, TimeoutError):
             await asyncio.wait_for(producer.flush(), timeout=max(0.0, deadline - loop.time()))
         undelivered = sum(
@@ -268,7 +270,8 @@ class KafkaEventProducer:
         task = asyncio.ensure_future(producer.stop())
         done, _ = await asyncio.wait({task}, timeout=budget)
         if done:
-            with contextlib.suppress(Exception):
+            # aiokafka's stop() can end in CancelledError (it awaits tasks it cancelled itself).
+            with contextlib.suppress(Exception, asyncio.CancelledError):
                 task.result()
             return
         task.cancel()
