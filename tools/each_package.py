@@ -7,6 +7,7 @@ exit code 5 (no tests collected) counts as a failure.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -15,17 +16,40 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 # Package envs run on the deployed image's Python (3.12); the root suite runs on 3.11.
 ENV = os.environ.get("COFFEEBUDDY_PKG_ENV", "py312")
+PYENV = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+
+
+def _python312_dir() -> str | None:
+    """A directory holding a working python3.12 (PATH first, then pyenv's versions)."""
+    candidates = [shutil.which("python3.12")]
+    candidates += [str(p / "python3.12") for p in sorted(PYENV.glob("3.12*/bin"), reverse=True)]
+    for exe in filter(None, candidates):
+        probe = subprocess.run([exe, "--version"], capture_output=True, text=True, check=False)
+        if probe.returncode == 0 and probe.stdout.startswith("Python 3.12"):
+            return str(Path(exe).parent)
+    return None
 
 
 def _clean_env() -> dict[str, str]:
-    """The environment without the outer hatch env's markers, so hatch picks the package's env."""
-    return {
+    """The environment without the outer hatch env's markers, so hatch picks the package's env.
+
+    hatch only finds Python 3.12 on PATH (pyenv's shim refuses a non-global version, and
+    hatch would then try to download one), so the interpreter's directory goes first.
+    """
+    env = {
         k: v for k, v in os.environ.items() if not k.startswith("HATCH_ENV") and k != "VIRTUAL_ENV"
     }
+    py312 = _python312_dir()
+    if py312:
+        env["PATH"] = f"{py312}{os.pathsep}{env.get('PATH', '')}"
+    return env
 
 
 def main(argv: list[str]) -> int:
     wanted = set(argv[1:])
+    if ENV == "py312" and _python312_dir() is None:
+        print("Python 3.12 not found: package envs cannot run on it", file=sys.stderr)
+        return 1
     dirs = sorted([*REPO.glob("packages/*/hatch.toml"), *REPO.glob("services/*/hatch.toml")])
     results: list[tuple[str, int, float]] = []
     for hatch_toml in dirs:
