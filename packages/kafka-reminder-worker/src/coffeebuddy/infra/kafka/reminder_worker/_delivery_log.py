@@ -129,8 +129,15 @@ class DeliveryLog:
                 await self._task
             self._task = None
         if self._consumer is not None:
-            await self._consumer.stop()
-            self._consumer = None
+            consumer, self._consumer = self._consumer, None
+            try:
+                await consumer.stop()
+            except asyncio.CancelledError:
+                # aiokafka's fetcher re-raises the cancellation of its own fetch task on close;
+                # only swallow it when nobody is cancelling us
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise
         for _, fut in self._waiters:
             if not fut.done():
                 fut.cancel()
