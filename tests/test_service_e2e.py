@@ -329,6 +329,27 @@ async def test_service_429_storm_and_5xx_everything_delivered_retry_after_respec
     assert await worker.metric("coffeebuddy_reminders_dropped_total") == 0
 
 
+async def test_service_ambiguous_posts_are_checked_not_repeated(stack: Stack) -> None:
+    worker = stack.worker().start()
+    await worker.wait_ready()
+    # Posted, then an error or no answer at all: a blind retry would post twice.
+    stack.slack.fail("fatal_error", 2, post_first=True)
+    stack.slack.post_then_timeout(1, delay=30)  # SLACK_TIMEOUT_S=2 in these tests
+    stack.slack.http_error(500, 1)  # nothing posted: the check finds nothing, the worker re-sends
+    due = datetime.now(UTC) + timedelta(seconds=0.5)
+    events = [scheduled(f"amb-{i}", f"U0M{i}", due) for i in range(6)]
+    ids = {e.data.reminder_id for e in events}
+    await publish(stack.settings, events)
+    await wait_delivered(stack.slack, ids, 40)
+
+    async def settled() -> bool:
+        return await worker.metric("coffeebuddy_reminders_pending") == 0
+
+    await wait_until(settled, timeout=30, message="every ambiguous reminder settled")
+    assert delivered(stack.slack) == Counter(ids)
+    assert len(stack.slack.calls("conversations.history")) >= 4
+
+
 async def test_service_invalid_token_not_ready_nothing_lost_resumes_when_fixed(
     stack: Stack,
 ) -> None:
