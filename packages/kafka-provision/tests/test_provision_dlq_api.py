@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,20 +14,31 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from coffeebuddy.infra.kafka.config import KafkaSettings
+from coffeebuddy.infra.kafka.models import (
+    CONTENT_TYPE,
+    DeadLetterReplayed,
+    decode_event,
+    encode_event,
+)
 from coffeebuddy.infra.kafka.producer import KafkaEventProducer
+from coffeebuddy.infra.kafka.provision import _dlq
 from coffeebuddy.infra.kafka.provision._dlq import (
     REPLAYED_FROM_HEADER,
     DeadLetterFilter,
     DlqError,
     FileReplayLedger,
+    LedgerTopicMissingError,
     ReplayLedger,
     TopicReplayLedger,
     inspect_dead_letters,
     parse_duration,
     replay_dead_letters,
+    replayed_event,
 )
 from coffeebuddy.infra.kafka.testing import TopicFactory
-from coffeebuddy.infra.kafka.topics import TopicConfig
+from coffeebuddy.infra.kafka.topics import CATALOG, DLQ_REPLAYS_TOPIC, TopicConfig
+
+LEDGER_BASE = CATALOG.for_environment("dev").topic(DLQ_REPLAYS_TOPIC.name)
 
 
 def _event(run_id: str) -> bytes:
@@ -176,7 +189,10 @@ async def test_replay_dry_run_then_once_then_nothing(
         assert headers["traceparent"].startswith(b"00-0af7")
         assert headers[REPLAYED_FROM_HEADER].decode().startswith(f"{dlq.name}/0/")
         assert json.loads(record.value)["data"]["run_id"] == record.key.decode()
-    assert len(ledger.path.read_text().splitlines()) == 2
+    lines = [json.loads(line) for line in ledger.path.read_text().splitlines()]
+    assert [e["run_id"] for e in lines] == ["run-1", "run-3"]
+    assert all(e["key"] == e["ref"] and e["ref"].startswith(f"{dlq.name}/0/") for e in lines)
+    assert {e["origin_topic"] for e in lines} == {origin.name}
 
     again = await replay_dead_letters(dlq.name, ledger=ledger, settings=kafka_settings, where=where)
     assert again.replayed == []
@@ -247,7 +263,7 @@ async def test_topic_ledger_is_shared_between_runs(
     unique_topic: TopicFactory,
 ) -> None:
     origin, dlq = dead_letters
-    markers = unique_topic(1, key_field="ref", dead_letter=False)
+    markers = unique_topic(1, base=LEDGER_BASE, dead_letter=False)
     first = await replay_dead_letters(
         dlq.name,
         ledger=TopicReplayLedger(markers, settings=kafka_settings),
@@ -270,7 +286,80 @@ async def test_topic_ledger_is_shared_between_runs(
     ]
     marker_records = await _records(kafka_settings, markers.name)
     assert len(marker_records) == 3
-    assert {json.loads(r.value)["type"] for r in marker_records} == {"coffeebuddy.dlq.replayed.v1"}
-    assert {json.loads(r.value)["data"]["ref"] for r in marker_records} == {
-        f"{dlq.name}/0/{n}" for n in range(3)
-    }
+    origin_records = {r.key: r for r in await _records(kafka_settings, origin.name)}
+    for record in marker_records:
+        event = decode_event(record.value)
+        assert isinstance(event, DeadLetterReplayed)
+        data = event.data
+        assert record.key == data.ref.encode()
+        assert dict(record.headers)["content-type"] == CONTENT_TYPE.encode()
+        assert data.ref.startswith(f"{dlq.name}/0/{data.dlq_offset}@")
+        assert data.run_id == event.subject
+        assert data.origin_topic == origin.name
+        assert (data.origin_partition, data.origin_offset) in {(0, 10), (1, 11), (0, 12)}
+        sent = origin_records[data.run_id.encode()]
+        assert (data.target_partition, data.target_offset) == (sent.partition, sent.offset)
+        assert data.replayed_by
+    runs = sorted(str(decode_event(r.value).subject) for r in marker_records)
+    assert runs == ["run-1", "run-2", "run-3"]
+
+
+async def test_topic_ledger_refuses_to_replay_without_its_topic(
+    kafka_settings: KafkaSettings,
+    dead_letters: tuple[TopicConfig, TopicConfig],
+    unique_topic: TopicFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    origin, dlq = dead_letters
+    missing = LEDGER_BASE.model_copy(update={"name": f"coffeebuddy.dlq.x{uuid.uuid4().hex[:8]}"})
+    ledger = TopicReplayLedger(missing, settings=kafka_settings, timeout=10)
+    with pytest.raises(LedgerTopicMissingError, match="pick another with --ledger-topic") as info:
+        await replay_dead_letters(dlq.name, ledger=ledger, settings=kafka_settings)
+    assert info.value.topic == missing.name
+    assert f"replay ledger topic {missing.name!r} does not exist" in str(info.value)
+    # a catalogued ledger topic that was not applied yet: the error says how to create it
+    monkeypatch.setattr(_dlq, "CATALOG", CATALOG.extend(topics=[missing]))
+    with pytest.raises(LedgerTopicMissingError, match="`coffeebuddy-kafka apply`"):
+        await replay_dead_letters(dlq.name, ledger=ledger, settings=kafka_settings)
+    assert await _records(kafka_settings, origin.name) == []
+
+
+async def test_topic_ledger_rejects_records_that_are_not_ledger_entries(
+    kafka_settings: KafkaSettings,
+    unique_topic: TopicFactory,
+) -> None:
+    markers = unique_topic(1, base=LEDGER_BASE, dead_letter=False)
+    async with KafkaEventProducer(kafka_settings) as producer:
+        await producer.send_raw(markers, _event("run-9"), key=b"x", headers=None)
+    with pytest.raises(DlqError, match=rf"{markers.name}\[0\]@0: not a ledger entry"):
+        await TopicReplayLedger(markers, settings=kafka_settings).load()
+
+
+def test_topic_ledger_needs_a_ledger_shaped_topic() -> None:
+    with pytest.raises(DlqError, match=r"must allow event type 'coffeebuddy\.dlq\.replayed\.v1'"):
+        TopicReplayLedger(CATALOG.topic("coffeebuddy.run.events"))
+    assert TopicReplayLedger().topic == DLQ_REPLAYS_TOPIC
+
+
+def test_replayed_event_takes_the_run_id_from_the_data_or_a_run_keyed_origin() -> None:
+    from coffeebuddy.infra.kafka.producer import RecordMetadata
+
+    letter = _dlq.DeadLetter(
+        dlq_topic="coffeebuddy.run.events.dlq",
+        partition=1,
+        offset=5,
+        timestamp=datetime(2026, 11, 27, 9, 0, tzinfo=UTC),
+        key=b"run-k",
+        value=b"\xff not json",
+        headers=(("coffeebuddy.dlq.origin.topic", b"coffeebuddy.run.events"),),
+    )
+    target = RecordMetadata(topic="coffeebuddy.run.events", partition=3, offset=77)
+    event = replayed_event(letter, target, replayed_by="ops@host")
+    assert event.data.run_id == event.subject == "run-k"  # run.events is keyed by run_id
+    assert event.data.ref == "coffeebuddy.run.events.dlq/1/5@1795770000000" == letter.ledger_key
+    assert (event.data.target_partition, event.data.target_offset) == (3, 77)
+    assert decode_event(encode_event(event)) == event
+    elsewhere = dataclasses.replace(letter, dlq_topic="test.x.dlq", headers=())
+    no_run = replayed_event(elsewhere, target)
+    assert no_run.data.run_id is None
+    assert no_run.subject == no_run.data.ref

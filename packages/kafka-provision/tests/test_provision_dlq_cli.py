@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from coffeebuddy.infra.kafka.models import DeadLetterReplayed, decode_event
 from coffeebuddy.infra.kafka.producer import KafkaEventProducer
-from coffeebuddy.infra.kafka.provision import main
+from coffeebuddy.infra.kafka.provision import _dlq, ensure_topics, main
 from coffeebuddy.infra.kafka.testing import BrokerHandle, TopicFactory
+from coffeebuddy.infra.kafka.topics import DLQ_REPLAYS_TOPIC
 
 
 async def _dead_letter(broker: BrokerHandle, dlq_topic: object, origin: str, run_id: str) -> None:
@@ -36,12 +38,25 @@ async def _dead_letter(broker: BrokerHandle, dlq_topic: object, origin: str, run
 
 @pytest.fixture
 def cli_env(kafka_broker: BrokerHandle, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """KAFKA_* of the test broker in the environment (the CLI uses KafkaSettings.from_env())."""
+    """KAFKA_* of the test broker in the environment (the CLI uses KafkaSettings.from_env()).
+
+    The catalog's ledger topic exists (as after `coffeebuddy-kafka apply`); the state file
+    named by the environment is only used with `--state-file`.
+    """
     for key, value in kafka_broker.env.items():
         monkeypatch.setenv(key, value)
+    report = asyncio.run(ensure_topics(kafka_broker.settings(), "dev", topics=[DLQ_REPLAYS_TOPIC]))
+    assert report.ok, report
     state = tmp_path / "state" / "replayed.jsonl"
     monkeypatch.setenv("COFFEEBUDDY_DLQ_STATE_FILE", str(state))
     return state
+
+
+async def _ledger_entries(broker: BrokerHandle, dlq: str) -> list[DeadLetterReplayed]:
+    """The catalog ledger topic's entries for dead letters of `dlq`."""
+    records = await _dlq._read_topic(broker.settings(), DLQ_REPLAYS_TOPIC.name, 15.0)
+    events = [decode_event(r.value) for r in records]
+    return [e for e in events if isinstance(e, DeadLetterReplayed) and e.data.dlq_topic == dlq]
 
 
 def test_cli_inspect_and_replay_once(
@@ -74,6 +89,8 @@ def test_cli_inspect_and_replay_once(
 
     assert main(["dlq", "replay", dlq.name, "--key", "run-a", "--rate", "10"]) == 2
     assert f"replayed {dlq.name}/0/0 -> {origin.name}[0]@0" in capsys.readouterr().out
+    [entry] = asyncio.run(_ledger_entries(kafka_broker, dlq.name))  # the shared default ledger
+    assert (entry.subject, entry.data.dlq_offset, entry.data.target_offset) == ("run-a", 0, 0)
 
     assert main(["dlq", "replay", dlq.name, "--output", "json"]) == 1  # no selection, no --all
     assert "pass --all" in capsys.readouterr().err
@@ -87,6 +104,39 @@ def test_cli_inspect_and_replay_once(
 
     assert main(["dlq", "inspect", dlq.name, "--output", "json"]) == 0
     assert all(r["replayed"] for r in json.loads(capsys.readouterr().out))
+    assert len(asyncio.run(_ledger_entries(kafka_broker, dlq.name))) == 2
+    assert not cli_env.exists()  # the topic, not a state file, holds the record
+
+
+def test_cli_state_file_is_an_explicit_opt_in(
+    kafka_broker: BrokerHandle,
+    unique_topic: TopicFactory,
+    cli_env: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    origin = unique_topic(partitions=1)
+    dlq = unique_topic.dead_letter(origin)
+    asyncio.run(_dead_letter(kafka_broker, dlq, origin.name, "run-f"))
+    capsys.readouterr()
+    explicit = tmp_path / "explicit.jsonl"
+
+    replay = ["dlq", "replay", dlq.name, "--all", "--output", "json"]
+    assert main([*replay, "--state-file", str(explicit)]) == 2
+    assert [json.loads(line)["run_id"] for line in explicit.read_text().splitlines()] == ["run-f"]
+    assert main([*replay, "--state-file"]) == 2  # its own ledger: the env's file, empty so far
+    refs = [
+        [json.loads(line)["ref"] for line in f.read_text().splitlines()]
+        for f in (cli_env, explicit)
+    ]
+    assert refs[0] == refs[1]
+    assert refs[0][0].startswith(f"{dlq.name}/0/0@")
+    assert main([*replay, "--state-file"]) == 0
+    assert asyncio.run(_ledger_entries(kafka_broker, dlq.name)) == []
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main([*replay, "--state-file", str(explicit), "--ledger-topic", "x"])
+    assert "not allowed with argument" in capsys.readouterr().err
 
 
 def test_cli_rejects_bad_input(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -132,38 +182,46 @@ def test_cli_replay_with_a_ledger_topic(
     )
     assert [r["replayed"] for r in json.loads(capsys.readouterr().out)] == [True]
     assert main(["dlq", "replay", dlq.name, "--all", "--ledger-topic", "no.such.ledger"]) == 1
-    assert "replay ledger topic 'no.such.ledger' does not exist" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "replay ledger topic 'no.such.ledger' does not exist" in err
+    assert "--state-file" in err
+    # inspect stays usable without the ledger and says the replayed state is unknown
+    inspect = ["dlq", "inspect", dlq.name, "--ledger-topic", "no.such.ledger", "--output", "json"]
+    assert main(inspect) == 0
+    out, err = capsys.readouterr()
+    assert [r["replayed"] for r in json.loads(out)] == [None]
+    assert "warning: replay ledger topic 'no.such.ledger' does not exist" in err
 
 
-def test_cli_uses_the_catalog_ledger_topic_once_catalogued(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    """Pure selection logic: the state file is only the fallback until the catalog has the topic."""
+def test_cli_ledger_selection(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Pure selection logic: the catalog topic by default, a state file only when asked."""
     import argparse
 
     from coffeebuddy.infra.kafka.config import KafkaSettings
-    from coffeebuddy.infra.kafka.provision import _dlq
-    from coffeebuddy.infra.kafka.topics import CATALOG, TopicConfig
 
+    monkeypatch.setenv("COFFEEBUDDY_DLQ_STATE_FILE", str(tmp_path / "env.jsonl"))
     settings = KafkaSettings.from_env({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"})
     args = argparse.Namespace(
         topic="coffeebuddy.reminder.events", ledger_topic=None, state_file=None, timeout=5.0
     )
-    assert isinstance(_dlq._ledger(args, settings), _dlq.FileReplayLedger)
-
-    replays = TopicConfig(
-        name=_dlq.REPLAY_LEDGER_TOPIC,
-        partitions=1,
-        replication_factor=1,
-        key_field="ref",
-        event_types=frozenset({"coffeebuddy.dlq.replayed.v1"}),
-        kind="log",
-    )
-    monkeypatch.setattr(
-        _dlq, "CATALOG", CATALOG.model_copy(update={"topics": (*CATALOG.topics, replays)})
-    )
     ledger = _dlq._ledger(args, settings)
     assert isinstance(ledger, _dlq.TopicReplayLedger)
+    assert ledger.topic == DLQ_REPLAYS_TOPIC
     assert ledger.topic.name == "coffeebuddy.dlq.replays"
-    args.state_file = str(tmp_path / "explicit.jsonl")  # an explicit file still wins
-    assert isinstance(_dlq._ledger(args, settings), _dlq.FileReplayLedger)
+
+    args.ledger_topic = "ops.replays"
+    custom = _dlq._ledger(args, settings)
+    assert isinstance(custom, _dlq.TopicReplayLedger)
+    assert (custom.topic.name, custom.topic.key_field) == ("ops.replays", "ref")
+    args.ledger_topic = "coffeebuddy.run.events"  # a catalog topic that is no ledger
+    with pytest.raises(_dlq.DlqError, match="must allow event type"):
+        _dlq._ledger(args, settings)
+
+    args.ledger_topic, args.state_file = None, ""  # bare --state-file: the env/XDG default
+    from_env = _dlq._ledger(args, settings)
+    assert isinstance(from_env, _dlq.FileReplayLedger)
+    assert from_env.path == tmp_path / "env.jsonl"
+    args.state_file = str(tmp_path / "explicit.jsonl")
+    explicit = _dlq._ledger(args, settings)
+    assert isinstance(explicit, _dlq.FileReplayLedger)
+    assert explicit.path == tmp_path / "explicit.jsonl"

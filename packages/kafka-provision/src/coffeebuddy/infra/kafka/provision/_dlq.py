@@ -12,14 +12,15 @@ inspecting changes nothing on the cluster. A replayed dead letter goes back to i
 through `KafkaEventProducer.send_raw` with its original key and headers, minus the
 `coffeebuddy.dlq.*` headers, plus `coffeebuddy.dlq.replayed_from: <dlq>/<partition>/<offset>`.
 
-Replay ledger: every replayed dead letter is recorded, keyed by DLQ topic, partition, offset and
-record timestamp (the timestamp keeps a recreated DLQ topic's reused offsets apart), and a run
-skips what the ledger holds, so running the same replay twice sends nothing the second time.
-Two stores: `TopicReplayLedger`, markers in the compacted `coffeebuddy.dlq.replays` topic (one
-for every DLQ), shared by every operator and used by the CLI whenever the catalog has it;
-`FileReplayLedger`, a locked, fsync'd JSON-lines state file (`--state-file`), which needs no
-topic or ACL and is the fallback until the catalog has the marker topic, but only protects
-replays run against the same file.
+Replay ledger: every replayed dead letter is recorded as a `coffeebuddy.dlq.replayed.v1` event
+(`DeadLetterReplayed`), keyed by `ref` = DLQ topic, partition, offset and record timestamp (the
+timestamp keeps a recreated DLQ topic's reused offsets apart), and a run skips what the ledger
+holds, so running the same replay twice sends nothing the second time. Two stores:
+`TopicReplayLedger`, the catalog's compacted `coffeebuddy.dlq.replays` topic (one for every
+DLQ), shared by every operator and machine: the CLI default (`--ledger-topic NAME` picks
+another); `FileReplayLedger`, a locked, fsync'd JSON-lines state file (`--state-file [FILE]`,
+explicit opt-in for offline/ad-hoc use), which needs no topic or ACL but only protects replays
+run against the same file.
 A crash between a send and its ledger entry can resend that one record; the reminder worker's
 delivery log still keeps the DM to one.
 """
@@ -30,12 +31,13 @@ import argparse
 import asyncio
 import contextlib
 import fcntl
+import getpass
 import json
 import os
 import re
+import socket
 import sys
 import time
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -47,8 +49,15 @@ from rich.console import Console
 from rich.table import Table
 
 from coffeebuddy.infra.kafka.config import KafkaSettings
+from coffeebuddy.infra.kafka.models import (
+    DLQ_REPLAYED,
+    DeadLetterReplayed,
+    DeadLetterReplayedData,
+    EventDecodeError,
+    decode_event,
+)
 from coffeebuddy.infra.kafka.producer import KafkaEventProducer, RecordMetadata
-from coffeebuddy.infra.kafka.topics import CATALOG, TopicConfig
+from coffeebuddy.infra.kafka.topics import CATALOG, DLQ_REPLAYS_TOPIC, TopicConfig
 
 __all__ = [
     "DLQ_HEADER_PREFIX",
@@ -58,22 +67,25 @@ __all__ = [
     "DeadLetterFilter",
     "DlqError",
     "FileReplayLedger",
+    "LedgerTopicMissingError",
     "ReplayLedger",
     "ReplayReport",
     "TopicReplayLedger",
+    "default_operator",
     "default_state_file",
     "inspect_dead_letters",
     "parse_duration",
     "register",
     "replay_dead_letters",
+    "replayed_event",
 ]
 
 DLQ_HEADER_PREFIX = "coffeebuddy.dlq."
 REPLAYED_FROM_HEADER = "coffeebuddy.dlq.replayed_from"
 _H = DLQ_HEADER_PREFIX
 DLQ_SUFFIX = ".dlq"
-REPLAY_LEDGER_TOPIC = "coffeebuddy.dlq.replays"
-REPLAYED_EVENT_TYPE = "coffeebuddy.dlq.replayed.v1"
+REPLAY_LEDGER_TOPIC = DLQ_REPLAYS_TOPIC.name
+REPLAYED_EVENT_TYPE = DLQ_REPLAYED
 STATE_FILE_ENV = "COFFEEBUDDY_DLQ_STATE_FILE"
 
 EXIT_OK = 0
@@ -83,6 +95,18 @@ EXIT_REPLAYED = 2
 
 class DlqError(ValueError):
     """Bad DLQ input (unknown topic, unreadable ledger, unsafe origin): says what and where."""
+
+
+class TopicMissingError(DlqError):
+    """A topic to read does not exist on the cluster."""
+
+    def __init__(self, message: str, topic: str) -> None:
+        super().__init__(message)
+        self.topic = topic
+
+
+class LedgerTopicMissingError(TopicMissingError):
+    """The replay ledger topic does not exist: nothing can be replayed safely."""
 
 
 # --------------------------------------------------------------------------- dead letters
@@ -298,7 +322,7 @@ async def _read_topic(
     try:
         topics = await consumer.topics()
         if topic not in topics:
-            raise DlqError(f"{what} {topic!r} does not exist on the cluster")
+            raise TopicMissingError(f"{what} {topic!r} does not exist on the cluster", topic)
         partitions = sorted(consumer.partitions_for_topic(topic) or ())
         tps = [TopicPartition(topic, p) for p in partitions]
         if not tps:
@@ -388,13 +412,47 @@ def default_state_file(environ: Mapping[str, str] | None = None) -> Path:
     return base / "coffeebuddy" / "dlq-replayed.jsonl"
 
 
-def _ledger_entry(letter: DeadLetter, target: RecordMetadata) -> dict[str, Any]:
-    return {
-        "key": letter.ledger_key,
-        "ref": letter.ref,
-        "replayed_at": datetime.now(UTC).isoformat(),
-        "target": {"topic": target.topic, "partition": target.partition, "offset": target.offset},
-    }
+_RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def default_operator() -> str:
+    """`user@host` of this process, recorded as `replayed_by` (bounded to 200 characters)."""
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"[:200]
+
+
+def _run_id_of(letter: DeadLetter) -> str | None:
+    """A dead letter's run: its event's `data.run_id`, else its key when runs key its origin."""
+    candidates = [letter.run_id]
+    origin = letter.origin_topic
+    if origin and origin in CATALOG.topic_names and CATALOG.topic(origin).key_field == "run_id":
+        candidates.append(_text(letter.origin_key))
+    return next((c for c in candidates if c is not None and _RUN_ID.fullmatch(c)), None)
+
+
+def replayed_event(
+    letter: DeadLetter, target: RecordMetadata, *, replayed_by: str | None = None
+) -> DeadLetterReplayed:
+    """The ledger entry for `letter`, re-published to `target` (a `coffeebuddy.dlq.replayed.v1`)."""
+    return DeadLetterReplayed.create(
+        data=DeadLetterReplayedData(
+            ref=letter.ledger_key,
+            dlq_topic=letter.dlq_topic,
+            dlq_partition=letter.partition,
+            dlq_offset=letter.offset,
+            origin_topic=target.topic,
+            origin_partition=letter.origin_partition,
+            origin_offset=letter.origin_offset,
+            target_partition=target.partition,
+            target_offset=target.offset,
+            replayed_at=datetime.now(UTC),
+            replayed_by=replayed_by,
+            run_id=_run_id_of(letter),
+        )
+    )
 
 
 @runtime_checkable
@@ -417,10 +475,15 @@ class ReplayLedger(Protocol):
 
 
 class FileReplayLedger:
-    """A JSON-lines state file (fsync per entry); a run holds an exclusive `<file>.lock`."""
+    """A JSON-lines state file (fsync per entry); a run holds an exclusive `<file>.lock`.
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    Each line is a `DeadLetterReplayedData` as JSON plus `key` (= `ref`). Only replays run
+    against the same file see each other: the shared default is `TopicReplayLedger`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, replayed_by: str | None = None) -> None:
         self.path = Path(path)
+        self.replayed_by = replayed_by if replayed_by is not None else default_operator()
         self._entries: dict[str, dict[str, Any]] = {}
         self._lock: IO[str] | None = None
 
@@ -436,7 +499,7 @@ class FileReplayLedger:
                 continue
             try:
                 entry = json.loads(line)
-                self._entries[str(entry["key"])] = entry
+                self._entries[str(entry["key"] if "key" in entry else entry["ref"])] = entry
             except (ValueError, KeyError, TypeError) as exc:
                 raise DlqError(f"replay ledger {self.path}:{number}: not a ledger entry") from exc
 
@@ -447,7 +510,8 @@ class FileReplayLedger:
         return isinstance(letter, DeadLetter) and letter.ledger_key in self._entries
 
     async def record(self, letter: DeadLetter, target: RecordMetadata) -> None:
-        entry = _ledger_entry(letter, target)
+        data = replayed_event(letter, target, replayed_by=self.replayed_by).data
+        entry = {"key": data.ref, **data.model_dump(mode="json", exclude_none=True)}
         with self.path.open("a", encoding="utf-8") as out:
             out.write(json.dumps(entry, sort_keys=True) + "\n")
             out.flush()
@@ -479,28 +543,36 @@ class FileReplayLedger:
 
 
 class TopicReplayLedger:
-    """Markers in a compacted Kafka topic (key = DLQ topic/partition/offset@timestamp).
+    """`coffeebuddy.dlq.replayed.v1` events in a compacted topic, keyed by `data.ref`.
 
-    Each marker is a CloudEvents-shaped JSON object of type `coffeebuddy.dlq.replayed.v1`.
-
-    Shared by every operator and machine, unlike a state file. Kafka has no lock: two replays
-    of the same dead letters started at the same moment could both send; run one at a time.
+    The default is the catalog's `coffeebuddy.dlq.replays` (created by `coffeebuddy-kafka
+    apply`); shared by every operator and machine, unlike a state file. Entries are published
+    with `KafkaEventProducer.publish` and read back with `decode_event`. Kafka has no lock: two
+    replays of the same dead letters started at the same moment could both send; run one at a
+    time.
     """
 
     def __init__(
         self,
-        topic: TopicConfig,
+        topic: TopicConfig = DLQ_REPLAYS_TOPIC,
         *,
         settings: KafkaSettings | None = None,
         producer: KafkaEventProducer | None = None,
         timeout: float = 30.0,
+        replayed_by: str | None = None,
     ) -> None:
+        if not topic.allows(DLQ_REPLAYED) or topic.key_field != "ref":
+            raise DlqError(
+                f"replay ledger topic {topic.name!r}: must allow event type {DLQ_REPLAYED!r} and "
+                f"be keyed by 'ref' (has {sorted(topic.event_types)}, key {topic.key_field!r})"
+            )
         self.topic = topic
+        self.replayed_by = replayed_by if replayed_by is not None else default_operator()
         self._settings = settings
         self._producer = producer
         self._own: KafkaEventProducer | None = None
         self._timeout = timeout
-        self._entries: dict[str, dict[str, Any]] = {}
+        self._entries: dict[str, DeadLetterReplayedData] = {}
 
     def __repr__(self) -> str:
         return f"TopicReplayLedger({self.topic.name!r})"
@@ -510,22 +582,44 @@ class TopicReplayLedger:
             self._settings = KafkaSettings.from_env()
         return self._settings
 
+    @property
+    def entries(self) -> Mapping[str, DeadLetterReplayedData]:
+        """What the last `load` read (plus what this run recorded), by `ref`."""
+        return dict(self._entries)
+
     async def load(self) -> None:
-        records = await _read_topic(
-            self._kafka(), self.topic.name, self._timeout, what="replay ledger topic"
-        )
-        entries: dict[str, dict[str, Any]] = {}
+        name = self.topic.name
+        try:
+            records = await _read_topic(
+                self._kafka(), name, self._timeout, what="replay ledger topic"
+            )
+        except TopicMissingError as exc:
+            hint = (
+                "create it with `coffeebuddy-kafka apply` (it is in the topics catalog)"
+                if name in CATALOG.topic_names
+                else "create it (compacted, key data.ref) or pick another with --ledger-topic"
+            )
+            raise LedgerTopicMissingError(
+                f"replay ledger topic {name!r} does not exist on the cluster: {hint}; "
+                "without it nothing is replayed (for an offline, single-machine ledger pass "
+                "--state-file [FILE])",
+                name,
+            ) from exc
+        entries: dict[str, DeadLetterReplayedData] = {}
         for record in records:
-            key = (record.key or b"").decode("utf-8", errors="replace")
             if record.value is None:
-                entries.pop(key, None)  # tombstone: forget the marker
+                entries.pop(_text(record.key) or "", None)  # tombstone: forget the entry
                 continue
+            where = f"{record.topic}[{record.partition}]@{record.offset}"
             try:
-                marker = json.loads(record.value)
-                entries[key] = marker.get("data", marker)
-            except (ValueError, AttributeError) as exc:
-                where = f"{record.topic}[{record.partition}]@{record.offset}"
-                raise DlqError(f"replay ledger topic {where}: not a ledger entry") from exc
+                event = decode_event(record.value)
+            except EventDecodeError as exc:
+                raise DlqError(f"replay ledger topic {where}: not a ledger entry ({exc})") from exc
+            if not isinstance(event, DeadLetterReplayed):
+                raise DlqError(
+                    f"replay ledger topic {where}: a {event.type} event, not {DLQ_REPLAYED}"
+                )
+            entries[event.data.ref] = event.data
         self._entries = entries
 
     def __contains__(self, letter: object) -> bool:
@@ -535,20 +629,9 @@ class TopicReplayLedger:
         producer = self._producer or self._own
         if producer is None:
             raise DlqError(f"{self!r}: record() outside `async with ledger:`")
-        entry = _ledger_entry(letter, target)
-        marker = {
-            "specversion": "1.0",
-            "id": str(uuid.uuid4()),
-            "source": "/coffeebuddy/dlq-replayer",
-            "type": REPLAYED_EVENT_TYPE,
-            "subject": letter.ref,
-            "time": entry["replayed_at"],
-            "datacontenttype": "application/json",
-            "data": entry,
-        }
-        value = json.dumps(marker, sort_keys=True).encode()
-        await producer.send_raw(self.topic, value, key=letter.ledger_key.encode(), headers=None)
-        self._entries[letter.ledger_key] = entry
+        event = replayed_event(letter, target, replayed_by=self.replayed_by)
+        await producer.publish(self.topic, event)
+        self._entries[event.data.ref] = event.data
 
     async def __aenter__(self) -> Self:
         await self.load()
@@ -727,13 +810,21 @@ def _filter_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--limit", type=int, help="at most this many (oldest first)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to read the topic")
-    parser.add_argument(
+    ledger = parser.add_mutually_exclusive_group()
+    ledger.add_argument(
         "--ledger-topic",
-        help=f"replay ledger topic (default: {REPLAY_LEDGER_TOPIC} when the catalog has it)",
+        metavar="TOPIC",
+        help=f"replay ledger topic (default: the catalog's {REPLAY_LEDGER_TOPIC}, shared)",
     )
-    parser.add_argument(
+    ledger.add_argument(
         "--state-file",
-        help=f"replay ledger file when no ledger topic is used (default ${STATE_FILE_ENV} or XDG)",
+        nargs="?",
+        const="",
+        metavar="FILE",
+        help=(
+            "use a local replay ledger file instead of the topic (offline/ad-hoc; only protects "
+            f"replays using the same file); FILE defaults to ${STATE_FILE_ENV} or XDG state"
+        ),
     )
     parser.add_argument("--output", choices=("table", "json"), default="table")
 
@@ -752,16 +843,21 @@ def _where(args: argparse.Namespace) -> DeadLetterFilter:
 
 
 def _ledger(args: argparse.Namespace, settings: KafkaSettings) -> ReplayLedger:
-    """`--ledger-topic`, else the catalog's replay ledger topic, else the state file."""
-    name = args.ledger_topic
-    if name is None and not args.state_file and REPLAY_LEDGER_TOPIC in CATALOG.topic_names:
-        name = REPLAY_LEDGER_TOPIC
-    if name is None:
+    """`--state-file [FILE]` when given, else `--ledger-topic`, else the catalog's ledger topic."""
+    if args.state_file is not None:
         return FileReplayLedger(args.state_file or default_state_file())
+    name = args.ledger_topic or REPLAY_LEDGER_TOPIC
     config = (
         CATALOG.topic(name)
         if name in CATALOG.topic_names
-        else TopicConfig(name=name, partitions=1, replication_factor=1, key_field="ref", kind="log")
+        else TopicConfig(
+            name=name,
+            partitions=1,
+            replication_factor=1,
+            key_field="ref",
+            event_types=frozenset({DLQ_REPLAYED}),
+            kind="log",
+        )
     )
     return TopicReplayLedger(config, settings=settings, timeout=args.timeout)
 
@@ -780,11 +876,14 @@ def _age(delta: timedelta) -> str:
 
 
 def _print_letters(
-    letters: Sequence[DeadLetter], ledger: ReplayLedger, output: Literal["table", "json"]
+    letters: Sequence[DeadLetter], ledger: ReplayLedger | None, output: Literal["table", "json"]
 ) -> None:
+    """`replayed` is unknown (null, `?`) when the ledger could not be read."""
     now = datetime.now(UTC)
     if output == "json":
-        rows = [{**d.to_json(now), "replayed": d in ledger} for d in letters]
+        rows = [
+            {**d.to_json(now), "replayed": None if ledger is None else d in ledger} for d in letters
+        ]
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
     table = Table(title=f"{len(letters)} dead letters", show_lines=False)
@@ -810,7 +909,7 @@ def _print_letters(
             d.error_type.rsplit(".", 1)[-1],
             _short(d.error_message),
             "" if d.attempts is None else str(d.attempts),
-            "yes" if d in ledger else "",
+            "?" if ledger is None else "yes" if d in ledger else "",
         )
     Console(width=200).print(table)
 
@@ -818,11 +917,17 @@ def _print_letters(
 async def _cmd_inspect(args: argparse.Namespace) -> int:
     settings = KafkaSettings.from_env()
     ledger = _ledger(args, settings)
-    await ledger.load()
+    shown: ReplayLedger | None = ledger
+    try:
+        await ledger.load()
+    except LedgerTopicMissingError as exc:
+        # Inspecting stays read-only and useful without the ledger; replay refuses instead.
+        sys.stderr.write(f"warning: {exc}; the replayed column is unknown\n")
+        shown = None
     letters = await inspect_dead_letters(
         args.topic, settings=settings, where=_where(args), limit=args.limit, timeout=args.timeout
     )
-    _print_letters(letters, ledger, args.output)
+    _print_letters(letters, shown, args.output)
     return EXIT_OK
 
 
