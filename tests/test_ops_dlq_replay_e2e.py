@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -21,19 +20,25 @@ from prometheus_client import CollectorRegistry
 from coffeebuddy.infra.kafka.config import KafkaSettings
 from coffeebuddy.infra.kafka.consumer import KafkaConsumerHarness, RetryPolicy
 from coffeebuddy.infra.kafka.metrics import KafkaMetrics, ReminderMetrics
-from coffeebuddy.infra.kafka.models import ReminderScheduled, ReminderScheduledData
+from coffeebuddy.infra.kafka.models import (
+    DeadLetterReplayed,
+    ReminderScheduled,
+    ReminderScheduledData,
+)
 from coffeebuddy.infra.kafka.producer import KafkaEventProducer
 from coffeebuddy.infra.kafka.provision._dlq import (
     REPLAYED_FROM_HEADER,
     DeadLetter,
     DeadLetterFilter,
-    FileReplayLedger,
+    TopicReplayLedger,
     inspect_dead_letters,
     replay_dead_letters,
 )
 from coffeebuddy.infra.kafka.reminder_worker import ReminderWorker
 from coffeebuddy.infra.kafka.testing import FakeSlackServer, TopicFactory, wait_until
 from coffeebuddy.infra.kafka.topics import (
+    CATALOG,
+    DLQ_REPLAYS_TOPIC,
     REMINDER_DELIVERIES_TOPIC,
     REMINDER_EVENTS_TOPIC,
     RUN_EVENTS_TOPIC,
@@ -50,6 +55,7 @@ class Topics:
     reminders: TopicConfig
     runs: TopicConfig
     deliveries: TopicConfig
+    ledger: TopicConfig
 
 
 @dataclass
@@ -72,6 +78,10 @@ def topics(unique_topic: TopicFactory) -> Topics:
             key_field="reminder_id",
             event_types=REMINDER_DELIVERIES_TOPIC.event_types,
             dead_letter=False,
+        ),
+        # the replay ledger, shaped like the catalog's coffeebuddy.dlq.replays (dev sizing)
+        ledger=unique_topic(
+            1, base=CATALOG.for_environment("dev").topic(DLQ_REPLAYS_TOPIC.name), dead_letter=False
         ),
     )
 
@@ -149,7 +159,7 @@ def reminder(run_id: str, reminder_id: str) -> ReminderScheduled:
 
 
 async def test_rejected_reminder_is_inspected_replayed_and_delivered_once(
-    kafka_settings: KafkaSettings, topics: Topics, fake_slack: FakeSlackServer, tmp_path: Path
+    kafka_settings: KafkaSettings, topics: Topics, fake_slack: FakeSlackServer
 ) -> None:
     dlq = topics.reminders.dead_letter_topic
     assert dlq is not None
@@ -209,7 +219,7 @@ async def test_rejected_reminder_is_inspected_replayed_and_delivered_once(
 
     # The fix is deployed: Slack accepts the message now. Replay, then replay again.
     fake_slack.clear_script()
-    ledger = FileReplayLedger(tmp_path / "replayed.jsonl")
+    ledger = TopicReplayLedger(topics.ledger, settings=kafka_settings)
     async with worker_running(kafka_settings, topics, fake_slack, group) as running:
         dry = await replay_dead_letters(dlq, ledger=ledger, settings=kafka_settings, dry_run=True)
         assert [d.ref for d in dry.to_replay] == [letter.ref]
@@ -226,7 +236,9 @@ async def test_rejected_reminder_is_inspected_replayed_and_delivered_once(
             timeout=WAIT,
             message="the replayed reminder settled",
         )
-        again = await replay_dead_letters(dlq, ledger=ledger, settings=kafka_settings)
+        # another operator's run: a fresh ledger reads the entry back from the topic
+        fresh = TopicReplayLedger(topics.ledger, settings=kafka_settings)
+        again = await replay_dead_letters(dlq, ledger=fresh, settings=kafka_settings)
         assert again.replayed == []
         assert [d.ref for d in again.already_replayed] == [letter.ref]
         assert running.sample("coffeebuddy_reminders_sent_total", kind="runner") == 1.0
@@ -240,3 +252,8 @@ async def test_rejected_reminder_is_inspected_replayed_and_delivered_once(
     assert messages[0].channel == fake_slack.channel_for(USER)
     assert replayed.ref == letter.ref
     assert REPLAYED_FROM_HEADER in {k for k, _ in replayed.replay_headers()}
+    [entry] = fresh.entries.values()
+    assert entry.ref == letter.ledger_key
+    assert entry.run_id == run_id
+    assert (entry.origin_topic, entry.target_partition, entry.target_offset) == target
+    assert DeadLetterReplayed.create(data=entry).subject == run_id
