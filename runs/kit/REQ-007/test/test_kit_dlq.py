@@ -1,4 +1,7 @@
-"""KIT: dead letters can be listed and replayed exactly once with `coffeebuddy-kafka dlq`."""
+"""KIT: dead letters can be listed and replayed exactly once with `coffeebuddy-kafka dlq`.
+
+The replay ledger is the catalog's shared `coffeebuddy.dlq.replays` topic by default.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from coffeebuddy.infra.kafka.models import DeadLetterReplayedData
 from coffeebuddy.infra.kafka.producer import KafkaEventProducer
-from coffeebuddy.infra.kafka.provision import main
+from coffeebuddy.infra.kafka.provision import TopicReplayLedger, ensure_topics, main
 from coffeebuddy.infra.kafka.testing import BrokerHandle, TopicFactory
-from coffeebuddy.infra.kafka.topics import TopicConfig
+from coffeebuddy.infra.kafka.topics import DLQ_REPLAYS_TOPIC, TopicConfig
 
 
 async def _put_dead_letter(broker: BrokerHandle, dlq: TopicConfig, origin: str) -> None:
@@ -45,7 +49,9 @@ def test_kit_dlq_inspect_then_replay_once(
 ) -> None:
     for key, value in kafka_broker.env.items():
         monkeypatch.setenv(key, value)
-    state = tmp_path / "replayed.jsonl"
+    # `coffeebuddy-kafka apply` creates the catalog's ledger topic; ensure_topics does the same
+    report = asyncio.run(ensure_topics(kafka_broker.settings(), "dev", topics=[DLQ_REPLAYS_TOPIC]))
+    assert report.ok
     origin = unique_topic(partitions=1)
     dlq = unique_topic.dead_letter(origin)
     asyncio.run(_put_dead_letter(kafka_broker, dlq, origin.name))
@@ -58,8 +64,7 @@ def test_kit_dlq_inspect_then_replay_once(
     assert row["error_type"] == "ValueError"
     assert row["error_message"] == "bad reminder"
 
-    replay = ["dlq", "replay", dlq.name, "--reason", "non_retryable", "--state-file", str(state)]
-    replay += ["--output", "json"]
+    replay = ["dlq", "replay", dlq.name, "--reason", "non_retryable", "--output", "json"]
     assert main([*replay, "--dry-run"]) == 0
     assert json.loads(capsys.readouterr().out)["would_replay"] == [f"{dlq.name}/0/0"]
 
@@ -71,3 +76,32 @@ def test_kit_dlq_inspect_then_replay_once(
     again = json.loads(capsys.readouterr().out)
     assert again["replayed"] == []
     assert again["already_replayed"] == [f"{dlq.name}/0/0"]
+
+    entries = asyncio.run(_ledger_entries(kafka_broker, dlq.name))
+    assert [(e.run_id, e.origin_topic, e.target_offset) for e in entries] == [
+        ("kit-run", origin.name, sent["offset"])
+    ]
+    assert not list(tmp_path.iterdir())  # no local state file
+
+
+async def _ledger_entries(broker: BrokerHandle, dlq: str) -> list[DeadLetterReplayedData]:
+    ledger = TopicReplayLedger(DLQ_REPLAYS_TOPIC, settings=broker.settings())
+    await ledger.load()
+    return [e for e in ledger.entries.values() if e.dlq_topic == dlq]
+
+
+def test_kit_dlq_replay_refuses_without_its_ledger_topic(
+    kafka_broker: BrokerHandle,
+    unique_topic: TopicFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for key, value in kafka_broker.env.items():
+        monkeypatch.setenv(key, value)
+    origin = unique_topic(partitions=1)
+    dlq = unique_topic.dead_letter(origin)
+    asyncio.run(_put_dead_letter(kafka_broker, dlq, origin.name))
+    capsys.readouterr()
+    missing = f"{dlq.name}.ledger"
+    assert main(["dlq", "replay", dlq.name, "--all", "--ledger-topic", missing]) == 1
+    assert f"replay ledger topic {missing!r} does not exist" in capsys.readouterr().err
