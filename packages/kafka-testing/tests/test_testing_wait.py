@@ -52,4 +52,4 @@ def test_wait_until_sync_refuses_async_predicates() -> None:
         return True
 
     with pytest.raises(TypeError, match="use await wait_until"):
-        wait_until_sync(predicate, timeout=1)  # type: ignore[arg-type, unused-coroutine]
+        wait_until_sync(predicate, timeout=1)  # type: ignore[unused-coroutine]

@@ -69,7 +69,13 @@ def test_kit_capabilities_explain_every_gap(kafka_broker: BrokerHandle) -> None:
 
 def test_kit_wait_until_sync_and_free_port() -> None:
     seen: list[int] = []
-    assert wait_until_sync(lambda: seen.append(1) or len(seen) >= 3, timeout=5, interval=0.001)
+
+    def third_call() -> bool:
+        seen.append(1)
+        return len(seen) >= 3
+
+    assert wait_until_sync(third_call, timeout=5, interval=0.001)
+    assert len(seen) == 3
     with pytest.raises(TimeoutError, match="never"):
         wait_until_sync(lambda: False, timeout=0.02, message="never")
     assert 0 < free_port() < 65536

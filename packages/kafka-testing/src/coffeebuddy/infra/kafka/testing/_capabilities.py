@@ -214,8 +214,8 @@ async def _probe_acls(
                 return f"answers CreateAcls with error {codes}"
     except Exception as exc:
         return (
-            "has no working CreateAcls/DescribeAcls API "
-            f"(CreateAcls probe failed: {type(exc).__name__}: {exc})"
+            "has no working CreateAcls/DescribeAcls API (it advertises them, but a CreateAcls "
+            f"request fails: {exc})"
         )
     finally:
         await close_conn(conn)
