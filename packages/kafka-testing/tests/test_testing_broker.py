@@ -6,7 +6,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from coffeebuddy.infra.kafka.config import KafkaSettings
-from coffeebuddy.infra.kafka.testing import BrokerHandle, TopicFactory, wait_until
+from coffeebuddy.infra.kafka.testing import BrokerHandle, TopicFactory, start_broker, wait_until
 from coffeebuddy.infra.kafka.topics import REMINDER_DELIVERIES_TOPIC, TopicConfig
 
 
@@ -77,3 +77,26 @@ def test_kafka_settings_are_fast_and_honest(
     assert ",".join(kafka_settings.bootstrap_servers) == kafka_broker.bootstrap_servers
     supported = kafka_broker.capabilities.supports("idempotent_producer")
     assert kafka_settings.enable_idempotence is supported
+
+
+def test_external_resolution_probes_the_given_cluster(kafka_broker: BrokerHandle) -> None:
+    """KAFKA_BOOTSTRAP_SERVERS wins: the handle is "external", probed, and never stopped by us."""
+    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka_broker.bootstrap_servers, "KAFKA_CLIENT_ID": "mine"}
+    external = start_broker(env)
+    assert external.kind == "external"
+    assert external.bootstrap_servers == kafka_broker.bootstrap_servers
+    assert external.capabilities.label == f"external broker {kafka_broker.bootstrap_servers}"
+    same = kafka_broker.capabilities.supports("idempotent_producer")
+    assert external.capabilities.supports("idempotent_producer") is same
+    settings = external.settings()
+    assert settings.client_id == "mine", "the user's KAFKA_* variables are kept"
+    assert settings.session_timeout_ms == 6000
+    external.close()
+    assert kafka_broker.embedded is None or kafka_broker.embedded.running
+
+
+def test_forced_broker_kind_is_validated() -> None:
+    with pytest.raises(ValueError, match="COFFEEBUDDY_KAFKA_BROKER='zookeeper' must be one of"):
+        start_broker({"COFFEEBUDDY_KAFKA_BROKER": "zookeeper"})
+    with pytest.raises(ValueError, match="needs KAFKA_BOOTSTRAP_SERVERS"):
+        start_broker({}, kind="external")

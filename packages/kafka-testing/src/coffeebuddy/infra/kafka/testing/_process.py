@@ -30,7 +30,7 @@ _PR_SET_PDEATHSIG = 1
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 _live: dict[int, ManagedProcess] = {}
-_live_lock = threading.Lock()
+_live_lock = threading.RLock()  # re-entered when a signal handler runs stop_all()
 _hooks_installed = False
 
 
@@ -208,16 +208,10 @@ def stop_all(timeout: float = 5.0) -> None:
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
+    """Stop the children, then let the default action (terminate) happen as if we were absent."""
     stop_all(timeout=2.0)
-    previous = _previous_handlers.get(signum, signal.SIG_DFL)
-    if callable(previous):
-        previous(signum, frame)
-        return
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
-
-
-_previous_handlers: dict[int, Any] = {}
 
 
 def _install_hooks() -> None:
@@ -227,10 +221,8 @@ def _install_hooks() -> None:
     _hooks_installed = True
     atexit.register(stop_all)
     if threading.current_thread() is not threading.main_thread():
-        return
+        return  # signal handlers can only be set from the main thread; PDEATHSIG still applies
     for sig in (signal.SIGTERM, signal.SIGHUP):
-        current = signal.getsignal(sig)
         # Only take over the default action; a program with its own handler keeps it.
-        if current in (signal.SIG_DFL, None):
-            _previous_handlers[sig] = current
+        if signal.getsignal(sig) == signal.SIG_DFL:
             signal.signal(sig, _on_signal)
