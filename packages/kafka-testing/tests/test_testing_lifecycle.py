@@ -82,6 +82,23 @@ def test_requested_port_in_use_is_reported_with_the_log() -> None:
         EmbeddedBroker(port=first.port, startup_timeout=10).start()
 
 
+def test_port_lost_to_another_process_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    """free_port() races: when the picked port is taken before Tansu binds, start on another."""
+    import socket
+
+    from coffeebuddy.infra.kafka.testing import _embedded
+
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        ports = iter([taken])
+        monkeypatch.setattr(_embedded, "free_port", lambda host: next(ports, None) or free_port())
+        with EmbeddedBroker(startup_timeout=10) as broker:
+            assert broker.port != taken
+            assert 18 in broker.api_versions
+
+
 def test_free_port_is_bindable() -> None:
     import socket
 
