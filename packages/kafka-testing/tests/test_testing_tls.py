@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import ssl
 from pathlib import Path
 
@@ -10,14 +11,20 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError as AIOKafkaConnectionError
 from cryptography import x509
 
-from coffeebuddy.infra.kafka.testing import CertificateAuthority, TlsBroker
+from coffeebuddy.infra.kafka.testing import (
+    STUNNEL_BIN_ENV,
+    CertificateAuthority,
+    StunnelNotFoundError,
+    TlsBroker,
+    find_stunnel,
+)
 
 
 def test_tls_broker_serves_tls_with_a_cert_for_loopback(kafka_tls_broker: TlsBroker) -> None:
     host, port = kafka_tls_broker.bootstrap_servers.rsplit(":", 1)
     context = ssl.create_default_context(cafile=str(kafka_tls_broker.ca_file))
     with (
-        __import__("socket").create_connection((host, int(port)), timeout=5) as raw,
+        socket.create_connection((host, int(port)), timeout=5) as raw,
         context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
     ):
         der = tls.getpeercert(binary_form=True)
@@ -56,3 +63,13 @@ def test_certificate_authority_issues_verifiable_server_certs(tmp_path: Path) ->
     assert b"PRIVATE KEY" in key_pem
     path = ca.write_cert(tmp_path / "ca.pem")
     assert x509.load_pem_x509_certificate(path.read_bytes()).subject == ca.certificate.subject
+
+
+def test_missing_stunnel_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv(STUNNEL_BIN_ENV, raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(StunnelNotFoundError, match=r"stunnel \(Debian stunnel4\) is not installed"):
+        find_stunnel()
+    monkeypatch.setenv(STUNNEL_BIN_ENV, str(tmp_path / "missing"))
+    with pytest.raises(StunnelNotFoundError, match="COFFEEBUDDY_STUNNEL_BIN="):
+        find_stunnel()

@@ -24,6 +24,7 @@ from coffeebuddy.infra.kafka.testing._embedded import (
 from coffeebuddy.infra.kafka.testing._ports import free_port
 from coffeebuddy.infra.kafka.testing._slack import FakeSlackServer
 from coffeebuddy.infra.kafka.testing._tls import (
+    STUNNEL_BIN_ENV,
     STUNNEL_MISSING,
     CertificateAuthority,
     StunnelNotFoundError,
@@ -38,6 +39,7 @@ __all__ = [
     "APACHE_KAFKA_IMAGE",
     "BROKER_KIND_ENV",
     "CAPABILITIES",
+    "STUNNEL_BIN_ENV",
     "STUNNEL_MISSING",
     "TANSU_BIN_ENV",
     "BrokerCapabilities",
