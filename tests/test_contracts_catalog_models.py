@@ -47,6 +47,7 @@ def test_type_constants_agree() -> None:
         "REMINDER_SCHEDULED",
         "REMINDER_CANCELLED",
         "REMINDER_DELIVERY",
+        "DLQ_REPLAYED",
     ):
         assert getattr(topics, name) == getattr(models, name), name
 

@@ -67,14 +67,16 @@ def schema_path(event_type: str) -> Path:
 
 def event_schema(event_type: str) -> dict[str, Any]:
     """JSON Schema (2020-12) of one event type's structured-mode CloudEvent."""
-    schema = EVENT_TYPES[event_type].model_json_schema()
+    event_class = EVENT_TYPES[event_type]
+    schema = event_class.model_json_schema()
+    subject_rule = event_class.model_fields["data"].annotation.SUBJECT_RULE  # type: ignore[union-attr]
     return {
         "$schema": JSON_SCHEMA_DIALECT,
         "$id": f"{event_type}.schema.json",
         **schema,
         "x-cloudevents-type": event_type,
         "x-rules": [
-            "subject equals data.run_id",
+            "subject " + subject_rule.replace("must equal", "equals"),
             "every timestamp carries a UTC offset (RFC 3339)",
             "unknown fields are ignored by readers",
         ],
