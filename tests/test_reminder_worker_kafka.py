@@ -439,3 +439,35 @@ async def test_format_rejection_is_dead_lettered_and_replay_delivers_once(
         )
     assert sender.ids() == ["bad"]
     assert [a.reminder_id for a in sender.attempts] == ["bad", "bad"]
+
+
+async def test_two_workers_in_one_group_send_each_reminder_once(
+    kafka_settings: KafkaSettings, topics: Topics
+) -> None:
+    sender = RecordingSender()
+    group = f"test-reminder-worker-pair-{uuid.uuid4().hex[:8]}"
+    n = 20
+    async with running(kafka_settings, topics, sender, group=group) as a:
+        due = soon(2.5)
+        for i in range(n):
+            await a.producer.publish(
+                topics.reminders, reminder(f"p-{i}", run_id=f"run-{i}", due=due)
+            )
+        await wait_until(lambda: a.worker.pending_count == n, timeout=WAIT, message="A holds all")
+        # B joins while A holds every reminder: A's revoked partitions are redelivered to B
+        async with running(kafka_settings, topics, sender, group=group) as b:
+            await wait_until(
+                lambda: b.harness.assignment() and a.harness.assignment(),
+                timeout=WAIT,
+                message="partitions split between A and B",
+            )
+            await wait_until(lambda: len(sender.sent) >= n, timeout=WAIT, message="all sent")
+            await wait_until(
+                lambda: a.worker.pending_count + b.worker.pending_count == 0,
+                timeout=WAIT,
+                message="both settled",
+            )
+            assert b.count("coffeebuddy_reminders_sent_total", kind="runner") > 0
+    assert sorted(sender.ids()) == sorted(f"p-{i}" for i in range(n))
+    for s in sender.sent:
+        assert s.at >= due

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from coffeebuddy.infra.kafka.reminder_worker._timers import (
     CancellationMemory,
@@ -121,3 +123,35 @@ def test_backoff_grows_exponentially_with_jitter_and_cap(
 ) -> None:
     assert backoff_delay(attempt, 1.0, 30.0, rng=lambda: 0.0) == low
     assert backoff_delay(attempt, 1.0, 30.0, rng=lambda: 1.0) == high
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 9), st.floats(0, 100, allow_nan=False)), min_size=1, max_size=60
+    ),
+    st.floats(0, 100, allow_nan=False),
+)
+def test_heap_matches_a_sorted_model_under_reschedules(
+    pushes: list[tuple[int, float]], now: float
+) -> None:
+    """Whatever the push / re-push sequence, pop_due returns each live reminder once, at its
+    latest time, in time order, and only when due."""
+    heap = TimerHeap()
+    live: dict[str, Pending] = {}
+    latest: dict[str, float] = {}
+    for key, at in pushes:
+        rid = f"r{key}"
+        e = live.setdefault(rid, entry(rid, at))
+        heap.push(e, at)
+        latest[rid] = at
+
+    def is_live(e: Pending) -> bool:
+        return live.get(e.reminder_id) is e
+
+    popped = heap.pop_due(now, is_live, 1000)
+    expected = sorted((at, rid) for rid, at in latest.items() if at <= now)
+    assert sorted((e.next_at, e.reminder_id) for e in popped) == expected
+    assert [e.next_at for e in popped] == sorted(e.next_at for e in popped)
+    rest = heap.next_time(is_live)
+    later = [at for at in latest.values() if at > now]
+    assert rest == (min(later) if later else None)

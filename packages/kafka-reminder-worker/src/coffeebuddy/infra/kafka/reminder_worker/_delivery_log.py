@@ -147,8 +147,10 @@ class DeliveryLog:
         """True once the log was read to the end offsets seen at start (waits up to `limit` s)."""
         if self._caught_up.is_set():
             return True
+        # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._caught_up.wait(), limit)
+            async with asyncio.timeout(limit):
+                await self._caught_up.wait()
         return self._caught_up.is_set()
 
     async def barrier(self, limit: float) -> bool:
@@ -157,7 +159,8 @@ class DeliveryLog:
         if consumer is None:
             return False
         try:
-            ends = await asyncio.wait_for(consumer.end_offsets(self._partitions), limit)
+            async with asyncio.timeout(limit):
+                ends = await consumer.end_offsets(self._partitions)
         except Exception as exc:  # broker unreachable: the caller decides not to send
             log.warning("delivery log end offsets failed: %s", type(exc).__name__)
             return False
@@ -166,7 +169,8 @@ class DeliveryLog:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append((dict(ends), fut))
         try:
-            await asyncio.wait_for(asyncio.shield(fut), limit)
+            async with asyncio.timeout(limit):
+                await asyncio.shield(fut)
         except TimeoutError:
             return False
         return True

@@ -34,6 +34,7 @@ class Pending:
         "event_id",
         "event_time",
         "expires",
+        "heap_seq",
         "in_flight",
         "kind",
         "needs_check",
@@ -73,6 +74,7 @@ class Pending:
         self.tp = tp
         self.attempts = 0
         self.next_at = due
+        self.heap_seq = -1
         self.claimed_at: float | None = None
         self.needs_check = False
         self.in_flight = False
@@ -83,8 +85,8 @@ class Pending:
 
 
 class TimerHeap:
-    """Min-heap of (time, seq, entry) with lazy deletion: an item is live only while
-    `entry.next_at == time` and the entry is still the one registered for its reminder id."""
+    """Min-heap of (time, seq, entry) with lazy deletion: an item is live only while it is the
+    entry's latest push (`entry.heap_seq == seq`) and `is_live(entry)` (still registered)."""
 
     __slots__ = ("_heap", "_seq")
 
@@ -93,21 +95,24 @@ class TimerHeap:
         self._seq = itertools.count()
 
     def push(self, entry: Pending, at: float) -> None:
+        seq = next(self._seq)
         entry.next_at = at
-        heapq.heappush(self._heap, (at, next(self._seq), entry))
+        entry.heap_seq = seq
+        heapq.heappush(self._heap, (at, seq, entry))
 
     def pop_due(self, now: float, is_live: Callable[[Pending], bool], limit: int) -> list[Pending]:
         """Pop up to `limit` live entries whose time has come (earliest first)."""
         out: list[Pending] = []
         heap = self._heap
         while heap and len(out) < limit:
-            at, _, entry = heap[0]
-            if entry.next_at != at or not is_live(entry):
+            at, seq, entry = heap[0]
+            if entry.heap_seq != seq or not is_live(entry):
                 heapq.heappop(heap)
                 continue
             if at > now:
                 break
             heapq.heappop(heap)
+            entry.heap_seq = -1
             out.append(entry)
         return out
 
@@ -115,15 +120,15 @@ class TimerHeap:
         """Earliest live time, dropping dead heads on the way."""
         heap = self._heap
         while heap:
-            at, _, entry = heap[0]
-            if entry.next_at == at and is_live(entry):
+            at, seq, entry = heap[0]
+            if entry.heap_seq == seq and is_live(entry):
                 return at
             heapq.heappop(heap)
         return None
 
     def compact(self, is_live: Callable[[Pending], bool]) -> None:
         """Rebuild without dead items (after a revoke or mass cancellation)."""
-        self._heap = [it for it in self._heap if it[2].next_at == it[0] and is_live(it[2])]
+        self._heap = [it for it in self._heap if it[2].heap_seq == it[1] and is_live(it[2])]
         heapq.heapify(self._heap)
 
     def __len__(self) -> int:

@@ -351,12 +351,13 @@ class ReminderWorker:
                 return
             self._finish(existing, "superseded", pending_removed=False)
         self._pending[rid] = entry
+        head = self._heap_head()
         self._heap.push(entry, max(due, now))
         if self._metrics is not None:
             self._metrics.reminders_scheduled.labels(kind).inc()
         self._set_pending_metric()
         log.info("reminder scheduled", extra={**extra, "due_at": data.due_at.isoformat()})
-        if entry.next_at <= self._heap_head():
+        if entry.next_at < head:  # a new earliest reminder: the scheduler sleeps too long
             self._wake.set()
 
     def _heap_head(self) -> float:
@@ -528,8 +529,11 @@ class ReminderWorker:
     async def _sleep(self, seconds: float | None) -> None:
         self._wake.clear()
         timeout = 60.0 if seconds is None else min(max(seconds, 0.0), 60.0)
+        # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation that
+        # arrives together with the wake-up, and stop() would then wait forever
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
 
     async def _fire(self, batch: list[Pending]) -> None:
         """Fire due reminders: one log barrier and one round of claims for the whole batch,
@@ -619,12 +623,12 @@ class ReminderWorker:
     def _owned(self, entry: Pending) -> bool:
         return entry.tp not in self._revoked and self._pending.get(entry.reminder_id) is entry
 
-    @staticmethod
-    def _extra(entry: Pending) -> dict[str, str]:
+    def _extra(self, entry: Pending) -> dict[str, str]:
         return {
             "run_id": entry.run_id,
             "reminder_id": entry.reminder_id,
             "event_id": entry.event_id,
+            "worker_id": self.worker_id,
         }
 
     def _expire(self, entry: Pending) -> None:
