@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from coffeebuddy.infra.kafka.consumer import NonRetryableError
+from coffeebuddy.infra.kafka.consumer import NonRetryableError, TopicPartition
 from coffeebuddy.infra.kafka.metrics import ReminderMetrics
 from coffeebuddy.infra.kafka.models import (
     ReminderCancelled,
@@ -590,3 +590,22 @@ async def test_reschedule_during_a_send(first_send_ok: bool) -> None:
         assert gated.sent == [("rem-1", T0 + timedelta(seconds=30))]
         assert second.state == "done"
     assert h.worker.pending_count == 0
+
+
+async def test_revoked_partition_reminders_are_left_to_the_next_owner(h: Harness) -> None:
+    ctx0 = Context(partition=0)
+    ctx1 = Context(partition=1)
+    await h.worker.process_event(scheduled("on-p0", run_id="run-0"), ctx0)  # type: ignore[arg-type]
+    await h.worker.process_event(scheduled("on-p1", run_id="run-1"), ctx1)  # type: ignore[arg-type]
+    await h.worker.on_revoke([TopicPartition("coffeebuddy.reminder.events", 0)])
+    assert h.worker.pending_count == 1
+    h.clock.advance(60)
+    await h.run()
+    assert [r for r, _ in h.sender.sent] == ["on-p1"]
+    assert ctx0.state == "pending"  # never completed here: redelivered to the next owner
+    await h.worker.on_assign([TopicPartition("coffeebuddy.reminder.events", 0)])
+    again = Context(partition=0)
+    await h.worker.process_event(scheduled("on-p0", run_id="run-0", now=h.clock()), again)  # type: ignore[arg-type]
+    h.clock.advance(60)
+    await h.run()
+    assert sorted(r for r, _ in h.sender.sent) == ["on-p0", "on-p1"]

@@ -267,8 +267,10 @@ class ReminderWorker:
         them again) after letting their in-flight sends finish, so their records are logged."""
         revoked = {self._tp(tp[0], tp[1]) for tp in partitions}
         self._revoked |= revoked
-        async with self._fire_lock:  # no new sends start for revoked partitions after this
-            pass
+        # let the running scheduler round finish launching (bounded: sends re-check ownership)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(10.0), self._fire_lock:
+                pass
         busy = [t for t in self._in_flight if not t.done()]
         if busy:
             await asyncio.wait(busy, timeout=10.0)
