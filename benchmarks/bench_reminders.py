@@ -175,8 +175,11 @@ async def _memory_rows(ctx: BenchContext, producer: KafkaEventProducer) -> list[
     ]
 
 
-async def _burst_rows(ctx: BenchContext, producer: KafkaEventProducer) -> list[BenchRow]:
-    n = 1000
+async def _fire(
+    ctx: BenchContext, producer: KafkaEventProducer, n: int, spread: float
+) -> tuple[dict[str, float], dict[str, float], float]:
+    """Schedule `n` reminders falling due over `spread` seconds (starting 2 s from now) and wait
+    until all were sent. Returns (due, sent_at, start) as epoch seconds."""
     sender = _NoopSender(expect=n)
     worker = ReminderWorker(
         sender, producer, ctx.settings, deliveries_topic=await _deliveries_topic(ctx)
@@ -184,8 +187,7 @@ async def _burst_rows(ctx: BenchContext, producer: KafkaEventProducer) -> list[B
     await worker.start()
     try:
         start = datetime.now(UTC) + timedelta(seconds=2)
-        # n reminders spread over one second
-        events = [_event(i, start + timedelta(seconds=i / n)) for i in range(n)]
+        events = [_event(i, start + timedelta(seconds=spread * i / n)) for i in range(n)]
         completion = _Completion()
         for event in events:
             await worker.process_event(event, _Context(completion))  # type: ignore[arg-type]
@@ -198,24 +200,38 @@ async def _burst_rows(ctx: BenchContext, producer: KafkaEventProducer) -> list[B
     finally:
         await worker.stop()
     due = {e.data.reminder_id: e.data.due_at.timestamp() for e in events}
-    lateness = [sender.sent_at[rid] - due[rid] for rid in due]
+    return due, sender.sent_at, start.timestamp()
+
+
+async def _burst_rows(ctx: BenchContext, producer: KafkaEventProducer) -> list[BenchRow]:
+    n = 1000
+    due, sent_at, _ = await _fire(ctx, producer, n, spread=1.0)
+    lateness = [sent_at[rid] - due[rid] for rid in due]
     early = sum(1 for x in lateness if x < 0)
-    span = max(sender.sent_at.values()) - start.timestamp()
+    p99 = _percentile(lateness, 0.99)
+    _, sent_now, start = await _fire(ctx, producer, n, spread=0.0)
+    drain = max(sent_now.values()) - start
     return [
         BenchRow(GROUP, "lateness p50, 1,000 due in 1 s", _percentile(lateness, 0.5) * 1000, "ms"),
         BenchRow(
             GROUP,
             "lateness p99, 1,000 due in 1 s",
-            _percentile(lateness, 0.99) * 1000,
+            p99 * 1000,
             "ms",
             target="<= 1000 ms",
-            met=_percentile(lateness, 0.99) <= 1.0,
+            met=p99 <= 1.0,
         ),
         BenchRow(GROUP, "lateness max, 1,000 due in 1 s", max(lateness) * 1000, "ms"),
         BenchRow(
             GROUP, "sent before due_at", float(early), "reminders", target="0", met=early == 0
         ),
-        BenchRow(GROUP, "scheduler throughput (claim+send+sent record)", n / span, "reminders/s"),
+        BenchRow(
+            GROUP,
+            "throughput, 1,000 due at one instant (claim+send+sent)",
+            n / drain,
+            "reminders/s",
+        ),
+        BenchRow(GROUP, "last of 1,000 due at one instant sent after", drain * 1000, "ms"),
     ]
 
 
