@@ -374,6 +374,7 @@ async def test_rate_limit_waits_for_that_recipient_only(h: Harness) -> None:
     h.clock.advance(1)
     await h.run()
     assert sorted(r for r, _ in h.sender.sent) == ["a", "b", "c"]
+    assert h.sender.find_calls == []  # a 429 posted nothing: no history check needed
     assert (
         h.sample("coffeebuddy_reminders_failed_total", kind="runner", error_class="rate_limited")
         == 1
@@ -452,6 +453,7 @@ async def test_configuration_error_keeps_backlog_and_resumes_after_probe(h: Harn
     assert h.worker.ready
     await h.run()
     assert sorted(r for r, _ in h.sender.sent) == ["a", "b"]
+    assert h.sender.find_calls == []  # a configuration error posted nothing
     assert a.state == b.state == "done"
     assert (
         h.sample("coffeebuddy_reminders_failed_total", kind="runner", error_class="configuration")

@@ -665,8 +665,10 @@ class ReminderWorker:
             self._finish(entry, "duplicate")
             return "settled"
         if state is not None and state.status == CLAIMED and state.claimed_at is not None:
-            ours = entry.claimed_at == state.claimed_at
-            if not ours and now < state.claimed_at + self._claim_lease:
+            if entry.claimed_at is not None and entry.claimed_at == state.claimed_at:
+                # our own claim: we know whether the last attempt may have posted
+                return "check" if entry.needs_check else "claim"
+            if now < state.claimed_at + self._claim_lease:
                 entry.next_at = state.claimed_at + self._claim_lease
                 log.info(
                     "reminder claimed by another worker; waiting for its lease",
