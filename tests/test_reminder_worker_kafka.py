@@ -343,14 +343,18 @@ async def test_cancellation_holds_in_either_arrival_order(
             ("last_call", "run_cancelled"): 1,
             ("last_call", "run_closed"): 1,
         }
-        for (kind, reason), n in drops.items():
-            await wait_until(
-                lambda kind=kind, reason=reason, n=n: (
-                    r.count("coffeebuddy_reminders_dropped_total", kind=kind, reason=reason) == n
-                ),
-                timeout=WAIT,
-                message=f"{kind} dropped for {reason} (sent {sender.ids()})",
-            )
+
+        def dropped() -> dict[tuple[str, str], float]:
+            return {
+                key: r.count("coffeebuddy_reminders_dropped_total", kind=key[0], reason=key[1])
+                for key in drops
+            }
+
+        await wait_until(
+            lambda: dropped() == drops,
+            timeout=WAIT,
+            message=f"drops by kind and reason (sent {sender.ids()})",
+        )
         await wait_until(lambda: r.worker.pending_count == 0, timeout=WAIT, message="settled")
     assert sender.ids() == ["y-runner"]
 

@@ -30,6 +30,7 @@ from coffeebuddy.infra.kafka.reminder_worker import (
     SendResult,
 )
 from coffeebuddy.infra.kafka.reminder_worker._delivery_log import DeliveryLog
+from coffeebuddy.infra.kafka.testing import wait_until
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -439,18 +440,10 @@ async def test_configuration_error_keeps_backlog_and_resumes_after_probe(h: Harn
     assert h.sender.sent == []
     assert a.state == b.state == "pending"
     assert h.worker.pending_count == 2
-    for _ in range(200):
-        if h.sender.auth_calls >= 2:
-            break
-        await asyncio.sleep(0.005)
-    assert h.sender.auth_calls >= 2
-    assert not h.worker.ready
+    await wait_until(lambda: h.sender.auth_calls >= 2, timeout=5, message="auth probed twice")
+    assert not h.worker.health().ready
     h.sender.auth = SendResult.sent()
-    for _ in range(200):
-        if h.worker.ready:
-            break
-        await asyncio.sleep(0.005)
-    assert h.worker.ready
+    await wait_until(lambda: h.worker.health().ready, timeout=5, message="probe passed")
     await h.run()
     assert sorted(r for r, _ in h.sender.sent) == ["a", "b"]
     assert h.sender.find_calls == []  # a configuration error posted nothing
