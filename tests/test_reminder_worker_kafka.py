@@ -20,6 +20,7 @@ from coffeebuddy.infra.kafka.consumer import KafkaConsumerHarness, RetryPolicy
 from coffeebuddy.infra.kafka.metrics import KafkaMetrics, ReminderMetrics
 from coffeebuddy.infra.kafka.models import (
     ReminderDelivery,
+    ReminderDeliveryData,
     ReminderScheduled,
     ReminderScheduledData,
     RunCancelled,
@@ -56,6 +57,8 @@ class RecordingSender:
     script: dict[str, list[SendResult]] = field(default_factory=dict)
     broken: bool = False
     auth_calls: int = 0
+    posted_before: set[str] = field(default_factory=set)
+    find_calls: list[str] = field(default_factory=list)
 
     async def send(self, reminder: ReminderScheduledData, *, claim_time: datetime) -> SendResult:
         now = datetime.now(UTC)
@@ -71,6 +74,9 @@ class RecordingSender:
     async def find_sent(
         self, reminder: ReminderScheduledData, *, since: datetime
     ) -> SendResult | None:
+        self.find_calls.append(reminder.reminder_id)
+        if reminder.reminder_id in self.posted_before:
+            return SendResult.sent("D0001", "1.000002")
         for s in self.sent:
             if s.reminder_id == reminder.reminder_id and s.at >= since - timedelta(seconds=1):
                 return SendResult.sent("D0001", "1.000001")
@@ -475,3 +481,48 @@ async def test_two_workers_in_one_group_send_each_reminder_once(
     assert sorted(sender.ids()) == sorted(f"p-{i}" for i in range(n))
     for s in sender.sent:
         assert s.at >= due
+
+
+async def test_claim_without_sent_record_is_checked_before_sending(
+    kafka_settings: KafkaSettings, topics: Topics
+) -> None:
+    """A previous worker claimed two reminders and died before writing `sent`: one had been
+    posted (found in the DM history), the other not. Only the second is sent now."""
+    sender = RecordingSender(posted_before={"crash-posted"})
+    claimed_at = datetime.now(UTC) - timedelta(minutes=1)
+    async with KafkaEventProducer(kafka_settings) as producer:
+        for rid in ("crash-posted", "crash-unposted"):
+            await producer.publish(
+                topics.deliveries,
+                ReminderDelivery.create(
+                    data=ReminderDeliveryData(
+                        run_id="run-crash",
+                        reminder_id=rid,
+                        status="claimed",
+                        due_at=claimed_at,
+                        recorded_at=claimed_at,
+                        claimed_at=claimed_at,
+                    )
+                ),
+            )
+    async with running(kafka_settings, topics, sender) as r:
+        for rid in ("crash-posted", "crash-unposted"):
+            await r.producer.publish(
+                topics.reminders, reminder(rid, run_id="run-crash", due=claimed_at)
+            )
+        await wait_until(lambda: sender.ids() == ["crash-unposted"], timeout=WAIT, message="sent")
+        await wait_until(lambda: r.worker.pending_count == 0, timeout=WAIT, message="settled")
+        assert (
+            r.count("coffeebuddy_reminders_dropped_total", kind="runner", reason="duplicate") == 1
+        )
+    assert sorted(sender.find_calls) == ["crash-posted", "crash-unposted"]
+    assert sender.ids() == ["crash-unposted"]
+    final = {
+        e.data.reminder_id: e.data.status
+        for e in (
+            decode_event(rec.value)
+            for rec in await read_all(kafka_settings, topics.deliveries.name, 5)
+        )
+        if isinstance(e, ReminderDelivery)
+    }
+    assert final == {"crash-posted": "sent", "crash-unposted": "sent"}
