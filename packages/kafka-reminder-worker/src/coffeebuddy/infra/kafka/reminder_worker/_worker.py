@@ -154,6 +154,7 @@ class ReminderWorker:
         self._heap = TimerHeap()
         self._memory = CancellationMemory(run_memory.total_seconds())
         self._recipient_wait: dict[str, float] = {}
+        self._last_prune = 0.0
         self._tps: dict[tuple[str, int], Any] = {}
         self._revoked: set[Any] = set()
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -516,9 +517,13 @@ class ReminderWorker:
         """One scheduler round: prune memory, fire what is due. Returns seconds to the next
         due time (0 to go again at once, None when nothing is waiting)."""
         now = self._now()
-        for completion in self._memory.prune(now):
-            if not completion.is_stale:
-                completion.done()
+        if now - self._last_prune >= 1.0 or now < self._last_prune:
+            self._last_prune = now
+            for completion in self._memory.prune(now):
+                if not completion.is_stale:
+                    completion.done()
+            for user in [u for u, t in self._recipient_wait.items() if t <= now]:
+                del self._recipient_wait[user]
         if not self._auth_ok:
             return None
         batch = self._heap.pop_due(now, self._is_live, _BATCH)
