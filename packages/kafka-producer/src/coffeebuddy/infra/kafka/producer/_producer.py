@@ -338,7 +338,19 @@ class KafkaEventProducer:
         then wait for all acknowledgements. Order per key is kept."""
         topic = _require_topic(topic)
         hdrs = [_CONTENT_TYPE_HEADER, *_header_list(headers)]
-        encoded = [self._encode(topic, e) for e in events]
+        key_field = topic.key_field
+        encoded: list[tuple[bytes, bytes]] = []
+        types: set[str] = set()
+        try:
+            for e in events:  # tight loop: the type check runs once per distinct type below
+                types.add(e.type)
+                encoded.append((str(getattr(e.data, key_field)).encode(), encode_event(e)))
+        except AttributeError:
+            self._encode(topic, e)  # raises the precise error for the offending event
+            raise
+        for event_type in types:
+            if not topic.allows(str(event_type)):
+                raise EventNotAllowedError(topic.name, str(event_type), topic.event_types)
         if not encoded:
             return []
         return await self._send_batch(topic.name, encoded, hdrs)
