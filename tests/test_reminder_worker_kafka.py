@@ -425,7 +425,8 @@ async def test_format_rejection_is_dead_lettered_and_replay_delivers_once(
         script={"bad": [SendResult.permanent("invalid_blocks", dead_letter=True)]}
     )
     assert topics.reminders.dead_letter_topic is not None
-    async with running(kafka_settings, topics, sender) as r:
+    # a long lease: the replay must not wait for it (the rejection released the claim)
+    async with running(kafka_settings, topics, sender, claim_lease=timedelta(seconds=60)) as r:
         meta = await r.producer.publish(topics.reminders, reminder("bad", due=soon(0.3)))
         [dead] = await read_all(kafka_settings, topics.reminders.dead_letter_topic, 1)
         headers = {k: v.decode() for k, v in dead.headers}
@@ -435,10 +436,19 @@ async def test_format_rejection_is_dead_lettered_and_replay_delivers_once(
         assert "invalid_blocks" in headers["coffeebuddy.dlq.error.message"]
         assert sender.sent == []
         await wait_until(lambda: r.worker.pending_count == 0, timeout=WAIT, message="settled")
-        # ops fixed the template and replays the dead letter: delivered exactly once
+        # the claim was released with a tombstone written before the record was dead-lettered
+        log = await read_all(kafka_settings, topics.deliveries.name, 2)
+        mine = [rec for rec in log if rec.key == b"bad"]
+        assert [rec.value is None for rec in mine] == [False, True]
+        assert decode_event(mine[0].value).data.status == "claimed"  # type: ignore[union-attr]
+        # ops fixed the template and replays the dead letter: delivered exactly once, at once
         await r.producer.send_raw(topics.reminders, dead.value, key=dead.key, headers=[])
         await r.producer.send_raw(topics.reminders, dead.value, key=dead.key, headers=[])
-        await wait_until(lambda: sender.ids() == ["bad"], timeout=WAIT, message="replay sent")
+        await wait_until(
+            lambda: sender.ids() == ["bad"],
+            timeout=15.0,  # well below the 60 s lease
+            message="replay sent without waiting for the claim lease",
+        )
         await wait_until(
             lambda: (
                 r.count("coffeebuddy_reminders_dropped_total", kind="runner", reason="duplicate")
@@ -449,6 +459,7 @@ async def test_format_rejection_is_dead_lettered_and_replay_delivers_once(
         )
     assert sender.ids() == ["bad"]
     assert [a.reminder_id for a in sender.attempts] == ["bad", "bad"]
+    assert sender.find_calls == []  # a released claim needs no history check
 
 
 async def test_two_workers_in_one_group_send_each_reminder_once(

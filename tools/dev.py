@@ -196,6 +196,8 @@ async def _watch_deliveries(
             batches = await consumer.getmany(timeout_ms=500)
             for records in batches.values():
                 for record in records:
+                    if record.value is None:
+                        continue  # tombstone: a released claim, nothing sent or dropped
                     event = decode_event(record.value)
                     if isinstance(event, ReminderDelivery):
                         _report(event, say, expect, slack)

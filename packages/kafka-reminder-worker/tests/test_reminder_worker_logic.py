@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -52,6 +53,9 @@ class MemoryLog(DeliveryLog):
     def __init__(self, clock: Any) -> None:
         super().__init__(None, None, None, source="test", clock=clock, retention=3600.0)  # type: ignore[arg-type]
         self.written: list[ReminderDeliveryData] = []
+        self.history: list[tuple[str, str]] = []  # (reminder_id, status or "tombstone")
+        self.release_error: Exception | None = None
+        self.on_release: Callable[[str], None] | None = None
         self._caught_up.set()
 
     async def start(self) -> None:
@@ -66,14 +70,24 @@ class MemoryLog(DeliveryLog):
     async def write_many(self, records: list[ReminderDeliveryData]) -> None:
         for data in records:
             self.written.append(data)
+            self.history.append((data.reminder_id, str(data.status)))
             self._apply(data)
 
     def enqueue(self, data: ReminderDeliveryData) -> None:
         self.written.append(data)
+        self.history.append((data.reminder_id, str(data.status)))
         self._apply(data)
 
+    async def release(self, reminder_id: str) -> None:
+        if self.on_release is not None:
+            self.on_release(reminder_id)
+        if self.release_error is not None:
+            raise self.release_error
+        self.history.append((reminder_id, "tombstone"))
+        self._forget(reminder_id)
+
     def statuses(self, rid: str) -> list[str]:
-        return [d.status for d in self.written if d.reminder_id == rid]
+        return [status for r, status in self.history if r == rid]
 
 
 class Completion:
@@ -424,6 +438,78 @@ async def test_format_rejection_fails_the_record_for_the_dead_letter_topic(h: Ha
     assert isinstance(ctx.completion and ctx.completion.error, NonRetryableError)
     assert "invalid_blocks" in str(ctx.completion and ctx.completion.error)
     assert "dropped" not in h.log.statuses("rem-1")
+
+
+async def test_format_rejection_releases_the_claim_so_a_replay_sends_at_once() -> None:
+    h = Harness(claim_lease=timedelta(seconds=60))
+    h.sender.script["rem-1"] = [SendResult.permanent("invalid_blocks", dead_letter=True)]
+    at_release: list[str] = []
+    event = scheduled(due_in=0)
+    ctx = await h.feed(event)
+    h.log.on_release = lambda rid: at_release.append(ctx.state)
+    await h.run()
+    assert at_release == ["pending"]  # released before the record was failed
+    assert ctx.state == "failed"
+    assert h.log.statuses("rem-1") == ["claimed", "tombstone"]
+    assert h.log.get("rem-1") is None
+    # the dead letter is replayed (same event): no lease wait, no history check, sent once
+    replay = await h.feed(event)
+    await h.run()
+    assert h.sender.sent == [("rem-1", T0)]
+    assert h.sender.find_calls == []
+    assert replay.state == "done"
+    assert h.log.statuses("rem-1") == ["claimed", "tombstone", "claimed", "sent"]
+
+
+async def test_recipient_unreachable_drops_without_a_tombstone(h: Harness) -> None:
+    h.sender.script["rem-1"] = [SendResult.permanent("user_not_found")]
+    await h.feed(scheduled(due_in=0))
+    await h.run()
+    assert "tombstone" not in h.log.statuses("rem-1")
+    state = h.log.get("rem-1")
+    assert state is not None
+    assert state.status == "dropped"
+
+
+async def test_failed_release_keeps_the_claim_and_the_lease_protects_the_replay() -> None:
+    h = Harness(claim_lease=timedelta(seconds=60))
+    h.sender.script["rem-1"] = [SendResult.permanent("invalid_blocks", dead_letter=True)]
+    h.log.release_error = ConnectionError("broker gone")
+    event = scheduled(due_in=0)
+    ctx = await h.feed(event)
+    await h.run()
+    assert ctx.state == "failed"  # dead-lettered anyway
+    state = h.log.get("rem-1")
+    assert state is not None
+    assert state.status == "claimed"
+    # the replay finds a claim it cannot tell from another worker's: lease, then history check
+    replay = await h.feed(event)
+    await h.run()
+    assert h.sender.sent == []
+    h.clock.advance(60)
+    await h.run()
+    assert h.sender.find_calls == ["rem-1"]
+    assert [r for r, _ in h.sender.sent] == ["rem-1"]
+    assert replay.state == "done"
+
+
+def test_tombstone_releases_a_claim_but_never_hides_a_final_state() -> None:
+    log = MemoryLog(lambda: T0.timestamp())
+    for rid, status in (("a", "claimed"), ("b", "sent"), ("c", "dropped")):
+        log._apply(
+            ReminderDeliveryData(
+                run_id="run-1",
+                reminder_id=rid,
+                status=status,  # type: ignore[arg-type]
+                due_at=T0,
+                recorded_at=T0,
+                claimed_at=T0,
+            )
+        )
+    for rid in ("a", "b", "c", "unknown"):
+        log._forget(rid)
+    assert log.get("a") is None
+    assert [log.get(r).status for r in ("b", "c")] == ["sent", "dropped"]  # type: ignore[union-attr]
 
 
 async def test_configuration_error_keeps_backlog_and_resumes_after_probe(h: Harness) -> None:

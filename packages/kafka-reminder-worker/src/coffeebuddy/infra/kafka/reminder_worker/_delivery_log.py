@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from coffeebuddy.infra.kafka.models import (
     EventDecodeError,
@@ -47,7 +47,8 @@ class DeliveryLog:
 
     A group-less consumer is assigned every partition, reads to the end offsets found at start
     (`caught_up`), then tails so claims and deliveries of other workers become visible.
-    `barrier()` waits until everything written before the call has been read.
+    `barrier()` waits until everything written before the call has been read. A tombstone
+    (null value) releases a claim: the reminder has no state again.
     """
 
     def __init__(
@@ -76,6 +77,8 @@ class DeliveryLog:
         self._last_prune = 0.0
         self._queue: list[ReminderDeliveryData] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._tombstoner: AIOKafkaProducer | None = None
+        self._tombstoner_lock = asyncio.Lock()
         self.error: str | None = None
 
     @property
@@ -119,6 +122,9 @@ class DeliveryLog:
 
     async def stop(self) -> None:
         await self.flush()
+        if self._tombstoner is not None:
+            tombstoner, self._tombstoner = self._tombstoner, None
+            await tombstoner.stop()
         if self._flusher is not None and not self._flusher.done():
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -191,6 +197,27 @@ class DeliveryLog:
         for data in records:
             self._apply(data)
 
+    async def release(self, reminder_id: str) -> None:
+        """Write a tombstone for `reminder_id` (its claim is void: nothing was posted), then
+        forget the claim locally. Raises if the write fails (the claim then stays)."""
+        producer = await self._tombstone_producer()
+        await producer.send_and_wait(self._topic.name, value=None, key=reminder_id.encode())
+        self._forget(reminder_id)
+
+    async def _tombstone_producer(self) -> AIOKafkaProducer:
+        # KafkaEventProducer only sends bytes values; tombstones are rare (one per definite
+        # rejection), so a plain producer is started on first use
+        async with self._tombstoner_lock:
+            if self._tombstoner is None:
+                producer = AIOKafkaProducer(**self._settings.producer_kwargs())
+                try:
+                    await producer.start()
+                except BaseException:
+                    await producer.stop()
+                    raise
+                self._tombstoner = producer
+            return self._tombstoner
+
     def enqueue(self, data: ReminderDeliveryData) -> None:
         """Apply now; publish in the background with other queued records (sent / dropped
         notes, whose loss the claim already covers). Retried a few times, then logged."""
@@ -235,6 +262,13 @@ class DeliveryLog:
             return
         self._states[data.reminder_id] = LogState(status, claimed_at, self._clock())
 
+    def _forget(self, reminder_id: str) -> None:
+        """Apply a tombstone: a released claim means no state. A tombstone only ever releases a
+        claim, so like a late claim it never hides a final state (sent / dropped)."""
+        prev = self._states.get(reminder_id)
+        if prev is not None and prev.status == CLAIMED:
+            del self._states[reminder_id]
+
     async def _tail(self) -> None:
         consumer = self._consumer
         assert consumer is not None
@@ -252,6 +286,8 @@ class DeliveryLog:
             for records in batches.values():
                 for rec in records:
                     if rec.value is None:
+                        if rec.key is not None:
+                            self._forget(rec.key.decode(errors="replace"))
                         continue
                     try:
                         event = decode_event(rec.value)

@@ -59,6 +59,9 @@ Clock = Callable[[], datetime]
 _BATCH = 1000
 """Due reminders taken from the heap per scheduler round (one log barrier per round)."""
 
+_RELEASE_TIMEOUT = 10.0
+"""Seconds a claim release (tombstone write) may take before the record is given up anyway."""
+
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
@@ -730,6 +733,10 @@ class ReminderWorker:
             log.warning("sender raised %s; treated as ambiguous", type(exc).__name__, extra=extra)
             result = SendResult.ambiguous(type(exc).__name__)
         if result.outcome is not SendOutcome.SENT:
+            if result.outcome is SendOutcome.PERMANENT and result.dead_letter:
+                # a definite rejection posted nothing: release the claim before the record goes
+                # to the dead-letter topic, so a replay is sent at once instead of after the lease
+                await self._release_claim(entry, extra)
             return self._handle_failure(entry, result, extra)
         sent_at = self._now()
         self._note_sent(entry, result)
@@ -741,6 +748,21 @@ class ReminderWorker:
         self._finish(entry, None)
         log.info("reminder sent", extra={**extra, "lateness_s": round(sent_at - entry.due, 3)})
         return "settled"
+
+    async def _release_claim(self, entry: Pending, extra: dict[str, str]) -> None:
+        """Tombstone this worker's claim (nothing was posted). On failure the claim stays: a
+        later attempt waits for its lease and checks for a post first, as after a crash."""
+        try:
+            async with asyncio.timeout(_RELEASE_TIMEOUT):
+                await self._log.release(entry.reminder_id)
+        except Exception as exc:
+            log.warning(
+                "claim not released (%s); a replay waits for the claim lease",
+                type(exc).__name__,
+                extra=extra,
+            )
+            return
+        entry.claimed_at = None
 
     def _note_sent(self, entry: Pending, result: SendResult) -> None:
         """Mark sent locally at once, write the sent record in the background (the claim
