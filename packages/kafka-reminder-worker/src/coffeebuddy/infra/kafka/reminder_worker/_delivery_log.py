@@ -124,7 +124,10 @@ class DeliveryLog:
         await self.flush()
         if self._tombstoner is not None:
             tombstoner, self._tombstoner = self._tombstoner, None
-            await tombstoner.stop()
+            try:
+                await tombstoner.stop()
+            except Exception as exc:  # nothing queued on it; the reader must still stop
+                log.warning("delivery log tombstone producer stop failed: %s", type(exc).__name__)
         if self._flusher is not None and not self._flusher.done():
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
