@@ -71,7 +71,9 @@ def test_package_follows_the_layout(pkg: Path) -> None:
     hatch = tomllib.loads((pkg / "hatch.toml").read_text())
     assert hatch["envs"]["default"]["installer"] == "uv"
     assert "test" in hatch["envs"]["default"]["scripts"]
-    assert hatch["envs"]["py312"] == {"template": "default", "python": "3.12"}, "pkg:test runs py312"
+    assert hatch["envs"]["py312"] == {"template": "default", "python": "3.12"}, (
+        "pkg:test runs py312"
+    )
     deps = project["dependencies"]
     assert not any("@" in d for d in deps), "no direct references in published metadata"
     for dep in deps:
