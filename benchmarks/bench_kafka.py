@@ -164,7 +164,7 @@ async def _consume_harness(settings: KafkaSettings, topic: TopicConfig, count: i
         f"bench-harness-{uuid.uuid4().hex[:6]}",
         handler,
         metrics=KafkaMetrics(CollectorRegistry()),
-        max_in_flight=5000,
+        max_in_flight=20000,
     )
     task = asyncio.ensure_future(harness.run())
     try:

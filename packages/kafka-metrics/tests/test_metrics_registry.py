@@ -144,3 +144,30 @@ def test_default_registry_is_used_when_none_given() -> None:
 
     assert m.KafkaMetrics().registry is REGISTRY
     assert m.KafkaMetrics().commits is m.KafkaMetrics(REGISTRY).commits
+
+
+def test_observe_many_matches_repeated_observe() -> None:
+    values = [0.0, 0.0004, 0.001, 0.0011, 0.3, 7.0, 59.0, 61.0, 1e9, 0.01, 0.01]
+    r1, r2 = CollectorRegistry(), CollectorRegistry()
+    one = m.KafkaMetrics(r1).handler_duration.labels("t", "g", "success")
+    many = m.KafkaMetrics(r2).handler_duration.labels("t", "g", "success")
+    for v in values:
+        one.observe(v)
+    m.observe_many(many, values)
+    m.observe_many(many, [])
+    samples1 = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for s in r1.collect()
+        for s in s.samples
+        if "created" not in s.name
+    }
+    samples2 = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for s in r2.collect()
+        for s in s.samples
+        if "created" not in s.name
+    }
+    assert samples1 == samples2
+    assert r2.get_sample_value(
+        m.HANDLER_DURATION + "_count", {"topic": "t", "group": "g", "outcome": "success"}
+    ) == len(values)

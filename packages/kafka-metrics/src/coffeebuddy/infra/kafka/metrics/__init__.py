@@ -43,6 +43,7 @@ from coffeebuddy.infra.kafka.metrics._metrics import (
     LabelLimiter,
     ReminderMetrics,
     bounded,
+    observe_many,
     slack_error_label,
 )
 from coffeebuddy.infra.kafka.metrics._version import __version__
@@ -87,5 +88,6 @@ __all__ = [
     "ReminderMetrics",
     "__version__",
     "bounded",
+    "observe_many",
     "slack_error_label",
 ]

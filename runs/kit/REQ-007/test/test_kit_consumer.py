@@ -1,0 +1,83 @@
+"""Kit: producer -> consumer harness round trip with a poison record (public API only)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from aiokafka import AIOKafkaConsumer
+from prometheus_client import CollectorRegistry
+
+from coffeebuddy.infra.kafka.config import KafkaSettings
+from coffeebuddy.infra.kafka.consumer import (
+    DLQ_ORIGIN_OFFSET,
+    DLQ_REASON,
+    KafkaConsumerHarness,
+    RecordContext,
+)
+from coffeebuddy.infra.kafka.metrics import KafkaMetrics
+from coffeebuddy.infra.kafka.models import Event, ReminderScheduled, ReminderScheduledData
+from coffeebuddy.infra.kafka.producer import KafkaEventProducer
+from coffeebuddy.infra.kafka.testing import TopicFactory, wait_until
+from coffeebuddy.infra.kafka.topics import REMINDER_EVENT_TYPES
+
+
+def reminder(n: int) -> ReminderScheduled:
+    return ReminderScheduled.create(
+        data=ReminderScheduledData(
+            run_id=f"run-{n}",
+            reminder_id=f"run-{n}:runner",
+            kind="runner",
+            team_id="T0001",
+            channel_id="C0001",
+            recipient_user_id="U0001",
+            due_at=datetime.now(UTC) + timedelta(minutes=5),
+            place="Cafe",
+        )
+    )
+
+
+async def test_kit_consumer_handles_events_and_dead_letters_poison(
+    kafka_settings: KafkaSettings, unique_topic: TopicFactory
+) -> None:
+    topic = unique_topic(1, event_types=REMINDER_EVENT_TYPES)
+    dlq = unique_topic.dead_letter(topic)
+    metrics = KafkaMetrics(CollectorRegistry())
+    handled: list[str] = []
+    dead: list[dict[str, bytes]] = []
+
+    async def handler(event: Event, ctx: RecordContext) -> None:
+        handled.append(event.id)
+
+    async with KafkaEventProducer(kafka_settings, metrics=metrics) as producer:
+        events = [reminder(i) for i in range(5)]
+        await producer.publish_many(topic, events[:2])
+        await producer.send_raw(topic, b"{broken", key=b"run-x")
+        await producer.publish_many(topic, events[2:])
+        harness = KafkaConsumerHarness(
+            kafka_settings, [topic], "kit-consumer", handler, producer=producer, metrics=metrics
+        )
+        task = asyncio.ensure_future(harness.run())
+        try:
+            await wait_until(lambda: len(handled) == 5, timeout=20, message="5 events handled")
+            await wait_until(lambda: harness.health().ready, timeout=5, message="ready")
+        finally:
+            await harness.stop()
+            await task
+        assert producer.started  # a producer passed in stays the caller's
+
+    reader = AIOKafkaConsumer(dlq.name, **kafka_settings.consumer_kwargs(None))
+    await reader.start()
+    try:
+
+        async def got_one() -> bool:
+            for records in (await reader.getmany(timeout_ms=100)).values():
+                dead.extend(dict(r.headers) for r in records)
+            return bool(dead)
+
+        await wait_until(got_one, timeout=10, message="dead letter")
+    finally:
+        await reader.stop()
+    assert handled == [e.id for e in events]
+    assert dead[0][DLQ_REASON] == b"decode_error"
+    assert dead[0][DLQ_ORIGIN_OFFSET] == b"2"
