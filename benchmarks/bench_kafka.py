@@ -4,7 +4,7 @@ All numbers come from one run on the embedded broker with ~300-byte `ReminderSch
 
 - producer: `KafkaEventProducer.publish_many` (validation, encode, key, headers, metrics) vs raw
   `AIOKafkaProducer` with the same settings doing the same encode + send-all-then-gather.
-- consumer: `KafkaConsumerHarness` (batch decode, no-op handler, offset tracking, commits,
+- consumer: `KafkaConsumerHarness` (decode, no-op handler, offset tracking, commits,
   metrics) vs a raw aiokafka `getmany` loop doing the same pydantic decode and periodic
   commits, and vs FastStream 0.7.8's aiokafka subscriber decoding the same model.
 
