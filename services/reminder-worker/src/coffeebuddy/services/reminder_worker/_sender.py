@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
+from prometheus_client import Histogram
 from pydantic import SecretStr
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
@@ -80,6 +81,7 @@ TRANSIENT_ERRORS = frozenset({"service_unavailable", "request_timeout", "ratelim
 AMBIGUOUS_POST_ERRORS = frozenset({"fatal_error", "internal_error"})
 
 _POST = "chat.postMessage"
+_SDK_LOGGER = "coffeebuddy.reminder_worker.slack_sdk"
 _HISTORY_PAGES = 5
 _HISTORY_SKEW = timedelta(seconds=60)
 
@@ -133,6 +135,19 @@ def classify_slack_error(method: str, exc: BaseException) -> SendResult:
     )
 
 
+def _sdk_logger() -> logging.Logger:
+    """slack_sdk's logger, at INFO unless explicitly configured.
+
+    slack_sdk checks `logger.level <= DEBUG` (not the effective level) and then formats every
+    request and response into a debug string, blocks included; a logger left at NOTSET pays that
+    on every call. Set this logger to DEBUG explicitly to get those lines.
+    """
+    logger = logging.getLogger(_SDK_LOGGER)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(max(logger.getEffectiveLevel(), logging.INFO))
+    return logger
+
+
 def _retry_after(response: Any) -> float:
     headers = getattr(response, "headers", None) or {}
     raw = None
@@ -169,6 +184,7 @@ class SlackDMSender:
         self._metrics = metrics
         self._channels: OrderedDict[str, str] = OrderedDict()
         self._cache_size = channel_cache_size
+        self._durations: dict[tuple[str, str], Histogram] = {}
         self.bot_user_id: str | None = None
         self.team_id: str | None = None
 
@@ -200,7 +216,7 @@ class SlackDMSender:
             timeout=int(max(1, timeout)),
             session=session,
             retry_handlers=[],
-            logger=logging.getLogger("coffeebuddy.reminder_worker.slack_sdk"),
+            logger=_sdk_logger(),
         )
         # The app never receives requests (no Events API here), so no signing secret is needed.
         bolt_log = logging.getLogger("coffeebuddy.reminder_worker.slack_bolt")
@@ -302,7 +318,9 @@ class SlackDMSender:
         outcome = "ok"
         try:
             if method == _POST:
-                response = await self._client.chat_postMessage(**kwargs)
+                # api_call with the final JSON body: chat_postMessage would only re-scan our plain
+                # dict blocks for Block objects and drop None values on every call.
+                response = await self._client.api_call(_POST, json=kwargs)
             elif method == "conversations.open":
                 response = await self._client.conversations_open(**kwargs)
             elif method == "conversations.history":
@@ -324,11 +342,18 @@ class SlackDMSender:
             raise
         finally:
             if self._metrics is not None:
-                self._metrics.slack_api_duration.labels(method, outcome).observe(
-                    time.perf_counter() - started
-                )
+                self._duration(method, outcome).observe(time.perf_counter() - started)
         data = response.data
         return data if isinstance(data, dict) else {}
+
+    def _duration(self, method: str, outcome: str) -> Histogram:
+        """The labelled histogram child, looked up once per (method, outcome)."""
+        child = self._durations.get((method, outcome))
+        if child is None:
+            assert self._metrics is not None
+            child = self._metrics.slack_api_duration.labels(method, outcome)
+            self._durations[method, outcome] = child
+        return child
 
     def _error(self, method: str, code: str) -> None:
         if self._metrics is not None:
