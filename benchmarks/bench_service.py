@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import statistics
 import sys
 import time
@@ -187,7 +188,13 @@ async def _loopback_ceiling(n: int) -> float:
 async def _bare_rate(n: int, base_url: str, token: str) -> float:
     """Bare slack_sdk chat_postMessage, payload rendered up front, one pre-opened channel."""
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONCURRENCY))
-    raw = AsyncWebClient(token=token, base_url=base_url, retry_handlers=[], session=session)
+    # A logger at INFO: slack_sdk formats a debug line per request and response whenever its
+    # logger's own level is NOTSET (the default), which the baseline should not pay.
+    quiet = logging.getLogger("bench.slack_sdk")
+    quiet.setLevel(logging.INFO)
+    raw = AsyncWebClient(
+        token=token, base_url=base_url, retry_handlers=[], session=session, logger=quiet
+    )
     channel = str((await raw.conversations_open(users="U0RAW"))["channel"]["id"])
     text, blocks = render_reminder(
         reminder_id="bench-raw",
