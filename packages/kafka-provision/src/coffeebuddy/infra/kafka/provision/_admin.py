@@ -112,6 +112,20 @@ class ClusterAdmin(Protocol):
     async def close(self) -> None: ...
 
 
+def _binding_row(acl: AclSpec, api_version: int) -> tuple[Any, ...]:
+    """One exact ACL binding as CreateAcls/DeleteAcls encode it (v1+ adds the pattern type)."""
+    head: tuple[Any, ...] = (RESOURCE_TYPE_CODES[acl.resource_type], acl.resource_name)
+    tail = (
+        acl.principal,
+        acl.host,
+        OPERATION_CODES[acl.operation],
+        PERMISSION_CODES[acl.permission],
+    )
+    if api_version >= 1:
+        return (*head, PATTERN_CODES[acl.pattern_type], *tail)
+    return (*head, *tail)
+
+
 class _CreateAcls(Request[CreateAclsRequest_v0 | CreateAclsRequest_v1]):  # type: ignore[misc]
     """CreateAcls with any number of creations (aiokafka's own builds exactly one)."""
 
@@ -123,20 +137,9 @@ class _CreateAcls(Request[CreateAclsRequest_v0 | CreateAclsRequest_v1]):  # type
     def build(
         self, request_struct_class: type[CreateAclsRequest_v0 | CreateAclsRequest_v1]
     ) -> CreateAclsRequest_v0 | CreateAclsRequest_v1:
-        rows: list[tuple[Any, ...]] = []
-        for acl in self._acls:
-            head: tuple[Any, ...] = (RESOURCE_TYPE_CODES[acl.resource_type], acl.resource_name)
-            tail = (
-                acl.principal,
-                acl.host,
-                OPERATION_CODES[acl.operation],
-                PERMISSION_CODES[acl.permission],
-            )
-            if request_struct_class.API_VERSION >= 1:
-                rows.append((*head, PATTERN_CODES[acl.pattern_type], *tail))
-            else:
-                rows.append((*head, *tail))
-        return request_struct_class(rows)
+        return request_struct_class(
+            [_binding_row(acl, request_struct_class.API_VERSION) for acl in self._acls]
+        )
 
 
 class _DeleteAcls(Request[DeleteAclsRequest_v0 | DeleteAclsRequest_v1]):  # type: ignore[misc]
@@ -150,20 +153,9 @@ class _DeleteAcls(Request[DeleteAclsRequest_v0 | DeleteAclsRequest_v1]):  # type
     def build(
         self, request_struct_class: type[DeleteAclsRequest_v0 | DeleteAclsRequest_v1]
     ) -> DeleteAclsRequest_v0 | DeleteAclsRequest_v1:
-        rows: list[tuple[Any, ...]] = []
-        for acl in self._acls:
-            head: tuple[Any, ...] = (RESOURCE_TYPE_CODES[acl.resource_type], acl.resource_name)
-            tail = (
-                acl.principal,
-                acl.host,
-                OPERATION_CODES[acl.operation],
-                PERMISSION_CODES[acl.permission],
-            )
-            if request_struct_class.API_VERSION >= 1:
-                rows.append((*head, PATTERN_CODES[acl.pattern_type], *tail))
-            else:
-                rows.append((*head, *tail))
-        return request_struct_class(rows)
+        return request_struct_class(
+            [_binding_row(acl, request_struct_class.API_VERSION) for acl in self._acls]
+        )
 
 
 @contextlib.contextmanager
