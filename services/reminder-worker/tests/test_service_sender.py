@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -248,3 +249,18 @@ async def test_many_concurrent_sends_each_post_once(
     assert all(r.ok for r in results)
     assert len(fake_slack.messages()) == 60
     assert len({m.block_ids[0] for m in fake_slack.messages()}) == 60
+
+
+async def test_sender_keeps_slack_sdk_debug_formatting_off_unless_asked(
+    sender: SlackDMSender,
+) -> None:
+    """slack_sdk formats every request at DEBUG when its logger level is NOTSET: keep it off."""
+    sdk_logger = logging.getLogger("coffeebuddy.reminder_worker.slack_sdk")
+    assert sdk_logger.level >= logging.INFO
+    sdk_logger.setLevel(logging.DEBUG)  # an operator asking for the lines gets them
+    try:
+        other = SlackDMSender.create("xoxb-test", base_url="http://127.0.0.1:9/api/")
+        await other.close()
+        assert sdk_logger.level == logging.DEBUG
+    finally:
+        sdk_logger.setLevel(logging.NOTSET)
