@@ -358,18 +358,19 @@ class KafkaEventProducer:
     async def send_raw(
         self,
         topic: TopicConfig,
-        value: bytes,
+        value: bytes | None,
         *,
         key: bytes | None,
         headers: Headers | None = None,
     ) -> RecordMetadata:
-        """Send pre-encoded bytes (dead-letter path and DLQ replay); no event-type check."""
+        """Send pre-encoded bytes (dead-letter path, DLQ replay) or, with `value=None`, a
+        tombstone on a compacted topic; no event-type check."""
         topic = _require_topic(topic)
         return await self._send_one(topic.name, value, key, _header_list(headers))
 
     # -- internals -------------------------------------------------------------------------
     async def _send_one(
-        self, topic: str, value: bytes, key: bytes | None, headers: list[tuple[str, bytes]]
+        self, topic: str, value: bytes | None, key: bytes | None, headers: list[tuple[str, bytes]]
     ) -> RecordMetadata:
         producer = self._live()
         generation = self._generation
@@ -389,7 +390,8 @@ class KafkaEventProducer:
             raise
         tm.duration.observe(time.perf_counter() - start)
         tm.success.inc()
-        tm.bytes.inc(len(value))
+        if value:
+            tm.bytes.inc(len(value))
         return RecordMetadata(md.topic, md.partition, md.offset)
 
     async def _send_batch(

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from coffeebuddy.infra.kafka.models import (
     EventDecodeError,
@@ -77,8 +77,6 @@ class DeliveryLog:
         self._last_prune = 0.0
         self._queue: list[ReminderDeliveryData] = []
         self._flusher: asyncio.Task[None] | None = None
-        self._tombstoner: AIOKafkaProducer | None = None
-        self._tombstoner_lock = asyncio.Lock()
         self.error: str | None = None
 
     @property
@@ -122,12 +120,6 @@ class DeliveryLog:
 
     async def stop(self) -> None:
         await self.flush()
-        if self._tombstoner is not None:
-            tombstoner, self._tombstoner = self._tombstoner, None
-            try:
-                await tombstoner.stop()
-            except Exception as exc:  # nothing queued on it; the reader must still stop
-                log.warning("delivery log tombstone producer stop failed: %s", type(exc).__name__)
         if self._flusher is not None and not self._flusher.done():
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -203,23 +195,8 @@ class DeliveryLog:
     async def release(self, reminder_id: str) -> None:
         """Write a tombstone for `reminder_id` (its claim is void: nothing was posted), then
         forget the claim locally. Raises if the write fails (the claim then stays)."""
-        producer = await self._tombstone_producer()
-        await producer.send_and_wait(self._topic.name, value=None, key=reminder_id.encode())
+        await self._producer.send_raw(self._topic, None, key=reminder_id.encode())
         self._forget(reminder_id)
-
-    async def _tombstone_producer(self) -> AIOKafkaProducer:
-        # KafkaEventProducer only sends bytes values; tombstones are rare (one per definite
-        # rejection), so a plain producer is started on first use
-        async with self._tombstoner_lock:
-            if self._tombstoner is None:
-                producer = AIOKafkaProducer(**self._settings.producer_kwargs())
-                try:
-                    await producer.start()
-                except BaseException:
-                    await producer.stop()
-                    raise
-                self._tombstoner = producer
-            return self._tombstoner
 
     def enqueue(self, data: ReminderDeliveryData) -> None:
         """Apply now; publish in the background with other queued records (sent / dropped
