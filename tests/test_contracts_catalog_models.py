@@ -47,6 +47,7 @@ def test_type_constants_agree() -> None:
         "REMINDER_SCHEDULED",
         "REMINDER_CANCELLED",
         "REMINDER_DELIVERY",
+        "REMINDER_STATE",
         "DLQ_REPLAYED",
     ):
         assert getattr(topics, name) == getattr(models, name), name
@@ -143,6 +144,8 @@ def test_operations_follow_the_principals(gen: Any) -> None:
         ("send", "#/channels/reminderEventsDlq"),
         ("send", "#/channels/reminderDeliveries"),
         ("receive", "#/channels/reminderDeliveries"),
+        ("send", "#/channels/reminderStateChangelog"),
+        ("receive", "#/channels/reminderStateChangelog"),
     }
     groups = {
         op["bindings"]["kafka"]["groupId"]["enum"][0] for op in ops.values() if "bindings" in op

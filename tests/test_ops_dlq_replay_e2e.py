@@ -39,8 +39,8 @@ from coffeebuddy.infra.kafka.testing import FakeSlackServer, TopicFactory, wait_
 from coffeebuddy.infra.kafka.topics import (
     CATALOG,
     DLQ_REPLAYS_TOPIC,
-    REMINDER_DELIVERIES_TOPIC,
     REMINDER_EVENTS_TOPIC,
+    REMINDER_STATE_CHANGELOG_TOPIC,
     RUN_EVENTS_TOPIC,
     TopicConfig,
 )
@@ -54,7 +54,7 @@ USER = "U0REPLAY1"
 class Topics:
     reminders: TopicConfig
     runs: TopicConfig
-    deliveries: TopicConfig
+    changelog: TopicConfig
     ledger: TopicConfig
 
 
@@ -72,11 +72,11 @@ class Running:
 def topics(unique_topic: TopicFactory) -> Topics:
     return Topics(
         reminders=unique_topic(2, event_types=REMINDER_EVENTS_TOPIC.event_types),
-        runs=unique_topic(1, event_types=RUN_EVENTS_TOPIC.event_types),
-        deliveries=unique_topic(
-            1,
-            key_field="reminder_id",
-            event_types=REMINDER_DELIVERIES_TOPIC.event_types,
+        runs=unique_topic(2, event_types=RUN_EVENTS_TOPIC.event_types),
+        changelog=unique_topic(
+            2,
+            key_field="state_key",
+            event_types=REMINDER_STATE_CHANGELOG_TOPIC.event_types,
             dead_letter=False,
         ),
         # the replay ledger, shaped like the catalog's coffeebuddy.dlq.replays (dev sizing)
@@ -103,9 +103,11 @@ async def worker_running(
                 sender,
                 producer,
                 settings,
-                deliveries_topic=topics.deliveries,
+                events_topic=topics.reminders,
+                changelog_topic=topics.changelog,
                 metrics=reminder_metrics,
-                claim_lease=timedelta(seconds=1),
+                kafka_metrics=kafka_metrics,
+                group=group,
                 retry_initial=0.1,
                 retry_max=1.0,
                 auth_probe_initial=0.2,

@@ -23,6 +23,7 @@ from coffeebuddy.infra.kafka.models import (
     ReminderDeliveryData,
     ReminderScheduled,
     ReminderScheduledData,
+    ReminderState,
     RunCancelled,
     RunCancelledData,
     RunClosed,
@@ -35,6 +36,7 @@ from coffeebuddy.infra.kafka.testing import TopicFactory, wait_until
 from coffeebuddy.infra.kafka.topics import (
     REMINDER_DELIVERIES_TOPIC,
     REMINDER_EVENTS_TOPIC,
+    REMINDER_STATE_CHANGELOG_TOPIC,
     RUN_EVENTS_TOPIC,
     TopicConfig,
 )
@@ -95,6 +97,7 @@ class Topics:
     reminders: TopicConfig
     runs: TopicConfig
     deliveries: TopicConfig
+    changelog: TopicConfig
 
 
 @pytest.fixture
@@ -106,6 +109,12 @@ def topics(unique_topic: TopicFactory) -> Topics:
             2,
             key_field="reminder_id",
             event_types=REMINDER_DELIVERIES_TOPIC.event_types,
+            dead_letter=False,
+        ),
+        changelog=unique_topic(
+            2,
+            key_field="state_key",
+            event_types=REMINDER_STATE_CHANGELOG_TOPIC.event_types,
             dead_letter=False,
         ),
     )
@@ -139,14 +148,16 @@ async def running(
     metrics = ReminderMetrics(registry)
     kafka_metrics = KafkaMetrics(registry)
     async with KafkaEventProducer(settings) as producer:
-        worker_kwargs.setdefault("claim_lease", timedelta(seconds=1))
+        worker_kwargs.setdefault("legacy_claim_lease", timedelta(seconds=1))
         worker_kwargs.setdefault("retry_initial", 0.1)
         worker_kwargs.setdefault("retry_max", 1.0)
         worker = ReminderWorker(
             sender,
             producer,
             settings,
-            deliveries_topic=topics.deliveries,
+            events_topic=topics.reminders,
+            changelog_topic=topics.changelog,
+            legacy_deliveries_topic=topics.deliveries,
             metrics=metrics,
             **worker_kwargs,
         )
@@ -229,6 +240,24 @@ async def read_all(settings: KafkaSettings, topic: str, expect: int) -> list[Any
     return records
 
 
+async def changelog_states(
+    settings: KafkaSettings, topic: TopicConfig, expect: int
+) -> list[tuple[str, str | None]]:
+    """(state_key, status or None for a tombstone) of every changelog record, in offset order
+    per partition; each value must validate as the models package's `ReminderState`."""
+    out: list[tuple[str, str | None]] = []
+    for rec in await read_all(settings, topic.name, expect):
+        key = rec.key.decode()
+        if rec.value is None:
+            out.append((key, None))
+            continue
+        event = decode_event(rec.value)
+        assert isinstance(event, ReminderState)
+        assert event.data.state_key == key
+        out.append((key, str(event.data.status)))
+    return out
+
+
 async def test_delivers_on_time_never_early_and_drops_expired(
     kafka_settings: KafkaSettings, topics: Topics
 ) -> None:
@@ -256,17 +285,14 @@ async def test_delivers_on_time_never_early_and_drops_expired(
     due = {ev.data.reminder_id: ev.data.due_at for ev in events}
     for s in sender.sent:
         assert s.at >= due[s.reminder_id], f"{s.reminder_id} sent before its due time"
-    statuses = [
-        (e.data.reminder_id, e.data.status)
-        for e in (
-            decode_event(rec.value)
-            for rec in await read_all(kafka_settings, topics.deliveries.name, 7)
-        )
-        if isinstance(e, ReminderDelivery)
-    ]
+    statuses = await changelog_states(kafka_settings, topics.changelog, 10)
     assert ("r-expired", "dropped") in statuses
     for rid in ("r-1", "r-2", "r-late"):
-        assert statuses.index((rid, "claimed")) < statuses.index((rid, "sent"))
+        assert (
+            statuses.index((rid, "scheduled"))
+            < statuses.index((rid, "claimed"))
+            < statuses.index((rid, "sent"))
+        )
 
 
 async def test_duplicates_suppressed_on_republish_and_after_restart(
@@ -425,8 +451,7 @@ async def test_format_rejection_is_dead_lettered_and_replay_delivers_once(
         script={"bad": [SendResult.permanent("invalid_blocks", dead_letter=True)]}
     )
     assert topics.reminders.dead_letter_topic is not None
-    # a long lease: the replay must not wait for it (the rejection released the claim)
-    async with running(kafka_settings, topics, sender, claim_lease=timedelta(seconds=60)) as r:
+    async with running(kafka_settings, topics, sender) as r:
         meta = await r.producer.publish(topics.reminders, reminder("bad", due=soon(0.3)))
         [dead] = await read_all(kafka_settings, topics.reminders.dead_letter_topic, 1)
         headers = {k: v.decode() for k, v in dead.headers}
@@ -437,17 +462,15 @@ async def test_format_rejection_is_dead_lettered_and_replay_delivers_once(
         assert sender.sent == []
         await wait_until(lambda: r.worker.pending_count == 0, timeout=WAIT, message="settled")
         # the claim was released with a tombstone written before the record was dead-lettered
-        log = await read_all(kafka_settings, topics.deliveries.name, 2)
-        mine = [rec for rec in log if rec.key == b"bad"]
-        assert [rec.value is None for rec in mine] == [False, True]
-        assert decode_event(mine[0].value).data.status == "claimed"  # type: ignore[union-attr]
+        states = await changelog_states(kafka_settings, topics.changelog, 3)
+        assert [st for key, st in states if key == "bad"] == ["scheduled", "claimed", None]
         # ops fixed the template and replays the dead letter: delivered exactly once, at once
         await r.producer.send_raw(topics.reminders, dead.value, key=dead.key, headers=[])
         await r.producer.send_raw(topics.reminders, dead.value, key=dead.key, headers=[])
         await wait_until(
             lambda: sender.ids() == ["bad"],
-            timeout=15.0,  # well below the 60 s lease
-            message="replay sent without waiting for the claim lease",
+            timeout=15.0,
+            message="replay sent at once (the claim was released)",
         )
         await wait_until(
             lambda: (
@@ -494,11 +517,12 @@ async def test_two_workers_in_one_group_send_each_reminder_once(
         assert s.at >= due
 
 
-async def test_claim_without_sent_record_is_checked_before_sending(
+async def test_upgrade_legacy_claim_without_sent_record_is_checked_before_sending(
     kafka_settings: KafkaSettings, topics: Topics
 ) -> None:
-    """A previous worker claimed two reminders and died before writing `sent`: one had been
-    posted (found in the DM history), the other not. Only the second is sent now."""
+    """A worker of the delivery-log format claimed two reminders and died before writing
+    `sent`: one had been posted (found in the DM history), the other not. The upgraded worker
+    reads the old log once and sends only the second."""
     sender = RecordingSender(posted_before={"crash-posted"})
     claimed_at = datetime.now(UTC) - timedelta(minutes=1)
     async with KafkaEventProducer(kafka_settings) as producer:
@@ -528,12 +552,5 @@ async def test_claim_without_sent_record_is_checked_before_sending(
         )
     assert sorted(sender.find_calls) == ["crash-posted", "crash-unposted"]
     assert sender.ids() == ["crash-unposted"]
-    final = {
-        e.data.reminder_id: e.data.status
-        for e in (
-            decode_event(rec.value)
-            for rec in await read_all(kafka_settings, topics.deliveries.name, 5)
-        )
-        if isinstance(e, ReminderDelivery)
-    }
+    final = dict(await changelog_states(kafka_settings, topics.changelog, 5))
     assert final == {"crash-posted": "sent", "crash-unposted": "sent"}

@@ -142,7 +142,7 @@ class Stack:
             "SLACK_API_BASE_URL": self.slack.base_url,
             "SLACK_TIMEOUT_S": "2",
             "SLACK_AUTH_PROBE_MAX_S": "1",
-            "REMINDER_CLAIM_LEASE_S": "5",
+            "REMINDER_CLOCK_SKEW_S": "1",
             "WORKER_HTTP_HOST": "127.0.0.1",
             "WORKER_HTTP_PORT": str(free_port()),
             "WORKER_DRAIN_TIMEOUT_S": "10",

@@ -34,9 +34,9 @@ from coffeebuddy.infra.kafka.models import (
     OrderLine,
     ReminderCancelled,
     ReminderCancelledData,
-    ReminderDelivery,
     ReminderScheduled,
     ReminderScheduledData,
+    ReminderState,
     RunCreated,
     RunCreatedData,
     RunnerAssigned,
@@ -47,8 +47,8 @@ from coffeebuddy.infra.kafka.producer import KafkaEventProducer
 from coffeebuddy.infra.kafka.provision import ensure_topics
 from coffeebuddy.infra.kafka.testing import EmbeddedBroker, FakeSlackServer, free_port, wait_until
 from coffeebuddy.infra.kafka.topics import (
-    REMINDER_DELIVERIES_TOPIC,
     REMINDER_EVENTS_TOPIC,
+    REMINDER_STATE_CHANGELOG_TOPIC,
     RUN_EVENTS_TOPIC,
 )
 from coffeebuddy.services.reminder_worker import (
@@ -184,12 +184,13 @@ async def _watch_deliveries(
     expect: Expectation,
     slack: FakeSlackServer | None,
 ) -> None:
-    """Tail the worker's delivery log and print each reminder as it is sent or dropped."""
+    """Tail the worker's state changelog and print each reminder as it is sent or dropped."""
     consumer = AIOKafkaConsumer(**settings.consumer_kwargs(None))
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(REMINDER_DELIVERIES_TOPIC.name) or set()
-        tps = [TopicPartition(REMINDER_DELIVERIES_TOPIC.name, p) for p in sorted(partitions)]
+        name = REMINDER_STATE_CHANGELOG_TOPIC.name
+        partitions = consumer.partitions_for_topic(name) or set()
+        tps = [TopicPartition(name, p) for p in sorted(partitions)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         while True:
@@ -197,33 +198,33 @@ async def _watch_deliveries(
             for records in batches.values():
                 for record in records:
                     if record.value is None:
-                        continue  # tombstone: a released claim, nothing sent or dropped
+                        continue  # tombstone: settled state pruned, or a released claim
                     event = decode_event(record.value)
-                    if isinstance(event, ReminderDelivery):
+                    if isinstance(event, ReminderState):
                         _report(event, say, expect, slack)
     finally:
         await consumer.stop()
 
 
 def _report(
-    event: ReminderDelivery, say: Narrator, expect: Expectation, slack: FakeSlackServer | None
+    event: ReminderState, say: Narrator, expect: Expectation, slack: FakeSlackServer | None
 ) -> None:
     data = event.data
-    if data.reminder_id not in expect.due:
+    if data.reminder_id is None or data.reminder_id not in expect.due:
         return
-    if data.status == "dropped":
+    if data.status in ("dropped", "cancelled"):
         say.say("dropped", f"{data.reminder_id}: {data.reason or 'no reason given'}")
         return
     if data.status != "sent" or data.reminder_id in expect.delivered:
         return
-    sent_at = float(data.slack_ts) if data.slack_ts else data.recorded_at.timestamp()
-    lateness = sent_at - data.due_at.timestamp()
-    expect.delivered[data.reminder_id] = lateness
     scheduled = expect.due[data.reminder_id]
+    sent_at = float(data.slack_ts) if data.slack_ts else data.recorded_at.timestamp()
+    lateness = sent_at - scheduled.due_at.timestamp()
+    expect.delivered[data.reminder_id] = lateness
     say.say(
         "DM",
         f"-> {scheduled.recipient_user_id} ({scheduled.kind.replace('_', '-')}) "
-        f"due {_hhmmss(data.due_at)}, delivered {lateness * 1000:+.0f} ms late",
+        f"due {_hhmmss(scheduled.due_at)}, delivered {lateness * 1000:+.0f} ms late",
     )
     if slack is not None:
         for message in slack.messages_with_block_id(data.reminder_id)[:1]:

@@ -107,6 +107,7 @@ def test_event_types_mapping_is_complete() -> None:
         "coffeebuddy.reminder.scheduled.v1",
         "coffeebuddy.reminder.cancelled.v1",
         "coffeebuddy.reminder.delivery.v1",
+        "coffeebuddy.reminder.state.v1",
         "coffeebuddy.dlq.replayed.v1",
     }
     for name, cls in EVENT_TYPES.items():

@@ -1,10 +1,11 @@
-"""Unit tests of the worker's decisions with a fake sender, an in-memory delivery log and a
-controllable clock (pure logic: the Kafka path is covered by the repo-root integration tests)."""
+"""Unit tests of the worker's decisions with a fake sender, an in-memory changelog and a
+controllable clock (no Kafka: the broker path is covered by the repo-root integration tests)."""
 
 from __future__ import annotations
 
 import asyncio
-import itertools
+import json
+from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,28 +13,28 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from coffeebuddy.infra.kafka.consumer import NonRetryableError, TopicPartition
+from coffeebuddy.infra.kafka.consumer import TopicPartition
 from coffeebuddy.infra.kafka.metrics import ReminderMetrics
 from coffeebuddy.infra.kafka.models import (
     ReminderCancelled,
     ReminderCancelledData,
-    ReminderDeliveryData,
     ReminderScheduled,
     ReminderScheduledData,
+    ReminderState,
     RunCancelled,
     RunCancelledData,
     RunClosed,
     RunClosedData,
 )
-from coffeebuddy.infra.kafka.reminder_worker import (
-    ReminderWorker,
-    SendOutcome,
-    SendResult,
-)
-from coffeebuddy.infra.kafka.reminder_worker._delivery_log import DeliveryLog
+from coffeebuddy.infra.kafka.reminder_worker import ReminderWorker, SendResult
+from coffeebuddy.infra.kafka.reminder_worker._changelog import RecordSink
+from coffeebuddy.infra.kafka.reminder_worker._records import encode_state
 from coffeebuddy.infra.kafka.testing import wait_until
+from coffeebuddy.infra.kafka.topics import REMINDER_EVENTS_TOPIC
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+EVENTS = REMINDER_EVENTS_TOPIC.name
+RUNS = "coffeebuddy.run.events"
 
 
 class Clock:
@@ -47,53 +48,77 @@ class Clock:
         self.now += timedelta(seconds=seconds)
 
 
-class MemoryLog(DeliveryLog):
-    """The real DeliveryLog state logic with writes applied in memory instead of Kafka."""
+class MemoryChangelog:
+    """The Changelog protocol in memory: per-partition record lists, acknowledged at once."""
 
-    def __init__(self, clock: Any) -> None:
-        super().__init__(None, None, None, source="test", clock=clock, retention=3600.0)  # type: ignore[arg-type]
-        self.written: list[ReminderDeliveryData] = []
-        self.history: list[tuple[str, str]] = []  # (reminder_id, status or "tombstone")
-        self.release_error: Exception | None = None
-        self.on_release: Callable[[str], None] | None = None
-        self._caught_up.set()
+    def __init__(self) -> None:
+        self.parts: dict[int, list[tuple[str, bytes | None]]] = defaultdict(list)
+        self.sink: RecordSink | None = None
+        self.owned: set[int] = set()
+        self.on_read_past: Callable[[int, int], None] | None = None
+        self.held: list[asyncio.Future[int]] = []
+        self.hold = False
+        self.error: str | None = None
 
-    async def start(self) -> None:
-        return None
+    @property
+    def unflushed(self) -> int:
+        return len(self.held)
+
+    async def start(self, sink: RecordSink) -> None:
+        self.sink = sink
 
     async def stop(self) -> None:
         return None
 
-    async def barrier(self, limit: float) -> bool:
+    def write(self, partition: int, key: str, value: bytes | None) -> asyncio.Future[int]:
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.parts[partition].append((key, value))
+        offset = len(self.parts[partition]) - 1
+        if self.hold:
+            self.held.append(fut)
+            fut.add_done_callback(lambda _f: None)
+            setattr(fut, "offset", offset)  # noqa: B010
+        else:
+            fut.set_result(offset)
+        return fut
+
+    def release_held(self) -> None:
+        for fut in self.held:
+            fut.set_result(getattr(fut, "offset"))  # noqa: B009
+        self.held.clear()
+
+    async def restore(self, partitions: set[int]) -> None:
+        assert self.sink is not None
+        for p in partitions:
+            self.owned.add(p)
+            for offset, (key, value) in enumerate(list(self.parts[p])):
+                self.sink(p, offset, key.encode(), value, True)
+
+    def release(self, partitions: set[int]) -> None:
+        self.owned -= partitions
+
+    async def read_past(self, partition: int, offset: int, limit: float) -> bool:
+        if self.on_read_past is not None:
+            self.on_read_past(partition, offset)
         return True
 
-    async def write_many(self, records: list[ReminderDeliveryData]) -> None:
-        for data in records:
-            self.written.append(data)
-            self.history.append((data.reminder_id, str(data.status)))
-            self._apply(data)
+    def inject(self, partition: int, key: str, value: bytes | None) -> None:
+        """A record written by another worker, seen by the tail."""
+        self.parts[partition].append((key, value))
+        if partition in self.owned and self.sink is not None:
+            self.sink(partition, len(self.parts[partition]) - 1, key.encode(), value, False)
 
-    def enqueue(self, data: ReminderDeliveryData) -> None:
-        self.written.append(data)
-        self.history.append((data.reminder_id, str(data.status)))
-        self._apply(data)
-
-    async def release(self, reminder_id: str) -> None:
-        if self.on_release is not None:
-            self.on_release(reminder_id)
-        if self.release_error is not None:
-            raise self.release_error
-        self.history.append((reminder_id, "tombstone"))
-        self._forget(reminder_id)
-
-    def statuses(self, rid: str) -> list[str]:
-        return [status for r, status in self.history if r == rid]
+    def statuses(self, key: str, partition: int = 0) -> list[str | None]:
+        return [
+            None if v is None else json.loads(v)["data"]["status"]
+            for k, v in self.parts[partition]
+            if k == key
+        ]
 
 
 class Completion:
     def __init__(self) -> None:
         self.state = "pending"
-        self.error: BaseException | None = None
         self.is_stale = False
 
     def done(self) -> None:
@@ -103,13 +128,13 @@ class Completion:
     def fail(self, exc: BaseException) -> None:
         assert self.state == "pending", "completed twice"
         self.state = "failed"
-        self.error = exc
 
 
 class Context:
-    def __init__(self, topic: str = "coffeebuddy.reminder.events", partition: int = 0) -> None:
+    def __init__(self, topic: str, partition: int, offset: int) -> None:
         self.topic = topic
         self.partition = partition
+        self.offset = offset
         self.completion: Completion | None = None
 
     def defer(self) -> Completion:
@@ -120,22 +145,28 @@ class Context:
     def state(self) -> str:
         return "completed-inline" if self.completion is None else self.completion.state
 
+    @property
+    def completed(self) -> bool:
+        return self.state in ("completed-inline", "done")
+
 
 class FakeSender:
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
         self.sent: list[tuple[str, datetime]] = []
         self.script: dict[str, list[SendResult]] = {}
         self.found: dict[str, SendResult | None] = {}
         self.find_calls: list[str] = []
         self.auth = SendResult.sent()
         self.auth_calls = 0
-        self.clock: Clock | None = None
+        self.before_send: Callable[[str], None] | None = None
 
     async def send(self, reminder: ReminderScheduledData, *, claim_time: datetime) -> SendResult:
+        if self.before_send is not None:
+            self.before_send(reminder.reminder_id)
         queue = self.script.get(reminder.reminder_id)
         if queue:
             return queue.pop(0)
-        assert self.clock is not None
         self.sent.append((reminder.reminder_id, self.clock()))
         return SendResult.sent("D0001", "1700000000.000100")
 
@@ -150,42 +181,61 @@ class FakeSender:
         return self.auth
 
 
+class FakeProducer:
+    def __init__(self) -> None:
+        self.dead_letters: list[tuple[str, dict[str, bytes]]] = []
+
+    async def send_raw(
+        self, topic: Any, value: bytes | None, *, key: bytes | None, **kw: Any
+    ) -> None:
+        self.dead_letters.append((topic.name, dict(kw.get("headers") or [])))
+
+
 class Harness:
     """Drives one worker deterministically: no scheduler task, explicit rounds."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, changelog: MemoryChangelog | None = None, **kwargs: Any) -> None:
         self.clock = Clock()
-        self.sender = FakeSender()
-        self.sender.clock = self.clock
+        self.sender = FakeSender(self.clock)
         self.registry = CollectorRegistry()
         self.metrics = ReminderMetrics(self.registry)
+        self.changelog = changelog or MemoryChangelog()
+        self.producer = FakeProducer()
+        kwargs.setdefault("retry_initial", 1.0)
+        kwargs.setdefault("retry_max", 8.0)
         self.worker = ReminderWorker(
             self.sender,
+            self.producer,  # type: ignore[arg-type]
             None,  # type: ignore[arg-type]
-            None,  # type: ignore[arg-type]
+            changelog=self.changelog,
             metrics=self.metrics,
             clock=self.clock,
-            retry_initial=1.0,
-            retry_max=8.0,
             auth_probe_initial=0.01,
             auth_probe_max=0.02,
             **kwargs,
         )
-        self.log = MemoryLog(lambda: self.clock().timestamp())
-        self.worker._log = self.log
-        self.worker._started = True
+        self.offsets: dict[int, int] = defaultdict(int)
 
-    async def feed(self, event: Any, topic: str = "coffeebuddy.reminder.events") -> Context:
-        ctx = Context(topic)
+    async def start(self, *partitions: int) -> Harness:
+        await self.changelog.start(self.worker._on_record)
+        self.worker._started = True
+        await self.worker.on_assign([TopicPartition(EVENTS, p) for p in partitions or (0,)])
+        return self
+
+    async def feed(self, event: Any, topic: str = EVENTS, partition: int = 0) -> Context:
+        ctx = Context(topic, partition, self.offsets[partition])
+        self.offsets[partition] += 1
         await self.worker.process_event(event, ctx)  # type: ignore[arg-type]
+        await asyncio.sleep(0)
         return ctx
 
     async def run(self) -> None:
         """Fire everything due now and wait for the attempts to settle."""
-        for _ in range(10):
+        for _ in range(20):
             delay = await self.worker._run_once()
-            if self.worker._in_flight:
+            while self.worker._in_flight:
                 await asyncio.gather(*list(self.worker._in_flight))
+            await asyncio.sleep(0)
             if delay != 0.0:
                 return
 
@@ -220,473 +270,435 @@ def scheduled(
             place="Cafe",
         ),
         id=event_id,
-        time=time,
+        time=time or now,
     )
 
 
 @pytest.fixture
-def h() -> Harness:
-    return Harness()
+async def h() -> Harness:
+    return await Harness().start()
+
+
+async def test_record_completes_once_its_state_is_written_whatever_the_due_time(
+    h: Harness,
+) -> None:
+    h.changelog.hold = True
+    ctx = await h.feed(scheduled(due_in=7 * 86400))
+    assert ctx.state == "pending"  # the state write is not acknowledged yet
+    assert h.worker.health().unflushed == 1
+    h.changelog.release_held()
+    await asyncio.sleep(0)
+    assert ctx.state == "done"  # a week before it is due
+    assert h.changelog.statuses("rem-1") == ["scheduled"]
 
 
 async def test_never_sends_before_due_and_sends_when_due(h: Harness) -> None:
-    ctx = await h.feed(scheduled(due_in=60))
-    assert ctx.state == "pending"
+    await h.feed(scheduled(due_in=60))
     h.clock.advance(59.9)
     await h.run()
     assert h.sender.sent == []
     h.clock.advance(0.1)
     await h.run()
     assert h.sender.sent == [("rem-1", T0 + timedelta(seconds=60))]
-    assert ctx.state == "done"
-    assert h.log.statuses("rem-1") == ["claimed", "sent"]
+    assert h.changelog.statuses("rem-1") == ["scheduled", "claimed", "sent"]
     assert h.sample("coffeebuddy_reminders_sent_total", kind="runner") == 1
     assert h.sample("coffeebuddy_reminder_delivery_lateness_seconds_count", kind="runner") == 1
     assert h.worker.pending_count == 0
 
 
-async def test_late_arrival_inside_grace_is_sent_at_once() -> None:
-    h = Harness(late_grace=timedelta(minutes=5))
-    ctx = await h.feed(scheduled(due_in=-120))
+async def test_every_record_written_validates_as_the_models_reminder_state(h: Harness) -> None:
+    await h.feed(scheduled(due_in=0))
+    await h.feed(RunClosed.create(data=RunClosedData(run_id="run-9", closed_at=T0)), RUNS)
     await h.run()
-    assert [r for r, _ in h.sender.sent] == ["rem-1"]
-    assert ctx.state == "done"
+    values = [v for _, v in h.changelog.parts[0] if v is not None]
+    assert len(values) == 4
+    for value in values:
+        event = ReminderState.model_validate_json(value)
+        assert event.subject == event.data.run_id
+    claimed = ReminderState.model_validate_json(values[2]).data
+    assert claimed.status == "claimed"
+    assert claimed.owner == h.worker.worker_id
+    assert claimed.epoch == 1
+    assert claimed.reminder is not None
+    assert claimed.reminder.reminder_id == "rem-1"
+    assert claimed.deadline is not None
+    assert claimed.claimed_at is not None
+    assert (claimed.deadline - claimed.claimed_at).total_seconds() == 15.0  # 5 s start + 10 s
 
 
-async def test_late_arrival_past_expiry_is_dropped_and_logged() -> None:
-    h = Harness(late_grace=timedelta(minutes=5))
-    ctx = await h.feed(scheduled(due_in=-400))
-    ctx2 = await h.feed(scheduled("rem-2", due_in=-60, expires_in=-1))
+async def test_late_arrival_inside_grace_is_sent_past_expiry_dropped() -> None:
+    h = await Harness(late_grace=timedelta(minutes=5)).start()
+    ok = await h.feed(scheduled("ok", due_in=-120))
+    late = await h.feed(scheduled("late", due_in=-400))
     await h.run()
-    assert h.sender.sent == []
-    assert ctx.state == ctx2.state == "completed-inline"
-    assert h.log.statuses("rem-1") == ["dropped"]
-    assert h.sample("coffeebuddy_reminders_dropped_total", kind="runner", reason="expired") == 2
+    assert [r for r, _ in h.sender.sent] == ["ok"]
+    assert ok.completed
+    assert late.completed
+    assert h.changelog.statuses("late") == ["dropped"]
+    assert h.sample("coffeebuddy_reminders_dropped_total", kind="runner", reason="expired") == 1
 
 
-async def test_reminder_cancelled_after_schedule(h: Harness) -> None:
-    ctx = await h.feed(scheduled())
-    await h.feed(
-        ReminderCancelled.create(data=ReminderCancelledData(run_id="run-1", reminder_id="rem-1"))
+async def test_reminder_cancelled_after_and_before_schedule(h: Harness) -> None:
+    await h.feed(scheduled("a", due_in=10))
+    c1 = await h.feed(
+        ReminderCancelled.create(data=ReminderCancelledData(run_id="run-1", reminder_id="a"))
     )
-    assert ctx.state == "done"
-    h.clock.advance(120)
-    await h.run()
-    assert h.sender.sent == []
-    assert h.sample("coffeebuddy_reminders_dropped_total", kind="runner", reason="cancelled") == 1
-
-
-async def test_reminder_cancelled_before_schedule(h: Harness) -> None:
-    cctx = await h.feed(
-        ReminderCancelled.create(data=ReminderCancelledData(run_id="run-1", reminder_id="rem-1"))
+    c2 = await h.feed(
+        ReminderCancelled.create(data=ReminderCancelledData(run_id="run-1", reminder_id="b"))
     )
-    assert cctx.state == "completed-inline"  # durable in the delivery log instead
-    assert h.log.statuses("rem-1") == ["dropped"]
-    ctx = await h.feed(scheduled())
-    assert ctx.state == "completed-inline"
-    h.clock.advance(120)
+    s2 = await h.feed(scheduled("b", due_in=10))
+    h.clock.advance(20)
     await h.run()
     assert h.sender.sent == []
+    assert c1.completed
+    assert c2.completed
+    assert s2.completed
+    assert h.changelog.statuses("a") == ["scheduled", "cancelled"]
+    assert h.changelog.statuses("b") == ["cancelled"]
 
 
 @pytest.mark.parametrize("run_first", [True, False])
-async def test_run_cancelled_in_either_order_cancels_every_reminder(
-    h: Harness, run_first: bool
-) -> None:
-    run_event = RunCancelled.create(data=RunCancelledData(run_id="run-1"))
-    if run_first:
-        rctx = await h.feed(run_event, topic="coffeebuddy.run.events")
-    ctxs = [
-        await h.feed(scheduled("a", kind="runner")),
-        await h.feed(scheduled("b", kind="last_call")),
-        await h.feed(scheduled("other", run_id="run-2")),
+async def test_run_cancelled_and_closed_in_either_order(run_first: bool) -> None:
+    h = await Harness().start()
+    runs = [
+        RunCancelled.create(data=RunCancelledData(run_id="run-x")),
+        RunClosed.create(data=RunClosedData(run_id="run-y", closed_at=T0)),
     ]
-    if not run_first:
-        rctx = await h.feed(run_event, topic="coffeebuddy.run.events")
-        assert [c.state for c in ctxs[:2]] == ["done", "done"]
-    h.clock.advance(120)
+    rems = [
+        scheduled("x-runner", run_id="run-x", kind="runner", due_in=5),
+        scheduled("x-last", run_id="run-x", kind="last_call", due_in=5),
+        scheduled("y-runner", run_id="run-y", kind="runner", due_in=5),
+        scheduled("y-last", run_id="run-y", kind="last_call", due_in=5),
+    ]
+    order = [*runs, *rems] if run_first else [*rems, *runs]
+    for ev in order:
+        ctx = await h.feed(ev, RUNS if ev in runs else EVENTS)
+        assert ctx.completed
+    h.clock.advance(10)
     await h.run()
-    assert [r for r, _ in h.sender.sent] == ["other"]
-    assert rctx.state == "pending"  # held while remembered: replayed after a restart
-    assert (
-        h.sample("coffeebuddy_reminders_dropped_total", kind="runner", reason="run_cancelled") == 1
+    assert [r for r, _ in h.sender.sent] == ["y-runner"]
+    assert h.worker.pending_count == 0
+
+
+async def test_run_marker_from_another_workers_partition_reaches_the_owner(h: Harness) -> None:
+    """Run events are consumed by whoever owns the run-events partition; the reminders' owner
+    learns of the closure from the changelog tail."""
+    await h.feed(scheduled("last", kind="last_call", due_in=5))
+    other = encode_state(
+        state_key="run:run-1",
+        status="run_closed",
+        run_id="run-1",
+        keep_until=T0.timestamp() + 86400,
+        now=T0.timestamp(),
+        source="/test",
+        writer="another-worker",
     )
-
-
-@pytest.mark.parametrize("run_first", [True, False])
-async def test_run_closed_cancels_last_calls_only(h: Harness, run_first: bool) -> None:
-    run_event = RunClosed.create(data=RunClosedData(run_id="run-1", closed_at=T0))
-    if run_first:
-        await h.feed(run_event, topic="coffeebuddy.run.events")
-    await h.feed(scheduled("runner", kind="runner"))
-    await h.feed(scheduled("last", kind="last_call"))
-    if not run_first:
-        await h.feed(run_event, topic="coffeebuddy.run.events")
-    h.clock.advance(120)
+    h.changelog.inject(0, "run:run-1", other)
+    h.clock.advance(10)
     await h.run()
-    assert [r for r, _ in h.sender.sent] == ["runner"]
-    assert (
-        h.sample("coffeebuddy_reminders_dropped_total", kind="last_call", reason="run_closed") == 1
-    )
+    assert h.sender.sent == []
+    assert h.changelog.statuses("last")[-1] == "dropped"
 
 
-async def test_run_memory_is_pruned_and_held_record_completes() -> None:
-    h = Harness(run_memory=timedelta(minutes=10))
-    rctx = await h.feed(
-        RunCancelled.create(data=RunCancelledData(run_id="run-1")), topic="coffeebuddy.run.events"
-    )
-    h.clock.advance(600)
+async def test_republished_event_and_settled_reminder_are_duplicates(h: Harness) -> None:
+    ev = scheduled(due_in=0)
+    await h.feed(ev)
+    dup = await h.feed(ev)
+    assert dup.state == "completed-inline"
     await h.run()
-    assert rctx.state == "done"
-    await h.feed(scheduled(due_in=1, now=h.clock()))
-    h.clock.advance(1)
+    again = await h.feed(scheduled(due_in=0))  # a new event for a settled reminder
     await h.run()
-    assert [r for r, _ in h.sender.sent] == ["rem-1"]
-
-
-async def test_republished_event_and_already_sent_reminder_are_duplicates(h: Harness) -> None:
-    event = scheduled()
-    first = await h.feed(event)
-    again = await h.feed(event)
     assert again.state == "completed-inline"
-    h.clock.advance(60)
-    await h.run()
-    assert first.state == "done"
-    late = await h.feed(event)
-    assert late.state == "completed-inline"
-    h.clock.advance(60)
-    await h.run()
     assert len(h.sender.sent) == 1
     assert h.sample("coffeebuddy_reminders_dropped_total", kind="runner", reason="duplicate") == 2
 
 
 async def test_reschedule_replaces_the_pending_reminder(h: Harness) -> None:
-    first = await h.feed(scheduled(due_in=60, time=T0))
-    second = await h.feed(scheduled(due_in=300, time=T0 + timedelta(seconds=1)))
-    assert first.state == "done"
-    stale = await h.feed(scheduled(due_in=10, time=T0 - timedelta(seconds=5)))
-    assert stale.state == "completed-inline"
-    h.clock.advance(120)
+    await h.feed(scheduled(due_in=10, time=T0))
+    await h.feed(scheduled(due_in=30, time=T0 + timedelta(seconds=1)))
+    older = await h.feed(scheduled(due_in=5, time=T0 - timedelta(seconds=1)))
+    assert older.state == "completed-inline"
+    h.clock.advance(15)
     await h.run()
     assert h.sender.sent == []
-    h.clock.advance(180)
+    h.clock.advance(15)
     await h.run()
-    assert h.sender.sent == [("rem-1", T0 + timedelta(seconds=300))]
-    assert second.state == "done"
-    assert h.sample("coffeebuddy_reminders_dropped_total", kind="runner", reason="superseded") == 2
+    assert [r for r, _ in h.sender.sent] == ["rem-1"]
 
 
 async def test_rate_limit_waits_for_that_recipient_only(h: Harness) -> None:
-    h.sender.script["a"] = [SendResult.rate_limited(30.0)]
-    await h.feed(scheduled("a", user="U1", due_in=0))
-    await h.feed(scheduled("b", user="U2", due_in=0))
+    h.sender.script["slow"] = [SendResult.rate_limited(30.0)]
+    await h.feed(scheduled("slow", user="U1", due_in=0))
+    await h.feed(scheduled("fast", run_id="run-2", user="U2", due_in=0))
     await h.run()
-    assert [r for r, _ in h.sender.sent] == ["b"]
-    await h.feed(scheduled("c", user="U1", due_in=1, now=h.clock()))
+    assert [r for r, _ in h.sender.sent] == ["fast"]
     h.clock.advance(29)
     await h.run()
-    assert [r for r, _ in h.sender.sent] == ["b"]  # U1 still waits, "c" too
-    h.clock.advance(1)
+    assert [r for r, _ in h.sender.sent] == ["fast"]
+    h.clock.advance(1.1)
     await h.run()
-    assert sorted(r for r, _ in h.sender.sent) == ["a", "b", "c"]
-    assert h.sender.find_calls == []  # a 429 posted nothing: no history check needed
-    assert (
-        h.sample("coffeebuddy_reminders_failed_total", kind="runner", error_class="rate_limited")
-        == 1
-    )
+    assert [r for r, _ in h.sender.sent] == ["fast", "slow"]
+    assert h.sender.find_calls == []  # a 429 posted nothing
 
 
 async def test_transient_failures_back_off_until_expiry() -> None:
-    h = Harness()
-    h.sender.script["rem-1"] = [SendResult.transient("internal_error")] * 20
-    ctx = await h.feed(scheduled(due_in=0, expires_in=10))
-    await h.run()
-    times = []
-    for _ in range(48):
-        h.clock.advance(0.25)
-        before = len(h.sender.script["rem-1"])
+    h = await Harness(late_grace=timedelta(seconds=10)).start()
+    h.sender.script["rem-1"] = [SendResult.transient("internal_error")] * 100
+    await h.feed(scheduled(due_in=0))
+    for _ in range(10):
         await h.run()
-        if len(h.sender.script["rem-1"]) < before:
-            times.append((h.clock() - T0).total_seconds())
+        h.clock.advance(2.5)
+    await h.run()
     assert h.sender.sent == []
-    assert ctx.state == "done"
-    assert h.log.statuses("rem-1")[-1] == "dropped"
-    gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert gaps == sorted(gaps), f"backoff must not shrink: {times}"
+    assert h.changelog.statuses("rem-1")[-1] == "dropped"
     assert h.sample("coffeebuddy_reminders_dropped_total", kind="runner", reason="expired") == 1
 
 
-async def test_recipient_permanent_error_drops(h: Harness) -> None:
-    h.sender.script["rem-1"] = [SendResult.permanent("user_not_found")]
-    ctx = await h.feed(scheduled(due_in=0))
+async def test_recipient_unreachable_drops_and_format_rejection_dead_letters(h: Harness) -> None:
+    h.sender.script["gone"] = [SendResult.permanent("user_not_found")]
+    h.sender.script["bad"] = [SendResult.permanent("invalid_blocks", dead_letter=True)]
+    await h.feed(scheduled("gone", due_in=0))
+    await h.feed(scheduled("bad", run_id="run-2", due_in=0))
     await h.run()
-    assert ctx.state == "done"
-    assert h.log.statuses("rem-1") == ["claimed", "dropped"]
-    assert (
-        h.sample(
-            "coffeebuddy_reminders_dropped_total", kind="runner", reason="recipient_unreachable"
-        )
-        == 1
-    )
-
-
-async def test_format_rejection_fails_the_record_for_the_dead_letter_topic(h: Harness) -> None:
-    h.sender.script["rem-1"] = [SendResult.permanent("invalid_blocks", dead_letter=True)]
-    ctx = await h.feed(scheduled(due_in=0))
+    assert h.changelog.statuses("gone")[-1] == "dropped"
+    assert h.changelog.statuses("bad") == ["scheduled", "claimed", None]  # released
+    [(topic, headers)] = h.producer.dead_letters
+    assert topic == REMINDER_EVENTS_TOPIC.dead_letter_topic
+    assert b"invalid_blocks" in headers["coffeebuddy.dlq.error.message"]
+    assert headers["coffeebuddy.dlq.origin.offset"] == b"1"
+    replay = await h.feed(scheduled("bad", run_id="run-2", due_in=0))
     await h.run()
-    assert ctx.state == "failed"
-    assert isinstance(ctx.completion and ctx.completion.error, NonRetryableError)
-    assert "invalid_blocks" in str(ctx.completion and ctx.completion.error)
-    assert "dropped" not in h.log.statuses("rem-1")
+    assert [r for r, _ in h.sender.sent] == ["bad"]  # the replay is fresh: sent at once
+    assert replay.completed
 
 
-async def test_format_rejection_releases_the_claim_so_a_replay_sends_at_once() -> None:
-    h = Harness(claim_lease=timedelta(seconds=60))
-    h.sender.script["rem-1"] = [SendResult.permanent("invalid_blocks", dead_letter=True)]
-    at_release: list[str] = []
-    event = scheduled(due_in=0)
-    ctx = await h.feed(event)
-    h.log.on_release = lambda rid: at_release.append(ctx.state)
-    await h.run()
-    assert at_release == ["pending"]  # released before the record was failed
-    assert ctx.state == "failed"
-    assert h.log.statuses("rem-1") == ["claimed", "tombstone"]
-    assert h.log.get("rem-1") is None
-    # the dead letter is replayed (same event): no lease wait, no history check, sent once
-    replay = await h.feed(event)
-    await h.run()
-    assert h.sender.sent == [("rem-1", T0)]
-    assert h.sender.find_calls == []
-    assert replay.state == "done"
-    assert h.log.statuses("rem-1") == ["claimed", "tombstone", "claimed", "sent"]
-
-
-async def test_recipient_unreachable_drops_without_a_tombstone(h: Harness) -> None:
-    h.sender.script["rem-1"] = [SendResult.permanent("user_not_found")]
+async def test_configuration_error_keeps_backlog_and_resumes(h: Harness) -> None:
+    h.sender.script["rem-1"] = [SendResult.configuration("missing_scope: im:history")]
+    h.sender.auth = SendResult.configuration("missing_scope: im:history")
     await h.feed(scheduled(due_in=0))
     await h.run()
-    assert "tombstone" not in h.log.statuses("rem-1")
-    state = h.log.get("rem-1")
-    assert state is not None
-    assert state.status == "dropped"
-
-
-async def test_failed_release_keeps_the_claim_and_the_lease_protects_the_replay() -> None:
-    h = Harness(claim_lease=timedelta(seconds=60))
-    h.sender.script["rem-1"] = [SendResult.permanent("invalid_blocks", dead_letter=True)]
-    h.log.release_error = ConnectionError("broker gone")
-    event = scheduled(due_in=0)
-    ctx = await h.feed(event)
-    await h.run()
-    assert ctx.state == "failed"  # dead-lettered anyway
-    state = h.log.get("rem-1")
-    assert state is not None
-    assert state.status == "claimed"
-    # the replay finds a claim it cannot tell from another worker's: lease, then history check
-    replay = await h.feed(event)
-    await h.run()
-    assert h.sender.sent == []
-    h.clock.advance(60)
-    await h.run()
-    assert h.sender.find_calls == ["rem-1"]
-    assert [r for r, _ in h.sender.sent] == ["rem-1"]
-    assert replay.state == "done"
-
-
-def test_tombstone_releases_a_claim_but_never_hides_a_final_state() -> None:
-    log = MemoryLog(lambda: T0.timestamp())
-    for rid, status in (("a", "claimed"), ("b", "sent"), ("c", "dropped")):
-        log._apply(
-            ReminderDeliveryData(
-                run_id="run-1",
-                reminder_id=rid,
-                status=status,  # type: ignore[arg-type]
-                due_at=T0,
-                recorded_at=T0,
-                claimed_at=T0,
-            )
-        )
-    for rid in ("a", "b", "c", "unknown"):
-        log._forget(rid)
-    assert log.get("a") is None
-    assert [log.get(r).status for r in ("b", "c")] == ["sent", "dropped"]  # type: ignore[union-attr]
-
-
-async def test_configuration_error_keeps_backlog_and_resumes_after_probe(h: Harness) -> None:
-    h.sender.script["a"] = [SendResult.configuration("invalid_auth")]
-    h.sender.auth = SendResult.configuration("invalid_auth")
-    a = await h.feed(scheduled("a", due_in=0))
-    await h.run()
     assert not h.worker.ready
-    assert h.sample("coffeebuddy_slack_auth_ok") == 0
-    assert h.sample("coffeebuddy_reminder_worker_ready") == 0
-    b = await h.feed(scheduled("b", due_in=1))
-    h.clock.advance(5)
-    await h.run()
-    assert h.sender.sent == []
-    assert a.state == b.state == "pending"
-    assert h.worker.pending_count == 2
-    await wait_until(lambda: h.sender.auth_calls >= 2, timeout=5, message="auth probed twice")
-    assert not h.worker.health().ready
+    assert "missing_scope: im:history" in h.worker.health().detail
+    assert h.worker.pending_count == 1
     h.sender.auth = SendResult.sent()
-    await wait_until(lambda: h.worker.health().ready, timeout=5, message="probe passed")
+    await wait_until(lambda: h.worker.ready, timeout=5, message="ready after the probe")
     await h.run()
-    assert sorted(r for r, _ in h.sender.sent) == ["a", "b"]
-    assert h.sender.find_calls == []  # a configuration error posted nothing
-    assert a.state == b.state == "done"
-    assert (
-        h.sample("coffeebuddy_reminders_failed_total", kind="runner", error_class="configuration")
-        == 1
-    )
+    assert [r for r, _ in h.sender.sent] == ["rem-1"]
 
 
 async def test_ambiguous_send_is_checked_before_resending(h: Harness) -> None:
-    h.sender.script["a"] = [SendResult.ambiguous("timeout")]
-    h.sender.script["b"] = [SendResult.ambiguous("timeout")]
-    h.sender.found["a"] = SendResult.sent("D0001", "1700000000.000200")
-    a = await h.feed(scheduled("a", due_in=0))
-    b = await h.feed(scheduled("b", due_in=0))
+    h.sender.script["rem-1"] = [SendResult.ambiguous("http_503")]
+    h.sender.found["rem-1"] = SendResult.sent("D1", "1.2")
+    await h.feed(scheduled(due_in=0))
     await h.run()
-    h.clock.advance(10)
+    h.clock.advance(2)
     await h.run()
-    assert sorted(h.sender.find_calls) == ["a", "b"]
-    assert [r for r, _ in h.sender.sent] == ["b"]  # a was already posted: not sent again
-    assert a.state == b.state == "done"
-    assert h.log.statuses("a")[-1] == "sent"
+    assert h.sender.find_calls == ["rem-1"]
+    assert h.sender.sent == []  # found in the history: not posted again
+    assert h.changelog.statuses("rem-1")[-1] == "sent"
 
 
-async def test_claimed_but_unconfirmed_in_log_is_checked(h: Harness) -> None:
-    h.log._apply(
-        ReminderDeliveryData(
-            run_id="run-1",
-            reminder_id="rem-1",
-            status="claimed",
-            due_at=T0,
-            recorded_at=T0 - timedelta(minutes=5),
-            claimed_at=T0 - timedelta(minutes=5),
-        )
+def _claim(owner: str, epoch: int, claimed_at: float, rid: str = "rem-1") -> bytes:
+    data = scheduled(rid, due_in=0).data
+    return encode_state(
+        state_key=rid,
+        status="claimed",
+        run_id=data.run_id,
+        keep_until=claimed_at + 7200,
+        now=claimed_at,
+        source="/test",
+        writer=owner,
+        reminder_id=rid,
+        reminder=data.model_dump_json().encode(),
+        event_id="ev-1",
+        event_time=claimed_at,
+        owner=owner,
+        epoch=epoch,
+        claimed_at=claimed_at,
+        deadline=claimed_at + 15,
     )
-    h.sender.found["rem-1"] = SendResult.sent("D0001", "1700000000.000300")
-    ctx = await h.feed(scheduled(due_in=0))
+
+
+async def test_new_owner_waits_out_the_old_claims_deadline_plus_skew_then_checks() -> None:
+    log = MemoryChangelog()
+    log.parts[0].append(("rem-1", _claim("old-owner", 3, T0.timestamp())))
+    h = await Harness(log).start()
+    state = h.worker._store.get(0)
+    assert state is not None
+    assert state.epoch == 4  # one more than any epoch in the partition
+    await h.run()
+    h.clock.advance(16.9)  # deadline 15 s + 2 s skew not reached
+    await h.run()
+    assert h.sender.find_calls == []
+    assert h.sender.sent == []
+    h.clock.advance(0.2)
+    await h.run()
+    assert h.sender.find_calls == ["rem-1"]
+    assert [r for r, _ in h.sender.sent] == ["rem-1"]
+
+
+async def test_same_member_reassigned_treats_its_old_epoch_claim_as_foreign(h: Harness) -> None:
+    """A revoke overran: the send of the old ownership may still land. Back in the same
+    process the claim is from an older epoch: wait, then check history (nothing lost)."""
+    h.sender.script["rem-1"] = [SendResult.ambiguous("timeout")]
+    await h.feed(scheduled(due_in=0))
+    await h.run()
+    await h.worker.on_revoke([TopicPartition(EVENTS, 0)])
+    assert h.worker.pending_count == 0
+    await h.worker.on_assign([TopicPartition(EVENTS, 0)])
+    assert h.worker.pending_count == 1  # rebuilt from the changelog
+    h.sender.found["rem-1"] = SendResult.sent("D1", "1.1")
+    await h.run()
+    assert h.sender.find_calls == []
+    h.clock.advance(17.1)
     await h.run()
     assert h.sender.find_calls == ["rem-1"]
     assert h.sender.sent == []
-    assert ctx.state == "done"
 
 
-async def test_fresh_claim_of_another_worker_waits_for_its_lease() -> None:
-    h = Harness(claim_lease=timedelta(seconds=30))
-    h.log._apply(
-        ReminderDeliveryData(
-            run_id="run-1",
-            reminder_id="rem-1",
-            status="claimed",
-            due_at=T0,
-            recorded_at=T0,
-            claimed_at=T0,
-        )
-    )
-    ctx = await h.feed(scheduled(due_in=0))
+async def test_a_foreign_claim_read_back_before_ours_fences_the_post(h: Harness) -> None:
+    """Two owners at once (a zombie): the claim that is first in the partition wins."""
+    await h.feed(scheduled(due_in=0))
+
+    def zombie(partition: int, offset: int) -> None:
+        h.changelog.inject(0, "rem-1", _claim("zombie", 1, h.clock().timestamp()))
+        h.changelog.on_read_past = None
+
+    h.changelog.on_read_past = zombie
     await h.run()
     assert h.sender.sent == []
-    assert h.sender.find_calls == []
-    h.log._apply(
-        ReminderDeliveryData(
-            run_id="run-1", reminder_id="rem-1", status="sent", due_at=T0, recorded_at=T0
-        )
-    )
-    h.clock.advance(30)
+    h.sender.found["rem-1"] = SendResult.sent("D1", "1.3")
+    h.clock.advance(17.1)
+    await h.run()
+    assert h.sender.find_calls == ["rem-1"]
+    assert h.sender.sent == []
+
+
+async def test_post_not_started_when_ownership_is_lost_before_it(h: Harness) -> None:
+    await h.feed(scheduled(due_in=0))
+
+    def revoke(partition: int, offset: int) -> None:
+        h.worker._store.close(0)
+
+    h.changelog.on_read_past = revoke
     await h.run()
     assert h.sender.sent == []
-    assert ctx.state == "done"
 
 
-async def test_max_pending_refuses_more_with_a_retryable_error() -> None:
-    from coffeebuddy.infra.kafka.consumer import RetryableError
+async def test_long_uptime_redelivery_gives_no_second_dm_and_state_is_pruned_by_lifetime(
+    h: Harness,
+) -> None:
+    """Settled state lives for the reminder's own lifetime (expiry + grace + margin), decided
+    by that time: 25 h of uptime does not forget a reminder that expires in 3 days."""
+    ev = scheduled(due_in=0, expires_in=3 * 86400)
+    await h.feed(ev)
+    await h.run()
+    h.clock.advance(25 * 3600)
+    await h.run()
+    await h.feed(ev)
+    await h.run()
+    assert len(h.sender.sent) == 1
+    h.clock.advance(3 * 86400)  # past expiry + 15 min grace... and + 1 h margin
+    await h.run()
+    assert h.changelog.statuses("rem-1")[-1] is None  # tombstoned: no redelivery can matter
+    late = await h.feed(ev)
+    await h.run()
+    assert len(h.sender.sent) == 1
+    assert late.completed  # expired now, not re-sent
 
-    h = Harness(max_pending=2)
-    await h.feed(scheduled("a"))
-    await h.feed(scheduled("b"))
-    with pytest.raises(RetryableError, match="max_pending=2"):
-        await h.feed(scheduled("c"))
+
+async def test_capacity_pauses_intake_and_never_refuses_a_record() -> None:
+    h = await Harness(max_pending=3).start()
+    for i in range(3):
+        assert (await h.feed(scheduled(f"far-{i}", run_id=f"r{i}", due_in=86400))).completed
+    fourth = asyncio.create_task(h.feed(scheduled("far-3", run_id="r3", due_in=86400)))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not fourth.done()
+    health = h.worker.health()
+    assert health.at_capacity
+    assert "max_pending=3" in health.detail
+    assert h.sample("coffeebuddy_reminder_worker_at_capacity") == 1
+    await h.feed(
+        ReminderCancelled.create(data=ReminderCancelledData(run_id="r0", reminder_id="far-0"))
+    )
+    ctx = await asyncio.wait_for(fourth, 5)
+    assert ctx.completed
+    assert h.sample("coffeebuddy_reminder_worker_at_capacity") == 0
+    assert h.worker.pending_count == 3
+
+
+async def test_a_reminder_due_now_is_sent_at_once_behind_many_pending_on_its_key(
+    h: Harness,
+) -> None:
+    for i in range(2000):
+        await h.feed(scheduled(f"later-{i}", due_in=3600))
+    await h.feed(scheduled("now", due_in=0))
+    await h.run()
+    assert [r for r, _ in h.sender.sent] == ["now"]
+
+
+def test_decisions_are_pure_enums() -> None:
+    from coffeebuddy.infra.kafka.reminder_worker._decisions import (
+        ClaimCheck,
+        FireStep,
+        ScheduleStep,
+        check_claim,
+        decide_fire,
+        decide_schedule,
+        may_start_post,
+    )
+    from coffeebuddy.infra.kafka.reminder_worker._entry import Pending, RunMark
+
+    e = Pending("r", "run", "last_call", 100.0, 200.0, 4000.0, b"{}", "ev", 1.0, 0)
+    closed = RunMark(9e9)
+    closed.closed = True
+    kw: dict[str, Any] = {"kind": "last_call", "event_time": 2.0, "now": 50.0, "expires": 200.0}
+    assert decide_schedule(settled=True, run=None, existing=None, event_id="x", **kw) is (
+        ScheduleStep.DUPLICATE
+    )
+    assert decide_schedule(settled=False, run=closed, existing=None, event_id="x", **kw) is (
+        ScheduleStep.RUN_CLOSED
+    )
+    assert decide_schedule(settled=False, run=None, existing=e, event_id="ev", **kw) is (
+        ScheduleStep.DUPLICATE
+    )
+    e.in_flight = True
+    assert decide_schedule(settled=False, run=None, existing=e, event_id="new", **kw) is (
+        ScheduleStep.AFTER_ATTEMPT
+    )
+    e.in_flight = False
+    assert check_claim(e, owner="me", epoch=2, now=0, skew=2) is ClaimCheck.NONE
+    e.set_claim("me", 2, 100.0, 115.0)
+    assert check_claim(e, owner="me", epoch=2, now=0, skew=2) is ClaimCheck.OURS
+    assert check_claim(e, owner="me", epoch=3, now=116.9, skew=2) is ClaimCheck.FOREIGN_LIVE
+    assert check_claim(e, owner="me", epoch=3, now=117.0, skew=2) is ClaimCheck.FOREIGN_EXPIRED
+    fire = {"run": None, "now": 120.0, "recipient_wait_until": 0.0}
+    assert decide_fire(e, claim=ClaimCheck.FOREIGN_LIVE, **fire) is FireStep.WAIT_FOREIGN_CLAIM
+    assert decide_fire(e, claim=ClaimCheck.FOREIGN_EXPIRED, **fire) is FireStep.CHECK_HISTORY
+    assert decide_fire(e, claim=ClaimCheck.NONE, **fire) is FireStep.CLAIM
+    assert decide_fire(e, claim=ClaimCheck.NONE, **{**fire, "run": closed}) is (
+        FireStep.DROP_BLOCKED
+    )
+    assert decide_fire(e, claim=ClaimCheck.NONE, **{**fire, "now": 201.0}) is FireStep.EXPIRE
+    ok = {"owned": True, "epoch_now": 2, "claim_epoch": 2, "deadline": 115.0, "timeout": 10.0}
+    assert may_start_post(now=105.0, **ok)
+    assert not may_start_post(now=105.1, **ok)  # the post could outlive the deadline
+    assert not may_start_post(now=100.0, **{**ok, "epoch_now": 3})
+    assert not may_start_post(now=100.0, **{**ok, "owned": False})
 
 
 def test_bad_settings_are_named() -> None:
-    with pytest.raises(ValueError, match=r"max_pending must be >= 1.*retry_initial"):
+    with pytest.raises(ValueError, match="ReminderWorker") as info:
         ReminderWorker(
-            FakeSender(),
+            FakeSender(Clock()),
             None,  # type: ignore[arg-type]
             None,  # type: ignore[arg-type]
+            changelog=MemoryChangelog(),
             max_pending=0,
-            retry_initial=10,
-            retry_max=1,
+            send_timeout=0,
+            clock_skew=timedelta(seconds=-1),
         )
-
-
-def test_send_result_constructors() -> None:
-    assert SendResult.sent("D1", "1.2").ok
-    assert SendResult.rate_limited(3.0).retry_after == 3.0
-    assert SendResult.permanent("invalid_blocks", dead_letter=True).dead_letter
-    assert SendResult.configuration("invalid_auth").outcome is SendOutcome.CONFIGURATION
-
-
-class GatedSender(FakeSender):
-    """Holds every send until `gate` opens, so events can arrive mid-send."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.gate = asyncio.Event()
-        self.results: list[SendResult] = []
-
-    async def send(self, reminder: ReminderScheduledData, *, claim_time: datetime) -> SendResult:
-        await self.gate.wait()
-        if self.results:
-            return self.results.pop(0)
-        return await super().send(reminder, claim_time=claim_time)
-
-
-@pytest.mark.parametrize("first_send_ok", [True, False], ids=["sent", "failed"])
-async def test_reschedule_during_a_send(first_send_ok: bool) -> None:
-    h = Harness()
-    gated = GatedSender()
-    gated.clock = h.clock
-    if not first_send_ok:
-        gated.results = [SendResult.transient("internal_error")]
-    h.worker._sender = gated
-    first = await h.feed(scheduled(due_in=0, time=T0))
-    await h.worker._run_once()  # the send starts and waits at the gate
-    second = await h.feed(scheduled(due_in=30, time=T0 + timedelta(seconds=1)))
-    assert first.state == second.state == "pending"
-    gated.gate.set()
-    await asyncio.gather(*list(h.worker._in_flight))
-    if first_send_ok:
-        assert [r for r, _ in gated.sent] == ["rem-1"]
-        assert first.state == "done"
-        assert second.state == "done"  # the reminder id was delivered: a duplicate now
-    else:
-        assert first.state == "done"  # superseded by the re-schedule
-        assert second.state == "pending"
-        h.clock.advance(30)
-        await h.run()
-        assert gated.sent == [("rem-1", T0 + timedelta(seconds=30))]
-        assert second.state == "done"
-    assert h.worker.pending_count == 0
-
-
-async def test_revoked_partition_reminders_are_left_to_the_next_owner(h: Harness) -> None:
-    ctx0 = Context(partition=0)
-    ctx1 = Context(partition=1)
-    await h.worker.process_event(scheduled("on-p0", run_id="run-0"), ctx0)  # type: ignore[arg-type]
-    await h.worker.process_event(scheduled("on-p1", run_id="run-1"), ctx1)  # type: ignore[arg-type]
-    await h.worker.on_revoke([TopicPartition("coffeebuddy.reminder.events", 0)])
-    assert h.worker.pending_count == 1
-    h.clock.advance(60)
-    await h.run()
-    assert [r for r, _ in h.sender.sent] == ["on-p1"]
-    assert ctx0.state == "pending"  # never completed here: redelivered to the next owner
-    await h.worker.on_assign([TopicPartition("coffeebuddy.reminder.events", 0)])
-    again = Context(partition=0)
-    await h.worker.process_event(scheduled("on-p0", run_id="run-0", now=h.clock()), again)  # type: ignore[arg-type]
-    h.clock.advance(60)
-    await h.run()
-    assert sorted(r for r, _ in h.sender.sent) == ["on-p0", "on-p1"]
+    message = str(info.value)
+    for name in ("max_pending", "send_timeout", "clock_skew"):
+        assert name in message

@@ -1,23 +1,17 @@
-"""Unit tests of the pure scheduling pieces: timer heap, cancellation memory, backoff."""
+"""Unit tests of the pure scheduling pieces: timer heap, run marks, backoff."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from coffeebuddy.infra.kafka.reminder_worker._timers import (
-    CancellationMemory,
-    Pending,
-    TimerHeap,
-    backoff_delay,
-)
+from coffeebuddy.infra.kafka.reminder_worker._entry import Pending, RunMark
+from coffeebuddy.infra.kafka.reminder_worker._timers import TimerHeap, backoff_delay
 
 
 def entry(rid: str, due: float, run_id: str = "run-1", kind: str = "runner") -> Pending:
-    return Pending(rid, run_id, kind, "U1", due, due + 60, b"{}", "ev-" + rid, 0.0, None, None)
+    return Pending(rid, run_id, kind, due, due + 60, due + 3600, b"{}", "ev-" + rid, 0.0, 0)
 
 
 def test_heap_pops_only_due_entries_in_time_order() -> None:
@@ -70,48 +64,15 @@ def test_compact_drops_dead_items() -> None:
     assert len(heap) == 1
 
 
-def test_memory_blocks_by_reason_and_keeps_runner_reminders_of_closed_runs() -> None:
-    mem = CancellationMemory(ttl=100.0)
-    mem.run_closed("closed", now=0.0)
-    mem.run_cancelled("cancelled", now=0.0)
-    mem.reminder_cancelled("r-x", now=0.0)
-    assert mem.blocked("r1", "closed", "last_call") == "run_closed"
-    assert mem.blocked("r2", "closed", "runner") is None
-    assert mem.blocked("r3", "cancelled", "runner") == "run_cancelled"
-    assert mem.blocked("r-x", "other", "runner") == "cancelled"
-    assert mem.blocked("r4", "other", "last_call") is None
-
-
-class Completion:
-    def __init__(self) -> None:
-        self.done_calls = 0
-        self.is_stale = False
-
-    def done(self) -> None:
-        self.done_calls += 1
-
-
-def test_memory_is_forgotten_after_ttl_and_releases_held_records_then() -> None:
-    mem = CancellationMemory(ttl=100.0)
-    held: list[Any] = [Completion(), Completion()]
-    mem.run_cancelled("run-a", now=0.0, completion=held[0])
-    mem.run_closed("run-b", now=50.0, completion=held[1])
-    assert mem.prune(99.0) == []
-    assert mem.prune(100.0) == [held[0]]
-    assert mem.blocked("r", "run-a", "runner") is None
-    assert mem.blocked("r", "run-b", "last_call") == "run_closed"
-    assert mem.prune(150.0) == [held[1]]
-    assert mem.held_count() == 0
-
-
-def test_memory_drop_held_forgets_stale_completions() -> None:
-    mem = CancellationMemory(ttl=10.0)
-    keep, stale = Completion(), Completion()
-    stale.is_stale = True
-    mem.run_closed("r1", 0.0, keep)
-    mem.run_closed("r2", 0.0, stale)
-    mem.drop_held(lambda c: not c.is_stale)
-    assert mem.prune(10.0) == [keep]
+def test_run_mark_blocks_by_reason_and_keeps_runner_reminders_of_closed_runs() -> None:
+    mark = RunMark(keep_until=100.0)
+    assert mark.blocks("runner") is None
+    mark.closed = True
+    assert mark.blocks("runner") is None
+    assert mark.blocks("last_call") == "run_closed"
+    mark.cancelled = True
+    assert mark.blocks("runner") == "run_cancelled"
+    assert mark.blocks("last_call") == "run_cancelled"
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,8 @@ from pydantic import ValidationError
 
 from coffeebuddy.infra.kafka.topics import (
     CATALOG,
+    REMINDER_STATE_CHANGELOG,
+    REMINDER_WORKER_GROUP,
     AclBinding,
     ConsumerRole,
     LogReaderRole,
@@ -89,6 +91,8 @@ def test_shipped_catalog_expands_to_exactly_these_bindings() -> None:
     topic("User:reminder-worker", run + ".dlq", "WRITE", "DESCRIBE")
     topic("User:reminder-worker", rem + ".dlq", "WRITE", "DESCRIBE")
     topic("User:reminder-worker", deliveries, "WRITE", "READ", "DESCRIBE")
+    changelog = "coffeebuddy.reminder.state-changelog"
+    topic("User:reminder-worker", changelog, "WRITE", "READ", "DESCRIBE")
     expected.add(("User:reminder-worker", "GROUP", "coffeebuddy.reminder-worker", "READ"))
     topic("User:dlq-replayer", run + ".dlq", "READ", "DESCRIBE")
     topic("User:dlq-replayer", rem + ".dlq", "READ", "DESCRIBE")
@@ -129,3 +133,13 @@ def test_principal_names_are_validated() -> None:
         ServicePrincipal.model_validate(
             {"name": "User:x", "service": "x", "roles": [{"role": "admin", "topic": "t"}]}
         )
+
+
+def test_state_changelog_is_co_partitioned_with_the_worker_inputs_in_every_environment() -> None:
+    """Input partition N's state goes to changelog partition N: same count everywhere."""
+    for env in ("dev", "staging", "prod"):
+        cat = CATALOG.for_environment(env)
+        changelog = cat.topic(REMINDER_STATE_CHANGELOG)
+        assert changelog.is_compacted
+        for name in REMINDER_WORKER_GROUP.topics:
+            assert cat.topic(name).partitions == changelog.partitions, (env, name)

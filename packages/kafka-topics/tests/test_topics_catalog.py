@@ -226,4 +226,4 @@ def test_extend_adds_entries_and_roles_without_renaming() -> None:
     ]
     assert bigger.topic("coffeebuddy.team.events") == extra_topic
     assert bigger.group("coffeebuddy.stats") == extra_group
-    assert len(CATALOG.topics) == 6
+    assert len(CATALOG.topics) == 7

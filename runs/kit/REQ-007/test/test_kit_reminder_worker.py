@@ -23,8 +23,8 @@ from coffeebuddy.infra.kafka.reminder_worker import (
 )
 from coffeebuddy.infra.kafka.testing import TopicFactory, wait_until
 from coffeebuddy.infra.kafka.topics import (
-    REMINDER_DELIVERIES_TOPIC,
     REMINDER_EVENTS_TOPIC,
+    REMINDER_STATE_CHANGELOG_TOPIC,
     RUN_EVENTS_TOPIC,
 )
 
@@ -75,10 +75,10 @@ async def test_reminder_delivered_once_on_time_through_the_harness(
 ) -> None:
     reminders = unique_topic(1, event_types=REMINDER_EVENTS_TOPIC.event_types)
     runs = unique_topic(1, event_types=RUN_EVENTS_TOPIC.event_types)
-    deliveries = unique_topic(
+    changelog = unique_topic(  # co-partitioned with the reminder events (same count)
         1,
-        key_field="reminder_id",
-        event_types=REMINDER_DELIVERIES_TOPIC.event_types,
+        key_field="state_key",
+        event_types=REMINDER_STATE_CHANGELOG_TOPIC.event_types,
         dead_letter=False,
     )
     sender = KitSender()
@@ -86,7 +86,12 @@ async def test_reminder_delivered_once_on_time_through_the_harness(
     async with (
         KafkaEventProducer(kafka_settings) as producer,
         ReminderWorker(
-            sender, producer, kafka_settings, deliveries_topic=deliveries, metrics=metrics
+            sender,
+            producer,
+            kafka_settings,
+            events_topic=reminders,
+            changelog_topic=changelog,
+            metrics=metrics,
         ) as worker,
     ):
         harness = KafkaConsumerHarness(

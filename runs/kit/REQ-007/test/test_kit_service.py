@@ -79,4 +79,5 @@ def test_kit_settings_require_a_token_and_never_show_it() -> None:
         "coffeebuddy.reminder.events",
         "coffeebuddy.run.events",
         "coffeebuddy.reminder.deliveries",
+        "coffeebuddy.reminder.state-changelog",
     }

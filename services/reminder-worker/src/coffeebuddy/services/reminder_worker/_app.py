@@ -22,6 +22,7 @@ from coffeebuddy.infra.kafka.topics import (
     REMINDER_DELIVERIES_TOPIC,
     REMINDER_EVENTS_DLQ_TOPIC,
     REMINDER_EVENTS_TOPIC,
+    REMINDER_STATE_CHANGELOG_TOPIC,
     REMINDER_WORKER_GROUP,
     RUN_EVENTS_DLQ_TOPIC,
     RUN_EVENTS_TOPIC,
@@ -54,6 +55,7 @@ REQUIRED_TOPICS: tuple[TopicConfig, ...] = (
     REMINDER_EVENTS_TOPIC,
     RUN_EVENTS_TOPIC,
     REMINDER_DELIVERIES_TOPIC,
+    REMINDER_STATE_CHANGELOG_TOPIC,
     REMINDER_EVENTS_DLQ_TOPIC,
     RUN_EVENTS_DLQ_TOPIC,
 )
@@ -286,11 +288,19 @@ class ReminderWorkerService:
             producer,
             self.kafka,
             metrics=self.reminder_metrics,
+            kafka_metrics=self.kafka_metrics,
             max_concurrent_sends=self.settings.max_concurrent_sends,
             late_grace=timedelta(seconds=self.settings.late_grace_s),
             auth_probe_initial=min(1.0, self.settings.auth_probe_max_s),
             auth_probe_max=self.settings.auth_probe_max_s,
-            claim_lease=timedelta(seconds=self.settings.claim_lease_s),
+            # the claim deadline follows from the Slack client's own timeout (see the RUNBOOK)
+            send_timeout=self.settings.slack_timeout_s,
+            clock_skew=timedelta(seconds=self.settings.clock_skew_s),
+            max_pending=self.settings.max_pending,
+            # upgrade: what the old delivery-log worker settled or claimed is honoured once
+            legacy_deliveries_topic=(
+                REMINDER_DELIVERIES_TOPIC if self.settings.upgrade_from_delivery_log else None
+            ),
         )
         harness: KafkaConsumerHarness | None = None
         run_task: asyncio.Task[None] | None = None

@@ -37,9 +37,11 @@ class ServiceSettings:
     log_level: str = "INFO"
     dev_fake_slack: bool = False
     late_grace_s: float = 900.0
-    max_concurrent_sends: int = 32
+    max_concurrent_sends: int = 64
     auth_probe_max_s: float = 30.0
-    claim_lease_s: float = 30.0
+    clock_skew_s: float = 2.0
+    max_pending: int = 100_000
+    upgrade_from_delivery_log: bool = True
 
     def __repr__(self) -> str:
         token = "<set>" if self.slack_bot_token else "<unset>"
@@ -101,9 +103,13 @@ class ServiceSettings:
         drain = number("WORKER_DRAIN_TIMEOUT_S", 20.0, low=1, high=3600)
         timeout = number("SLACK_TIMEOUT_S", 10.0, low=0.1, high=120)
         grace = number("REMINDER_LATE_GRACE_S", 900.0, low=0, high=7 * 86400)
-        sends = number("REMINDER_MAX_CONCURRENT_SENDS", 32, low=1, high=1024)
-        lease = number("REMINDER_CLAIM_LEASE_S", 30.0, low=1, high=3600)
+        sends = number("REMINDER_MAX_CONCURRENT_SENDS", 64, low=1, high=1024)
+        skew = number("REMINDER_CLOCK_SKEW_S", 2.0, low=0, high=600)
+        max_pending = number("REMINDER_MAX_PENDING", 100_000, low=1, high=10_000_000)
         probe_max = number("SLACK_AUTH_PROBE_MAX_S", 30.0, low=0.5, high=3600)
+        upgrade = env.get("REMINDER_UPGRADE_FROM_DELIVERY_LOG", "1").strip().lower()
+        if upgrade not in {"0", "1", "true", "false", "yes", "no"}:
+            problems.append(("REMINDER_UPGRADE_FROM_DELIVERY_LOG", "must be 1 or 0"))
         level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             problems.append(("LOG_LEVEL", f"must be DEBUG, INFO, WARNING or ERROR, got {level!r}"))
@@ -122,5 +128,7 @@ class ServiceSettings:
             late_grace_s=grace,
             max_concurrent_sends=int(sends),
             auth_probe_max_s=probe_max,
-            claim_lease_s=lease,
+            clock_skew_s=skew,
+            max_pending=int(max_pending),
+            upgrade_from_delivery_log=upgrade in {"1", "true", "yes"},
         )

@@ -39,6 +39,8 @@ SLACK_API_DURATION: Final = "coffeebuddy_slack_api_duration_seconds"
 SLACK_API_ERRORS: Final = "coffeebuddy_slack_api_errors_total"
 WORKER_READY: Final = "coffeebuddy_reminder_worker_ready"
 SLACK_AUTH_OK: Final = "coffeebuddy_slack_auth_ok"
+REMINDER_STATE_UNFLUSHED: Final = "coffeebuddy_reminder_state_unflushed"
+REMINDER_AT_CAPACITY: Final = "coffeebuddy_reminder_worker_at_capacity"
 
 # --- Bounded label vocabularies -----------------------------------------------------------
 PRODUCE_OUTCOMES: Final = frozenset({"success", "error"})
@@ -373,6 +375,16 @@ class _ReminderCollectors:
         self.slack_auth_ok = Gauge(
             SLACK_AUTH_OK, "1 when the last Slack auth.test succeeded.", registry=r
         )
+        self.state_unflushed = Gauge(
+            REMINDER_STATE_UNFLUSHED,
+            "Schedule state changes written but not yet acknowledged by the changelog topic.",
+            registry=r,
+        )
+        self.at_capacity = Gauge(
+            REMINDER_AT_CAPACITY,
+            "1 while the worker holds max_pending reminders (intake paused, nothing dropped).",
+            registry=r,
+        )
 
 
 class ReminderMetrics:
@@ -395,6 +407,8 @@ class ReminderMetrics:
         self.slack_api_errors: Counter = c.slack_api_errors
         self.worker_ready: Gauge = c.worker_ready
         self.slack_auth_ok: Gauge = c.slack_auth_ok
+        self.state_unflushed: Gauge = c.state_unflushed
+        self.at_capacity: Gauge = c.at_capacity
 
     def dropped(self, kind: str, reason: str) -> None:
         """Count a dropped reminder; an unknown reason is counted as ``other``."""

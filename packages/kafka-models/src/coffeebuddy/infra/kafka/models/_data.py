@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic_core import PydanticCustomError
 
 from coffeebuddy.infra.kafka.models._fields import (
     MAX_ORDERS,
+    NO_WHITESPACE_PATTERN,
     ChannelId,
     Item,
     LedgerRef,
@@ -141,6 +142,42 @@ class ReminderDeliveryData(EventData):
     slack_channel: ChannelId | None = None
     slack_ts: SlackTs | None = None
     claimed_at: Timestamp | None = None
+
+
+ReminderStatus = Literal[
+    "scheduled", "cancelled", "claimed", "sent", "dropped", "run_closed", "run_cancelled"
+]
+
+MAX_STATE_KEY = 300
+StateKey = Annotated[
+    str, StringConstraints(pattern=NO_WHITESPACE_PATTERN, min_length=1, max_length=MAX_STATE_KEY)
+]
+
+
+class ReminderStateData(EventData):
+    """One change of the reminder worker's schedule state (its changelog, compacted by
+    `state_key`: the reminder id, or `run:<run_id>` for a closed / cancelled run).
+
+    Written to the changelog partition with the number of the input partition it came from.
+    `keep_until` is the end of the entry's own lifetime (due / expiry + late grace + margin):
+    after it a tombstone may replace the entry, decided by that time, never by uptime.
+    """
+
+    state_key: StateKey
+    status: ReminderStatus
+    reminder_id: ReminderId | None = None
+    reminder: ReminderScheduledData | None = None
+    event_id: str | None = Field(default=None, max_length=256)
+    event_time: Timestamp | None = None
+    reason: Reason | None = None
+    owner: str | None = Field(default=None, max_length=200)
+    epoch: int | None = Field(default=None, ge=0)
+    claimed_at: Timestamp | None = None
+    deadline: Timestamp | None = None
+    slack_channel: ChannelId | None = None
+    slack_ts: SlackTs | None = None
+    keep_until: Timestamp
+    recorded_at: Timestamp
 
 
 class DeadLetterReplayedData(_Payload):

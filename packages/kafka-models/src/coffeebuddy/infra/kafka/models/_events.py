@@ -16,6 +16,7 @@ from coffeebuddy.infra.kafka.models._data import (
     ReminderCancelledData,
     ReminderDeliveryData,
     ReminderScheduledData,
+    ReminderStateData,
     RunCancelledData,
     RunClosedData,
     RunCreatedData,
@@ -37,6 +38,7 @@ RUN_CANCELLED: Final = "coffeebuddy.run.cancelled.v1"
 REMINDER_SCHEDULED: Final = "coffeebuddy.reminder.scheduled.v1"
 REMINDER_CANCELLED: Final = "coffeebuddy.reminder.cancelled.v1"
 REMINDER_DELIVERY: Final = "coffeebuddy.reminder.delivery.v1"
+REMINDER_STATE: Final = "coffeebuddy.reminder.state.v1"
 DLQ_REPLAYED: Final = "coffeebuddy.dlq.replayed.v1"
 
 SLACK_APP_SOURCE = "/coffeebuddy/slack-app"
@@ -154,6 +156,14 @@ class ReminderDelivery(CloudEvent[ReminderDeliveryData]):
     type: Literal["coffeebuddy.reminder.delivery.v1"] = REMINDER_DELIVERY
 
 
+class ReminderState(CloudEvent[ReminderStateData]):
+    """A change of the reminder worker's schedule state (its compacted changelog)."""
+
+    EVENT_TYPE: ClassVar[str] = REMINDER_STATE
+    DEFAULT_SOURCE: ClassVar[str] = REMINDER_WORKER_SOURCE
+    type: Literal["coffeebuddy.reminder.state.v1"] = REMINDER_STATE
+
+
 class DeadLetterReplayed(CloudEvent[DeadLetterReplayedData]):
     """`coffeebuddy.dlq.replayed.v1`: a dead letter was re-published to its origin topic.
 
@@ -179,6 +189,7 @@ Event = Annotated[
     | ReminderScheduled
     | ReminderCancelled
     | ReminderDelivery
+    | ReminderState
     | DeadLetterReplayed,
     Field(discriminator="type"),
 ]
@@ -195,6 +206,7 @@ EVENT_TYPES: Mapping[str, type[CloudEvent[Any]]] = {
         ReminderScheduled,
         ReminderCancelled,
         ReminderDelivery,
+        ReminderState,
         DeadLetterReplayed,
     )
 }

@@ -362,22 +362,50 @@ class KafkaEventProducer:
         *,
         key: bytes | None,
         headers: Headers | None = None,
+        partition: int | None = None,
     ) -> RecordMetadata:
         """Send pre-encoded bytes (dead-letter path, DLQ replay) or, with `value=None`, a
-        tombstone on a compacted topic; no event-type check."""
+        tombstone on a compacted topic; no event-type check. `partition` pins the record to
+        one partition (a changelog co-partitioned with its input); None lets the key decide."""
         topic = _require_topic(topic)
-        return await self._send_one(topic.name, value, key, _header_list(headers))
+        return await self._send_one(topic.name, value, key, _header_list(headers), partition)
+
+    async def send_raw_many(
+        self,
+        topic: TopicConfig,
+        records: Sequence[tuple[bytes | None, bytes | None, int | None]],
+        *,
+        headers: Headers | None = None,
+    ) -> list[RecordMetadata]:
+        """Send pre-encoded `(key, value, partition)` records (value None: tombstone) in one
+        batch and wait for every acknowledgement; raises `PublishBatchError` if any failed."""
+        topic = _require_topic(topic)
+        if not records:
+            return []
+        return await self._send_batch(
+            topic.name,
+            [(key, value) for key, value, _ in records],
+            _header_list(headers),
+            [part for _, _, part in records],
+        )
 
     # -- internals -------------------------------------------------------------------------
     async def _send_one(
-        self, topic: str, value: bytes | None, key: bytes | None, headers: list[tuple[str, bytes]]
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None,
+        headers: list[tuple[str, bytes]],
+        partition: int | None = None,
     ) -> RecordMetadata:
         producer = self._live()
         generation = self._generation
         tm = self._tm(topic)
         start = time.perf_counter()
         try:
-            fut = await producer.send(topic, value=value, key=key, headers=headers)
+            fut = await producer.send(
+                topic, value=value, key=key, headers=headers, partition=partition
+            )
             future = asyncio.ensure_future(fut)
             self._pending.add(future)
             try:
@@ -397,8 +425,9 @@ class KafkaEventProducer:
     async def _send_batch(
         self,
         topic: str,
-        encoded: list[tuple[bytes, bytes]],
+        encoded: Sequence[tuple[bytes | None, bytes | None]],
         headers: list[tuple[str, bytes]],
+        partitions: Sequence[int | None] | None = None,
     ) -> list[RecordMetadata]:
         producer = self._live()
         generation = self._generation
@@ -408,9 +437,10 @@ class KafkaEventProducer:
         send = producer.send
         pending = self._pending
         try:
-            for key, value in encoded:
+            for i, (key, value) in enumerate(encoded):
+                part = None if partitions is None else partitions[i]
                 future = asyncio.ensure_future(
-                    await send(topic, value=value, key=key, headers=headers)
+                    await send(topic, value=value, key=key, headers=headers, partition=part)
                 )
                 futures.append(future)
             pending.update(futures)
@@ -429,7 +459,7 @@ class KafkaEventProducer:
                 failures.append(md)
             else:
                 out.append(RecordMetadata(md.topic, md.partition, md.offset))
-                sent_bytes += len(value)
+                sent_bytes += len(value or b"")
         tm.duration.observe(time.perf_counter() - start)
         if out:
             tm.success.inc(len(out))

@@ -32,6 +32,7 @@ RUN_CANCELLED: Final = "coffeebuddy.run.cancelled.v1"
 REMINDER_SCHEDULED: Final = "coffeebuddy.reminder.scheduled.v1"
 REMINDER_CANCELLED: Final = "coffeebuddy.reminder.cancelled.v1"
 REMINDER_DELIVERY: Final = "coffeebuddy.reminder.delivery.v1"
+REMINDER_STATE: Final = "coffeebuddy.reminder.state.v1"
 DLQ_REPLAYED: Final = "coffeebuddy.dlq.replayed.v1"
 
 RUN_EVENT_TYPES = frozenset(
@@ -51,6 +52,7 @@ REMINDER_EVENTS = "coffeebuddy.reminder.events"
 RUN_EVENTS_DLQ = RUN_EVENTS + DLQ_SUFFIX
 REMINDER_EVENTS_DLQ = REMINDER_EVENTS + DLQ_SUFFIX
 REMINDER_DELIVERIES = "coffeebuddy.reminder.deliveries"
+REMINDER_STATE_CHANGELOG = "coffeebuddy.reminder.state-changelog"
 DLQ_REPLAYS = "coffeebuddy.dlq.replays"
 
 SLACK_APP = "slack-app"
@@ -153,6 +155,32 @@ REMINDER_DELIVERIES_TOPIC = TopicConfig(
     kind="log",
 )
 
+REMINDER_STATE_CHANGELOG_TOPIC = TopicConfig(
+    name=REMINDER_STATE_CHANGELOG,
+    # co-partitioned with the reminder and run event topics: state from input partition N is
+    # written to changelog partition N, and the owner of input partition N restores it from there
+    partitions=_PROD_PARTITIONS,
+    replication_factor=_REPLICATION,
+    configs={
+        "cleanup.policy": "compact",
+        "min.insync.replicas": _MIN_INSYNC,
+        # tombstones of settled reminders must outlive a restore in progress
+        "delete.retention.ms": _ms(timedelta(days=1)),
+        "min.compaction.lag.ms": _ms(timedelta(minutes=10)),
+        "segment.ms": _ms(timedelta(hours=6)),
+    },
+    key_field="state_key",
+    event_types=frozenset({REMINDER_STATE}),
+    owner=REMINDER_WORKER,
+    description=(
+        "The reminder worker's schedule state (scheduled / cancelled / claimed / sent / dropped "
+        "per reminder_id, closed / cancelled per run), compacted, co-partitioned with "
+        "coffeebuddy.reminder.events (state of input partition N in partition N); restored by "
+        "the owner of a partition before it processes, so input offsets commit at once."
+    ),
+    kind="log",
+)
+
 DLQ_REPLAYS_TOPIC = TopicConfig(
     name=DLQ_REPLAYS,
     partitions=1,
@@ -204,8 +232,13 @@ REMINDER_WORKER_PRINCIPAL = ServicePrincipal(
         ProducerRole(topic=REMINDER_EVENTS_DLQ),
         ProducerRole(topic=REMINDER_DELIVERIES),
         LogReaderRole(topic=REMINDER_DELIVERIES),
+        ProducerRole(topic=REMINDER_STATE_CHANGELOG),
+        LogReaderRole(topic=REMINDER_STATE_CHANGELOG),
     ),
-    description="Reminder worker: consumes run and reminder events, writes DLQs and its log.",
+    description=(
+        "Reminder worker: consumes run and reminder events, writes DLQs, its state changelog "
+        "and (read once on upgrade) its legacy delivery log."
+    ),
 )
 
 DLQ_REPLAYER_PRINCIPAL = ServicePrincipal(
@@ -233,6 +266,7 @@ CATALOG = Catalog(
         REMINDER_EVENTS_DLQ_TOPIC,
         REMINDER_DELIVERIES_TOPIC,
         DLQ_REPLAYS_TOPIC,
+        REMINDER_STATE_CHANGELOG_TOPIC,
     ),
     groups=(REMINDER_WORKER_GROUP, DLQ_REPLAYER_GROUP),
     principals=(SLACK_APP_PRINCIPAL, REMINDER_WORKER_PRINCIPAL, DLQ_REPLAYER_PRINCIPAL),

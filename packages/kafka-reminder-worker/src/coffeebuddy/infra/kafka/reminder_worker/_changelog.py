@@ -1,0 +1,351 @@
+"""The schedule changelog on Kafka: a writer that never drops a record and a supervised reader
+that restores the owned partitions to their end offsets, then tails them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+if TYPE_CHECKING:
+    from coffeebuddy.infra.kafka.config import KafkaSettings
+    from coffeebuddy.infra.kafka.producer import KafkaEventProducer
+    from coffeebuddy.infra.kafka.topics import TopicConfig
+
+__all__ = ["Changelog", "KafkaChangelog", "RecordSink"]
+
+log = logging.getLogger("coffeebuddy.infra.kafka.reminder_worker.changelog")
+
+RecordSink = Callable[[int, int, bytes | None, bytes | None, bool], None]
+"""(partition, offset, key, value, restoring) for every record read."""
+
+_BATCH = 2000
+_BACKOFF_MAX = 2.0
+
+
+class Changelog(Protocol):
+    """What the worker needs from its changelog (Kafka here, memory in unit tests)."""
+
+    @property
+    def error(self) -> str | None:
+        """Why writing or reading is failing right now (None: healthy)."""
+        ...
+
+    @property
+    def unflushed(self) -> int:
+        """State records written but not acknowledged yet."""
+        ...
+
+    async def start(self, sink: RecordSink) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def write(self, partition: int, key: str, value: bytes | None) -> asyncio.Future[int]:
+        """Queue a record for `partition`; the future resolves with its offset once acked."""
+        ...
+
+    async def restore(self, partitions: set[int]) -> None:
+        """Start reading `partitions` from the beginning; return once read to the end offsets
+        seen now (every record before that went to the sink with restoring=True)."""
+        ...
+
+    def release(self, partitions: set[int]) -> None:
+        """Stop reading `partitions`."""
+        ...
+
+    async def read_past(self, partition: int, offset: int, limit: float) -> bool:
+        """Wait until the reader is past `offset` of `partition`; False after `limit` s."""
+        ...
+
+
+class _Write:
+    __slots__ = ("future", "key", "partition", "value")
+
+    def __init__(
+        self, partition: int, key: bytes, value: bytes | None, future: asyncio.Future[int]
+    ) -> None:
+        self.partition = partition
+        self.key = key
+        self.value = value
+        self.future = future
+
+
+ConsumerFactory = Callable[[dict[str, Any]], Any]
+
+
+def _default_consumer(kwargs: dict[str, Any]) -> Any:
+    return AIOKafkaConsumer(**kwargs)
+
+
+class KafkaChangelog:
+    """Writer: batches through the shared producer, in order, retrying a failed batch with
+    backoff until it is acknowledged (never dropped; `unflushed` counts what waits).
+    Reader: one group-less consumer on the owned partitions, restarted with backoff when it
+    fails (`error` names the cause meanwhile); the worker's readiness reports both."""
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        topic: TopicConfig,
+        producer: KafkaEventProducer,
+        *,
+        consumer_factory: ConsumerFactory | None = None,
+    ) -> None:
+        self._settings = settings
+        self._topic = topic
+        self._producer = producer
+        self._factory = consumer_factory or _default_consumer
+        self._queue: list[_Write] = []
+        self._wake = asyncio.Event()
+        self._flushed = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._sink: RecordSink | None = None
+        self._owned: set[int] = set()
+        self._positions: dict[int, int] = {}
+        self._restoring: dict[int, tuple[int | None, asyncio.Future[None]]] = {}
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._changed = asyncio.Event()
+        self.write_error: str | None = None
+        self.read_error: str | None = None
+        self.reader_restarts = 0
+        self._in_flight = 0
+
+    @property
+    def error(self) -> str | None:
+        if self.write_error is not None:
+            return f"changelog writer: {self.write_error}"
+        if self.read_error is not None:
+            return f"changelog reader: {self.read_error}"
+        if self._reader is not None and self._reader.done():
+            return "changelog reader stopped"
+        return None
+
+    @property
+    def unflushed(self) -> int:
+        return len(self._queue) + self._in_flight
+
+    async def start(self, sink: RecordSink) -> None:
+        self._sink = sink
+        self._writer = asyncio.create_task(self._write_loop(), name="reminder-changelog-writer")
+        self._reader = asyncio.create_task(self._supervise(), name="reminder-changelog-reader")
+
+    async def stop(self, flush_timeout: float = 10.0) -> None:
+        """Flush what is queued (bounded), then stop both tasks."""
+        if self._writer is not None and self.unflushed:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(flush_timeout):
+                    await self._flushed.wait()
+        for task in (self._writer, self._reader):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._writer = self._reader = None
+        for w in self._queue:
+            if not w.future.done():
+                w.future.cancel()
+        self._queue.clear()
+        for _, fut in self._restoring.values():
+            if not fut.done():
+                fut.cancel()
+        for _, _, fut in self._waiters:
+            if not fut.done():
+                fut.cancel()
+
+    # ------------------------------------------------------------------ writer
+
+    def write(self, partition: int, key: str, value: bytes | None) -> asyncio.Future[int]:
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Write(partition, key.encode(), value, fut))
+        self._flushed.clear()
+        self._wake.set()
+        return fut
+
+    async def _write_loop(self) -> None:
+        failures = 0
+        while True:
+            if not self._queue:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            batch, self._queue = self._queue[:_BATCH], self._queue[_BATCH:]
+            self._in_flight = len(batch)
+            while True:
+                try:
+                    metas = await self._producer.send_raw_many(
+                        self._topic, [(w.key, w.value, w.partition) for w in batch]
+                    )
+                except asyncio.CancelledError:
+                    self._queue[:0] = batch
+                    self._in_flight = 0
+                    raise
+                except Exception as exc:
+                    failures += 1
+                    self.write_error = f"{type(exc).__name__}: {exc}"[:300]
+                    delay = min(_BACKOFF_MAX, 0.05 * 2 ** min(failures, 6))
+                    log.warning(
+                        "changelog write of %d records failed (%s, attempt %d); retrying in "
+                        "%.2f s (kept, never dropped)",
+                        len(batch),
+                        type(exc).__name__,
+                        failures,
+                        delay,
+                        extra={"error_class": type(exc).__name__, "unflushed": self.unflushed},
+                    )
+                    await asyncio.sleep(delay)
+                    continue
+                break
+            failures = 0
+            self.write_error = None
+            self._in_flight = 0
+            if not self._queue:
+                self._flushed.set()
+            for w, md in zip(batch, metas, strict=True):
+                if not w.future.done():
+                    w.future.set_result(md.offset)
+
+    # ------------------------------------------------------------------ reader
+
+    async def restore(self, partitions: set[int]) -> None:
+        loop = asyncio.get_running_loop()
+        futs = []
+        for p in partitions:
+            if p in self._owned and p not in self._restoring:
+                continue
+            if p not in self._restoring:
+                self._restoring[p] = (None, loop.create_future())
+            self._owned.add(p)
+            futs.append(self._restoring[p][1])
+        self._changed.set()
+        if futs:
+            await asyncio.gather(*(asyncio.shield(f) for f in futs))
+
+    def release(self, partitions: set[int]) -> None:
+        for p in partitions:
+            self._owned.discard(p)
+            self._positions.pop(p, None)
+            entry = self._restoring.pop(p, None)
+            if entry is not None and not entry[1].done():
+                entry[1].cancel()
+        self._changed.set()
+
+    async def read_past(self, partition: int, offset: int, limit: float) -> bool:
+        if self._positions.get(partition, -1) > offset and partition not in self._restoring:
+            return True
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((partition, offset, fut))
+        try:
+            async with asyncio.timeout(limit):
+                await asyncio.shield(fut)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _supervise(self) -> None:
+        delay = 0.1
+        while True:
+            try:
+                await self._read()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.read_error = f"{type(exc).__name__}: {exc}"[:300]
+                self.reader_restarts += 1
+                log.error(
+                    "changelog reader failed (%s); restarting in %.1f s",
+                    self.read_error,
+                    delay,
+                    extra={"error_class": type(exc).__name__},
+                )
+                await asyncio.sleep(delay)
+                delay = min(5.0, delay * 2)
+            else:
+                return
+
+    async def _read(self) -> None:
+        kwargs: dict[str, Any] = self._settings.consumer_kwargs(None)
+        kwargs.update(enable_auto_commit=False, auto_offset_reset="earliest", fetch_max_wait_ms=20)
+        kwargs.pop("group_id", None)
+        kwargs.pop("group_instance_id", None)
+        consumer = self._factory(kwargs)
+        await consumer.start()
+        name = self._topic.name
+        assigned: set[int] = set()
+        try:
+            self._changed.set()
+            while True:
+                if self._changed.is_set():
+                    self._changed.clear()
+                    await self._reassign(consumer, assigned)
+                    assigned = set(self._owned)
+                if not assigned:
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(1.0):
+                            await self._changed.wait()
+                    continue
+                batches = await consumer.getmany(timeout_ms=100, max_records=5000)
+                self.read_error = None
+                sink = self._sink
+                for tp, records in batches.items():
+                    p = tp.partition
+                    if p not in self._owned:
+                        continue
+                    restoring = p in self._restoring
+                    if sink is not None:
+                        for rec in records:
+                            sink(p, rec.offset, rec.key, rec.value, restoring)
+                for p in assigned & self._owned:
+                    self._positions[p] = await consumer.position(TopicPartition(name, p))
+                self._release_waiters()
+        finally:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+
+    async def _reassign(self, consumer: Any, assigned: set[int]) -> None:
+        name = self._topic.name
+        owned = set(self._owned)
+        tps = [TopicPartition(name, p) for p in sorted(owned)]
+        consumer.assign(tps)
+        fresh = [
+            tp
+            for tp in tps
+            if tp.partition in self._restoring or tp.partition not in self._positions
+        ]
+        for tp in tps:
+            if tp in fresh:
+                continue
+            consumer.seek(tp, self._positions[tp.partition])
+        if fresh:
+            await consumer.seek_to_beginning(*fresh)
+            ends = await consumer.end_offsets(fresh)
+            for tp in fresh:
+                p = tp.partition
+                if p not in self._restoring:  # a restarted reader: re-read its old partitions
+                    self._restoring[p] = (None, asyncio.get_running_loop().create_future())
+                fut = self._restoring[p][1]
+                self._restoring[p] = (int(ends[tp]), fut)
+                self._positions[p] = await consumer.position(tp)
+        self._release_waiters()
+
+    def _release_waiters(self) -> None:
+        for p, (target, fut) in list(self._restoring.items()):
+            if target is not None and self._positions.get(p, -1) >= target:
+                del self._restoring[p]
+                if not fut.done():
+                    fut.set_result(None)
+        keep = []
+        for p, offset, fut in self._waiters:
+            if fut.done():
+                continue
+            if p not in self._owned:
+                fut.cancel()
+            elif self._positions.get(p, -1) > offset and p not in self._restoring:
+                fut.set_result(None)
+            else:
+                keep.append((p, offset, fut))
+        self._waiters = keep

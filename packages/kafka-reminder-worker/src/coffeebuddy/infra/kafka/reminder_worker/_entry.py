@@ -1,0 +1,119 @@
+"""In-memory schedule entries: one compact `Pending` per unsettled reminder, run marks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["LAST_CALL", "Pending", "RunMark"]
+
+LAST_CALL = "last_call"
+
+SCHEDULED = "scheduled"
+CLAIMED = "claimed"
+
+
+class Pending:
+    """One reminder waiting in the worker, restored from or written to the changelog.
+
+    Kept small (target <= 1 KB each at 100k pending, heap and dict slots included): the reminder
+    data is held as its JSON bytes (`payload`) and decoded only when it fires. `claim_*` is the
+    latest claim of the reminder in the changelog (ours or a previous owner's).
+    """
+
+    __slots__ = (
+        "attempts",
+        "cancel_after",
+        "claim_deadline",
+        "claim_epoch",
+        "claim_owner",
+        "claimed_at",
+        "due",
+        "event_id",
+        "event_time",
+        "expires",
+        "heap_seq",
+        "in_flight",
+        "keep_until",
+        "kind",
+        "needs_check",
+        "next_at",
+        "origin_offset",
+        "partition",
+        "payload",
+        "reminder_id",
+        "run_id",
+        "successor",
+    )
+
+    def __init__(
+        self,
+        reminder_id: str,
+        run_id: str,
+        kind: str,
+        due: float,
+        expires: float,
+        keep_until: float,
+        payload: bytes,
+        event_id: str,
+        event_time: float,
+        partition: int,
+    ) -> None:
+        self.reminder_id = reminder_id
+        self.run_id = run_id
+        self.kind = kind
+        self.due = due
+        self.expires = expires
+        self.keep_until = keep_until
+        self.payload = payload
+        self.event_id = event_id
+        self.event_time = event_time
+        self.partition = partition
+        self.attempts = 0
+        self.next_at = due
+        self.heap_seq = -1
+        self.claim_owner: str | None = None
+        self.claim_epoch: int | None = None
+        self.claimed_at: float | None = None
+        self.claim_deadline: float | None = None
+        self.needs_check = False
+        self.in_flight = False
+        self.cancel_after: Any = None
+        self.successor: tuple[Pending, Any] | None = None
+        self.origin_offset = -1
+
+    def set_claim(
+        self, owner: str | None, epoch: int | None, claimed_at: float | None, deadline: float | None
+    ) -> None:
+        self.claim_owner = owner
+        self.claim_epoch = epoch
+        self.claimed_at = claimed_at
+        self.claim_deadline = deadline
+
+    @property
+    def status(self) -> str:
+        return CLAIMED if self.claimed_at is not None else SCHEDULED
+
+    def __repr__(self) -> str:
+        return (
+            f"Pending(reminder_id={self.reminder_id!r}, run_id={self.run_id!r}, "
+            f"partition={self.partition}, due={self.due})"
+        )
+
+
+class RunMark:
+    """A closed and / or cancelled run, remembered until `keep_until` (event time + memory)."""
+
+    __slots__ = ("cancelled", "closed", "keep_until")
+
+    def __init__(self, keep_until: float) -> None:
+        self.closed = False
+        self.cancelled = False
+        self.keep_until = keep_until
+
+    def blocks(self, kind: str) -> str | None:
+        """The drop reason for a reminder of `kind` of this run, or None."""
+        if self.cancelled:
+            return "run_cancelled"
+        if self.closed and kind == LAST_CALL:
+            return "run_closed"
+        return None

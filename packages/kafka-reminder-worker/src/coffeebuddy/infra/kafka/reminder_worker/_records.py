@@ -1,0 +1,149 @@
+"""Changelog records: the `coffeebuddy.reminder.state.v1` events the worker writes and restores.
+
+Written by hand-built JSON (the reminder's own JSON bytes spliced in, no re-validation) and read
+back with `json.loads` on the hot restore path; the models package owns the schema and a test
+checks that every record written here validates as `ReminderState`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from coffeebuddy.infra.kafka.models import REMINDER_STATE
+
+__all__ = ["StateRecord", "decode_state", "encode_state", "iso", "run_key", "ts"]
+
+RUN_KEY_PREFIX = "run:"
+
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def run_key(run_id: str) -> str:
+    return RUN_KEY_PREFIX + run_id
+
+
+def iso(value: float) -> str:
+    return datetime.fromtimestamp(value, UTC).isoformat()
+
+
+def ts(value: str | None) -> float | None:
+    return None if value is None else datetime.fromisoformat(value).timestamp()
+
+
+@dataclass(slots=True)
+class StateRecord:
+    """One decoded changelog record (only what the worker needs)."""
+
+    state_key: str
+    status: str
+    run_id: str
+    keep_until: float
+    writer: str
+    reminder_id: str | None = None
+    reminder: bytes | None = None
+    kind: str | None = None
+    due: float | None = None
+    expires_at: float | None = None
+    event_id: str | None = None
+    event_time: float | None = None
+    reason: str | None = None
+    owner: str | None = None
+    epoch: int | None = None
+    claimed_at: float | None = None
+    deadline: float | None = None
+
+
+def encode_state(
+    *,
+    state_key: str,
+    status: str,
+    run_id: str,
+    keep_until: float,
+    now: float,
+    source: str,
+    writer: str,
+    reminder_id: str | None = None,
+    reminder: bytes | None = None,
+    event_id: str | None = None,
+    event_time: float | None = None,
+    reason: str | None = None,
+    owner: str | None = None,
+    epoch: int | None = None,
+    claimed_at: float | None = None,
+    deadline: float | None = None,
+    slack_channel: str | None = None,
+    slack_ts: str | None = None,
+) -> bytes:
+    """The CloudEvents JSON of one state change (`reminder` is the reminder data's JSON)."""
+    data: dict[str, Any] = {"run_id": run_id, "state_key": state_key, "status": status}
+    if reminder_id is not None:
+        data["reminder_id"] = reminder_id
+    if event_id is not None:
+        data["event_id"] = event_id
+    if event_time is not None:
+        data["event_time"] = iso(event_time)
+    if reason is not None:
+        data["reason"] = reason
+    if owner is not None:
+        data["owner"] = owner
+    if epoch is not None:
+        data["epoch"] = epoch
+    if claimed_at is not None:
+        data["claimed_at"] = iso(claimed_at)
+    if deadline is not None:
+        data["deadline"] = iso(deadline)
+    if slack_channel is not None:
+        data["slack_channel"] = slack_channel
+    if slack_ts is not None:
+        data["slack_ts"] = slack_ts
+    data["keep_until"] = iso(keep_until)
+    data["recorded_at"] = iso(now)
+    envelope = {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": source,
+        "type": REMINDER_STATE,
+        "subject": run_id,
+        "time": iso(now),
+        "datacontenttype": "application/json",
+        "coffeebuddywriter": writer,
+    }
+    head = _dumps(envelope)[:-1].encode()
+    body = _dumps(data)
+    if reminder is None:
+        return head + b',"data":' + body.encode() + b"}"
+    return head + b',"data":' + body[:-1].encode() + b',"reminder":' + reminder + b"}}"
+
+
+def decode_state(value: bytes) -> StateRecord:
+    """Decode one record; raises ValueError (KeyError / TypeError too) on a malformed one."""
+    doc = json.loads(value)
+    if doc.get("type") != REMINDER_STATE:
+        raise ValueError(f"not a {REMINDER_STATE} record: type {doc.get('type')!r}")
+    data = doc["data"]
+    rec = StateRecord(
+        state_key=data["state_key"],
+        status=data["status"],
+        run_id=data["run_id"],
+        keep_until=datetime.fromisoformat(data["keep_until"]).timestamp(),
+        writer=str(doc.get("coffeebuddywriter", "")),
+        reminder_id=data.get("reminder_id"),
+        event_id=data.get("event_id"),
+        event_time=ts(data.get("event_time")),
+        reason=data.get("reason"),
+        owner=data.get("owner"),
+        epoch=data.get("epoch"),
+        claimed_at=ts(data.get("claimed_at")),
+        deadline=ts(data.get("deadline")),
+    )
+    reminder = data.get("reminder")
+    if reminder is not None:
+        rec.reminder = _dumps(reminder).encode()
+        rec.kind = reminder["kind"]
+        rec.due = datetime.fromisoformat(reminder["due_at"]).timestamp()
+        rec.expires_at = ts(reminder.get("expires_at"))
+    return rec
