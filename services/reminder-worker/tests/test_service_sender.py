@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -150,7 +151,9 @@ async def test_slack_error_codes_are_classified(
 ) -> None:
     fake_slack.fail(error)
     result = await sender.send(reminder(), claim_time=NOW)
-    assert (result.outcome, result.dead_letter, result.error) == (outcome, dead_letter, error)
+    assert result.error is not None
+    code = result.error.split(":")[0]  # missing_scope also names the scope Slack wanted
+    assert (result.outcome, result.dead_letter, code) == (outcome, dead_letter, error)
 
 
 async def test_user_not_found_on_open_is_permanent(
@@ -167,7 +170,8 @@ async def test_http_errors_and_connection_refused(fake_slack: FakeSlackServer) -
     sender = SlackDMSender.create(fake_slack.token, base_url=fake_slack.base_url, timeout=10)
     try:
         fake_slack.http_error(503)
-        assert (await sender.send(reminder(), claim_time=NOW)).outcome is SendOutcome.TRANSIENT
+        # a gateway 503 may come after Slack accepted the post: ambiguous, checked first
+        assert (await sender.send(reminder(), claim_time=NOW)).outcome is SendOutcome.AMBIGUOUS
         fake_slack.http_error(500)
         # A 500 from chat.postMessage may follow a post: the worker must check first.
         assert (await sender.send(reminder(), claim_time=NOW)).outcome is SendOutcome.AMBIGUOUS
@@ -264,3 +268,111 @@ async def test_sender_keeps_slack_sdk_debug_formatting_off_unless_asked(
         assert sdk_logger.level == logging.DEBUG
     finally:
         sdk_logger.setLevel(logging.NOTSET)
+
+
+class ScopeProxy:
+    """A reverse proxy in front of the fake Slack adding `x-oauth-scopes` to every answer, as
+    real Slack does (the fake itself does not send the header)."""
+
+    def __init__(self, upstream: str, scopes: str) -> None:
+        self.upstream = upstream
+        self.scopes = scopes
+        self._runner: Any = None
+        self.base_url = ""
+
+    async def start(self) -> None:
+        from aiohttp import ClientSession, web
+
+        session = ClientSession()
+
+        async def forward(request: web.Request) -> web.Response:
+            url = self.upstream + request.match_info["tail"]
+            body = await request.read()
+            headers = {k: v for k, v in request.headers.items() if k.lower() != "host"}
+            async with session.request(request.method, url, data=body, headers=headers) as up:
+                payload = await up.read()
+                out = web.Response(body=payload, status=up.status)
+                out.content_type = up.content_type
+                out.headers["x-oauth-scopes"] = self.scopes
+                return out
+
+        app = web.Application()
+        app.router.add_route("*", "/api/{tail:.*}", forward)
+        app.on_cleanup.append(lambda _app: session.close())
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.base_url = f"http://127.0.0.1:{port}/api/"
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()
+
+
+@pytest.mark.parametrize(
+    ("scopes", "missing"),
+    [
+        ("chat:write,im:write,im:history,users:read", None),
+        ("chat:write,im:write", "im:history"),
+        ("im:history", "chat:write, im:write"),
+    ],
+)
+async def test_auth_checks_the_granted_scopes_and_names_the_missing_one(
+    fake_slack: FakeSlackServer, scopes: str, missing: str | None
+) -> None:
+    proxy = ScopeProxy(fake_slack.base_url, scopes)
+    await proxy.start()
+    s = SlackDMSender.create(fake_slack.token, base_url=proxy.base_url, timeout=5)
+    try:
+        result = await s.check_auth()
+    finally:
+        await s.close()
+        await proxy.stop()
+    if missing is None:
+        assert result.outcome is SendOutcome.SENT
+        assert s.granted_scopes is not None
+        assert "im:history" in s.granted_scopes
+    else:
+        assert result.outcome is SendOutcome.CONFIGURATION
+        assert result.error == f"missing_scope: {missing}"
+
+
+async def test_missing_scope_on_a_call_is_a_configuration_state_naming_it(
+    fake_slack: FakeSlackServer, sender: SlackDMSender
+) -> None:
+    fake_slack.fail("missing_scope", method="conversations.history")
+    result = await sender.find_sent(reminder(), since=NOW)
+    assert result is not None
+    assert result.outcome is SendOutcome.CONFIGURATION
+    assert result.error == "missing_scope: chat:write"  # the fake names `needed`
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+async def test_gateway_errors_on_post_are_ambiguous_on_reads_transient(
+    fake_slack: FakeSlackServer, sender: SlackDMSender, status: int
+) -> None:
+    fake_slack.http_error(status)
+    result = await sender.send(reminder(), claim_time=NOW)
+    assert result.outcome is SendOutcome.AMBIGUOUS
+    fake_slack.http_error(status, method="conversations.history")
+    check = await sender.find_sent(reminder(), since=NOW)
+    assert check is not None
+    assert check.outcome is SendOutcome.TRANSIENT
+
+
+async def test_stale_cached_dm_channel_is_reopened_once(
+    fake_slack: FakeSlackServer, sender: SlackDMSender
+) -> None:
+    assert (await sender.send(reminder("a"), claim_time=NOW)).ok
+    fake_slack.fail("channel_not_found")
+    result = await sender.send(reminder("b"), claim_time=NOW)
+    assert result.ok
+    assert len(fake_slack.calls("conversations.open")) == 2
+    assert sorted(m.block_ids[0] for m in fake_slack.messages()) == sorted(
+        [block_id_for("a"), block_id_for("b")]
+    )
+    fake_slack.fail("channel_not_found", count=2)
+    again = await sender.send(reminder("c"), claim_time=NOW)
+    assert again.outcome is SendOutcome.PERMANENT  # reopened once, then given up
+    assert len(fake_slack.calls("conversations.open")) == 3

@@ -97,3 +97,32 @@ def test_cli_exits_2_naming_every_missing_variable() -> None:
     assert record["level"] == "ERROR"
     assert "SLACK_BOT_TOKEN" in record["message"]
     assert "KAFKA_BOOTSTRAP_SERVERS" in record["message"]
+
+
+def test_json_logs_keep_the_structured_fields_passed_in_extra() -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", secrets=["xoxb-very-secret"], stream=stream)
+    try:
+        logging.getLogger("coffeebuddy.test").info(
+            "reminder sent",
+            extra={
+                "worker_id": "reminder-worker-abc",
+                "outcome": "sent",
+                "error_class": "TimeoutError",
+                "lateness_s": 0.123,
+                "partitions": [0, 3],
+                "token_echo": "xoxb-very-secret",
+            },
+        )
+    finally:
+        logging.getLogger().handlers.clear()
+    [line] = stream.getvalue().splitlines()
+    record = json.loads(line)
+    assert record["worker_id"] == "reminder-worker-abc"
+    assert record["outcome"] == "sent"
+    assert record["error_class"] == "TimeoutError"
+    assert record["lateness_s"] == 0.123
+    assert record["partitions"] == [0, 3]
+    assert record["token_echo"] == "<redacted>"
+    assert "args" not in record
+    assert "msg" not in record

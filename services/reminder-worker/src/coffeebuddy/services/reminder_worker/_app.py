@@ -96,6 +96,7 @@ class ReminderWorkerService:
         self._stop = asyncio.Event()
         self._signals = 0
         self._auth_ok = False
+        self._auth_error: str | None = None
         self._started = False
         self._harness: KafkaConsumerHarness | None = None
         self._worker: ReminderWorker | None = None
@@ -135,7 +136,8 @@ class ReminderWorkerService:
         else:
             details.append("worker: not started")
         if not checks["slack_auth"]:
-            details.append("slack: auth.test failing (check SLACK_BOT_TOKEN and scopes)")
+            why = f": {self._auth_error}" if self._auth_error else ""
+            details.append(f"slack: auth.test failing{why} (check SLACK_BOT_TOKEN and scopes)")
         if self._stop.is_set():
             details.append("draining")
         ok = all(checks.values()) and not self._stop.is_set()
@@ -199,6 +201,7 @@ class ReminderWorkerService:
         while not self._stop.is_set():
             result = await sender.check_auth()
             self._auth_ok = result.outcome is SendOutcome.SENT
+            self._auth_error = None if self._auth_ok else (result.error or result.outcome.value)
             self.reminder_metrics.slack_auth_ok.set(1 if self._auth_ok else 0)
             if self._auth_ok:
                 log.info("slack auth.test ok (bot user %s)", sender.bot_user_id)

@@ -1,4 +1,5 @@
-"""JSON logs, one object per line: time, level, logger, message and the event ids when present."""
+"""JSON logs, one object per line: time, level, logger, message and every structured field
+passed in `extra` (run / reminder / event ids, worker id, outcome, error class, lateness...)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,12 @@ __all__ = ["JsonFormatter", "configure_logging"]
 
 _CONTEXT_FIELDS = ("run_id", "reminder_id", "event_id", "topic", "partition", "offset")
 _REDACTED = "<redacted>"
+_STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+}
+"""LogRecord's own attributes: anything else on a record came from `extra`."""
 
 
 class JsonFormatter(logging.Formatter):
@@ -33,6 +40,15 @@ class JsonFormatter(logging.Formatter):
             value = getattr(record, name, None)
             if value is not None:
                 entry[name] = value if isinstance(value, int | float) else str(value)
+        for name, value in record.__dict__.items():
+            if name in _STANDARD or name in entry or name.startswith("_") or value is None:
+                continue
+            if isinstance(value, bool | int | float | str):
+                entry[name] = value
+            elif isinstance(value, list | tuple):
+                entry[name] = [v if isinstance(v, int | float | str) else str(v) for v in value]
+            else:
+                entry[name] = str(value)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         line = json.dumps(entry, ensure_ascii=False, default=str)

@@ -21,6 +21,7 @@ from pydantic import SecretStr
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from coffeebuddy.infra.kafka.metrics import ReminderMetrics
 from coffeebuddy.infra.kafka.models import ReminderScheduledData
@@ -31,6 +32,7 @@ __all__ = [
     "CONFIGURATION_ERRORS",
     "FORMAT_ERRORS",
     "RECIPIENT_ERRORS",
+    "REQUIRED_SCOPES",
     "SlackDMSender",
     "classify_slack_error",
 ]
@@ -78,6 +80,9 @@ FORMAT_ERRORS = frozenset(
 """Slack rejected the message itself: dead-letter the reminder record (a code or data bug)."""
 
 TRANSIENT_ERRORS = frozenset({"service_unavailable", "request_timeout", "ratelimited"})
+REQUIRED_SCOPES = ("chat:write", "im:write", "im:history")
+"""chat.postMessage, conversations.open, conversations.history (the pre-resend check)."""
+_STALE_CHANNEL_ERRORS = frozenset({"channel_not_found", "is_archived"})
 AMBIGUOUS_POST_ERRORS = frozenset({"fatal_error", "internal_error"})
 
 _POST = "chat.postMessage"
@@ -101,10 +106,14 @@ def classify_slack_error(method: str, exc: BaseException) -> SendResult:
         if status == 429 or error == "ratelimited":
             return SendResult.rate_limited(_retry_after(response), error="ratelimited")
         if status >= 500:
+            # a gateway answer (502/503/504) may come after Slack accepted the post
             label = error or f"http_{status}"
-            if posting and status == 500:
+            if posting:
                 return SendResult.ambiguous(label)
             return SendResult.transient(label)
+        if error == "missing_scope":
+            needed = data.get("needed") if isinstance(data, dict) else None
+            return SendResult.configuration(f"missing_scope: {needed}" if needed else error)
         if error in CONFIGURATION_ERRORS:
             return SendResult.configuration(error)
         if error in RECIPIENT_ERRORS:
@@ -187,6 +196,7 @@ class SlackDMSender:
         self._durations: dict[tuple[str, str], Histogram] = {}
         self.bot_user_id: str | None = None
         self.team_id: str | None = None
+        self.granted_scopes: frozenset[str] | None = None
 
     @classmethod
     def create(
@@ -243,33 +253,52 @@ class SlackDMSender:
 
     # ------------------------------------------------------------------ ReminderSender
     async def check_auth(self) -> SendResult:
-        """auth.test: SENT when the token works, CONFIGURATION (or transient) otherwise."""
+        """auth.test plus its `x-oauth-scopes` header: SENT when the token works and has every
+        scope in REQUIRED_SCOPES, CONFIGURATION naming what is missing otherwise."""
         try:
-            data = await self._call("auth.test")
+            response = await self._call_response("auth.test")
         except Exception as exc:
             return classify_slack_error("auth.test", exc)
+        data = response.data if isinstance(response.data, dict) else {}
         self.bot_user_id = str(data.get("user_id") or "") or None
         self.team_id = str(data.get("team_id") or "") or None
+        granted = _header(response.headers, "x-oauth-scopes")
+        if granted is None:
+            # real Slack always sends it; a proxy or stand-in may not: cannot verify, say so
+            log.warning("auth.test carried no x-oauth-scopes header: scopes not verified")
+            self.granted_scopes = None
+            return SendResult.sent()
+        self.granted_scopes = frozenset(s.strip() for s in granted.split(",") if s.strip())
+        missing = [s for s in REQUIRED_SCOPES if s not in self.granted_scopes]
+        if missing:
+            return SendResult.configuration(f"missing_scope: {', '.join(missing)}")
         return SendResult.sent()
 
     async def send(self, reminder: ReminderScheduledData, *, claim_time: datetime) -> SendResult:
         """Open (or reuse) the DM channel and post the reminder once."""
         user = _recipient(reminder)
-        try:
-            channel = await self._channel_for(user)
-        except Exception as exc:
-            return classify_slack_error("conversations.open", exc)
         text, blocks = _render(reminder)
-        try:
-            data = await self._call(
-                _POST, channel=channel, text=text, blocks=blocks, unfurl_links=False
-            )
-        except Exception as exc:
-            result = classify_slack_error(_POST, exc)
-            if result.error == "channel_not_found":
-                self._channels.pop(user, None)
-            return result
-        return SendResult.sent(str(data.get("channel") or channel), str(data.get("ts") or ""))
+        for attempt in (1, 2):
+            cached = user in self._channels
+            try:
+                channel = await self._channel_for(user)
+            except Exception as exc:
+                return classify_slack_error("conversations.open", exc)
+            try:
+                data = await self._call(
+                    _POST, channel=channel, text=text, blocks=blocks, unfurl_links=False
+                )
+            except Exception as exc:
+                result = classify_slack_error(_POST, exc)
+                if result.error in _STALE_CHANNEL_ERRORS:
+                    self._channels.pop(user, None)
+                    if cached and attempt == 1:
+                        # a stale cached DM channel posted nothing: reopen it once and post
+                        log.info("cached DM channel %s is stale; reopening", channel)
+                        continue
+                return result
+            return SendResult.sent(str(data.get("channel") or channel), str(data.get("ts") or ""))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def find_sent(
         self, reminder: ReminderScheduledData, *, since: datetime
@@ -314,6 +343,10 @@ class SlackDMSender:
         return channel
 
     async def _call(self, method: str, **kwargs: Any) -> dict[str, Any]:
+        data = (await self._call_response(method, **kwargs)).data
+        return data if isinstance(data, dict) else {}
+
+    async def _call_response(self, method: str, **kwargs: Any) -> AsyncSlackResponse:
         started = time.perf_counter()
         outcome = "ok"
         try:
@@ -343,8 +376,7 @@ class SlackDMSender:
         finally:
             if self._metrics is not None:
                 self._duration(method, outcome).observe(time.perf_counter() - started)
-        data = response.data
-        return data if isinstance(data, dict) else {}
+        return response
 
     def _duration(self, method: str, outcome: str) -> Histogram:
         """The labelled histogram child, looked up once per (method, outcome)."""
@@ -359,6 +391,13 @@ class SlackDMSender:
         if self._metrics is not None:
             self._metrics.slack_error(method, code)
         log.warning("slack %s failed: %s", method, code, extra={"slack_method": method})
+
+
+def _header(headers: Any, name: str) -> str | None:
+    for key, value in dict(headers or {}).items():
+        if str(key).lower() == name:
+            return str(value[0] if isinstance(value, list) and value else value)
+    return None
 
 
 def _recipient(reminder: ReminderScheduledData) -> str:
