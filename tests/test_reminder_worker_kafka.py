@@ -142,6 +142,9 @@ async def running(
     sender: RecordingSender,
     *,
     group: str | None = None,
+    slow_revoke: float = 0.0,
+    revoke_timeout: float | None = None,
+    changelog_for: Any = None,
     **worker_kwargs: Any,
 ) -> AsyncIterator[Running]:
     registry = CollectorRegistry()
@@ -151,16 +154,24 @@ async def running(
         worker_kwargs.setdefault("legacy_claim_lease", timedelta(seconds=1))
         worker_kwargs.setdefault("retry_initial", 0.1)
         worker_kwargs.setdefault("retry_max", 1.0)
+        worker_kwargs.setdefault("legacy_deliveries_topic", topics.deliveries)
+        if changelog_for is not None:
+            worker_kwargs["changelog"] = changelog_for(producer)
         worker = ReminderWorker(
             sender,
             producer,
             settings,
             events_topic=topics.reminders,
             changelog_topic=topics.changelog,
-            legacy_deliveries_topic=topics.deliveries,
             metrics=metrics,
             **worker_kwargs,
         )
+
+        async def on_revoke(partitions: Any) -> None:
+            if slow_revoke:
+                await asyncio.sleep(slow_revoke)  # overruns revoke_timeout: cancelled
+            await worker.on_revoke(partitions)
+
         async with worker:
             harness = KafkaConsumerHarness(
                 settings,
@@ -171,10 +182,11 @@ async def running(
                 metrics=kafka_metrics,
                 max_incomplete_total=worker.max_pending,
                 on_assign=worker.on_assign,
-                on_revoke=worker.on_revoke,
+                on_revoke=on_revoke,
                 commit_interval=0.2,
                 retry_policy=RetryPolicy(max_attempts=3, initial_backoff=0.05, max_backoff=0.2),
                 stop_timeout=10.0,
+                revoke_timeout=revoke_timeout,
             )
             task = asyncio.create_task(harness.run())
             try:

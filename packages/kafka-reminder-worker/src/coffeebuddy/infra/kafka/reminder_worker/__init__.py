@@ -1,10 +1,20 @@
 """ReminderWorker: on-time, once-only runner and last-call reminders (no Slack dependency)."""
 
+from coffeebuddy.infra.kafka.reminder_worker._changelog import (
+    Changelog,
+    ConsumerFactory,
+    KafkaChangelog,
+    RecordSink,
+)
 from coffeebuddy.infra.kafka.reminder_worker._sender import ReminderSender, SendOutcome, SendResult
 from coffeebuddy.infra.kafka.reminder_worker._version import __version__
 from coffeebuddy.infra.kafka.reminder_worker._worker import ReminderWorker, WorkerHealth
 
 __all__ = [
+    "Changelog",
+    "ConsumerFactory",
+    "KafkaChangelog",
+    "RecordSink",
     "ReminderSender",
     "ReminderWorker",
     "SendOutcome",

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from coffeebuddy.infra.kafka.producer import KafkaEventProducer
     from coffeebuddy.infra.kafka.topics import TopicConfig
 
-__all__ = ["Changelog", "KafkaChangelog", "RecordSink"]
+__all__ = ["Changelog", "ConsumerFactory", "KafkaChangelog", "RecordSink"]
 
 log = logging.getLogger("coffeebuddy.infra.kafka.reminder_worker.changelog")
 

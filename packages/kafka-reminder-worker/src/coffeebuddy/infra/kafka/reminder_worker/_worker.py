@@ -264,6 +264,16 @@ class ReminderWorker(IntakeMixin):
         """Harness callback: restore the changelog partitions of the assigned reminder
         partitions (read to their end offsets) before their records are processed."""
         numbers = {tp[1] for tp in partitions if tp[0] == self._events_topic.name}
+        stale = {p for p in numbers if p in self._store.partitions}
+        if stale:
+            # our on_revoke never ran (it overran and was cancelled): a new ownership epoch
+            # starts from the changelog, not from what this process still holds in memory
+            log.warning(
+                "partitions %s re-assigned without a completed revoke: restoring again",
+                sorted(stale),
+                extra={"partitions": sorted(stale), "worker_id": self.worker_id},
+            )
+            await self.on_revoke([(self._events_topic.name, p) for p in stale])  # type: ignore[misc]
         if numbers and self._started:
             await asyncio.gather(*(self._restored(p) for p in numbers))
 
