@@ -1,9 +1,11 @@
-"""ReminderWorker (group "reminders"): memory per pending reminder, and lateness / throughput when
-1,000 reminders fall due within the same second (no-op in-process sender, real delivery log).
+"""ReminderWorker (group "reminders"): memory per pending reminder, restart-to-ready and committed
+lag with 100,000 pending, and lateness / throughput when 1,000 reminders fall due within the same
+second (no-op in-process sender, real changelog topic on the embedded broker).
 
 Memory baseline: keeping the decoded `ReminderScheduled` event per pending reminder (what a naive
-scheduler holds). The worker keeps a `__slots__` entry with the data as JSON bytes instead. The
-harness's own per-record state (`Completion`, the consumer record) is not counted here.
+scheduler holds). The worker keeps a `__slots__` entry with the data as JSON bytes, its store and
+timer-heap slots, all counted. Records complete once their state is acknowledged, so the harness
+holds nothing per pending reminder.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from _common import BenchContext, BenchRow
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from coffeebuddy.infra.kafka.consumer import KafkaConsumerHarness, TopicPartition
 from coffeebuddy.infra.kafka.models import (
     ReminderScheduled,
     ReminderScheduledData,
@@ -27,7 +30,12 @@ from coffeebuddy.infra.kafka.models import (
 )
 from coffeebuddy.infra.kafka.producer import KafkaEventProducer
 from coffeebuddy.infra.kafka.reminder_worker import ReminderWorker, SendResult
-from coffeebuddy.infra.kafka.topics import REMINDER_DELIVERIES_TOPIC, TopicConfig
+from coffeebuddy.infra.kafka.topics import (
+    REMINDER_EVENTS_TOPIC,
+    REMINDER_STATE_CHANGELOG_TOPIC,
+    RUN_EVENTS_TOPIC,
+    TopicConfig,
+)
 
 GROUP = "reminders"
 
@@ -47,13 +55,14 @@ class _Completion:
 
 
 class _Context:
-    """Minimal stand-in for the harness's RecordContext (topic, partition, defer)."""
+    """Minimal stand-in for the harness's RecordContext (topic, partition, offset, defer)."""
 
-    __slots__ = ("completion", "partition", "topic")
+    __slots__ = ("completion", "offset", "partition", "topic")
 
-    def __init__(self, completion: Any) -> None:
-        self.topic = "coffeebuddy.reminder.events"
+    def __init__(self, completion: Any, offset: int = 0) -> None:
+        self.topic = REMINDER_EVENTS_TOPIC.name
         self.partition = 0
+        self.offset = offset
         self.completion = completion
 
     def defer(self) -> Any:
@@ -98,9 +107,9 @@ def _event(i: int, due: datetime) -> ReminderScheduled:
     )
 
 
-async def _deliveries_topic(ctx: BenchContext) -> TopicConfig:
-    topic = REMINDER_DELIVERIES_TOPIC.model_copy(
-        update={"name": f"bench.reminder.deliveries.{uuid.uuid4().hex[:8]}", "partitions": 3}
+async def _topic(ctx: BenchContext, base: TopicConfig, partitions: int = 1) -> TopicConfig:
+    topic = base.model_copy(
+        update={"name": f"bench.{base.name}.{uuid.uuid4().hex[:8]}", "partitions": partitions}
     )
     admin = AIOKafkaAdminClient(**ctx.settings.admin_kwargs())
     await admin.start()
@@ -114,6 +123,26 @@ async def _deliveries_topic(ctx: BenchContext) -> TopicConfig:
     finally:
         await admin.close()
     return topic
+
+
+async def _worker(
+    ctx: BenchContext, producer: KafkaEventProducer, changelog: TopicConfig, **kw: Any
+) -> ReminderWorker:
+    worker = ReminderWorker(
+        kw.pop("sender", None) or _NoopSender(),
+        producer,
+        ctx.settings,
+        changelog_topic=changelog,
+        **kw,
+    )
+    await worker.start()
+    return worker
+
+
+async def _settled(worker: ReminderWorker, limit: float = 120.0) -> None:
+    async with asyncio.timeout(limit):
+        while worker.health().unflushed:  # noqa: ASYNC110 - polling a counter, no event exists
+            await asyncio.sleep(0.01)
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -138,14 +167,9 @@ async def _memory_rows(ctx: BenchContext, producer: KafkaEventProducer) -> list[
     tracemalloc.stop()
     del decoded
 
-    worker = ReminderWorker(
-        _NoopSender(),
-        producer,
-        ctx.settings,
-        deliveries_topic=await _deliveries_topic(ctx),
-        max_pending=n + 10,
-    )
-    await worker.start()
+    changelog = await _topic(ctx, REMINDER_STATE_CHANGELOG_TOPIC)
+    worker = await _worker(ctx, producer, changelog, max_pending=n + 10)
+    await worker.on_assign([TopicPartition(REMINDER_EVENTS_TOPIC.name, 0)])
     try:
         gc.collect()
         tracemalloc.start()
@@ -153,13 +177,24 @@ async def _memory_rows(ctx: BenchContext, producer: KafkaEventProducer) -> list[
         for i, (event, context) in enumerate(zip(events, contexts, strict=True)):
             await worker.process_event(event, context)  # type: ignore[arg-type]
             if i % 1000 == 0:
-                await asyncio.sleep(0)  # let the delivery-log tail and the clients breathe
+                await asyncio.sleep(0)  # let the changelog writer and the clients breathe
+        await _settled(worker)
         gc.collect()
         used = sum(s.size_diff for s in tracemalloc.take_snapshot().compare_to(before, "filename"))
         tracemalloc.stop()
         assert worker.pending_count == n
     finally:
         await worker.stop()
+    # restart to ready: a fresh worker restores the partition (n pending) from the changelog
+    fresh = await _worker(ctx, producer, changelog, max_pending=n + 10)
+    try:
+        t0 = time.perf_counter()
+        await fresh.on_assign([TopicPartition(REMINDER_EVENTS_TOPIC.name, 0)])
+        restart = time.perf_counter() - t0
+        assert fresh.pending_count == n, fresh.pending_count
+        assert fresh.ready
+    finally:
+        await fresh.stop()
     per = used / n
     return [
         BenchRow(
@@ -171,8 +206,87 @@ async def _memory_rows(ctx: BenchContext, producer: KafkaEventProducer) -> list[
             baseline_value=naive / n,
             target="<= 1024 bytes",
             met=per <= 1024,
+        ),
+        BenchRow(
+            GROUP,
+            f"restart to ready, {n:,} pending (changelog restore)",
+            restart,
+            "s",
+            target="<= 5 s",
+            met=restart <= 5.0,
+        ),
+    ]
+
+
+async def _lag_rows(ctx: BenchContext, producer: KafkaEventProducer) -> list[BenchRow]:
+    """Schedule n reminders a week ahead through the real harness: how long after the last one
+    was published is the group's committed offset at the end (lag 0 for external monitors)?"""
+    n = 10_000 if ctx.quick else 100_000
+    reminders = await _topic(ctx, REMINDER_EVENTS_TOPIC, 3)
+    reminders = reminders.model_copy(update={"dead_letter_topic": reminders.name + ".dlq"})
+    runs = await _topic(ctx, RUN_EVENTS_TOPIC, 3)
+    runs = runs.model_copy(update={"dead_letter_topic": runs.name + ".dlq"})
+    changelog = await _topic(ctx, REMINDER_STATE_CHANGELOG_TOPIC, 3)
+    worker = await _worker(ctx, producer, changelog, events_topic=reminders, max_pending=n + 10)
+    group = f"bench-lag-{uuid.uuid4().hex[:6]}"
+    harness = KafkaConsumerHarness(
+        ctx.settings,
+        [reminders, runs],
+        group,
+        worker.process_event,
+        producer=producer,
+        on_assign=worker.on_assign,
+        on_revoke=worker.on_revoke,
+        commit_interval=0.5,
+    )
+    task = asyncio.create_task(harness.run())
+    try:
+        async with asyncio.timeout(30):
+            while not harness.health().ready:  # noqa: ASYNC110 - polling the harness's status
+                await asyncio.sleep(0.05)
+        week = datetime.now(UTC) + timedelta(days=7)
+        events = [_event(i, week) for i in range(n)]
+        for i in range(0, n, 2000):
+            await producer.publish_many(reminders, events[i : i + 2000])
+        published = time.perf_counter()
+        async with asyncio.timeout(120):
+            committed_at = await _committed_equals_end(ctx, group, reminders)
+        assert worker.pending_count == n, worker.pending_count
+        lag_time = committed_at - published
+    finally:
+        await harness.stop()
+        await task
+        await worker.stop()
+    return [
+        BenchRow(
+            GROUP,
+            f"committed lag 0 after scheduling {n:,} a week ahead (s after the last publish)",
+            lag_time,
+            "s",
+            target="<= 5 s",
+            met=lag_time <= 5.0,
         )
     ]
+
+
+async def _committed_equals_end(ctx: BenchContext, group: str, topic: TopicConfig) -> float:
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka import TopicPartition as KafkaTopicPartition
+
+    kwargs = ctx.settings.consumer_kwargs(group)
+    kwargs.update(enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kwargs)
+    await consumer.start()
+    try:
+        tps = [KafkaTopicPartition(topic.name, p) for p in range(topic.partitions)]
+        ends = await consumer.end_offsets(tps)
+        while True:
+            offsets = [await consumer.committed(tp) for tp in tps]
+            if all(off == ends[tp] for off, tp in zip(offsets, tps, strict=True)):
+                return time.perf_counter()
+            await asyncio.sleep(0.05)
+    finally:
+        await consumer.stop()
 
 
 async def _fire(
@@ -181,16 +295,15 @@ async def _fire(
     """Schedule `n` reminders falling due over `spread` seconds (starting 2 s from now) and wait
     until all were sent. Returns (due, sent_at, start) as epoch seconds."""
     sender = _NoopSender(expect=n)
-    worker = ReminderWorker(
-        sender, producer, ctx.settings, deliveries_topic=await _deliveries_topic(ctx)
-    )
-    await worker.start()
+    changelog = await _topic(ctx, REMINDER_STATE_CHANGELOG_TOPIC)
+    worker = await _worker(ctx, producer, changelog, sender=sender)
+    await worker.on_assign([TopicPartition(REMINDER_EVENTS_TOPIC.name, 0)])
     try:
         start = datetime.now(UTC) + timedelta(seconds=2)
         events = [_event(i, start + timedelta(seconds=spread * i / n)) for i in range(n)]
         completion = _Completion()
-        for event in events:
-            await worker.process_event(event, _Context(completion))  # type: ignore[arg-type]
+        for i, event in enumerate(events):
+            await worker.process_event(event, _Context(completion, i))  # type: ignore[arg-type]
         try:
             await asyncio.wait_for(sender.all_sent.wait(), 60)
         except TimeoutError:
@@ -239,4 +352,5 @@ async def run(ctx: BenchContext) -> list[BenchRow]:
     async with KafkaEventProducer(ctx.settings) as producer:
         rows = await _burst_rows(ctx, producer)
         rows += await _memory_rows(ctx, producer)
+        rows += await _lag_rows(ctx, producer)
     return rows
