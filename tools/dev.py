@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry
 
-from coffeebuddy.infra.kafka.config import KafkaSettings
+from coffeebuddy.infra.kafka.config import KafkaSettings, topic_partitions
 from coffeebuddy.infra.kafka.models import (
     OrderAdded,
     OrderAddedData,
@@ -188,7 +188,7 @@ async def _watch_deliveries(
     consumer = AIOKafkaConsumer(**settings.consumer_kwargs(None))
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(REMINDER_DELIVERIES_TOPIC.name) or set()
+        partitions = await topic_partitions(consumer, REMINDER_DELIVERIES_TOPIC.name)
         tps = [TopicPartition(REMINDER_DELIVERIES_TOPIC.name, p) for p in sorted(partitions)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)

@@ -24,7 +24,7 @@ from aiokafka.errors import (
     UnknownProducerId,
 )
 
-from coffeebuddy.infra.kafka.config import KafkaSettings, check_connection
+from coffeebuddy.infra.kafka.config import KafkaSettings, abandon_producer, check_connection
 from coffeebuddy.infra.kafka.metrics import KafkaMetrics
 from coffeebuddy.infra.kafka.models import CONTENT_TYPE, encode_event
 from coffeebuddy.infra.kafka.topics import TopicConfig
@@ -275,16 +275,7 @@ class KafkaEventProducer:
                 task.result()
             return
         task.cancel()
-        # aiokafka's stop() waits for the sender to drain; with the broker gone it would wait
-        # for request_timeout_ms. Cut the sender and the connections instead.
-        sender = getattr(producer, "_sender", None)
-        sender_task = getattr(sender, "sender_task", None)
-        if isinstance(sender_task, asyncio.Task):
-            sender_task.cancel()
-        client = getattr(producer, "client", None)
-        if client is not None:
-            with contextlib.suppress(Exception, TimeoutError):
-                await asyncio.wait_for(client.close(), timeout=1.0)
+        await abandon_producer(producer, limit=1.0)
 
     # -- publishing ----------------------------------------------------------------------
     def _tm(self, topic: str) -> _TopicMetrics:

@@ -48,7 +48,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from rich.console import Console
 from rich.table import Table
 
-from coffeebuddy.infra.kafka.config import KafkaSettings
+from coffeebuddy.infra.kafka.config import KafkaSettings, topic_partitions
 from coffeebuddy.infra.kafka.models import (
     DLQ_REPLAYED,
     DeadLetterReplayed,
@@ -323,7 +323,7 @@ async def _read_topic(
         topics = await consumer.topics()
         if topic not in topics:
             raise TopicMissingError(f"{what} {topic!r} does not exist on the cluster", topic)
-        partitions = sorted(consumer.partitions_for_topic(topic) or ())
+        partitions = sorted(await topic_partitions(consumer, topic))
         tps = [TopicPartition(topic, p) for p in partitions]
         if not tps:
             raise DlqError(f"{what} {topic!r} has no partitions in the cluster metadata")

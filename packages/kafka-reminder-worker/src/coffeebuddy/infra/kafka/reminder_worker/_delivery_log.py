@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from coffeebuddy.infra.kafka.config import topic_partitions
 from coffeebuddy.infra.kafka.models import (
     EventDecodeError,
     ReminderDelivery,
@@ -96,8 +97,7 @@ class DeliveryLog:
         consumer = AIOKafkaConsumer(**kwargs)
         await consumer.start()
         try:
-            await consumer.topics()
-            parts = consumer.partitions_for_topic(self._topic.name)
+            parts = await topic_partitions(consumer, self._topic.name)
             if not parts:
                 raise RuntimeError(
                     f"delivery log topic {self._topic.name!r} has no partitions on the broker "
