@@ -23,7 +23,9 @@ from coffeebuddy.infra.kafka.testing import (
     CertificateAuthority,
     TlsBroker,
     TopicFactory,
+    create_topics,
     require_capability,
+    unique_topic_name,
     wait_until,
 )
 
@@ -62,7 +64,9 @@ async def test_plaintext_round_trip_and_check_connection(
 async def test_tls_with_the_right_ca_produces_and_consumes(kafka_tls_broker: TlsBroker) -> None:
     settings = kafka_tls_broker.settings
     await check_connection(settings, timeout=5)
-    assert await _round_trip(settings, "tls.round-trip", b"secret-ish") == [b"secret-ish"]
+    topic = unique_topic_name("tls-round-trip")
+    await create_topics(settings, [(topic, 1)])  # over TLS too: no broker auto-creates here
+    assert await _round_trip(settings, topic, b"secret-ish") == [b"secret-ish"]
 
 
 @pytest.fixture

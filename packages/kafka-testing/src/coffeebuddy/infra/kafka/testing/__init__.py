@@ -51,7 +51,7 @@ from coffeebuddy.infra.kafka.testing._tls import (
     TlsBroker,
     find_stunnel,
 )
-from coffeebuddy.infra.kafka.testing._topics import TopicFactory, unique_topic_name
+from coffeebuddy.infra.kafka.testing._topics import TopicFactory, create_topics, unique_topic_name
 from coffeebuddy.infra.kafka.testing._version import __version__
 from coffeebuddy.infra.kafka.testing._wait import wait_until, wait_until_sync
 
@@ -88,6 +88,7 @@ __all__ = [
     "TopicFactory",
     "__version__",
     "apache_kafka_unavailable",
+    "create_topics",
     "docker_available",
     "find_java",
     "find_stunnel",
