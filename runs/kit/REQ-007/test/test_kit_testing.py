@@ -29,7 +29,7 @@ def test_kit_embedded_broker_starts_answers_and_stops() -> None:
 async def test_kit_session_broker_round_trip(
     kafka_broker: BrokerHandle, kafka_settings: KafkaSettings, unique_topic: TopicFactory
 ) -> None:
-    assert kafka_broker.kind in {"external", "testcontainers", "embedded"}
+    assert kafka_broker.kind in {"external", "testcontainers", "apache", "embedded"}
     topic = unique_topic(partitions=1)
     producer = AIOKafkaProducer(**kafka_settings.producer_kwargs())
     await producer.start()
@@ -60,6 +60,8 @@ def test_kit_capabilities_explain_every_gap(kafka_broker: BrokerHandle) -> None:
         assert caps.supports(name) is (reason is None)
         if reason is not None:
             assert reason  # a sentence naming the broker, used as the skip reason
+    if kafka_broker.kind == "apache":
+        assert caps.summary() == dict.fromkeys(CAPABILITIES)  # the reference broker lacks nothing
     if kafka_broker.kind == "embedded":
         assert not caps.supports("acls")
         assert not caps.supports("sasl")

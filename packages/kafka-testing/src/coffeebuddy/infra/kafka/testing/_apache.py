@@ -15,6 +15,7 @@ import re
 import secrets
 import shutil
 import signal
+import subprocess
 import tempfile
 import time
 import uuid
@@ -348,7 +349,11 @@ class ApacheKafka(ContextManaged):
             log_path=node.data_dir / "format.log",
         )
         process.start()
-        code = process.wait(timeout=self.startup_timeout)
+        try:
+            code = process.wait(timeout=max(60.0, self.startup_timeout))
+        except subprocess.TimeoutExpired:  # its argv holds passwords: never let it be printed
+            process.stop(timeout=2.0)
+            code = None
         if code != 0:
             tail = _redact(process.log_tail(30), self._users.values())
             raise BrokerStartError(
