@@ -7,8 +7,8 @@ measured in the same run: a ratio is only worth reading next to the spreads of b
 from __future__ import annotations
 
 import statistics
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from coffeebuddy.infra.kafka.config import KafkaSettings
@@ -100,6 +100,8 @@ class BenchContext:
     quick: bool
     broker: str = "embedded"
     """`embedded` (Tansu) or `apache` (Apache Kafka, production client defaults)."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    """The `KAFKA_*` variables behind `settings` (for bench children in other processes)."""
 
     @property
     def rounds(self) -> int:

@@ -101,7 +101,11 @@ async def _main(args: argparse.Namespace) -> int:
     async with _broker(args.broker) as (bootstrap, env):
         settings = KafkaSettings.from_env(env)
         ctx = BenchContext(
-            bootstrap_servers=bootstrap, settings=settings, quick=args.quick, broker=args.broker
+            bootstrap_servers=bootstrap,
+            settings=settings,
+            quick=args.quick,
+            broker=args.broker,
+            env=env,
         )
         for path in modules:
             started = time.monotonic()
