@@ -24,6 +24,7 @@ from coffeebuddy.infra.kafka.testing._broker import (
     BrokerHandle,
     BrokerKind,
     docker_available,
+    local_broker_kind,
     start_broker,
 )
 from coffeebuddy.infra.kafka.testing._capabilities import (
@@ -94,6 +95,7 @@ __all__ = [
     "find_stunnel",
     "find_tansu_binary",
     "free_port",
+    "local_broker_kind",
     "probe_capabilities",
     "require_capability",
     "resolve_kafka_runtime",

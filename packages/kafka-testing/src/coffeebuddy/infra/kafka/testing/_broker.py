@@ -29,6 +29,7 @@ __all__ = [
     "BrokerHandle",
     "BrokerKind",
     "docker_available",
+    "local_broker_kind",
     "start_broker",
 ]
 
@@ -132,6 +133,18 @@ def start_broker(
     if kind == "apache" or (kind is None and apache_kafka_unavailable(env) is None):
         return _apache()
     return _embedded()
+
+
+def local_broker_kind(environ: Mapping[str, str] | None = None) -> Literal["apache", "embedded"]:
+    """The kind of a broker a test can own (fixed catalog topic names, a broker to kill).
+
+    Apache Kafka where it can run here, unless ``$COFFEEBUDDY_KAFKA_BROKER`` says ``embedded``;
+    ``start_broker(kind=local_broker_kind())`` starts a fresh one.
+    """
+    env = os.environ if environ is None else environ
+    if env.get(BROKER_KIND_ENV) == "embedded" or apache_kafka_unavailable(env) is not None:
+        return "embedded"
+    return "apache"
 
 
 def _external(env: Mapping[str, str]) -> BrokerHandle:
