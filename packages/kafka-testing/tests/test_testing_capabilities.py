@@ -137,3 +137,51 @@ def test_kafka_requires_marker_skips_with_the_reason(
     result = pytester.runpytest("-rs", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, skipped=1)
     result.stdout.fnmatch_lines(["*needs broker capability 'create_partitions'*CreatePartitions*"])
+
+
+async def test_transactions_work_exactly_where_reported(
+    kafka_broker: BrokerHandle, unique_topic: TopicFactory
+) -> None:
+    """Where `transactions` is reported, an aborted write stays invisible to read_committed."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka.errors import KafkaError
+
+    topic = unique_topic(partitions=1, dead_letter=False)
+    settings = kafka_broker.settings()
+    producer = AIOKafkaProducer(
+        **{**settings.producer_kwargs(), "enable_idempotence": True, "acks": "all"},
+        transactional_id=f"coffeebuddy.test.{topic.name}",
+    )
+    if not kafka_broker.capabilities.supports("transactions"):
+        with pytest.raises(KafkaError):  # the embedded broker: InitProducerId -> UnknownError
+            await producer.start()
+        await producer.stop()
+        return
+    await producer.start()
+    try:
+        async with producer.transaction():
+            await producer.send(topic.name, b"committed", key=b"k")
+        await producer.begin_transaction()
+        await producer.send(topic.name, b"aborted", key=b"k")
+        await producer.abort_transaction()
+        async with producer.transaction():
+            await producer.send(topic.name, b"after", key=b"k")
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(
+        topic.name,
+        **{**settings.consumer_kwargs(None), "isolation_level": "read_committed"},
+    )
+    await consumer.start()
+    seen: list[bytes | None] = []
+    try:
+
+        async def both() -> bool:
+            batch = await consumer.getmany(timeout_ms=200)
+            seen.extend(r.value for records in batch.values() for r in records)
+            return len(seen) >= 2
+
+        await wait_until(both, timeout=15, message="the committed records")
+    finally:
+        await consumer.stop()
+    assert seen == [b"committed", b"after"]
