@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from coffeebuddy.infra.kafka.producer import extract_context
@@ -45,22 +46,29 @@ def traced_handler(handler: Handler, tracer: Tracer, group: str) -> Handler:
     async def handle(event: Event, ctx: RecordContext) -> None:
         attributes = _attributes(group, ctx.topic, ctx.partition, ctx.offset, ctx.key)
         attributes["messaging.message.id"] = event.id
-        attributes["cloudevents.event_id"] = event.id
         attributes["cloudevents.event_type"] = event.type
         attributes["coffeebuddy.attempt"] = ctx.attempt
-        with tracer.start_as_current_span(
+        span = tracer.start_span(
             f"process {ctx.topic}",
             context=extract_context(ctx.headers),
             kind=trace.SpanKind.CONSUMER,
             attributes=attributes,
-        ) as span:
-            try:
-                await handler(event, ctx)
-            except Exception as exc:
-                span.set_attribute("error.type", type(exc).__name__)
-                raise
+        )
+        # attach/detach by hand: the same as start_as_current_span, a few µs cheaper per record
+        token = otel_context.attach(trace.set_span_in_context(span))
+        try:
+            await handler(event, ctx)
+        except Exception as exc:
+            span.set_attribute("error.type", type(exc).__name__)
+            span.record_exception(exc)
+            span.set_status(trace.Status(trace.StatusCode.ERROR, type(exc).__name__))
+            raise
+        else:
             if ctx._completion is not None:
                 span.set_attribute("coffeebuddy.deferred", True)
+        finally:
+            otel_context.detach(token)
+            span.end()
 
     return handle
 

@@ -50,6 +50,7 @@ DATA_CONTENT_TYPE: Final = "application/json"
 Headers = Iterable[tuple[str, bytes | None]]
 
 _STRUCTURED_PREFIX = b"application/cloudevents"
+_STRUCTURED_VALUE = CONTENT_TYPE.encode()
 _STRUCTURED_HEADERS: Final = ((CONTENT_TYPE_HEADER, CONTENT_TYPE.encode()),)
 _HEADER_ATTRIBUTES: Final = ("specversion", "id", "source", "type", "subject", "time")
 _NOT_HEADERS: Final = frozenset({"data", "data_base64", "datacontenttype"})
@@ -59,23 +60,27 @@ def content_mode(headers: Headers | None) -> ContentMode:
     """The record's content mode from its headers, as the binding says: a `content-type`
     starting with `application/cloudevents` (any case) is structured; otherwise `ce_*`
     headers mean binary; a record with neither is read as structured (our older records)."""
-    if not headers:
-        return "structured"
+    return "binary" if headers and _is_binary(headers) else "structured"
+
+
+def _is_binary(headers: Headers) -> bool:
+    # Per record on the consumer's hot path: exact matches first, case folding only if needed.
     binary = False
     for name, value in headers:
-        lname = name.lower()
-        if lname == CONTENT_TYPE_HEADER:
-            if value is not None and value[:23].lower() == _STRUCTURED_PREFIX:
-                return "structured"
-        elif lname.startswith(CE_HEADER_PREFIX):
+        if name == CONTENT_TYPE_HEADER or (len(name) == 12 and name.lower() == CONTENT_TYPE_HEADER):
+            if value is not None and (
+                value == _STRUCTURED_VALUE or value[:23].lower() == _STRUCTURED_PREFIX
+            ):
+                return False
+        elif name[:3].lower() == CE_HEADER_PREFIX:
             binary = True
-    return "binary" if binary else "structured"
+    return binary
 
 
 def decode_record(value: bytes | bytearray | None, headers: Headers | None = None) -> Event:
     """Decode one Kafka record in whichever content mode its headers name; raises
     `EventDecodeError` (binary-mode attribute errors name the header, e.g. `ce_id`)."""
-    if headers and content_mode(headers) == "binary":
+    if headers and _is_binary(headers):
         return _decode_binary(value, headers)
     return decode_event(value if value is not None else b"")
 
@@ -133,17 +138,12 @@ def _decode_binary(value: bytes | bytearray | None, headers: Headers) -> Event:
             attrs[attr] = text
     if problems:
         raise EventDecodeError("validation", problems, attrs.get("type"))
-    parts = [
-        json.dumps(k, ensure_ascii=False) + ":" + json.dumps(v, ensure_ascii=False)
-        for k, v in attrs.items()
-    ]
     if content_type is not None:
-        parts.append('"datacontenttype":' + json.dumps(_media_type(content_type)))
-    doc = ("{" + ",".join(parts)).encode()
+        attrs["datacontenttype"] = _media_type(content_type)
+    doc = json.dumps(attrs, ensure_ascii=False, separators=(",", ":")).encode()
     if value is not None:
         _check_json(value)
-        doc += (b',"data":' if parts else b'"data":') + bytes(value)
-    doc += b"}"
+        doc = b"".join((doc[:-1], b',"data":' if attrs else b'"data":', bytes(value), b"}"))
     try:
         return _ADAPTER.validate_json(doc)
     except ValidationError as exc:

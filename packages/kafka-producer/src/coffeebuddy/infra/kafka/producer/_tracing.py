@@ -103,9 +103,7 @@ def producer_span(
         "messaging.operation.type": "send",
         "messaging.operation.name": "send",
         "messaging.message.id": str(event.id),
-        "cloudevents.event_id": str(event.id),
         "cloudevents.event_type": str(event.type),
-        "cloudevents.event_source": str(event.source),
     }
     if key is not None:
         attributes["messaging.kafka.message.key"] = key.decode("utf-8", "replace")
