@@ -146,7 +146,7 @@ def _row(
 async def run(ctx: BenchContext) -> list[BenchRow]:
     settings = ctx.settings
     count = 5_000 if ctx.quick else 30_000
-    rounds = 1 if ctx.quick else 3
+    rounds = 1 if ctx.quick else 5
     decode_calls = 5_000 if ctx.quick else 50_000
     events = _events(count)
 

@@ -21,7 +21,6 @@ from coffeebuddy.infra.kafka.models._codec import (
     EventDecodeError,
     FieldError,
     _decode_error,
-    decode_event,
     encode_event,
 )
 from coffeebuddy.infra.kafka.models._events import (
@@ -82,7 +81,11 @@ def decode_record(value: bytes | bytearray | None, headers: Headers | None = Non
     `EventDecodeError` (binary-mode attribute errors name the header, e.g. `ce_id`)."""
     if headers and _is_binary(headers):
         return _decode_binary(value, headers)
-    return decode_event(value if value is not None else b"")
+    raw = value if value is not None else b""
+    try:  # decode_event, inlined: this is the consumer's per-record path
+        return _ADAPTER.validate_json(raw)
+    except ValidationError as exc:
+        raise _decode_error(exc, raw) from None
 
 
 def encode_record(
