@@ -187,3 +187,28 @@ def test_tracing_rule(provider: TracerProvider, monkeypatch: pytest.MonkeyPatch)
     assert resolve_tracer(True, None, name) is not None  # forced: the global (proxy) provider
     monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
     assert resolve_tracer(None, provider, name) is None
+
+
+def test_without_opentelemetry_installed_tracing_is_off_and_true_says_what_to_install() -> None:
+    import subprocess
+    import sys
+
+    script = """
+import sys
+sys.modules["opentelemetry"] = None  # as if opentelemetry-api were not installed
+from coffeebuddy.infra.kafka.config import KafkaSettings
+from coffeebuddy.infra.kafka.producer import OTEL_AVAILABLE, KafkaEventProducer, resolve_tracer
+assert OTEL_AVAILABLE is False
+settings = KafkaSettings.from_env({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"})
+assert KafkaEventProducer(settings).tracing is False
+assert resolve_tracer(None, None, "x") is None
+try:
+    KafkaEventProducer(settings, tracing=True)
+except RuntimeError as exc:
+    print(exc)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "[otel]" in out.stdout
+    assert "opentelemetry-api" in out.stdout
