@@ -16,6 +16,7 @@ from coffeebuddy.infra.kafka.models import (
     ReminderScheduledData,
     RunClosed,
     RunClosedData,
+    check_partitionkey,
     content_mode,
     decode_event,
     decode_record,
@@ -211,3 +212,29 @@ def test_binary_encoding_refuses_an_extension_a_header_cannot_carry() -> None:
         encode_record(event, "binary")
     with pytest.raises(ValueError, match="content mode"):
         encode_record(event, "avro")  # type: ignore[arg-type]
+
+
+def test_dataschema_travels_as_its_own_header() -> None:
+    doc = json.loads(encode_event(_event()))
+    doc["dataschema"] = "https://schemas.example/reminder.json"
+    event = decode_event(json.dumps(doc).encode())
+    value, headers = encode_record(event, "binary")
+    assert dict(headers)["ce_dataschema"] == b"https://schemas.example/reminder.json"
+    assert decode_record(value, headers) == event
+
+
+def test_key_mapping_partitionkey() -> None:
+    event = _event()
+    value, headers = encode_record(event, "binary")
+    # opt-in receive-side mapping: the record key becomes partitionkey when the event has none
+    mapped = decode_record(value, headers, key=b"run-1")
+    assert mapped.extensions == {"partitionkey": "run-1"}
+    assert decode_record(encode_event(event), key=b"run-1").extensions == {"partitionkey": "run-1"}
+    assert decode_record(value, headers).extensions == {}
+    keyed = ReminderScheduled.create(data=event.data, extensions={"partitionkey": "run-1"})
+    # an event's own partitionkey is never overwritten by the key
+    assert decode_record(encode_event(keyed), key=b"other").extensions == {"partitionkey": "run-1"}
+    check_partitionkey(keyed, b"run-1")
+    with pytest.raises(ValueError, match="partitionkey extension 'run-1' differs"):
+        check_partitionkey(keyed, b"run-2")
+    check_partitionkey(event, b"anything")  # no extension: nothing to keep in step

@@ -212,3 +212,19 @@ except RuntimeError as exc:
     )
     assert "[otel]" in out.stdout
     assert "opentelemetry-api" in out.stdout
+
+
+async def test_partitionkey_must_equal_the_record_key(
+    kafka_settings: KafkaSettings, topic: TopicConfig
+) -> None:
+    matching = reminder("run-4").model_copy(update={"partitionkey": "run-4"})
+    other = reminder("run-4").model_copy(update={"partitionkey": "run-5"})
+    async with KafkaEventProducer(kafka_settings, metrics=KafkaMetrics(CollectorRegistry())) as p:
+        await p.publish(topic, matching, content_mode="binary")
+        with pytest.raises(ValueError, match="differs from the record key"):
+            await p.publish(topic, other)
+        with pytest.raises(ValueError, match="differs from the record key"):
+            await p.publish_many(topic, [matching, other])
+    [record] = await read_all(kafka_settings, topic.name, 1)
+    assert record.key == b"run-4"
+    assert dict(record.headers)["ce_partitionkey"] == b"run-4"

@@ -95,6 +95,8 @@ def test_kit_models_both_cloudevents_content_modes() -> None:
     value, headers = encode_record(event)  # structured, the default
     assert headers == [("content-type", CONTENT_TYPE.encode())]
     assert decode_record(value, headers).extensions == {"tenant": "acme"}
+    keyed = decode_record(value, headers, key=b"run-1")  # opt-in: record key -> partitionkey
+    assert keyed.extensions == {"tenant": "acme", "partitionkey": "run-1"}
     bad = [(n, v) for n, v in encode_record(event, "binary")[1] if n != "ce_source"]
     with pytest.raises(EventDecodeError) as info:
         decode_record(encode_record(event, "binary")[0], bad)

@@ -43,6 +43,8 @@ TRACEPARENT_HEADER: Final = "traceparent"
 """W3C Trace Context header carrying the trace of a record (both modes; not an attribute)."""
 TRACESTATE_HEADER: Final = "tracestate"
 """W3C Trace Context vendor state, next to `traceparent`."""
+PARTITIONKEY: Final = "partitionkey"
+"""The Partitioning extension: an attribute equal to the record key when present."""
 DATA_CONTENT_TYPE: Final = "application/json"
 """The media type of every CoffeeBuddy event's data (binary mode `content-type`)."""
 
@@ -76,16 +78,44 @@ def _is_binary(headers: Headers) -> bool:
     return binary
 
 
-def decode_record(value: bytes | bytearray | None, headers: Headers | None = None) -> Event:
+def decode_record(
+    value: bytes | bytearray | None,
+    headers: Headers | None = None,
+    *,
+    key: bytes | None = None,
+) -> Event:
     """Decode one Kafka record in whichever content mode its headers name; raises
-    `EventDecodeError` (binary-mode attribute errors name the header, e.g. `ce_id`)."""
+    `EventDecodeError` (binary-mode attribute errors name the header, e.g. `ce_id`).
+
+    `key=` opts into the binding's receive-side key mapping: the record key becomes the
+    `partitionkey` extension of an event that carries none (as the CloudEvents SDKs do).
+    """
     if headers and _is_binary(headers):
-        return _decode_binary(value, headers)
-    raw = value if value is not None else b""
-    try:  # decode_event, inlined: this is the consumer's per-record path
-        return _ADAPTER.validate_json(raw)
-    except ValidationError as exc:
-        raise _decode_error(exc, raw) from None
+        event = _decode_binary(value, headers)
+    else:
+        raw = value if value is not None else b""
+        try:  # decode_event, inlined: this is the consumer's per-record path
+            event = _ADAPTER.validate_json(raw)
+        except ValidationError as exc:
+            raise _decode_error(exc, raw) from None
+    if key is not None and PARTITIONKEY not in (event.__pydantic_extra__ or {}):
+        return event.model_copy(update={PARTITIONKEY: bytes(key).decode("utf-8", "replace")})
+    return event
+
+
+def check_partitionkey(event: CloudEvent[Any], key: bytes | None) -> None:
+    """Refuse an event whose `partitionkey` extension differs from the record key it is sent
+    with: the binding keeps the attribute and the key in step, and our key is the topic's
+    key field (`ValueError` naming both)."""
+    extra = event.__pydantic_extra__
+    if extra and PARTITIONKEY in extra:
+        wanted = str(extra[PARTITIONKEY])
+        if key is None or wanted.encode() != key:
+            shown = key.decode("utf-8", "replace") if key is not None else None
+            raise ValueError(
+                f"event {event.id!r}: partitionkey extension {wanted!r} differs from the record "
+                f"key {shown!r} (the topic's key field); drop the extension or make them equal"
+            )
 
 
 def encode_record(
@@ -104,6 +134,9 @@ def encode_record(
         attr = attrs.pop(name, None)
         if attr is not None:
             headers.append((CE_HEADER_PREFIX + name, str(attr).encode()))
+    schema = attrs.pop("dataschema", None)  # optional core attribute, kept as an extra
+    if isinstance(schema, str):
+        headers.append((CE_HEADER_PREFIX + "dataschema", schema.encode()))
     for name, ext in check_extensions(attrs).items():
         text = ("true" if ext else "false") if isinstance(ext, bool) else str(ext)
         headers.append((CE_HEADER_PREFIX + name, text.encode()))

@@ -26,7 +26,13 @@ from aiokafka.errors import (
 
 from coffeebuddy.infra.kafka.config import KafkaSettings, check_connection
 from coffeebuddy.infra.kafka.metrics import KafkaMetrics
-from coffeebuddy.infra.kafka.models import CONTENT_TYPE, ContentMode, encode_event, encode_record
+from coffeebuddy.infra.kafka.models import (
+    CONTENT_TYPE,
+    ContentMode,
+    check_partitionkey,
+    encode_event,
+    encode_record,
+)
 from coffeebuddy.infra.kafka.producer._tracing import (
     producer_span,
     record_send,
@@ -329,10 +335,13 @@ class KafkaEventProducer:
                 f"event {event_type!r} has no data.{topic.key_field}, the key field of topic "
                 f"{topic.name!r}"
             ) from None
+        key = str(key_value).encode()
+        if event.__pydantic_extra__:
+            check_partitionkey(event, key)
         if mode == "structured":
-            return str(key_value).encode(), encode_event(event), [_CONTENT_TYPE_HEADER]
+            return key, encode_event(event), [_CONTENT_TYPE_HEADER]
         value, ce_headers = encode_record(event, mode)
-        return str(key_value).encode(), value, ce_headers
+        return key, value, ce_headers
 
     async def publish(
         self,
@@ -390,7 +399,10 @@ class KafkaEventProducer:
         try:
             for e in events:  # tight loop: the type check runs once per distinct type below
                 types.add(e.type)
-                encoded.append((str(getattr(e.data, key_field)).encode(), encode_event(e)))
+                key = str(getattr(e.data, key_field)).encode()
+                if e.__pydantic_extra__:  # extensions: a partitionkey must equal the key
+                    check_partitionkey(e, key)
+                encoded.append((key, encode_event(e)))
         except AttributeError:
             self._encode(topic, e, mode)  # raises the precise error for the offending event
             raise
