@@ -167,3 +167,33 @@ async def test_untraced_harness_runs_handlers_outside_any_span(
     async with running(harness):
         await wait_until(lambda: spans, timeout=10, message="handled")
     assert spans == [trace.INVALID_SPAN]
+
+
+def test_without_opentelemetry_the_harness_needs_none_of_it() -> None:
+    import subprocess
+    import sys
+
+    script = """
+import sys
+sys.modules["opentelemetry"] = None  # as if opentelemetry-api were not installed
+from coffeebuddy.infra.kafka.config import KafkaSettings
+from coffeebuddy.infra.kafka.consumer import KafkaConsumerHarness
+from coffeebuddy.infra.kafka.models import EventDecodeError, FieldError
+from coffeebuddy.infra.kafka.topics import REMINDER_EVENTS_TOPIC
+
+async def handler(event, ctx):
+    pass
+
+settings = KafkaSettings.from_env({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"})
+harness = KafkaConsumerHarness(settings, [REMINDER_EVENTS_TOPIC], "g", handler)
+assert harness._tracer is None and harness._handler is handler
+# the poison-record path must not reach for the tracing module either
+harness._trace_decode_failure(None, EventDecodeError("invalid_json", [FieldError("", "json", "x")]))
+assert "coffeebuddy.infra.kafka.consumer._tracing" not in sys.modules
+print("ok")
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"

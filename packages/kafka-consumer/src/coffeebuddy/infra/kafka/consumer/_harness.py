@@ -805,9 +805,9 @@ class KafkaConsumerHarness:
             observe_many(tm.deferred, deferred)
 
     def _trace_decode_failure(self, record: Any, error: EventDecodeError) -> None:
-        from coffeebuddy.infra.kafka.consumer._tracing import decode_failed
+        if self._tracer is not None:  # (opentelemetry is imported only when tracing is on)
+            from coffeebuddy.infra.kafka.consumer._tracing import decode_failed
 
-        if self._tracer is not None:
             decode_failed(self._tracer, self._group, record, error)
 
     async def _after_failure_inline(

@@ -336,7 +336,7 @@ class KafkaEventProducer:
                 f"{topic.name!r}"
             ) from None
         key = str(key_value).encode()
-        if event.__pydantic_extra__:
+        if getattr(event, "__pydantic_extra__", None):
             check_partitionkey(event, key)
         if mode == "structured":
             return key, encode_event(event), [_CONTENT_TYPE_HEADER]
@@ -400,7 +400,7 @@ class KafkaEventProducer:
             for e in events:  # tight loop: the type check runs once per distinct type below
                 types.add(e.type)
                 key = str(getattr(e.data, key_field)).encode()
-                if e.__pydantic_extra__:  # extensions: a partitionkey must equal the key
+                if getattr(e, "__pydantic_extra__", None):  # a partitionkey must equal the key
                     check_partitionkey(e, key)
                 encoded.append((key, encode_event(e)))
         except AttributeError:
