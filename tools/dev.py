@@ -41,7 +41,7 @@ from coffeebuddy.infra.kafka.models import (
     RunCreatedData,
     RunnerAssigned,
     RunnerAssignedData,
-    decode_event,
+    decode_record,
 )
 from coffeebuddy.infra.kafka.producer import KafkaEventProducer
 from coffeebuddy.infra.kafka.provision import ensure_topics
@@ -198,7 +198,7 @@ async def _watch_deliveries(
                 for record in records:
                     if record.value is None:
                         continue  # tombstone: a released claim, nothing sent or dropped
-                    event = decode_event(record.value)
+                    event = decode_record(record.value, record.headers)
                     if isinstance(event, ReminderDelivery):
                         _report(event, say, expect, slack)
     finally:

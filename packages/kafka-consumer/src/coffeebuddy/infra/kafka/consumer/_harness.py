@@ -44,8 +44,8 @@ from coffeebuddy.infra.kafka.consumer._errors import (
 )
 from coffeebuddy.infra.kafka.consumer._tracker import OffsetTracker
 from coffeebuddy.infra.kafka.metrics import KafkaMetrics, observe_many
-from coffeebuddy.infra.kafka.models import Event, EventDecodeError, decode_event
-from coffeebuddy.infra.kafka.producer import KafkaEventProducer
+from coffeebuddy.infra.kafka.models import Event, EventDecodeError, decode_record
+from coffeebuddy.infra.kafka.producer import KafkaEventProducer, resolve_tracer
 from coffeebuddy.infra.kafka.topics import ConsumerGroup, TopicConfig
 
 log = logging.getLogger("coffeebuddy.infra.kafka.consumer")
@@ -204,6 +204,8 @@ class KafkaConsumerHarness:
         poll_timeout: float = 0.2,
         stall_timeout: float = 120.0,
         poll_stale_after: float | None = None,
+        tracing: bool | None = None,
+        tracer_provider: Any = None,
     ) -> None:
         if not topics:
             raise ValueError("topics must be a non-empty sequence of TopicConfig")
@@ -231,6 +233,12 @@ class KafkaConsumerHarness:
         if not self._group:
             raise ValueError("group must be a non-empty consumer group name")
         self._handler = handler
+        # tracing on: the handler is wrapped once in a CONSUMER span; off: nothing changes
+        self._tracer = resolve_tracer(tracing, tracer_provider, "coffeebuddy.infra.kafka.consumer")
+        if self._tracer is not None:
+            from coffeebuddy.infra.kafka.consumer._tracing import traced_handler
+
+            self._handler = traced_handler(handler, self._tracer, self._group)
         self._producer = producer
         self._own_producer = producer is None
         self._metrics = metrics if metrics is not None else KafkaMetrics()
@@ -748,7 +756,7 @@ class KafkaConsumerHarness:
         complete = p.tracker.complete
         tm = p.tm
         perf = time.perf_counter
-        decode = decode_event
+        decode = decode_record
         # Handler durations are collected in plain lists and flushed per batch.
         success: list[float] = []
         deferred: list[float] = []
@@ -766,8 +774,9 @@ class KafkaConsumerHarness:
                         # Decoded right before handling: events that die young never reach
                         # the cyclic GC's older generations (batch decoding costs ~50% more).
                         try:
-                            event = decode(record.value if record.value is not None else b"")
+                            event = decode(record.value, record.headers)
                         except EventDecodeError as error:
+                            self._trace_decode_failure(record, error)
                             await self._dead_letter_inline(
                                 p, record, error, "decode_error", 1, time.time()
                             )
@@ -797,6 +806,12 @@ class KafkaConsumerHarness:
         finally:
             observe_many(tm.success, success)
             observe_many(tm.deferred, deferred)
+
+    def _trace_decode_failure(self, record: Any, error: EventDecodeError) -> None:
+        if self._tracer is not None:  # (opentelemetry is imported only when tracing is on)
+            from coffeebuddy.infra.kafka.consumer._tracing import decode_failed
+
+            decode_failed(self._tracer, self._group, record, error)
 
     async def _after_failure_inline(
         self,

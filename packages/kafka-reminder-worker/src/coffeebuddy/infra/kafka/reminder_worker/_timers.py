@@ -45,6 +45,7 @@ class Pending:
         "run_id",
         "successor",
         "tp",
+        "traceparent",
     )
 
     def __init__(
@@ -79,6 +80,7 @@ class Pending:
         self.needs_check = False
         self.in_flight = False
         self.successor: Pending | None = None
+        self.traceparent: bytes | None = None  # the scheduling record's, kept when tracing is on
 
     def __repr__(self) -> str:
         return f"Pending(reminder_id={self.reminder_id!r}, run_id={self.run_id!r}, due={self.due})"

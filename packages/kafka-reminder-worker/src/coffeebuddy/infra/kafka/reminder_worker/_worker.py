@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from coffeebuddy.infra.kafka.consumer import NonRetryableError, RetryableError
 from coffeebuddy.infra.kafka.models import (
+    TRACEPARENT_HEADER,
     ReminderCancelled,
     ReminderDeliveryData,
     ReminderScheduled,
@@ -23,6 +24,7 @@ from coffeebuddy.infra.kafka.models import (
     RunCancelled,
     RunClosed,
 )
+from coffeebuddy.infra.kafka.producer import resolve_tracer
 from coffeebuddy.infra.kafka.reminder_worker._delivery_log import (
     CLAIMED,
     DROPPED,
@@ -110,6 +112,8 @@ class ReminderWorker:
         max_concurrent_sends: int = 32,
         worker_id: str | None = None,
         source: str = "/coffeebuddy/reminder-worker",
+        tracing: bool | None = None,
+        tracer_provider: Any = None,
     ) -> None:
         problems = []
         if max_pending < 1:
@@ -132,6 +136,14 @@ class ReminderWorker:
         if problems:
             raise ValueError("ReminderWorker: " + "; ".join(problems))
         self._sender = sender
+        # tracing on: sends get CLIENT spans linked to the scheduling record's traceparent
+        self._tracer = resolve_tracer(
+            tracing, tracer_provider, "coffeebuddy.infra.kafka.reminder_worker"
+        )
+        if self._tracer is not None:
+            from coffeebuddy.infra.kafka.reminder_worker._tracing import TracedSender
+
+            self._sender = TracedSender(sender, self._tracer, self._pending_entry)
         self._producer = producer
         self._metrics = metrics
         self._clock: Clock = clock or _utc_now
@@ -347,6 +359,10 @@ class ReminderWorker:
             context.defer(),
             self._tp(context.topic, context.partition),
         )
+        if self._tracer is not None:
+            entry.traceparent = next(
+                (bytes(v) for n, v in context.headers if n == TRACEPARENT_HEADER and v), None
+            )
         if existing is not None:
             if existing.in_flight:
                 # decided after the running attempt: sent -> this one is a duplicate
@@ -365,6 +381,9 @@ class ReminderWorker:
         log.info("reminder scheduled", extra={**extra, "due_at": data.due_at.isoformat()})
         if entry.next_at < head:  # a new earliest reminder: the scheduler sleeps too long
             self._wake.set()
+
+    def _pending_entry(self, reminder_id: str) -> Pending | None:
+        return self._pending.get(reminder_id)
 
     def _heap_head(self) -> float:
         head = self._heap.next_time(self._is_live)
