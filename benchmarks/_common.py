@@ -1,11 +1,30 @@
-"""Shared shapes for `hatch run bench`: every bench module returns rows, run.py prints them."""
+"""Shared shapes for `hatch run bench`: every bench module returns rows, run.py prints them.
+
+A row is the median of several rounds (`BenchRow.of`), with its spread, and so is its baseline,
+measured in the same run: a ratio is only worth reading next to the spreads of both sides.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import statistics
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from coffeebuddy.infra.kafka.config import KafkaSettings
+
+#: Rounds each measurement takes in a full run (`--quick` takes one).
+ROUNDS = 3
+
+
+def spread(samples: Sequence[float]) -> float | None:
+    """Half the range of `samples` relative to their median (0.05 = +/-5 %); None for one."""
+    if len(samples) < 2:
+        return None
+    middle = statistics.median(samples)
+    if middle == 0:
+        return None
+    return (max(samples) - min(samples)) / 2 / abs(middle)
 
 
 @dataclass(frozen=True)
@@ -20,6 +39,41 @@ class BenchRow:
     baseline_value: float | None = None
     target: str | None = None
     met: bool | None = None
+    rounds: int = 1
+    spread: float | None = None
+    baseline_spread: float | None = None
+
+    @classmethod
+    def of(
+        cls,
+        group: str,
+        name: str,
+        samples: Sequence[float],
+        unit: str,
+        *,
+        baseline: str | None = None,
+        baseline_samples: Sequence[float] | None = None,
+        target: str | None = None,
+        meets: Callable[[float, float | None], bool] | None = None,
+    ) -> BenchRow:
+        """The median of `samples` (and of `baseline_samples`); `meets(value, base)` -> met."""
+        if not samples:
+            raise ValueError(f"bench row {name!r} has no samples")
+        value = statistics.median(samples)
+        base = statistics.median(baseline_samples) if baseline_samples else None
+        return cls(
+            group=group,
+            name=name,
+            value=value,
+            unit=unit,
+            baseline=baseline,
+            baseline_value=base,
+            target=target,
+            met=meets(value, base) if meets is not None else None,
+            rounds=len(samples),
+            spread=spread(samples),
+            baseline_spread=spread(baseline_samples) if baseline_samples else None,
+        )
 
     @property
     def ratio(self) -> float | None:
@@ -32,10 +86,23 @@ class BenchRow:
         return {**asdict(self), "ratio": self.ratio}
 
 
+async def rounds(count: int, measure: Callable[[], Awaitable[float]]) -> list[float]:
+    """`count` results of `measure`, one after another."""
+    return [await measure() for _ in range(count)]
+
+
 @dataclass(frozen=True)
 class BenchContext:
-    """What run.py hands every bench module: a running embedded broker and settings for it."""
+    """What run.py hands every bench module: a running broker and settings for it."""
 
     bootstrap_servers: str
     settings: KafkaSettings
     quick: bool
+    broker: str = "embedded"
+    """`embedded` (Tansu) or `apache` (Apache Kafka, production client defaults)."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    """The `KAFKA_*` variables behind `settings` (for bench children in other processes)."""
+
+    @property
+    def rounds(self) -> int:
+        return 1 if self.quick else ROUNDS

@@ -45,21 +45,21 @@ def sample_event() -> ReminderScheduled:
     )
 
 
-def _rate(fn: Callable[[], object], calls: int, per_call: int, repeats: int) -> float:
-    """Best-of-`repeats` operations per second."""
-    best = float("inf")
+def _rates(fn: Callable[[], object], calls: int, per_call: int, repeats: int) -> list[float]:
+    """Operations per second of each of `repeats` rounds."""
+    out = []
     for _ in range(repeats):
         start = time.perf_counter()
         for _ in range(calls):
             fn()
-        best = min(best, time.perf_counter() - start)
-    return calls * per_call / best
+        out.append(calls * per_call / (time.perf_counter() - start))
+    return out
 
 
 async def run(ctx: BenchContext) -> list[BenchRow]:
     """Measure decode/encode events/s for one ~300-byte ReminderScheduled."""
     n = 2_000 if ctx.quick else 30_000
-    repeats = 2 if ctx.quick else 5
+    repeats = 2 if ctx.quick else 5  # CPU only, cheap: more rounds than the broker rows
     event = sample_event()
     raw = encode_event(event)
     size = len(raw)
@@ -68,43 +68,43 @@ async def run(ctx: BenchContext) -> list[BenchRow]:
     def baseline_encode() -> object:
         return json.dumps(event.model_dump(mode="json", exclude_none=True)).encode()
 
-    decode = _rate(lambda: decode_event(raw), n, 1, repeats)
-    parse_only = _rate(lambda: json.loads(raw), n, 1, repeats)
-    known_class = _rate(lambda: ReminderScheduled.model_validate_json(raw), n, 1, repeats)
-    batch_rate = _rate(lambda: decode_events(batch), max(1, n // len(batch)), len(batch), repeats)
-    encode = _rate(lambda: encode_event(event), n, 1, repeats)
-    encode_base = _rate(baseline_encode, n, 1, repeats)
+    decode = _rates(lambda: decode_event(raw), n, 1, repeats)
+    parse_only = _rates(lambda: json.loads(raw), n, 1, repeats)
+    known_class = _rates(lambda: ReminderScheduled.model_validate_json(raw), n, 1, repeats)
+    batch_rate = _rates(lambda: decode_events(batch), max(1, n // len(batch)), len(batch), repeats)
+    encode = _rates(lambda: encode_event(event), n, 1, repeats)
+    encode_base = _rates(baseline_encode, n, 1, repeats)
     return [
-        BenchRow(
-            group=GROUP,
-            name=f"decode_event ReminderScheduled ({size} B)",
-            value=decode,
-            unit="events/s",
+        BenchRow.of(
+            GROUP,
+            f"decode_event ReminderScheduled ({size} B)",
+            decode,
+            "events/s",
             baseline="json.loads only (no validation)",
-            baseline_value=parse_only,
+            baseline_samples=parse_only,
         ),
-        BenchRow(
-            group=GROUP,
-            name=f"decode_event ReminderScheduled ({size} B), type dispatch",
-            value=decode,
-            unit="events/s",
+        BenchRow.of(
+            GROUP,
+            f"decode_event ReminderScheduled ({size} B), type dispatch",
+            decode,
+            "events/s",
             baseline="ReminderScheduled.model_validate_json",
-            baseline_value=known_class,
+            baseline_samples=known_class,
         ),
-        BenchRow(
-            group=GROUP,
-            name=f"decode_events batch of {len(batch)} ({size} B each)",
-            value=batch_rate,
-            unit="events/s",
+        BenchRow.of(
+            GROUP,
+            f"decode_events batch of {len(batch)} ({size} B each)",
+            batch_rate,
+            "events/s",
             baseline="decode_event one by one",
-            baseline_value=decode,
+            baseline_samples=decode,
         ),
-        BenchRow(
-            group=GROUP,
-            name=f"encode_event ReminderScheduled ({size} B)",
-            value=encode,
-            unit="events/s",
+        BenchRow.of(
+            GROUP,
+            f"encode_event ReminderScheduled ({size} B)",
+            encode,
+            "events/s",
             baseline="model_dump + json.dumps",
-            baseline_value=encode_base,
+            baseline_samples=encode_base,
         ),
     ]

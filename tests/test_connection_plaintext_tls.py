@@ -23,7 +23,9 @@ from coffeebuddy.infra.kafka.testing import (
     CertificateAuthority,
     TlsBroker,
     TopicFactory,
+    create_topics,
     require_capability,
+    unique_topic_name,
     wait_until,
 )
 
@@ -62,7 +64,9 @@ async def test_plaintext_round_trip_and_check_connection(
 async def test_tls_with_the_right_ca_produces_and_consumes(kafka_tls_broker: TlsBroker) -> None:
     settings = kafka_tls_broker.settings
     await check_connection(settings, timeout=5)
-    assert await _round_trip(settings, "tls.round-trip", b"secret-ish") == [b"secret-ish"]
+    topic = unique_topic_name("tls-round-trip")
+    await create_topics(settings, [(topic, 1)])  # over TLS too: no broker auto-creates here
+    assert await _round_trip(settings, topic, b"secret-ish") == [b"secret-ish"]
 
 
 @pytest.fixture
@@ -114,19 +118,48 @@ async def test_tls_with_system_cas_only_is_not_trusted(kafka_tls_broker: TlsBrok
     assert "set KAFKA_SSL_CAFILE to the CA" in str(caught.value)
 
 
-async def test_sasl_connection(kafka_broker: BrokerHandle) -> None:
+SASL_CASES = [
+    (protocol, mechanism)
+    for protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+    for mechanism in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+]
+
+
+@pytest.mark.parametrize(("protocol", "mechanism"), SASL_CASES)
+async def test_sasl_connection_round_trip_with_production_defaults(
+    kafka_broker: BrokerHandle, protocol: str, mechanism: str
+) -> None:
+    """Every SASL listener and mechanism: check_connection, then acks=all + idempotence."""
     require_capability(kafka_broker, "sasl")
-    username = os.environ.get("COFFEEBUDDY_TEST_SASL_USERNAME")
-    password = os.environ.get("COFFEEBUDDY_TEST_SASL_PASSWORD")
-    if not (username and password):
-        pytest.skip("broker supports SASL but COFFEEBUDDY_TEST_SASL_USERNAME/PASSWORD are not set")
-    settings = kafka_broker.settings(
-        KAFKA_SECURITY_PROTOCOL=os.environ.get("COFFEEBUDDY_TEST_SASL_PROTOCOL", "SASL_PLAINTEXT"),
-        KAFKA_SASL_MECHANISM=os.environ.get("COFFEEBUDDY_TEST_SASL_MECHANISM", "PLAIN"),
-        KAFKA_SASL_USERNAME=username,
-        KAFKA_SASL_PASSWORD=password,
-    )
+    if kafka_broker.apache is not None:
+        settings = kafka_broker.apache.settings(protocol, mechanism=mechanism)  # type: ignore[arg-type]
+    else:
+        username = os.environ.get("COFFEEBUDDY_TEST_SASL_USERNAME")
+        password = os.environ.get("COFFEEBUDDY_TEST_SASL_PASSWORD")
+        if not (username and password):
+            pytest.skip(
+                "the external broker supports SASL but COFFEEBUDDY_TEST_SASL_USERNAME/PASSWORD "
+                "are not set"
+            )
+        if protocol != os.environ.get("COFFEEBUDDY_TEST_SASL_PROTOCOL", "SASL_PLAINTEXT") or (
+            mechanism != os.environ.get("COFFEEBUDDY_TEST_SASL_MECHANISM", "PLAIN")
+        ):
+            pytest.skip(
+                f"the external broker's test credentials are not for {protocol}/{mechanism}"
+            )
+        settings = kafka_broker.settings(
+            KAFKA_SECURITY_PROTOCOL=protocol,
+            KAFKA_SASL_MECHANISM=mechanism,
+            KAFKA_SASL_USERNAME=username,
+            KAFKA_SASL_PASSWORD=password,
+        )
+    assert settings.acks == "all"
+    assert settings.enable_idempotence
     await check_connection(settings, timeout=10)
+    topic = unique_topic_name(f"sasl-{protocol}-{mechanism}")
+    await create_topics(settings, [(topic, 1)])
+    assert await _round_trip(settings, topic, b"over sasl") == [b"over sasl"]
     wrong = settings.with_overrides(sasl_password="definitely-wrong")
-    with pytest.raises(KafkaConnectionError, match="SASL authentication"):
+    with pytest.raises(KafkaConnectionError, match="SASL authentication") as caught:
         await check_connection(wrong, timeout=10)
+    assert "definitely-wrong" not in str(caught.value)

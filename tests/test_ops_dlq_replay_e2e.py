@@ -26,7 +26,7 @@ from coffeebuddy.infra.kafka.models import (
     ReminderScheduledData,
 )
 from coffeebuddy.infra.kafka.producer import KafkaEventProducer
-from coffeebuddy.infra.kafka.provision._dlq import (
+from coffeebuddy.infra.kafka.provision import (
     REPLAYED_FROM_HEADER,
     DeadLetter,
     DeadLetterFilter,

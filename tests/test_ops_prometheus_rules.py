@@ -128,7 +128,7 @@ def test_anchor_slug_rule() -> None:
 
 def test_runbook_dlq_commands_parse_with_the_real_cli() -> None:
     """Every `coffeebuddy-kafka dlq ...` command the runbook shows is valid for the CLI."""
-    from coffeebuddy.infra.kafka.provision._cli import build_parser
+    from coffeebuddy.infra.kafka.provision import build_parser
 
     commands = [
         " ".join(match.split())

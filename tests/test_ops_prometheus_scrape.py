@@ -27,9 +27,11 @@ from coffeebuddy.infra.kafka.models import ReminderScheduled, ReminderScheduledD
 from coffeebuddy.infra.kafka.producer import KafkaEventProducer
 from coffeebuddy.infra.kafka.provision import ensure_topics
 from coffeebuddy.infra.kafka.testing import (
-    EmbeddedBroker,
+    BrokerHandle,
     FakeSlackServer,
     free_port,
+    local_broker_kind,
+    start_broker,
     wait_until_sync,
 )
 from coffeebuddy.infra.kafka.topics import REMINDER_EVENTS_TOPIC
@@ -78,20 +80,19 @@ class Prom:
 
 
 @pytest.fixture(scope="module")
-def broker() -> Iterator[EmbeddedBroker]:
+def broker() -> Iterator[BrokerHandle]:
     """A dedicated broker: the worker uses the catalog's fixed topic and group names."""
-    with EmbeddedBroker(name="tansu-ops-scrape") as embedded:
-        yield embedded
+    handle = start_broker(kind=local_broker_kind())
+    try:
+        yield handle
+    finally:
+        handle.close()
 
 
-def _env(broker: EmbeddedBroker, slack: FakeSlackServer, http_port: int) -> dict[str, str]:
+def _env(broker: BrokerHandle, slack: FakeSlackServer, http_port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "SLACK_"))}
+    env.update({k: v for k, v in broker.env.items() if k.startswith("KAFKA_")})
     env.update(
-        KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap_servers,
-        KAFKA_ENABLE_IDEMPOTENCE="false",
-        KAFKA_SESSION_TIMEOUT_MS="6000",
-        KAFKA_HEARTBEAT_INTERVAL_MS="500",
-        KAFKA_REQUEST_TIMEOUT_MS="10000",
         SLACK_BOT_TOKEN=slack.token,
         SLACK_API_BASE_URL=slack.base_url,
         WORKER_HTTP_HOST="127.0.0.1",
@@ -148,11 +149,9 @@ def _dashboard_queries() -> list[str]:
 
 
 def test_prometheus_scrapes_a_delivering_worker(
-    broker: EmbeddedBroker, fake_slack: FakeSlackServer, tmp_path: Path
+    broker: BrokerHandle, fake_slack: FakeSlackServer, tmp_path: Path
 ) -> None:
-    settings = KafkaSettings.from_env(
-        {"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, "KAFKA_ENABLE_IDEMPOTENCE": "false"}
-    )
+    settings = broker.settings()
     report = asyncio.run(ensure_topics(settings, "dev"))
     assert report.ok, report
 

@@ -88,3 +88,51 @@ def test_no_init_in_test_folders() -> None:
         if "tests" in p.parts and "src" not in p.parts and ".hatch" not in p.parts
     ]
     assert offenders == []
+
+
+IMPORTS = REPO / "tools" / "check_imports.py"
+
+
+def _run_imports(root: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(IMPORTS), str(root)], capture_output=True, text=True, check=False
+    )
+
+
+def _package(root: Path, name: str, deps: list[str], body: str) -> Path:
+    folder = root / "packages" / f"kafka-{name}"
+    leaf = folder / "src" / "coffeebuddy" / "infra" / "kafka" / name
+    leaf.mkdir(parents=True)
+    (leaf / "__init__.py").write_text(body)
+    quoted = ", ".join(f'"coffeebuddy-infra-kafka-{d}"' for d in deps)
+    (folder / "pyproject.toml").write_text(f'[project]\nname = "x"\ndependencies = [{quoted}]\n')
+    return folder
+
+
+def test_import_contract_passes_on_this_repository() -> None:
+    result = _run_imports(REPO)
+    assert result.returncode == 0, result.stderr
+
+
+def test_import_contract_catches_an_arrow_against_the_graph(tmp_path: Path) -> None:
+    _package(tmp_path, "config", ["consumer"], "from coffeebuddy.infra.kafka.consumer import X\n")
+    result = _run_imports(tmp_path)
+    assert result.returncode == 1
+    assert "config may not import consumer" in result.stderr
+
+
+def test_import_contract_catches_an_undeclared_dependency(tmp_path: Path) -> None:
+    _package(tmp_path, "producer", [], "import coffeebuddy.infra.kafka.config\n")
+    result = _run_imports(tmp_path)
+    assert "producer imports config without declaring it" in result.stderr
+
+
+def test_import_contract_catches_a_private_import_in_tests(tmp_path: Path) -> None:
+    folder = _package(tmp_path, "producer", ["config"], "")
+    (folder / "tests").mkdir()
+    (folder / "tests" / "test_x.py").write_text(
+        "def test_x():\n    from coffeebuddy.infra.kafka.config._settings import Y\n"
+    )
+    result = _run_imports(tmp_path)
+    assert result.returncode == 1
+    assert "a private module of config" in result.stderr

@@ -1,7 +1,8 @@
 """Process-level end-to-end tests of the deployable reminder worker.
 
-Each test gets its own embedded broker (real catalog topic names, provisioned through
-`coffeebuddy.infra.kafka.provision.ensure_topics`), a fake Slack on its own thread, and runs the
+Each test gets its own broker (Apache Kafka where Java is here, else embedded) with the real
+catalog topic names, provisioned through `coffeebuddy.infra.kafka.provision.ensure_topics`, a
+fake Slack on its own thread, and runs the
 worker as separate processes (`python -m coffeebuddy.services.reminder_worker`) configured by
 environment variables, exactly as deployed. Waiting is always on a condition with a deadline.
 """
@@ -29,8 +30,18 @@ from coffeebuddy.infra.kafka.config import KafkaSettings
 from coffeebuddy.infra.kafka.models import ReminderScheduled, ReminderScheduledData
 from coffeebuddy.infra.kafka.producer import KafkaEventProducer
 from coffeebuddy.infra.kafka.provision import ensure_topics
-from coffeebuddy.infra.kafka.testing import EmbeddedBroker, FakeSlackServer, free_port, wait_until
+from coffeebuddy.infra.kafka.testing import (
+    BrokerHandle,
+    FakeSlackServer,
+    free_port,
+    local_broker_kind,
+    start_broker,
+    wait_until,
+)
 from coffeebuddy.infra.kafka.topics import REMINDER_EVENTS_DLQ_TOPIC, REMINDER_EVENTS_TOPIC
+
+# Process-level delivery runs on both CI passes: Apache Kafka and the embedded (dev) broker.
+pytestmark = pytest.mark.kafka
 
 READY_TIMEOUT = 45.0
 
@@ -124,7 +135,7 @@ class Worker:
 class Stack:
     """A fresh broker + fake Slack + provisioned catalog topics for one test."""
 
-    broker: EmbeddedBroker
+    broker: BrokerHandle
     slack: FakeSlackServer
     settings: KafkaSettings
     tmp_path: Path
@@ -133,8 +144,7 @@ class Stack:
     def worker(self, name: str = "worker", **env: str) -> Worker:
         base = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "SLACK_"))},
-            "KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap_servers,
-            "KAFKA_ENABLE_IDEMPOTENCE": "false",
+            **{k: v for k, v in self.broker.env.items() if k.startswith("KAFKA_")},
             "KAFKA_CLIENT_ID": f"reminder-worker-{name}",
             "KAFKA_SESSION_TIMEOUT_MS": "6000",
             "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
@@ -156,11 +166,9 @@ class Stack:
 
 @pytest.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
-    broker = EmbeddedBroker(log_dir=tmp_path / "broker").start()
+    broker = start_broker(kind=local_broker_kind())  # its own: the catalog's fixed names
     slack = FakeSlackServer().start_in_thread()
-    settings = KafkaSettings.from_env(
-        {"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, "KAFKA_ENABLE_IDEMPOTENCE": "false"}
-    )
+    settings = broker.settings()
     s = Stack(broker, slack, settings, tmp_path)
     try:
         report = await ensure_topics(settings, "dev")
@@ -172,7 +180,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
                 w.process.kill()
                 w.process.wait(10)
         slack.stop_thread()
-        broker.stop()
+        broker.close()
 
 
 def scheduled(
@@ -469,13 +477,15 @@ async def test_service_hostile_events_dead_lettered_worker_keeps_delivering(stac
 
 
 async def test_service_missing_topics_exit_with_provisioning_hint(tmp_path: Path) -> None:
-    with EmbeddedBroker(log_dir=tmp_path / "broker") as broker, FakeSlackServer() as slack:
-        s = Stack(
-            broker, slack, KafkaSettings.from_env({"KAFKA_BOOTSTRAP_SERVERS": "x:1"}), tmp_path
-        )
-        worker = s.worker().start()
-        assert worker.process is not None
-        code = worker.process.wait(60)
+    broker = start_broker(kind=local_broker_kind())  # nothing provisioned on it
+    try:
+        with FakeSlackServer() as slack:
+            s = Stack(broker, slack, broker.settings(), tmp_path)
+            worker = s.worker().start()
+            assert worker.process is not None
+            code = worker.process.wait(60)
+    finally:
+        broker.close()
     assert code == 4, worker.log_tail()
     logs = worker.logs()
     assert REMINDER_EVENTS_TOPIC.name in logs

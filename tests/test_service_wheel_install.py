@@ -3,12 +3,13 @@
 
 Mirrors services/reminder-worker/Dockerfile: build stage = one wheel per local package; runtime
 stage = install those wheels (third-party dependencies from PyPI) and run
-`coffeebuddy-reminder-worker`. Here it runs against an embedded broker and the fake Slack until
+`coffeebuddy-reminder-worker`. Here it runs against its own broker and the fake Slack until
 /readyz answers 200, then SIGTERM must end it cleanly.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -21,9 +22,14 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from coffeebuddy.infra.kafka.config import KafkaSettings
 from coffeebuddy.infra.kafka.provision import ensure_topics
-from coffeebuddy.infra.kafka.testing import EmbeddedBroker, FakeSlackServer, free_port, wait_until
+from coffeebuddy.infra.kafka.testing import (
+    FakeSlackServer,
+    free_port,
+    local_broker_kind,
+    start_broker,
+    wait_until,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 # The same list, in the same order, as the Dockerfile's build stage.
@@ -127,17 +133,13 @@ async def test_service_wheel_entrypoint_serves_until_sigterm(
     image_venv: Path, tmp_path: Path
 ) -> None:
     port = free_port()
-    with EmbeddedBroker(log_dir=tmp_path / "broker") as broker, FakeSlackServer() as slack:
-        settings = KafkaSettings.from_env(
-            {"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, "KAFKA_ENABLE_IDEMPOTENCE": "0"}
-        )
-        assert (await ensure_topics(settings, "dev")).ok
+    broker = start_broker(kind=local_broker_kind())
+    with contextlib.ExitStack() as cleanup, FakeSlackServer() as slack:
+        cleanup.callback(broker.close)
+        assert (await ensure_topics(broker.settings(), "dev")).ok
         env = {
             "PATH": os.environ.get("PATH", ""),
-            "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
-            "KAFKA_ENABLE_IDEMPOTENCE": "false",
-            "KAFKA_SESSION_TIMEOUT_MS": "6000",
-            "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
+            **{k: v for k, v in broker.env.items() if k.startswith("KAFKA_")},
             "SLACK_BOT_TOKEN": slack.token,
             "SLACK_API_BASE_URL": slack.base_url,
             "WORKER_HTTP_HOST": "127.0.0.1",

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry
 
-from coffeebuddy.infra.kafka.config import KafkaSettings
+from coffeebuddy.infra.kafka.config import KafkaSettings, topic_partitions
 from coffeebuddy.infra.kafka.models import (
     OrderAdded,
     OrderAddedData,
@@ -41,7 +41,7 @@ from coffeebuddy.infra.kafka.models import (
     RunCreatedData,
     RunnerAssigned,
     RunnerAssignedData,
-    decode_event,
+    decode_record,
 )
 from coffeebuddy.infra.kafka.producer import KafkaEventProducer
 from coffeebuddy.infra.kafka.provision import ensure_topics
@@ -189,7 +189,7 @@ async def _watch_deliveries(
     await consumer.start()
     try:
         name = REMINDER_STATE_CHANGELOG_TOPIC.name
-        partitions = consumer.partitions_for_topic(name) or set()
+        partitions = await topic_partitions(consumer, name)
         tps = [TopicPartition(name, p) for p in sorted(partitions)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
@@ -199,7 +199,7 @@ async def _watch_deliveries(
                 for record in records:
                     if record.value is None:
                         continue  # tombstone: settled state pruned, or a released claim
-                    event = decode_event(record.value)
+                    event = decode_record(record.value, record.headers)
                     if isinstance(event, ReminderState):
                         _report(event, say, expect, slack)
     finally:

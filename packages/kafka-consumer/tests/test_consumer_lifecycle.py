@@ -13,8 +13,7 @@ from coffeebuddy.infra.kafka.config import KafkaSettings
 from coffeebuddy.infra.kafka.consumer import Completion, KafkaConsumerHarness, RecordContext
 from coffeebuddy.infra.kafka.metrics import KafkaMetrics
 from coffeebuddy.infra.kafka.models import Event
-from coffeebuddy.infra.kafka.testing import EmbeddedBroker, TopicFactory, wait_until
-from coffeebuddy.infra.kafka.testing._topics import create_topics
+from coffeebuddy.infra.kafka.testing import EmbeddedBroker, TopicFactory, create_topics, wait_until
 from coffeebuddy.infra.kafka.topics import TopicConfig
 
 
@@ -180,7 +179,9 @@ async def test_stop_returns_within_deadline_when_broker_is_unreachable(
     kit: Any,
 ) -> None:
     with EmbeddedBroker() as broker:
-        settings = kafka_settings.with_overrides(bootstrap_servers=[broker.bootstrap_servers])
+        settings = kafka_settings.with_overrides(
+            bootstrap_servers=[broker.bootstrap_servers], enable_idempotence=False
+        )  # a private embedded broker, killed below: it has no idempotent producer
         await create_topics(settings, [("lonely", 1), ("lonely.dlq", 1)])
         topic = TopicConfig(
             name="lonely",

@@ -33,9 +33,12 @@ from coffeebuddy.infra.kafka.models import (
     RunCreatedData,
     RunnerAssigned,
     RunnerAssignedData,
+    content_mode,
     decode_event,
     decode_events,
+    decode_record,
     encode_event,
+    encode_record,
 )
 
 OFFSETS = [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8))]
@@ -190,15 +193,17 @@ def test_bytes_model_bytes_round_trip(event: CloudEvent[Any]) -> None:
 
 @settings(max_examples=60, deadline=None)
 @given(events(), st.dictionaries(st.from_regex(r"\Ax[a-z]{1,8}\Z"), st.integers(), max_size=3))
-def test_unknown_fields_are_ignored_at_envelope_and_data_level(
+def test_unknown_data_fields_are_ignored_and_envelope_extensions_kept(
     event: CloudEvent[Any], extras: dict[str, int]
 ) -> None:
     doc = json.loads(encode_event(event))
     doc.update(extras)
     doc["data"].update(extras)
     decoded = decode_event(json.dumps(doc).encode())
-    assert decoded == event
-    assert encode_event(decoded) == encode_event(event)
+    assert decoded.data == event.data
+    assert decoded.extensions == extras
+    assert decoded.model_dump(exclude=set(extras)) == event.model_dump()
+    assert json.loads(encode_event(decoded)) == {**json.loads(encode_event(event)), **extras}
 
 
 @settings(max_examples=30, deadline=None)
@@ -225,3 +230,18 @@ def test_non_canonical_bytes_decode_to_the_same_event(event: CloudEvent[Any]) ->
     decoded = decode_event(raw)
     assert decoded == event
     assert encode_event(decoded) == encode_event(event)
+
+
+@settings(max_examples=150, deadline=None)
+@given(events())
+def test_binary_mode_round_trip_matches_structured(event: CloudEvent[Any]) -> None:
+    value, headers = encode_record(event, "binary")
+    assert content_mode(headers) == "binary"
+    assert all(name == name.lower() for name, _ in headers)
+    for _, raw in headers:
+        raw.decode("utf-8")  # every header value is UTF-8 text
+    decoded = decode_record(value, headers)
+    assert type(decoded) is type(event)
+    assert decoded == event
+    assert encode_record(decoded, "binary") == (value, headers)
+    assert decode_record(*encode_record(event, "structured")) == event

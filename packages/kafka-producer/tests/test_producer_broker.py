@@ -188,11 +188,12 @@ async def test_close_reports_undelivered_when_broker_is_gone(
 ) -> None:
     import asyncio
 
-    from coffeebuddy.infra.kafka.testing import EmbeddedBroker, wait_until
-    from coffeebuddy.infra.kafka.testing._topics import create_topics
+    from coffeebuddy.infra.kafka.testing import EmbeddedBroker, create_topics, wait_until
 
     with EmbeddedBroker() as broker:
-        settings = kafka_settings.with_overrides(bootstrap_servers=[broker.bootstrap_servers])
+        settings = kafka_settings.with_overrides(
+            bootstrap_servers=[broker.bootstrap_servers], enable_idempotence=False
+        )  # a private embedded broker, killed below: it has no idempotent producer
         await create_topics(settings, [("doomed", 1)])
         topic = TopicConfig(
             name="doomed",

@@ -1,8 +1,9 @@
 """`AiokafkaAdmin` against recorded wire responses: request encoding per version, response parsing.
 
-The embedded broker has no working ACL/AlterConfigs APIs, so these paths are checked at the
-protocol level: requests are built for the negotiated version and encoded to bytes exactly as
-aiokafka would send them; responses are encoded Kafka answers decoded by aiokafka's own structs.
+Fast checks of the hand-written ACL requests (built for the negotiated version and encoded to
+bytes exactly as aiokafka would send them) and of response parsing; responses are encoded Kafka
+answers decoded by aiokafka's own structs. The same calls run against Apache Kafka in
+test_provision_broker.py.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiokafka.admin.config_resource import ConfigResourceType
 from aiokafka.protocol.admin import (
     AlterConfigsResponse_v1,
     CreateAclsRequest_v0,
@@ -60,6 +62,11 @@ class RecordingAdminClient:
 
     async def describe_configs(self, resources: list[Any]) -> list[Any]:
         return [wire(r) for r in self.configs_responses]
+
+    async def alter_configs(self, resources: list[Any]) -> list[Any]:
+        """aiokafka's public call: one AlterConfigs answer for the topic resources."""
+        self._client.sent.extend(resources)
+        return [wire(self._client.answers[33])]
 
 
 def admin_for(
@@ -142,7 +149,9 @@ async def test_alter_configs_reports_the_broker_error() -> None:
     assert error is not None
     assert "InvalidRequest" in error
     assert "retention.ms" in error
-    assert client.sent[0].resources == [(2, "app.orders", [("retention.ms", "x")])]
+    [resource] = client.sent
+    assert (resource.resource_type, resource.name) == (ConfigResourceType.TOPIC, "app.orders")
+    assert resource.configs == {"retention.ms": "x"}
 
 
 async def test_describe_configs_marks_topic_overrides_and_empty_answers_as_unknown() -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from coffeebuddy.infra.kafka.config import KafkaSettings
+from coffeebuddy.infra.kafka.config import KafkaSettings, topic_partitions
 from coffeebuddy.infra.kafka.models import (
     CONTENT_TYPE,
     DeadLetterReplayed,
@@ -74,8 +74,7 @@ async def _records(settings: KafkaSettings, topic: str) -> list[Any]:
     consumer = AIOKafkaConsumer(**settings.consumer_kwargs(None))
     await consumer.start()
     try:
-        await consumer.topics()
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        tps = [TopicPartition(topic, p) for p in sorted(await topic_partitions(consumer, topic))]
         consumer.assign(tps)
         ends = await consumer.end_offsets(tps)
         await consumer.seek_to_beginning(*tps)
@@ -363,3 +362,38 @@ def test_replayed_event_takes_the_run_id_from_the_data_or_a_run_keyed_origin() -
     no_run = replayed_event(elsewhere, target)
     assert no_run.data.run_id is None
     assert no_run.subject == no_run.data.ref
+
+
+async def test_binary_dead_letter_is_inspected_and_replayed_in_binary_mode(
+    kafka_settings: KafkaSettings, unique_topic: TopicFactory, tmp_path: Path
+) -> None:
+    from coffeebuddy.infra.kafka.models import (
+        RunClosed,
+        RunClosedData,
+        content_mode,
+        decode_record,
+        encode_record,
+    )
+
+    origin = unique_topic(partitions=1)
+    dlq = unique_topic.dead_letter(origin)
+    event = RunClosed.create(data=RunClosedData(run_id="run-bin", closed_at=datetime.now(UTC)))
+    value, ce_headers = encode_record(event, "binary")
+    headers = [
+        *_dlq_headers(origin.name, 0, 4, "run-bin", "NonRetryableError", "non_retryable"),
+        *ce_headers,
+    ]
+    async with KafkaEventProducer(kafka_settings) as producer:
+        await producer.send_raw(dlq, value, key=b"run-bin", headers=headers)
+    [letter] = await inspect_dead_letters(dlq.name, settings=kafka_settings)
+    assert letter.binary
+    assert (letter.event_type, letter.run_id) == (event.type, "run-bin")
+    done = await replay_dead_letters(
+        dlq.name, ledger=FileReplayLedger(tmp_path / "l.jsonl"), settings=kafka_settings
+    )
+    assert len(done.replayed) == 1
+    [record] = await _records(kafka_settings, origin.name)
+    assert content_mode(record.headers) == "binary"
+    assert record.value == value
+    assert decode_record(record.value, record.headers) == event
+    assert json.loads((tmp_path / "l.jsonl").read_text())["run_id"] == "run-bin"

@@ -1,4 +1,4 @@
-"""TlsBroker: stunnel-fronted embedded broker, certificates made per session."""
+"""TLS brokers: native SSL on Apache Kafka or stunnel in front of Tansu; per-session certs."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ from cryptography import x509
 
 from coffeebuddy.infra.kafka.testing import (
     STUNNEL_BIN_ENV,
+    BrokerHandle,
     CertificateAuthority,
     StunnelNotFoundError,
     TlsBroker,
+    TlsEndpoint,
     find_stunnel,
 )
 
@@ -36,12 +38,16 @@ def test_tls_broker_serves_tls_with_a_cert_for_loopback(kafka_tls_broker: TlsBro
     assert [str(ip) for ip in sans.value.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
 
 
-def test_tls_settings_name_the_ca(kafka_tls_broker: TlsBroker) -> None:
+def test_tls_settings_name_the_ca(
+    kafka_tls_broker: TlsBroker | TlsEndpoint, kafka_broker: BrokerHandle
+) -> None:
     settings = kafka_tls_broker.settings
     assert settings.security_protocol == "SSL"
     assert settings.ssl_cafile == kafka_tls_broker.ca_file
-    assert settings.bootstrap_servers == [kafka_tls_broker.bootstrap_servers]
-    assert settings.enable_idempotence is False
+    assert settings.bootstrap_servers == kafka_tls_broker.bootstrap_servers.split(",")
+    # Production default (on) wherever the broker behind the TLS port can do it.
+    expected = kafka_broker.apache is not None
+    assert settings.enable_idempotence is expected
 
 
 async def test_plaintext_client_cannot_use_the_tls_port(kafka_tls_broker: TlsBroker) -> None:

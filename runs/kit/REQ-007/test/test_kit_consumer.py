@@ -81,3 +81,48 @@ async def test_kit_consumer_handles_events_and_dead_letters_poison(
     assert handled == [e.id for e in events]
     assert dead[0][DLQ_REASON] == b"decode_error"
     assert dead[0][DLQ_ORIGIN_OFFSET] == b"2"
+
+
+async def test_kit_consumer_binary_mode_and_process_span(
+    kafka_settings: KafkaSettings, unique_topic: TopicFactory
+) -> None:
+    """kit consumer reads binary-mode records and continues the trace around the handler"""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    topic = unique_topic(1, event_types=REMINDER_EVENT_TYPES)
+    metrics = KafkaMetrics(CollectorRegistry())
+    seen: list[tuple[str, int]] = []
+
+    async def handler(event: Event, ctx: RecordContext) -> None:
+        seen.append((event.id, trace.get_current_span().get_span_context().trace_id))
+
+    event = reminder(7)
+    async with KafkaEventProducer(kafka_settings, metrics=metrics, tracer_provider=provider) as p:
+        await p.publish(topic, event, content_mode="binary")
+        harness = KafkaConsumerHarness(
+            kafka_settings,
+            [topic],
+            "kit-consumer-trace",
+            handler,
+            producer=p,
+            metrics=metrics,
+            tracer_provider=provider,
+        )
+        task = asyncio.ensure_future(harness.run())
+        try:
+            await wait_until(lambda: seen, timeout=20, message="binary record handled")
+        finally:
+            await harness.stop()
+            await task
+    spans = {s.kind: s for s in exporter.get_finished_spans()}
+    send, process = spans[trace.SpanKind.PRODUCER], spans[trace.SpanKind.CONSUMER]
+    assert seen == [(event.id, send.context.trace_id)]
+    assert process.parent is not None
+    assert process.parent.span_id == send.context.span_id
+    assert process.attributes["messaging.consumer.group.name"] == "kit-consumer-trace"

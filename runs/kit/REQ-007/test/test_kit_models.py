@@ -16,9 +16,12 @@ from coffeebuddy.infra.kafka.models import (
     ReminderScheduledData,
     RunCancelled,
     RunCancelledData,
+    content_mode,
     decode_event,
     decode_events,
+    decode_record,
     encode_event,
+    encode_record,
 )
 
 DUE = datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
@@ -79,3 +82,43 @@ def test_kit_batch_decode_isolates_bad_records() -> None:
         "invalid_utf8",
         "unknown_type",
     ]
+
+
+def test_kit_models_both_cloudevents_content_modes() -> None:
+    """kit models both CloudEvents content modes (binding), extensions kept"""
+    event = ReminderScheduled.create(data=_reminder().data, extensions={"tenant": "acme"})
+    value, headers = encode_record(event, "binary")
+    assert content_mode(headers) == "binary"
+    assert dict(headers)["ce_id"] == event.id.encode()
+    assert dict(headers)["ce_tenant"] == b"acme"
+    assert decode_record(value, headers) == event
+    value, headers = encode_record(event)  # structured, the default
+    assert headers == [("content-type", CONTENT_TYPE.encode())]
+    assert decode_record(value, headers).extensions == {"tenant": "acme"}
+    keyed = decode_record(value, headers, key=b"run-1")  # opt-in: record key -> partitionkey
+    assert keyed.extensions == {"tenant": "acme", "partitionkey": "run-1"}
+    bad = [(n, v) for n, v in encode_record(event, "binary")[1] if n != "ce_source"]
+    with pytest.raises(EventDecodeError) as info:
+        decode_record(encode_record(event, "binary")[0], bad)
+    assert info.value.errors[0].field == "ce_source"
+
+
+def test_kit_models_cloudevents_sdk_peer() -> None:
+    """kit models interoperate with the official CloudEvents SDK's Kafka binding"""
+    from cloudevents.core.bindings import kafka as ce_kafka
+    from cloudevents.core.formats.json import JSONFormat
+    from cloudevents.core.v1.event import CloudEvent as SdkEvent
+
+    event = _reminder()
+    attributes = event.model_dump(mode="json", exclude={"data"}, exclude_none=True)
+    attributes["time"] = event.time
+    sdk_event = SdkEvent(attributes, json.loads(event.data.model_dump_json(exclude_none=True)))
+    message = ce_kafka.to_binary(sdk_event, JSONFormat())
+    assert decode_record(message.value, list(message.headers.items())) == event
+    for mode in ("binary", "structured"):
+        value, headers = encode_record(event, mode)  # type: ignore[arg-type]
+        parsed = ce_kafka.from_kafka(
+            ce_kafka.KafkaMessage(headers=dict(headers), key=b"run-1", value=value), JSONFormat()
+        )
+        assert (parsed.get_id(), parsed.get_type()) == (event.id, event.type)
+        assert parsed.get_extension("partitionkey") == "run-1"  # the SDK maps the key

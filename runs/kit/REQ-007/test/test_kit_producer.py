@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -54,3 +55,47 @@ async def test_kit_producer_publishes_and_guards_topics(
         )
         == 12
     )
+
+
+async def test_kit_producer_binary_mode_and_tracing(
+    kafka_settings: KafkaSettings, unique_topic: TopicFactory
+) -> None:
+    """kit producer writes binary mode when asked and traces with a given provider"""
+    from aiokafka import AIOKafkaConsumer
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from coffeebuddy.infra.kafka.models import content_mode, decode_record
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    topic = unique_topic(1, event_types=RUN_EVENT_TYPES).model_copy(
+        update={"content_mode": "binary"}
+    )
+    event = run_created("run-kit-bin")
+    metrics = KafkaMetrics(CollectorRegistry())
+    async with KafkaEventProducer(kafka_settings, metrics=metrics, tracer_provider=provider) as p:
+        assert p.tracing
+        md = await p.publish(topic, event)
+    [span] = exporter.get_finished_spans()
+    assert span.name == f"send {topic.name}"
+    assert span.attributes["messaging.message.id"] == event.id
+    assert span.attributes["messaging.kafka.offset"] == md.offset
+    reader = AIOKafkaConsumer(topic.name, **kafka_settings.consumer_kwargs(None))
+    await reader.start()
+    try:
+        records: list[Any] = []
+        for _ in range(50):
+            for batch in (await reader.getmany(timeout_ms=200)).values():
+                records.extend(batch)
+            if records:
+                break
+    finally:
+        await reader.stop()
+    [record] = records
+    assert content_mode(record.headers) == "binary"
+    assert decode_record(record.value, record.headers) == event
+    traceparent = dict(record.headers)["traceparent"].decode()
+    assert traceparent.split("-")[2] == f"{span.context.span_id:016x}"

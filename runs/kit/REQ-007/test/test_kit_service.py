@@ -81,3 +81,18 @@ def test_kit_settings_require_a_token_and_never_show_it() -> None:
         "coffeebuddy.reminder.deliveries",
         "coffeebuddy.reminder.state-changelog",
     }
+
+
+def test_kit_service_trace_export_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """kit service exports traces only when OTEL_TRACES_EXPORTER asks for it"""
+    from coffeebuddy.services.reminder_worker import configure_tracing
+
+    for name in ("OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SDK_DISABLED"):
+        monkeypatch.delenv(name, raising=False)
+    assert configure_tracing(set_global=False) is None
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console")
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "kit-worker")
+    provider = configure_tracing(set_global=False)
+    assert provider is not None
+    assert provider.resource.attributes["service.name"] == "kit-worker"
+    provider.shutdown()

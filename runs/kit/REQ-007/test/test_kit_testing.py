@@ -8,6 +8,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from coffeebuddy.infra.kafka.config import KafkaSettings
 from coffeebuddy.infra.kafka.testing import (
     CAPABILITIES,
+    SESSION_SASL_USERS,
     BrokerHandle,
     EmbeddedBroker,
     TopicFactory,
@@ -29,7 +30,7 @@ def test_kit_embedded_broker_starts_answers_and_stops() -> None:
 async def test_kit_session_broker_round_trip(
     kafka_broker: BrokerHandle, kafka_settings: KafkaSettings, unique_topic: TopicFactory
 ) -> None:
-    assert kafka_broker.kind in {"external", "testcontainers", "embedded"}
+    assert kafka_broker.kind in {"external", "testcontainers", "apache", "embedded"}
     topic = unique_topic(partitions=1)
     producer = AIOKafkaProducer(**kafka_settings.producer_kwargs())
     await producer.start()
@@ -60,6 +61,8 @@ def test_kit_capabilities_explain_every_gap(kafka_broker: BrokerHandle) -> None:
         assert caps.supports(name) is (reason is None)
         if reason is not None:
             assert reason  # a sentence naming the broker, used as the skip reason
+    if kafka_broker.kind == "apache":
+        assert caps.summary() == dict.fromkeys(CAPABILITIES)  # the reference broker lacks nothing
     if kafka_broker.kind == "embedded":
         assert not caps.supports("acls")
         assert not caps.supports("sasl")
@@ -79,3 +82,19 @@ def test_kit_wait_until_sync_and_free_port() -> None:
     with pytest.raises(TimeoutError, match="never"):
         wait_until_sync(lambda: False, timeout=0.02, message="never")
     assert 0 < free_port() < 65536
+
+
+async def test_kit_apache_kafka_session_broker_has_sasl_users_per_principal(
+    kafka_broker: BrokerHandle,
+) -> None:
+    """On the reference broker: every capability, and SCRAM users for the catalog principals."""
+    if kafka_broker.apache is None:
+        pytest.skip(f"the session broker is {kafka_broker.kind}, not a local Apache Kafka")
+    from coffeebuddy.infra.kafka.config import check_connection
+
+    assert kafka_broker.capabilities.summary() == dict.fromkeys(CAPABILITIES)
+    for user in SESSION_SASL_USERS:
+        settings = kafka_broker.apache.settings("SASL_SSL", user=user, mechanism="SCRAM-SHA-512")
+        assert settings.acks == "all"
+        assert settings.enable_idempotence
+        await check_connection(settings, timeout=10)

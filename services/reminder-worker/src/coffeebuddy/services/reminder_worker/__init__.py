@@ -15,6 +15,7 @@ from coffeebuddy.services.reminder_worker._sender import (
     classify_slack_error,
 )
 from coffeebuddy.services.reminder_worker._settings import ServiceSettings, ServiceSettingsError
+from coffeebuddy.services.reminder_worker._telemetry import configure_tracing
 from coffeebuddy.services.reminder_worker._version import __version__
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "block_id_for",
     "classify_slack_error",
     "configure_logging",
+    "configure_tracing",
     "render_reminder",
     "slack_date",
 ]

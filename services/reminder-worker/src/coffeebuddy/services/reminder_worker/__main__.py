@@ -12,6 +12,7 @@ from coffeebuddy.infra.kafka.config import KafkaSettings, KafkaSettingsError
 from coffeebuddy.services.reminder_worker._app import EXIT_CONFIG, ReminderWorkerService
 from coffeebuddy.services.reminder_worker._logging import configure_logging
 from coffeebuddy.services.reminder_worker._settings import ServiceSettings, ServiceSettingsError
+from coffeebuddy.services.reminder_worker._telemetry import configure_tracing
 from coffeebuddy.services.reminder_worker._version import __version__
 
 _DESCRIPTION = """\
@@ -25,6 +26,8 @@ Configuration is read from the environment:
   WORKER_HTTP_PORT          /healthz, /readyz, /metrics (default 8080)
   WORKER_DRAIN_TIMEOUT_S    shutdown budget after SIGTERM (default 20)
   LOG_LEVEL                 default INFO (JSON lines on stderr)
+  OTEL_TRACES_EXPORTER      e.g. otlp or console: export traces (needs the [otel] extra);
+                            with OTEL_SERVICE_NAME, OTEL_EXPORTER_OTLP_ENDPOINT, ...
 SIGTERM/SIGINT drains within the budget; a second signal exits at once.
 """
 
@@ -72,7 +75,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("configuration is valid")
         return 0
     log.info("starting coffeebuddy-reminder-worker %s", __version__)
-    return asyncio.run(_serve(service_settings, kafka))
+    provider = configure_tracing()  # before any client is built: they pick it up
+    try:
+        return asyncio.run(_serve(service_settings, kafka))
+    finally:
+        if provider is not None:
+            provider.shutdown()  # flush the spans still batched
 
 
 async def _serve(settings: ServiceSettings, kafka: KafkaSettings) -> int:

@@ -1,5 +1,15 @@
 """KafkaSettings.from_env(): the one way every CoffeeBuddy Kafka client is configured."""
 
+from coffeebuddy.infra.kafka.config._compat import (
+    AIOKAFKA_RANGE,
+    EMBEDDED_CLUSTER_ID,
+    abandon_consumer,
+    abandon_producer,
+    admin_send,
+    cluster_id,
+    leave_group_from_generation_zero,
+    topic_partitions,
+)
 from coffeebuddy.infra.kafka.config._connection import check_connection
 from coffeebuddy.infra.kafka.config._errors import (
     ConnectionFailure,
@@ -24,6 +34,8 @@ from coffeebuddy.infra.kafka.config._version import __version__
 install_sasl_log_redaction()
 
 __all__ = [
+    "AIOKAFKA_RANGE",
+    "EMBEDDED_CLUSTER_ID",
     "ENV_PREFIX",
     "Acks",
     "AutoOffsetReset",
@@ -37,7 +49,13 @@ __all__ = [
     "SecurityProtocol",
     "SettingProblem",
     "__version__",
+    "abandon_consumer",
+    "abandon_producer",
+    "admin_send",
     "check_connection",
+    "cluster_id",
     "env_var",
     "install_sasl_log_redaction",
+    "leave_group_from_generation_zero",
+    "topic_partitions",
 ]

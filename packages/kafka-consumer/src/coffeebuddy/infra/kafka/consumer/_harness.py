@@ -22,7 +22,14 @@ from aiokafka.errors import (
     UnknownMemberIdError,
 )
 
-from coffeebuddy.infra.kafka.config import KafkaSettings, check_connection
+from coffeebuddy.infra.kafka.config import (
+    EMBEDDED_CLUSTER_ID,
+    KafkaSettings,
+    abandon_consumer,
+    check_connection,
+    cluster_id,
+    leave_group_from_generation_zero,
+)
 from coffeebuddy.infra.kafka.consumer._context import (
     Completion,
     HealthStatus,
@@ -37,8 +44,8 @@ from coffeebuddy.infra.kafka.consumer._errors import (
 )
 from coffeebuddy.infra.kafka.consumer._tracker import OffsetTracker
 from coffeebuddy.infra.kafka.metrics import KafkaMetrics, observe_many
-from coffeebuddy.infra.kafka.models import Event, EventDecodeError, decode_event
-from coffeebuddy.infra.kafka.producer import KafkaEventProducer
+from coffeebuddy.infra.kafka.models import Event, EventDecodeError, decode_record
+from coffeebuddy.infra.kafka.producer import KafkaEventProducer, resolve_tracer
 from coffeebuddy.infra.kafka.topics import ConsumerGroup, TopicConfig
 
 log = logging.getLogger("coffeebuddy.infra.kafka.consumer")
@@ -197,6 +204,8 @@ class KafkaConsumerHarness:
         poll_timeout: float = 0.2,
         stall_timeout: float = 120.0,
         poll_stale_after: float | None = None,
+        tracing: bool | None = None,
+        tracer_provider: Any = None,
     ) -> None:
         if not topics:
             raise ValueError("topics must be a non-empty sequence of TopicConfig")
@@ -224,6 +233,12 @@ class KafkaConsumerHarness:
         if not self._group:
             raise ValueError("group must be a non-empty consumer group name")
         self._handler = handler
+        # tracing on: the handler is wrapped once in a CONSUMER span; off: nothing changes
+        self._tracer = resolve_tracer(tracing, tracer_provider, "coffeebuddy.infra.kafka.consumer")
+        if self._tracer is not None:
+            from coffeebuddy.infra.kafka.consumer._tracing import traced_handler
+
+            self._handler = traced_handler(handler, self._tracer, self._group)
         self._producer = producer
         self._own_producer = producer is None
         self._metrics = metrics if metrics is not None else KafkaMetrics()
@@ -267,6 +282,7 @@ class KafkaConsumerHarness:
             if t.dead_letter_topic is not None
         }
         self._consumer: Any = None
+        self._embedded_broker = False  # its group quirks get a workaround; no other broker does
         self._partitions: dict[Any, _Partition] = {}
         self._paused: set[Any] = set()
         self._inflight = 0
@@ -402,6 +418,7 @@ class KafkaConsumerHarness:
             await check_connection(self._settings, timeout=5.0)
             raise ConnectionError(f"Kafka consumer failed to start: {exc}") from exc
         self._consumer = consumer
+        self._embedded_broker = await cluster_id(consumer) == EMBEDDED_CLUSTER_ID
         self._last_poll = self._last_progress = time.monotonic()
 
     def _on_signal(self, sig: signal.Signals) -> None:
@@ -444,6 +461,8 @@ class KafkaConsumerHarness:
             self._drop_partition(p)
         self._paused.clear()
         if self._consumer is not None:
+            if self._embedded_broker:
+                leave_group_from_generation_zero(self._consumer)
             await self._stop_consumer(self._consumer, left(0.5) * 0.7)
             self._consumer = None
         if self._own_producer and self._producer is not None:
@@ -454,11 +473,6 @@ class KafkaConsumerHarness:
 
     @staticmethod
     async def _stop_consumer(consumer: Any, budget: float) -> None:
-        coordinator = getattr(consumer, "_coordinator", None)
-        if getattr(coordinator, "generation", None) == 0 and getattr(coordinator, "member_id", ""):
-            # Tansu numbers the first generation 0 (Kafka starts at 1) and aiokafka only sends
-            # LeaveGroup for generation > 0: without this the next member waits out our session.
-            coordinator.generation = 1  # type: ignore[union-attr]
         task = asyncio.ensure_future(consumer.stop())
         done, _ = await asyncio.wait({task}, timeout=budget)
         if done:
@@ -469,10 +483,7 @@ class KafkaConsumerHarness:
         # aiokafka's stop() can wait forever on an unreachable coordinator (aiokafka#659).
         log.warning("Kafka consumer did not stop within %.1fs; abandoning it", budget)
         task.cancel()
-        client = getattr(consumer, "_client", None)
-        if client is not None:
-            with contextlib.suppress(Exception, TimeoutError):
-                await asyncio.wait_for(client.close(), timeout=0.5)
+        await abandon_consumer(consumer, limit=0.5)
 
     async def _call_user(
         self, callback: PartitionsCallback, tps: list[TopicPartition], budget: float
@@ -745,7 +756,7 @@ class KafkaConsumerHarness:
         complete = p.tracker.complete
         tm = p.tm
         perf = time.perf_counter
-        decode = decode_event
+        decode = decode_record
         # Handler durations are collected in plain lists and flushed per batch.
         success: list[float] = []
         deferred: list[float] = []
@@ -763,8 +774,9 @@ class KafkaConsumerHarness:
                         # Decoded right before handling: events that die young never reach
                         # the cyclic GC's older generations (batch decoding costs ~50% more).
                         try:
-                            event = decode(record.value if record.value is not None else b"")
+                            event = decode(record.value, record.headers)
                         except EventDecodeError as error:
+                            self._trace_decode_failure(record, error)
                             await self._dead_letter_inline(
                                 p, record, error, "decode_error", 1, time.time()
                             )
@@ -794,6 +806,12 @@ class KafkaConsumerHarness:
         finally:
             observe_many(tm.success, success)
             observe_many(tm.deferred, deferred)
+
+    def _trace_decode_failure(self, record: Any, error: EventDecodeError) -> None:
+        if self._tracer is not None:  # (opentelemetry is imported only when tracing is on)
+            from coffeebuddy.infra.kafka.consumer._tracing import decode_failed
+
+            decode_failed(self._tracer, self._group, record, error)
 
     async def _after_failure_inline(
         self,

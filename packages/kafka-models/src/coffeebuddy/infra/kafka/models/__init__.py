@@ -1,9 +1,25 @@
 """Typed CloudEvents 1.0 schemas for CoffeeBuddy run, reminder and DLQ replay events.
 
-Wire format: structured-mode JSON (UTF-8), Kafka header `content-type: CONTENT_TYPE`.
-`decode_event` validates bytes in one call; `encode_event` writes compact JSON.
+Wire format: CloudEvents Kafka protocol binding. Structured mode (default): JSON (UTF-8) in the
+value, header `content-type: CONTENT_TYPE`; binary mode: `ce_*` headers plus the data as value.
+`decode_record(value, headers)` reads either mode; `decode_event` validates structured bytes in
+one call; `encode_event` / `encode_record` write them.
 """
 
+from coffeebuddy.infra.kafka.models._binding import (
+    CE_HEADER_PREFIX,
+    CONTENT_MODES,
+    CONTENT_TYPE_HEADER,
+    DATA_CONTENT_TYPE,
+    PARTITIONKEY,
+    TRACEPARENT_HEADER,
+    TRACESTATE_HEADER,
+    ContentMode,
+    check_partitionkey,
+    content_mode,
+    decode_record,
+    encode_record,
+)
 from coffeebuddy.infra.kafka.models._codec import (
     CONTENT_TYPE,
     DECODE_REASONS,
@@ -58,15 +74,21 @@ from coffeebuddy.infra.kafka.models._events import (
     RunClosed,
     RunCreated,
     RunnerAssigned,
+    check_extensions,
 )
 from coffeebuddy.infra.kafka.models._version import __version__
 
 __all__ = [
+    "CE_HEADER_PREFIX",
+    "CONTENT_MODES",
     "CONTENT_TYPE",
+    "CONTENT_TYPE_HEADER",
+    "DATA_CONTENT_TYPE",
     "DECODE_REASONS",
     "DLQ_REPLAYED",
     "DLQ_REPLAYER_SOURCE",
     "EVENT_TYPES",
+    "PARTITIONKEY",
     "REMINDER_CANCELLED",
     "REMINDER_DELIVERY",
     "REMINDER_SCHEDULED",
@@ -78,7 +100,10 @@ __all__ = [
     "RUN_ORDER_ADDED",
     "RUN_RUNNER_ASSIGNED",
     "SLACK_APP_SOURCE",
+    "TRACEPARENT_HEADER",
+    "TRACESTATE_HEADER",
     "CloudEvent",
+    "ContentMode",
     "DeadLetterReplayed",
     "DeadLetterReplayedData",
     "DecodeReason",
@@ -109,7 +134,12 @@ __all__ = [
     "RunnerAssigned",
     "RunnerAssignedData",
     "__version__",
+    "check_extensions",
+    "check_partitionkey",
+    "content_mode",
     "decode_event",
     "decode_events",
+    "decode_record",
     "encode_event",
+    "encode_record",
 ]

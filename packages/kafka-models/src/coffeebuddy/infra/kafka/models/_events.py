@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Final, Generic, Literal, Self, TypeVar
@@ -47,15 +48,43 @@ DLQ_REPLAYER_SOURCE = "/coffeebuddy/dlq-replayer"
 
 DataT = TypeVar("DataT", bound=_Payload)
 
+CORE_ATTRIBUTES: Final = frozenset(
+    {"specversion", "id", "source", "type", "subject", "time", "datacontenttype", "data"}
+    | {"dataschema", "data_base64"}
+)
+"""CloudEvents attribute names that are not extensions (data_base64: JSON format's binary data)."""
+_EXTENSION_NAME = re.compile(r"^[a-z0-9]+$")
+
+
+def check_extensions(extensions: Mapping[str, Any]) -> dict[str, str | int | bool]:
+    """Validated copy of extension attributes: lower-case a-z0-9 names, not a core attribute,
+    values str / int / bool (binary mode writes each as a UTF-8 header string)."""
+    out: dict[str, str | int | bool] = {}
+    for name, value in extensions.items():
+        if not isinstance(name, str) or not _EXTENSION_NAME.match(name):
+            raise ValueError(
+                f"extension attribute name {name!r} must be lower-case letters or digits only"
+            )
+        if name in CORE_ATTRIBUTES:
+            raise ValueError(f"{name!r} is a core CloudEvents attribute, not an extension")
+        if not isinstance(value, str | int | bool):
+            raise ValueError(
+                f"extension attribute {name!r} must be a string, integer or boolean, "
+                f"not {type(value).__name__}"
+            )
+        out[name] = value
+    return out
+
 
 class CloudEvent(BaseModel, Generic[DataT]):
-    """CloudEvents 1.0 structured-mode envelope; `subject` is the run id (= `data.run_id`).
+    """CloudEvents 1.0 envelope; `subject` is the run id (= `data.run_id`).
 
     (The one exception, `DeadLetterReplayed`, has no run when its dead letter had none: its
-    subject is then the ledger `ref`; `data.event_subject()` says which.)
+    subject is then the ledger `ref`; `data.event_subject()` says which.) Attributes the model
+    does not name are extension attributes: kept (`extensions`) and written back on encode.
     """
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="allow")
 
     EVENT_TYPE: ClassVar[str] = ""
     DEFAULT_SOURCE: ClassVar[str] = SLACK_APP_SOURCE
@@ -79,6 +108,11 @@ class CloudEvent(BaseModel, Generic[DataT]):
             )
         return self
 
+    @property
+    def extensions(self) -> dict[str, Any]:
+        """Extension attributes (e.g. `partitionkey`, `traceparent`) by name; empty if none."""
+        return dict(self.__pydantic_extra__ or {})
+
     @classmethod
     def create(
         cls,
@@ -87,8 +121,10 @@ class CloudEvent(BaseModel, Generic[DataT]):
         source: str | None = None,
         id: str | None = None,
         time: datetime | None = None,
+        extensions: Mapping[str, str | int | bool] | None = None,
     ) -> Self:
-        """A new event: id uuid4, time now (UTC), subject data.run_id, source the default."""
+        """A new event: id uuid4, time now (UTC), subject data.run_id, source the default;
+        `extensions` are validated by `check_extensions`."""
         return cls(
             id=id if id is not None else str(uuid4()),
             source=source if source is not None else cls.DEFAULT_SOURCE,
@@ -96,6 +132,7 @@ class CloudEvent(BaseModel, Generic[DataT]):
             subject=data.event_subject(),
             time=time if time is not None else datetime.now(UTC),
             data=data,
+            **(check_extensions(extensions) if extensions else {}),  # type: ignore[arg-type]
         )
 
 

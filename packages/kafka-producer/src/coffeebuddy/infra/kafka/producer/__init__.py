@@ -14,10 +14,19 @@ from coffeebuddy.infra.kafka.producer._producer import (
     RecordMetadata,
     validate_traceparent,
 )
+from coffeebuddy.infra.kafka.producer._tracing import (
+    OTEL_AVAILABLE,
+    TRACE_HEADERS,
+    extract_context,
+    inject_context,
+    resolve_tracer,
+)
 from coffeebuddy.infra.kafka.producer._version import __version__
 
 __all__ = [
     "FATAL_PRODUCER_ERRORS",
+    "OTEL_AVAILABLE",
+    "TRACE_HEADERS",
     "CloseReport",
     "EventNotAllowedError",
     "Headers",
@@ -29,5 +38,8 @@ __all__ = [
     "PublishBatchError",
     "RecordMetadata",
     "__version__",
+    "extract_context",
+    "inject_context",
+    "resolve_tracer",
     "validate_traceparent",
 ]

@@ -24,9 +24,21 @@ from aiokafka.errors import (
     UnknownProducerId,
 )
 
-from coffeebuddy.infra.kafka.config import KafkaSettings, check_connection
+from coffeebuddy.infra.kafka.config import KafkaSettings, abandon_producer, check_connection
 from coffeebuddy.infra.kafka.metrics import KafkaMetrics
-from coffeebuddy.infra.kafka.models import CONTENT_TYPE, encode_event
+from coffeebuddy.infra.kafka.models import (
+    CONTENT_TYPE,
+    ContentMode,
+    check_partitionkey,
+    encode_event,
+    encode_record,
+)
+from coffeebuddy.infra.kafka.producer._tracing import (
+    producer_span,
+    record_send,
+    resolve_tracer,
+    traced_headers,
+)
 from coffeebuddy.infra.kafka.topics import TopicConfig
 
 log = logging.getLogger("coffeebuddy.infra.kafka.producer")
@@ -182,8 +194,12 @@ class KafkaEventProducer:
         metrics: KafkaMetrics | None = None,
         close_timeout: float = 10.0,
         producer_factory: ProducerFactory | None = None,
+        tracing: bool | None = None,
+        tracer_provider: Any = None,
     ) -> None:
         self._settings = settings if settings is not None else KafkaSettings.from_env()
+        # None when tracing is off: publish then tests this once and does no tracing work
+        self._tracer = resolve_tracer(tracing, tracer_provider, "coffeebuddy.infra.kafka.producer")
         self._metrics = metrics if metrics is not None else KafkaMetrics()
         self._close_timeout = close_timeout
         self._factory: ProducerFactory = producer_factory or _default_factory
@@ -200,6 +216,11 @@ class KafkaEventProducer:
     @property
     def settings(self) -> KafkaSettings:
         return self._settings
+
+    @property
+    def tracing(self) -> bool:
+        """True when publishes create OpenTelemetry PRODUCER spans."""
+        return self._tracer is not None
 
     @property
     def outstanding(self) -> int:
@@ -275,16 +296,7 @@ class KafkaEventProducer:
                 task.result()
             return
         task.cancel()
-        # aiokafka's stop() waits for the sender to drain; with the broker gone it would wait
-        # for request_timeout_ms. Cut the sender and the connections instead.
-        sender = getattr(producer, "_sender", None)
-        sender_task = getattr(sender, "sender_task", None)
-        if isinstance(sender_task, asyncio.Task):
-            sender_task.cancel()
-        client = getattr(producer, "client", None)
-        if client is not None:
-            with contextlib.suppress(Exception, TimeoutError):
-                await asyncio.wait_for(client.close(), timeout=1.0)
+        await abandon_producer(producer, limit=1.0)
 
     # -- publishing ----------------------------------------------------------------------
     def _tm(self, topic: str) -> _TopicMetrics:
@@ -301,7 +313,9 @@ class KafkaEventProducer:
         return self._producer
 
     @staticmethod
-    def _encode(topic: TopicConfig, event: Any) -> tuple[bytes, bytes]:
+    def _encode(
+        topic: TopicConfig, event: Any, mode: ContentMode
+    ) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
         event_type = getattr(event, "type", None)
         if not topic.allows(str(event_type)):
             raise EventNotAllowedError(topic.name, str(event_type), topic.event_types)
@@ -312,7 +326,13 @@ class KafkaEventProducer:
                 f"event {event_type!r} has no data.{topic.key_field}, the key field of topic "
                 f"{topic.name!r}"
             ) from None
-        return str(key_value).encode(), encode_event(event)
+        key = str(key_value).encode()
+        if getattr(event, "__pydantic_extra__", None):
+            check_partitionkey(event, key)
+        if mode == "structured":
+            return key, encode_event(event), [_CONTENT_TYPE_HEADER]
+        value, ce_headers = encode_record(event, mode)
+        return key, value, ce_headers
 
     async def publish(
         self,
@@ -321,22 +341,48 @@ class KafkaEventProducer:
         *,
         headers: Headers | None = None,
         traceparent: str | None = None,
+        content_mode: ContentMode | None = None,
     ) -> RecordMetadata:
-        """Encode and send one event; waits for the broker's acknowledgement."""
+        """Encode and send one event; waits for the broker's acknowledgement.
+
+        `content_mode` (default: the topic's, structured unless the catalog says binary)
+        picks the CloudEvents content mode. With tracing on, a PRODUCER span is the parent of
+        the record's `traceparent` header (a given `traceparent` becomes the span's parent).
+        """
         topic = _require_topic(topic)
-        hdrs = [_CONTENT_TYPE_HEADER]
         if traceparent is not None:
-            hdrs.append(("traceparent", validate_traceparent(traceparent).encode()))
+            validate_traceparent(traceparent)
+        key, value, hdrs = self._encode(topic, event, content_mode or topic.content_mode)
+        if self._tracer is not None:
+            span = producer_span(self._tracer, topic.name, event, key, traceparent)
+            hdrs = traced_headers(hdrs, span, _header_list(headers))
+            try:
+                md = await self._send_one(topic.name, value, key, hdrs)
+            except BaseException as exc:
+                record_send(span, exc)
+                raise
+            record_send(span, md)
+            return md
+        if traceparent is not None:
+            hdrs.append(("traceparent", traceparent.encode()))
         hdrs.extend(_header_list(headers))
-        key, value = self._encode(topic, event)
         return await self._send_one(topic.name, value, key, hdrs)
 
     async def publish_many(
-        self, topic: TopicConfig, events: Iterable[Any], *, headers: Headers | None = None
+        self,
+        topic: TopicConfig,
+        events: Iterable[Any],
+        *,
+        headers: Headers | None = None,
+        content_mode: ContentMode | None = None,
     ) -> list[RecordMetadata]:
         """Send all events (validated and encoded first: nothing is sent if one is invalid),
-        then wait for all acknowledgements. Order per key is kept."""
+        then wait for all acknowledgements. Order per key is kept. With tracing on, each
+        record gets its own PRODUCER span."""
         topic = _require_topic(topic)
+        mode = content_mode or topic.content_mode
+        if mode != "structured" or self._tracer is not None:
+            return await self._publish_each(topic, list(events), _header_list(headers), mode)
         hdrs = [_CONTENT_TYPE_HEADER, *_header_list(headers)]
         key_field = topic.key_field
         encoded: list[tuple[bytes, bytes]] = []
@@ -344,9 +390,12 @@ class KafkaEventProducer:
         try:
             for e in events:  # tight loop: the type check runs once per distinct type below
                 types.add(e.type)
-                encoded.append((str(getattr(e.data, key_field)).encode(), encode_event(e)))
+                key = str(getattr(e.data, key_field)).encode()
+                if getattr(e, "__pydantic_extra__", None):  # a partitionkey must equal the key
+                    check_partitionkey(e, key)
+                encoded.append((key, encode_event(e)))
         except AttributeError:
-            self._encode(topic, e)  # raises the precise error for the offending event
+            self._encode(topic, e, mode)  # raises the precise error for the offending event
             raise
         for event_type in types:
             if not topic.allows(str(event_type)):
@@ -354,6 +403,35 @@ class KafkaEventProducer:
         if not encoded:
             return []
         return await self._send_batch(topic.name, encoded, hdrs)
+
+    async def _publish_each(
+        self,
+        topic: TopicConfig,
+        events: list[Any],
+        caller: list[tuple[str, bytes]],
+        mode: ContentMode,
+    ) -> list[RecordMetadata]:
+        """publish_many with per-record headers (binary mode, or a span per record)."""
+        encoded = [self._encode(topic, e, mode) for e in events]
+        if not encoded:
+            return []
+        tracer = self._tracer
+        spans: list[Any] = []
+        per_record: list[list[tuple[str, bytes]]] = []
+        for event, (key, _, hdrs) in zip(events, encoded, strict=True):
+            if tracer is not None:
+                span = producer_span(tracer, topic.name, event, key, None)
+                spans.append(span)
+                per_record.append(traced_headers(hdrs, span, caller))
+            else:
+                per_record.append([*hdrs, *caller])
+        pairs = [(key, value) for key, value, _ in encoded]
+        try:
+            return await self._send_batch(topic.name, pairs, [], per_record, spans)
+        except BaseException as exc:
+            for span in spans:  # _send_batch clears the list once it has ended the spans
+                record_send(span, exc)
+            raise
 
     async def send_raw(
         self,
@@ -386,7 +464,7 @@ class KafkaEventProducer:
             topic.name,
             [(key, value) for key, value, _ in records],
             _header_list(headers),
-            [part for _, _, part in records],
+            partitions=[part for _, _, part in records],
         )
 
     # -- internals -------------------------------------------------------------------------
@@ -427,6 +505,8 @@ class KafkaEventProducer:
         topic: str,
         encoded: Sequence[tuple[bytes | None, bytes | None]],
         headers: list[tuple[str, bytes]],
+        per_record: list[list[tuple[str, bytes]]] | None = None,
+        spans: list[Any] | None = None,
         partitions: Sequence[int | None] | None = None,
     ) -> list[RecordMetadata]:
         producer = self._live()
@@ -439,8 +519,9 @@ class KafkaEventProducer:
         try:
             for i, (key, value) in enumerate(encoded):
                 part = None if partitions is None else partitions[i]
+                hdrs = headers if per_record is None else per_record[i]
                 future = asyncio.ensure_future(
-                    await send(topic, value=value, key=key, headers=headers, partition=part)
+                    await send(topic, value=value, key=key, headers=hdrs, partition=part)
                 )
                 futures.append(future)
             pending.update(futures)
@@ -451,6 +532,10 @@ class KafkaEventProducer:
             await self._on_error(exc, generation)
             raise
         pending.difference_update(futures)
+        if spans:
+            for span, result in zip(spans, results, strict=True):
+                record_send(span, result)
+            spans.clear()
         out: list[RecordMetadata] = []
         failures: list[BaseException] = []
         sent_bytes = 0

@@ -21,8 +21,9 @@ from coffeebuddy.infra.kafka.provision._apply import (
     StepResult,
 )
 from coffeebuddy.infra.kafka.provision._catalog import ENVIRONMENTS, desired_state
-from coffeebuddy.infra.kafka.provision._cli import main
+from coffeebuddy.infra.kafka.provision._cli import build_parser, main
 from coffeebuddy.infra.kafka.provision._dlq import (
+    REPLAYED_FROM_HEADER,
     DeadLetter,
     DeadLetterFilter,
     DlqError,
@@ -53,6 +54,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_PARTIAL",
     "EXIT_REFUSED",
+    "REPLAYED_FROM_HEADER",
     "AclSpec",
     "AiokafkaAdmin",
     "ApplyReport",
@@ -80,6 +82,7 @@ __all__ = [
     "TopicShape",
     "__version__",
     "apply_plan",
+    "build_parser",
     "build_plan",
     "desired_state",
     "detect_drift",

@@ -1,8 +1,10 @@
 """The admin operations the tool needs, behind a small interface; aiokafka implements it.
 
-aiokafka 0.14 has no ACL helpers, so ACLs go through its protocol request structs
-(`CreateAclsRequest_v0/1`, `DescribeAclsRequest_v0/1`, `DeleteAclsRequest_v0/1`) sent
-with the admin client's own connection (`_client.send`), which negotiates the version.
+Topics, configs and partitions go through aiokafka's public admin API. aiokafka 0.14 has no ACL
+helpers, so ACLs go through its protocol request structs (`CreateAclsRequest_v0/1`,
+`DescribeAclsRequest_v0/1`, `DeleteAclsRequest_v0/1`) sent with the admin client's own
+connection (`admin_send` in kafka-config's compat module), which picks the highest version both
+sides support (Kafka 4 dropped v0, KIP-896).
 """
 
 from __future__ import annotations
@@ -13,20 +15,19 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.protocol.admin import (
-    AlterConfigsRequest,
     ApiVersionRequest,
     CreateAclsRequest_v0,
     CreateAclsRequest_v1,
-    CreatePartitionsRequest,
     DeleteAclsRequest_v0,
     DeleteAclsRequest_v1,
     DescribeAclsRequest,
 )
 from aiokafka.protocol.api import Request
 
+from coffeebuddy.infra.kafka.config import admin_send
 from coffeebuddy.infra.kafka.provision._types import (
     OPERATION_CODES,
     PATTERN_CODES,
@@ -197,8 +198,7 @@ class AiokafkaAdmin:
         await self._admin.close()
 
     async def _send(self, request: Any) -> Any:
-        node = self._admin._client.get_random_node()
-        return await self._admin._client.send(node, request)
+        return await admin_send(self._admin, request)
 
     async def api_versions(self) -> Mapping[int, tuple[int, int]]:
         if self._versions is None:
@@ -311,23 +311,22 @@ class AiokafkaAdmin:
         return results
 
     async def alter_topic_configs(self, name: str, configs: Mapping[str, str]) -> str | None:
-        request = AlterConfigsRequest(
-            resources=[(ConfigResourceType.TOPIC, name, sorted(configs.items()))]
+        # AlterConfigs replaces every override of the topic: callers pass the full set.
+        resource = ConfigResource(
+            ConfigResourceType.TOPIC, name, configs=dict(sorted(configs.items()))
         )
-        response = await self._send(request)
-        for code, message, _rtype, _rname in response.resources:
-            error = _error_text(code, message)
-            if error is not None:
-                return error
+        responses = await self._admin.alter_configs([resource])
+        for response in responses:
+            for code, message, _rtype, _rname in response.resources:
+                error = _error_text(code, message)
+                if error is not None:
+                    return error
         return None
 
     async def create_partitions(self, name: str, total: int) -> str | None:
-        request = CreatePartitionsRequest(
-            topic_partitions=[(name, (total, None))],  # None: broker assigns replicas
-            timeout=self._timeout_ms,
-            validate_only=False,
+        response = await self._admin.create_partitions(
+            {name: NewPartitions(total_count=total)}, timeout_ms=self._timeout_ms
         )
-        response = await self._admin._send_to_controller(request)
         for _topic, code, message in response.topic_errors:
             error = _error_text(code, message)
             if error is not None:

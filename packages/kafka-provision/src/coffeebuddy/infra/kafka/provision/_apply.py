@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -16,6 +18,8 @@ from coffeebuddy.infra.kafka.provision._types import (
     DesiredTopic,
     ObservedState,
 )
+
+log = logging.getLogger("coffeebuddy.infra.kafka.provision")
 
 Status = Literal["applied", "failed", "unsupported", "impossible", "skipped"]
 
@@ -106,6 +110,36 @@ class ApplyReport:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+
+async def _await_acl_propagation(
+    admin: ClusterAdmin, created: set[AclSpec], deleted: set[AclSpec], limit: float = 15.0
+) -> None:
+    """Wait (bounded) until DescribeAcls shows what was applied.
+
+    KRaft brokers learn ACLs from the metadata log after CreateAcls/DeleteAcls returned, so a plan
+    made right after apply could list them again.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while True:
+        problem: str | None = None
+        try:
+            seen = set(await admin.describe_acls())
+        except Exception as exc:  # reported below if it never settles
+            seen, problem = set(), describe_error(exc)
+        if problem is None and created <= seen and not (deleted & seen):
+            return
+        if loop.time() >= deadline:
+            missing = f"{len(created - seen)} created not seen, {len(deleted & seen)} deleted seen"
+            log.warning(
+                "ACL changes not visible in DescribeAcls after %.0f s (%s); a plan made now may "
+                "list them again",
+                limit,
+                problem or missing,
+            )
+            return
+        await asyncio.sleep(0.2)  # polling the brokers' metadata, bounded by the deadline
 
 
 def _blocked_status(change: Change) -> Status:
@@ -212,6 +246,8 @@ async def execute_plan(
 
             await guarded([change], grow)
 
+    created: set[AclSpec] = set()
+    deleted: set[AclSpec] = set()
     acl_groups = (
         ("create", admin.create_acls),
         ("delete", admin.delete_acls),
@@ -221,12 +257,19 @@ async def execute_plan(
         if not batch:
             continue
 
-        async def run_acls(batch: list[Change] = batch, call: Any = call) -> None:
-            answers = await call([AclSpec.from_dict(c.details) for c in batch])
-            for change, answer in zip(batch, answers, strict=True):
+        async def run_acls(
+            batch: list[Change] = batch, call: Any = call, action: str = action
+        ) -> None:
+            specs = [AclSpec.from_dict(c.details) for c in batch]
+            answers = await call(specs)
+            for change, spec, answer in zip(batch, specs, answers, strict=True):
                 done(change, answer)
+                if answer is None:
+                    (created if action == "create" else deleted).add(spec)
 
         await guarded(batch, run_acls)
+    if created or deleted:
+        await _await_acl_propagation(admin, created, deleted)
 
     deletes = [c for c in todo if c.kind == "topic" and c.action == "delete"]
     if deletes:

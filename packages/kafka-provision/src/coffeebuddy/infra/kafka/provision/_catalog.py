@@ -80,11 +80,15 @@ def desired_state(
 ) -> DesiredState:
     """The desired state of `environment`; `topics` narrows it to some topics (no prefixes then).
 
+    A catalog topic in `topics` (its name or its definition) is taken in `environment`'s version
+    (replication, min.insync.replicas); any other `TopicConfig` exactly as given.
+
     `managed_prefixes` defaults to the dotted prefix all catalog topics share (`coffeebuddy.`).
     """
     if environment not in ENVIRONMENTS:
         raise ValueError(f"unknown environment {environment!r}; expected one of {ENVIRONMENTS}")
-    rendered = _rendered(catalog or CATALOG, environment)
+    definition = catalog or CATALOG
+    rendered = _rendered(definition, environment)
     chosen: list[TopicConfig]
     if topics is None:
         chosen = list(rendered.topics)
@@ -96,6 +100,8 @@ def desired_state(
                     chosen.append(rendered.topic(item))
                 except (KeyError, ValueError) as exc:
                     raise ValueError(f"topic {item!r} is not in the catalog") from exc
+            elif item in definition.topics:  # a catalog topic: this environment's version
+                chosen.append(rendered.topic(item.name))
             else:
                 chosen.append(item)
     names = {t.name for t in chosen}

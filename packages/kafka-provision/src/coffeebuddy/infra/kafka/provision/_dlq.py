@@ -48,13 +48,15 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from rich.console import Console
 from rich.table import Table
 
-from coffeebuddy.infra.kafka.config import KafkaSettings
+from coffeebuddy.infra.kafka.config import KafkaSettings, topic_partitions
 from coffeebuddy.infra.kafka.models import (
+    CE_HEADER_PREFIX,
     DLQ_REPLAYED,
     DeadLetterReplayed,
     DeadLetterReplayedData,
     EventDecodeError,
-    decode_event,
+    content_mode,
+    decode_record,
 )
 from coffeebuddy.infra.kafka.producer import KafkaEventProducer, RecordMetadata
 from coffeebuddy.infra.kafka.topics import CATALOG, DLQ_REPLAYS_TOPIC, TopicConfig
@@ -196,14 +198,23 @@ class DeadLetter:
         return data if isinstance(data, dict) else None
 
     @property
+    def binary(self) -> bool:
+        """True for a CloudEvents binary-mode record (attributes in `ce_*` headers, the value
+        is the data); dead letters keep the original record's mode."""
+        return content_mode(self.headers) == "binary"
+
+    @property
     def run_id(self) -> str | None:
         event = self.event
-        data = event.get("data") if event else None
+        data = event if self.binary else (event.get("data") if event else None)
         run_id = data.get("run_id") if isinstance(data, dict) else None
         return str(run_id) if run_id is not None else None
 
     @property
     def event_type(self) -> str | None:
+        if self.binary:  # the type is the ce_type header (names are case-insensitive)
+            found = [v for k, v in self.headers if k.lower() == CE_HEADER_PREFIX + "type"]
+            return found[-1].decode("utf-8", errors="replace") if found else None
         event = self.event
         kind = event.get("type") if event else None
         return str(kind) if kind is not None else None
@@ -323,7 +334,7 @@ async def _read_topic(
         topics = await consumer.topics()
         if topic not in topics:
             raise TopicMissingError(f"{what} {topic!r} does not exist on the cluster", topic)
-        partitions = sorted(consumer.partitions_for_topic(topic) or ())
+        partitions = sorted(await topic_partitions(consumer, topic))
         tps = [TopicPartition(topic, p) for p in partitions]
         if not tps:
             raise DlqError(f"{what} {topic!r} has no partitions in the cluster metadata")
@@ -547,7 +558,7 @@ class TopicReplayLedger:
 
     The default is the catalog's `coffeebuddy.dlq.replays` (created by `coffeebuddy-kafka
     apply`); shared by every operator and machine, unlike a state file. Entries are published
-    with `KafkaEventProducer.publish` and read back with `decode_event`. Kafka has no lock: two
+    with `KafkaEventProducer.publish` and read back with `decode_record`. Kafka has no lock: two
     replays of the same dead letters started at the same moment could both send; run one at a
     time.
     """
@@ -612,7 +623,7 @@ class TopicReplayLedger:
                 continue
             where = f"{record.topic}[{record.partition}]@{record.offset}"
             try:
-                event = decode_event(record.value)
+                event = decode_record(record.value, record.headers)
             except EventDecodeError as exc:
                 raise DlqError(f"replay ledger topic {where}: not a ledger entry ({exc})") from exc
             if not isinstance(event, DeadLetterReplayed):

@@ -66,6 +66,7 @@ class WorkerCore:
         source: str,
     ) -> None:
         self._sender = sender
+        self._tracing = False  # ReminderWorker wraps the sender in spans when tracing is on
         self._changelog = changelog
         self._cfg = config
         self._clock = clock

@@ -43,6 +43,7 @@ class Pending:
         "reminder_id",
         "run_id",
         "successor",
+        "traceparent",
     )
 
     def __init__(
@@ -79,6 +80,7 @@ class Pending:
         self.in_flight = False
         self.cancel_after: Any = None
         self.successor: tuple[Pending, Any] | None = None
+        self.traceparent: bytes | None = None  # the scheduling record's, when tracing is on
         self.origin_offset = -1
 
     def set_claim(

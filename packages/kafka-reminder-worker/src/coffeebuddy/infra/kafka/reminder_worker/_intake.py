@@ -8,6 +8,7 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
+from coffeebuddy.infra.kafka.models import TRACEPARENT_HEADER
 from coffeebuddy.infra.kafka.reminder_worker._decisions import (
     Lifetime,
     ScheduleStep,
@@ -142,6 +143,10 @@ class IntakeMixin(SchedulerMixin):
             state.number,
         )
         entry.origin_offset = context.offset
+        if self._tracing:
+            entry.traceparent = next(
+                (bytes(v) for n, v in context.headers if n == TRACEPARENT_HEADER and v), None
+            )
         if legacy is not None and legacy.claimed_at is not None:
             # claimed by the old worker, never confirmed: wait out its lease, check the history
             entry.set_claim(

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from coffeebuddy.infra.kafka.models import (
     ReminderCancelled,
@@ -19,6 +19,7 @@ from coffeebuddy.infra.kafka.models import (
     RunCancelled,
     RunClosed,
 )
+from coffeebuddy.infra.kafka.producer import resolve_tracer
 from coffeebuddy.infra.kafka.reminder_worker._changelog import Changelog, KafkaChangelog
 from coffeebuddy.infra.kafka.reminder_worker._core import Clock, WorkerConfig
 from coffeebuddy.infra.kafka.reminder_worker._dead_letter import publish_dead_letter
@@ -103,6 +104,8 @@ class ReminderWorker(IntakeMixin):
         max_concurrent_sends: int = 64,
         worker_id: str | None = None,
         source: str = "/coffeebuddy/reminder-worker",
+        tracing: bool | None = None,
+        tracer_provider: Any = None,
     ) -> None:
         config = WorkerConfig(
             late_grace=late_grace.total_seconds(),
@@ -132,6 +135,13 @@ class ReminderWorker(IntakeMixin):
             worker_id=worker_id or f"reminder-worker-{uuid.uuid4().hex[:12]}",
             source=source,
         )
+        # tracing on: sends get CLIENT spans linked to the scheduling record's traceparent
+        tracer = resolve_tracer(tracing, tracer_provider, "coffeebuddy.infra.kafka.reminder_worker")
+        self._tracing = tracer is not None
+        if tracer is not None:
+            from coffeebuddy.infra.kafka.reminder_worker._tracing import TracedSender
+
+            self._sender = TracedSender(self._sender, tracer, self._pending_entry)
         self._producer = producer
         self._kafka_metrics = kafka_metrics
         self._group = group
@@ -144,6 +154,14 @@ class ReminderWorker(IntakeMixin):
         self._legacy_lease = legacy_claim_lease.total_seconds()
         self._legacy_window = legacy_window.total_seconds()
         self._legacy: dict[str, LegacyState] = {}
+
+    def _pending_entry(self, reminder_id: str) -> Pending | None:
+        """The pending entry of `reminder_id` in any owned partition (the tracing sender's link)."""
+        for state in self._store.partitions.values():
+            entry = state.pending.get(reminder_id)
+            if entry is not None:
+                return entry
+        return None
 
     # ------------------------------------------------------------------ lifecycle
 

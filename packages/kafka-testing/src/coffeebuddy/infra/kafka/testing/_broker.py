@@ -1,4 +1,4 @@
-"""The broker a test session runs against: external, testcontainers or embedded (in that order)."""
+"""The broker a test session runs against: external, testcontainers, Apache Kafka or embedded."""
 
 from __future__ import annotations
 
@@ -9,10 +9,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from coffeebuddy.infra.kafka.testing._apache import ApacheKafka
+from coffeebuddy.infra.kafka.testing._artifacts import KAFKA_VERSION, apache_kafka_unavailable
 from coffeebuddy.infra.kafka.testing._capabilities import BrokerCapabilities, probe_capabilities
+from coffeebuddy.infra.kafka.testing._defaults import TEST_CLIENT_DEFAULTS
 from coffeebuddy.infra.kafka.testing._embedded import EmbeddedBroker
 from coffeebuddy.infra.kafka.testing._ports import free_port
 from coffeebuddy.infra.kafka.testing._probe import fetch_api_versions, run_sync
+from coffeebuddy.infra.kafka.topics import CATALOG
 
 if TYPE_CHECKING:
     from coffeebuddy.infra.kafka.config import KafkaSettings
@@ -20,29 +24,28 @@ if TYPE_CHECKING:
 __all__ = [
     "APACHE_KAFKA_IMAGE",
     "BROKER_KIND_ENV",
+    "SESSION_SASL_USERS",
     "TEST_CLIENT_DEFAULTS",
     "BrokerHandle",
     "BrokerKind",
     "docker_available",
+    "local_broker_kind",
     "start_broker",
 ]
 
-BrokerKind = Literal["external", "testcontainers", "embedded"]
-_KINDS: tuple[BrokerKind, ...] = ("external", "testcontainers", "embedded")
+BrokerKind = Literal["external", "testcontainers", "apache", "embedded"]
+_KINDS: tuple[BrokerKind, ...] = ("external", "testcontainers", "apache", "embedded")
 
 #: Environment variable forcing the broker kind instead of the resolution order.
 BROKER_KIND_ENV = "COFFEEBUDDY_KAFKA_BROKER"
 
 #: Image used when Docker is reachable (override with COFFEEBUDDY_KAFKA_IMAGE).
-APACHE_KAFKA_IMAGE = "apache/kafka:3.9.1"
+APACHE_KAFKA_IMAGE = "apache/kafka:4.1.1"
 
-#: Client settings for tests: rebalances in about a second instead of 10-15 s.
-TEST_CLIENT_DEFAULTS: Mapping[str, str] = {
-    "KAFKA_CLIENT_ID": "coffeebuddy-tests",
-    "KAFKA_SESSION_TIMEOUT_MS": "6000",
-    "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
-    "KAFKA_REQUEST_TIMEOUT_MS": "10000",
-}
+#: SASL users of a session's Apache Kafka broker besides ``admin``: one per catalog principal.
+SESSION_SASL_USERS: tuple[str, ...] = tuple(
+    principal.name.removeprefix("User:") for principal in CATALOG.principals
+)
 
 
 @dataclass
@@ -57,6 +60,8 @@ class BrokerHandle:
     _log_tail: Callable[[int], str] = field(repr=False, default=lambda lines: "")
     _close: Callable[[], None] = field(repr=False, default=lambda: None)
     embedded: EmbeddedBroker | None = field(repr=False, default=None)
+    apache: ApacheKafka | None = field(repr=False, default=None)
+    """The session's Apache Kafka (its SASL and SSL listeners, users, nodes) or ``None``."""
 
     def log_tail(self, lines: int = 40) -> str:
         """The broker's last log lines (empty for an external broker)."""
@@ -106,11 +111,12 @@ def docker_available(timeout: float = 2.0) -> bool:
 def start_broker(
     environ: Mapping[str, str] | None = None, *, kind: BrokerKind | None = None
 ) -> BrokerHandle:
-    """Resolve and start a broker: external, else testcontainers, else embedded Tansu.
+    """Resolve and start a broker: external, testcontainers, local Apache Kafka, embedded Tansu.
 
     ``environ`` defaults to ``os.environ``; ``kind`` (or ``$COFFEEBUDDY_KAFKA_BROKER``) forces
-    one way: ``"embedded"`` always works here, ``"external"`` needs ``KAFKA_BOOTSTRAP_SERVERS``,
-    ``"testcontainers"`` needs Docker.
+    one way: ``"embedded"`` always works, ``"external"`` needs ``KAFKA_BOOTSTRAP_SERVERS``,
+    ``"testcontainers"`` needs Docker, ``"apache"`` needs Java 17+ and Maven (or ``KAFKA_HOME``).
+    Apache Kafka is picked on its own when Java is present and its jars are cached or resolvable.
     """
     env = os.environ if environ is None else environ
     if kind is None and env.get(BROKER_KIND_ENV):
@@ -124,7 +130,21 @@ def start_broker(
         return _external(env)
     if kind == "testcontainers" or (kind is None and docker_available()):
         return _testcontainers(env)
+    if kind == "apache" or (kind is None and apache_kafka_unavailable(env) is None):
+        return _apache()
     return _embedded()
+
+
+def local_broker_kind(environ: Mapping[str, str] | None = None) -> Literal["apache", "embedded"]:
+    """The kind of a broker a test can own (fixed catalog topic names, a broker to kill).
+
+    Apache Kafka where it can run here, unless ``$COFFEEBUDDY_KAFKA_BROKER`` says ``embedded``;
+    ``start_broker(kind=local_broker_kind())`` starts a fresh one.
+    """
+    env = os.environ if environ is None else environ
+    if env.get(BROKER_KIND_ENV) == "embedded" or apache_kafka_unavailable(env) is not None:
+        return "embedded"
+    return "apache"
 
 
 def _external(env: Mapping[str, str]) -> BrokerHandle:
@@ -205,6 +225,30 @@ def _testcontainers(env: Mapping[str, str]) -> BrokerHandle:
         env=settings_env(bootstrap, caps),
         _log_tail=tail,
         _close=container.stop,
+    )
+
+
+def _apache() -> BrokerHandle:
+    cluster = ApacheKafka(users=SESSION_SASL_USERS, name="apache-kafka-session").start()
+    try:
+        caps = run_sync(
+            lambda: probe_capabilities(
+                cluster.bootstrap_servers,
+                kind="apache",
+                label=f"Apache Kafka {KAFKA_VERSION} broker",
+            )
+        )
+    except BaseException:
+        cluster.stop()
+        raise
+    return BrokerHandle(
+        bootstrap_servers=cluster.bootstrap_servers,
+        kind="apache",
+        capabilities=caps,
+        env=settings_env(cluster.bootstrap_servers, caps),
+        _log_tail=lambda lines: cluster.log_tail(lines),
+        _close=cluster.stop,
+        apache=cluster,
     )
 
 

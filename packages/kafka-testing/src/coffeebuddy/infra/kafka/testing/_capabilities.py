@@ -20,6 +20,7 @@ from coffeebuddy.infra.kafka.testing._probe import (
 
 __all__ = [
     "CAPABILITIES",
+    "CAPABILITY_SKIP_PREFIX",
     "BrokerCapabilities",
     "CapabilityName",
     "probe_capabilities",
@@ -27,18 +28,24 @@ __all__ = [
 ]
 
 CapabilityName = Literal[
-    "idempotent_producer", "acls", "alter_configs", "create_partitions", "sasl"
+    "idempotent_producer", "transactions", "acls", "alter_configs", "create_partitions", "sasl"
 ]
 CAPABILITIES: tuple[CapabilityName, ...] = (
     "idempotent_producer",
+    "transactions",
     "acls",
     "alter_configs",
     "create_partitions",
     "sasl",
 )
 
+#: How every skip for a missing broker capability starts (CI counts them).
+CAPABILITY_SKIP_PREFIX = "needs broker capability"
+
 SASL_HANDSHAKE = 17
 INIT_PRODUCER_ID = 22
+ADD_PARTITIONS_TO_TXN = 24
+END_TXN = 26
 DESCRIBE_ACLS = 29
 CREATE_ACLS = 30
 ALTER_CONFIGS = 33
@@ -48,6 +55,8 @@ INCREMENTAL_ALTER_CONFIGS = 44
 _API_NAMES = {
     SASL_HANDSHAKE: "SaslHandshake",
     INIT_PRODUCER_ID: "InitProducerId",
+    ADD_PARTITIONS_TO_TXN: "AddPartitionsToTxn",
+    END_TXN: "EndTxn",
     DESCRIBE_ACLS: "DescribeAcls",
     CREATE_ACLS: "CreateAcls",
     ALTER_CONFIGS: "AlterConfigs",
@@ -86,6 +95,12 @@ class BrokerCapabilities:
             return self._absent(SASL_HANDSHAKE)
         if name == "idempotent_producer":
             return self._absent(INIT_PRODUCER_ID) or self._probe(name)
+        if name == "transactions":
+            return (
+                self._absent(INIT_PRODUCER_ID, ADD_PARTITIONS_TO_TXN, END_TXN)
+                or self._probe("idempotent_producer")
+                or self._probe(name)
+            )
         if name == "acls":
             return self._absent(CREATE_ACLS, DESCRIBE_ACLS) or self._probe(name)
         if name == "alter_configs":
@@ -122,7 +137,7 @@ def require_capability(broker: _HasCapabilities | BrokerCapabilities, name: str)
     caps = broker if isinstance(broker, BrokerCapabilities) else broker.capabilities
     reason = caps.missing(name)
     if reason is not None:
-        pytest.skip(f"needs broker capability {name!r}: {reason}")
+        pytest.skip(f"{CAPABILITY_SKIP_PREFIX} {name!r}: {reason}")
 
 
 async def probe_capabilities(
@@ -140,11 +155,20 @@ async def probe_capabilities(
     versions = await fetch_api_versions(first, limit=probe_timeout, metadata=False, **conn_kwargs)
     failures: dict[str, str] = {}
     if INIT_PRODUCER_ID in versions:
-        problem = await _probe_idempotent(bootstrap_servers, kwargs, probe_timeout)
+        problem = await _probe_producer(bootstrap_servers, kwargs, probe_timeout)
         if problem:
             failures["idempotent_producer"] = (
                 f"advertises InitProducerId but an idempotent producer fails to start ({problem})"
             )
+        elif ADD_PARTITIONS_TO_TXN in versions and END_TXN in versions:
+            problem = await _probe_producer(
+                bootstrap_servers, kwargs, probe_timeout, transactional_id="coffeebuddy.probe"
+            )
+            if problem:
+                failures["transactions"] = (
+                    f"advertises the transaction APIs but a transactional producer fails to "
+                    f"start ({problem})"
+                )
     if CREATE_ACLS in versions and DESCRIBE_ACLS in versions:
         problem = await _probe_acls(
             first, conn_kwargs, probe_timeout, may_create=kind == "embedded"
@@ -156,8 +180,12 @@ async def probe_capabilities(
     )
 
 
-async def _probe_idempotent(
-    bootstrap_servers: str, kwargs: Mapping[str, Any], limit: float
+async def _probe_producer(
+    bootstrap_servers: str,
+    kwargs: Mapping[str, Any],
+    limit: float,
+    *,
+    transactional_id: str | None = None,
 ) -> str | None:
     producer_kwargs = {
         key: value
@@ -170,6 +198,7 @@ async def _probe_idempotent(
         enable_idempotence=True,
         acks="all",
         request_timeout_ms=int(limit * 1000),
+        transactional_id=transactional_id,
     )
     try:
         with quiet_aiokafka():

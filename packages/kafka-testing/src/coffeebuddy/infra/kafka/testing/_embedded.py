@@ -11,9 +11,9 @@ import stat
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
+from coffeebuddy.infra.kafka.testing._lifecycle import ContextManaged
 from coffeebuddy.infra.kafka.testing._ports import free_port, listening_pid_owns, port_is_open
 from coffeebuddy.infra.kafka.testing._probe import ApiVersions, fetch_api_versions, run_sync
 from coffeebuddy.infra.kafka.testing._process import ManagedProcess
@@ -66,7 +66,7 @@ def find_tansu_binary() -> Path:
         ) from exc
 
 
-class EmbeddedBroker:
+class EmbeddedBroker(ContextManaged):
     """A throwaway Tansu broker with in-memory storage, listening on ``127.0.0.1``.
 
     ``EmbeddedBroker()`` picks a free port; ``advertised_port`` lets a TLS proxy in front of it be
@@ -232,28 +232,6 @@ class EmbeddedBroker:
     async def astop(self, grace: float = 5.0) -> None:
         """Async :meth:`stop` (SIGKILL after ``grace`` seconds)."""
         await asyncio.to_thread(self.stop, grace)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> Self:
-        return await self.astart()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.astop()
 
     def __repr__(self) -> str:
         where = self.bootstrap_servers if self._port is not None else "not started"

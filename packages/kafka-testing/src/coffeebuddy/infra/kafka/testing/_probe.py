@@ -18,6 +18,7 @@ T = TypeVar("T")
 __all__ = [
     "ApiVersions",
     "close_conn",
+    "cluster_broker_ids",
     "connect_kwargs",
     "fetch_api_versions",
     "quiet_aiokafka",
@@ -72,6 +73,20 @@ async def fetch_api_versions(
         if metadata:
             await asyncio.wait_for(conn.send(MetadataRequest([])), limit)
         return versions
+    finally:
+        await close_conn(conn)
+
+
+async def cluster_broker_ids(address: str, *, limit: float, **conn_kwargs: Any) -> set[int]:
+    """The broker ids one node's Metadata answer lists (all registered, live brokers)."""
+    host, port = split_address(address)
+    conn = await asyncio.wait_for(
+        create_conn(host, port, request_timeout_ms=int(limit * 1000), **conn_kwargs),
+        limit,
+    )
+    try:
+        response = await asyncio.wait_for(conn.send(MetadataRequest([])), limit)
+        return {int(broker[0]) for broker in response.brokers}
     finally:
         await close_conn(conn)
 

@@ -179,6 +179,20 @@ class ManagedProcess:
                 _live.pop(proc.pid, None)
         return proc.returncode
 
+    def wait(self, timeout: float) -> int:
+        """Wait for the child to exit (``subprocess.TimeoutExpired`` after ``timeout`` s)."""
+        if self._proc is None:
+            raise RuntimeError(f"{self.name} was never started")
+        code = self._proc.wait(timeout=timeout)
+        with _live_lock:
+            _live.pop(self._proc.pid, None)
+        return code
+
+    def send_signal(self, sig: signal.Signals) -> None:
+        """Send ``sig`` to the child's process group (no-op once it has exited)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._signal_group(sig)
+
     def _signal_group(self, sig: signal.Signals) -> None:
         assert self._proc is not None
         with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -7,26 +7,20 @@ one port and forwards plain Kafka to the broker, which advertises the TLS port t
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import ipaddress
 import os
 import re
 import shutil
 import ssl
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-from coffeebuddy.infra.kafka.testing._broker import TEST_CLIENT_DEFAULTS
+from coffeebuddy.infra.kafka.testing._certs import CertificateAuthority
+from coffeebuddy.infra.kafka.testing._defaults import TEST_CLIENT_DEFAULTS
 from coffeebuddy.infra.kafka.testing._embedded import BrokerStartError, EmbeddedBroker
+from coffeebuddy.infra.kafka.testing._lifecycle import ContextManaged
 from coffeebuddy.infra.kafka.testing._ports import free_port, port_is_open
 from coffeebuddy.infra.kafka.testing._probe import fetch_api_versions, run_sync
 from coffeebuddy.infra.kafka.testing._process import ManagedProcess
@@ -37,7 +31,6 @@ if TYPE_CHECKING:
 __all__ = [
     "STUNNEL_BIN_ENV",
     "STUNNEL_MISSING",
-    "CertificateAuthority",
     "StunnelNotFoundError",
     "TlsBroker",
     "find_stunnel",
@@ -69,89 +62,7 @@ def find_stunnel() -> Path:
     raise StunnelNotFoundError(STUNNEL_MISSING)
 
 
-class CertificateAuthority:
-    """A throwaway CA (EC P-256) that issues server certificates for loopback tests."""
-
-    def __init__(self, common_name: str = "CoffeeBuddy test CA") -> None:
-        self._key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-        now = dt.datetime.now(dt.UTC)
-        self.certificate = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(self._key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=2))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(self._key.public_key()), critical=False
-            )
-            .sign(self._key, hashes.SHA256())
-        )
-
-    @property
-    def cert_pem(self) -> bytes:
-        return self.certificate.public_bytes(serialization.Encoding.PEM)
-
-    def write_cert(self, path: Path) -> Path:
-        """Write the CA certificate (PEM) to ``path`` (what ``KAFKA_SSL_CAFILE`` points at)."""
-        path.write_bytes(self.cert_pem)
-        return path
-
-    def issue_server_cert(
-        self, hosts: Sequence[str] = ("127.0.0.1", "localhost")
-    ) -> tuple[bytes, bytes]:
-        """A server certificate for ``hosts`` (IP and DNS SANs): ``(cert_pem, key_pem)``."""
-        key = ec.generate_private_key(ec.SECP256R1())
-        sans: list[x509.GeneralName] = []
-        for host in hosts:
-            try:
-                sans.append(x509.IPAddress(ipaddress.ip_address(host)))
-            except ValueError:
-                sans.append(x509.DNSName(host))
-        now = dt.datetime.now(dt.UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
-            .issuer_name(self.certificate.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=2))
-            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()),
-                critical=False,
-            )
-            .sign(self._key, hashes.SHA256())
-        )
-        key_pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        return cert.public_bytes(serialization.Encoding.PEM), key_pem
-
-
-class TlsBroker:
+class TlsBroker(ContextManaged):
     """An embedded Tansu broker reachable only through TLS (stunnel) on ``bootstrap_servers``.
 
     ``ca_file`` is the CA that signed the server certificate; ``settings`` is a ``KafkaSettings``
@@ -325,28 +236,6 @@ class TlsBroker:
 
     async def astop(self) -> None:
         await asyncio.to_thread(self.stop)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> Self:
-        return await self.astart()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.astop()
 
     def __repr__(self) -> str:
         where = self.bootstrap_servers if self._tls_port is not None else "not started"

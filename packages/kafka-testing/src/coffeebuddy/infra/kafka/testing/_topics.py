@@ -37,7 +37,7 @@ async def create_topics(
     configs: dict[str, str] | None = None,
     limit: float = 15.0,
 ) -> None:
-    """Create ``(name, partitions)`` topics and wait until the broker lists every partition."""
+    """Create ``(name, partitions)`` topics; wait until every partition has a leader."""
     wanted = dict(topics)
     admin = AIOKafkaAdminClient(**settings.admin_kwargs())
     await admin.start()
@@ -56,6 +56,10 @@ async def create_topics(
                 for d in described
                 if d.get("error_code", 0) == 0
                 and len(d.get("partitions", [])) == wanted[d["topic"]]
+                and all(  # a partition without a leader is listed but cannot be used yet
+                    p.get("error_code", 0) == 0 and p.get("leader", -1) >= 0
+                    for p in d["partitions"]
+                )
             }
             return ready == set(wanted)
 

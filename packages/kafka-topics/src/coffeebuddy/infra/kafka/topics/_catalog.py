@@ -17,6 +17,8 @@ from coffeebuddy.infra.kafka.topics._acl import (
 )
 
 TopicKind = Literal["events", "dead_letter", "log"]
+ContentMode = Literal["structured", "binary"]
+"""CloudEvents Kafka content mode producers write to a topic (readers accept both)."""
 
 DLQ_SUFFIX = ".dlq"
 
@@ -45,6 +47,7 @@ class TopicConfig(BaseModel):
     description: str = ""
     dead_letter_topic: _KafkaName | None = None
     kind: TopicKind = "events"
+    content_mode: ContentMode = "structured"
 
     @field_validator("name", "dead_letter_topic")
     @classmethod
@@ -75,6 +78,7 @@ class TopicConfig(BaseModel):
                 self.event_types,
                 self.dead_letter_topic,
                 self.kind,
+                self.content_mode,
             )
         )
 
