@@ -23,8 +23,8 @@ from coffeebuddy.infra.kafka.producer import KafkaEventProducer
 from coffeebuddy.infra.kafka.reminder_worker import ReminderWorker
 from coffeebuddy.infra.kafka.testing import FakeSlackServer, TopicFactory, wait_until
 from coffeebuddy.infra.kafka.topics import (
-    REMINDER_DELIVERIES_TOPIC,
     REMINDER_EVENTS_TOPIC,
+    REMINDER_STATE_CHANGELOG_TOPIC,
     RUN_EVENTS_TOPIC,
 )
 from coffeebuddy.services.reminder_worker import SlackDMSender
@@ -45,10 +45,10 @@ async def test_one_trace_from_publish_through_harness_and_worker_to_slack(
     reminders = unique_topic(2, event_types=REMINDER_EVENTS_TOPIC.event_types)
     reminders = reminders.model_copy(update={"content_mode": mode})
     runs = unique_topic(1, event_types=RUN_EVENTS_TOPIC.event_types)
-    deliveries = unique_topic(
-        1,
-        key_field="reminder_id",
-        event_types=REMINDER_DELIVERIES_TOPIC.event_types,
+    changelog = unique_topic(  # co-partitioned with the reminder events
+        2,
+        key_field="state_key",
+        event_types=REMINDER_STATE_CHANGELOG_TOPIC.event_types,
         dead_letter=False,
     )
     registry = CollectorRegistry()
@@ -79,7 +79,8 @@ async def test_one_trace_from_publish_through_harness_and_worker_to_slack(
                 sender,
                 worker_producer,
                 kafka_settings,
-                deliveries_topic=deliveries,
+                events_topic=reminders,
+                changelog_topic=changelog,
                 metrics=reminder_metrics,
                 tracer_provider=provider,
             )

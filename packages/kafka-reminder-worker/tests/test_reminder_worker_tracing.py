@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from coffeebuddy.infra.kafka.models import ReminderScheduledData
 from coffeebuddy.infra.kafka.reminder_worker import SendResult
-from coffeebuddy.infra.kafka.reminder_worker._timers import Pending
+from coffeebuddy.infra.kafka.reminder_worker._entry import Pending
 from coffeebuddy.infra.kafka.reminder_worker._tracing import TracedSender
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -54,7 +54,7 @@ class Scripted:
 
 
 def _entry(rid: str, traceparent: bytes | None) -> Pending:
-    entry = Pending(rid, "run-1", "last_call", "U1", 0.0, 1.0, b"{}", "evt-1", 0.0, None, None)
+    entry = Pending(rid, "run-1", "last_call", 0.0, 1.0, 2.0, b"{}", "evt-1", 0.0, 0)
     entry.traceparent = traceparent
     return entry
 
