@@ -29,7 +29,6 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from prometheus_client import CollectorRegistry
 
-import coffeebuddy.infra.kafka.consumer._harness as harness_module  # bench-only baseline patch
 from coffeebuddy.infra.kafka.config import KafkaSettings
 from coffeebuddy.infra.kafka.consumer import KafkaConsumerHarness, RecordContext
 from coffeebuddy.infra.kafka.metrics import KafkaMetrics
@@ -107,15 +106,8 @@ async def _consume(
     *,
     before: bool = False,
 ) -> float:
-    """Harness msg/s; `before=True` swaps in the old decode path for this one run (bench-only
-    patch of the harness module's `decode_record`, restored afterwards)."""
-    if before:
-        previous = harness_module.decode_record
-        harness_module.decode_record = _decode_before_the_binding  # type: ignore[assignment]
-        try:
-            return await _consume(settings, topic, count, provider)
-        finally:
-            harness_module.decode_record = previous
+    """Harness msg/s; `before=True` runs it with the decode path from before the binding (the
+    harness's `decoder=`)."""
     clock = _Clock(count)
 
     async def handler(event: Event, ctx: RecordContext) -> None:
@@ -130,6 +122,7 @@ async def _consume(
         max_in_flight=20000,
         tracing=provider is not None,
         tracer_provider=provider,
+        decoder=_decode_before_the_binding if before else decode_record,
     )
     task = asyncio.ensure_future(harness.run())
     try:
