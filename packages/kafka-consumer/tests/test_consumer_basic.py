@@ -294,3 +294,52 @@ async def test_custom_classifier_decides(
             timeout=5,
             message="committed after retry",
         )
+
+
+async def test_an_injected_decoder_replaces_the_cloudevents_one(
+    kafka_settings: KafkaSettings,
+    unique_topic: TopicFactory,
+    group: str,
+    metrics: KafkaMetrics,
+    registry: CollectorRegistry,
+    running: Any,
+    kit: Any,
+) -> None:
+    """`decoder=` sees every record; whatever it raises dead-letters the record (the partition
+    goes on), like a malformed event."""
+    from coffeebuddy.infra.kafka.models import decode_record
+
+    topic = unique_topic(1)
+    await kit.produce(kafka_settings, topic.name, kit.events_bytes(6), partition=0)
+    offsets: list[int] = []
+    decoded: list[bytes | None] = []
+
+    def every_other(value: bytes | None, headers: Any) -> Event:
+        decoded.append(value)
+        if len(decoded) % 2 == 0:
+            raise LookupError("refused by the injected decoder")
+        return decode_record(value, headers)
+
+    async def handler(event: Event, ctx: RecordContext) -> None:
+        offsets.append(ctx.offset)
+
+    harness = KafkaConsumerHarness(
+        kafka_settings, [topic], group, handler, metrics=metrics, decoder=every_other
+    )
+    async with running(harness):
+        await wait_until(lambda: len(decoded) == 6, timeout=20, message="six decoded")
+        await wait_until(
+            lambda: (
+                kit.sample(
+                    registry,
+                    "coffeebuddy_kafka_dead_lettered_total",
+                    topic=topic.name,
+                    group=group,
+                    reason="decode_error",
+                )
+                == 3
+            ),
+            timeout=10,
+            message="three dead letters",
+        )
+    assert offsets == [0, 2, 4]

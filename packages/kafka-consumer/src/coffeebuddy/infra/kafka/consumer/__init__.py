@@ -28,6 +28,7 @@ from coffeebuddy.infra.kafka.consumer._harness import (
     Handler,
     KafkaConsumerHarness,
     PartitionsCallback,
+    RecordDecoder,
 )
 from coffeebuddy.infra.kafka.consumer._tracker import OffsetTracker
 from coffeebuddy.infra.kafka.consumer._version import __version__
@@ -53,6 +54,7 @@ __all__ = [
     "OffsetTracker",
     "PartitionsCallback",
     "RecordContext",
+    "RecordDecoder",
     "RetryPolicy",
     "RetryableError",
     "TopicPartition",

@@ -44,11 +44,14 @@ from coffeebuddy.infra.kafka.consumer._errors import (
 )
 from coffeebuddy.infra.kafka.consumer._tracker import OffsetTracker
 from coffeebuddy.infra.kafka.metrics import KafkaMetrics, observe_many
-from coffeebuddy.infra.kafka.models import Event, EventDecodeError, decode_record
+from coffeebuddy.infra.kafka.models import Event, decode_record
 from coffeebuddy.infra.kafka.producer import KafkaEventProducer, resolve_tracer
 from coffeebuddy.infra.kafka.topics import ConsumerGroup, TopicConfig
 
 log = logging.getLogger("coffeebuddy.infra.kafka.consumer")
+#: Turns a record's value and headers into an event, raising `EventDecodeError` on bad input
+#: (the CoffeeBuddy default: `decode_record`, both CloudEvents content modes).
+RecordDecoder = Callable[[bytes | None, Any], Event]
 
 Handler = Callable[[Event, RecordContext], Awaitable[None]]
 PartitionsCallback = Callable[[list[TopicPartition]], Awaitable[None]]
@@ -206,6 +209,7 @@ class KafkaConsumerHarness:
         poll_stale_after: float | None = None,
         tracing: bool | None = None,
         tracer_provider: Any = None,
+        decoder: RecordDecoder = decode_record,
     ) -> None:
         if not topics:
             raise ValueError("topics must be a non-empty sequence of TopicConfig")
@@ -235,6 +239,7 @@ class KafkaConsumerHarness:
         self._handler = handler
         # tracing on: the handler is wrapped once in a CONSUMER span; off: nothing changes
         self._tracer = resolve_tracer(tracing, tracer_provider, "coffeebuddy.infra.kafka.consumer")
+        self._decode = decoder
         if self._tracer is not None:
             from coffeebuddy.infra.kafka.consumer._tracing import traced_handler
 
@@ -756,7 +761,7 @@ class KafkaConsumerHarness:
         complete = p.tracker.complete
         tm = p.tm
         perf = time.perf_counter
-        decode = decode_record
+        decode = self._decode
         # Handler durations are collected in plain lists and flushed per batch.
         success: list[float] = []
         deferred: list[float] = []
@@ -775,7 +780,7 @@ class KafkaConsumerHarness:
                         # the cyclic GC's older generations (batch decoding costs ~50% more).
                         try:
                             event = decode(record.value, record.headers)
-                        except EventDecodeError as error:
+                        except Exception as error:  # an injected decoder may raise anything
                             self._trace_decode_failure(record, error)
                             await self._dead_letter_inline(
                                 p, record, error, "decode_error", 1, time.time()
@@ -807,7 +812,7 @@ class KafkaConsumerHarness:
             observe_many(tm.success, success)
             observe_many(tm.deferred, deferred)
 
-    def _trace_decode_failure(self, record: Any, error: EventDecodeError) -> None:
+    def _trace_decode_failure(self, record: Any, error: Exception) -> None:
         if self._tracer is not None:  # (opentelemetry is imported only when tracing is on)
             from coffeebuddy.infra.kafka.consumer._tracing import decode_failed
 
