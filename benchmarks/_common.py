@@ -6,6 +6,8 @@ measured in the same run: a ratio is only worth reading next to the spreads of b
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import statistics
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -84,6 +86,58 @@ class BenchRow:
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "ratio": self.ratio}
+
+
+_TARGET = re.compile(r"^\s*(<=|>=|<|>|==)?\s*(-?[\d.,]+)\s*(x)?")
+
+
+def met_from_target(target: str | None, value: float, ratio: float | None) -> bool | None:
+    """Read a row's `target` ("<= 5 s", ">= 2000", ">= 0.95x", "0") against its median."""
+    if target is None:
+        return None
+    match = _TARGET.match(target)
+    if match is None:
+        return None
+    op, number, is_ratio = match.group(1) or "==", float(match.group(2).replace(",", "")), match[3]
+    subject = ratio if is_ratio else value
+    if subject is None:
+        return None
+    return {
+        "<=": subject <= number,
+        ">=": subject >= number,
+        "<": subject < number,
+        ">": subject > number,
+        "==": subject == number,
+    }[op]
+
+
+def merge_rounds(per_round: Sequence[Sequence[BenchRow]]) -> list[BenchRow]:
+    """Rows of the same name from several rounds as one row each: medians, spreads, targets
+    read again against the medians."""
+    names: dict[tuple[str, str], list[BenchRow]] = {}
+    for rows in per_round:
+        for row in rows:
+            names.setdefault((row.group, row.name), []).append(row)
+    out = []
+    for (group, name), rows in names.items():
+        first = rows[0]
+        bases = [r.baseline_value for r in rows if r.baseline_value is not None]
+        merged = BenchRow.of(
+            group,
+            name,
+            [r.value for r in rows],
+            first.unit,
+            baseline=first.baseline,
+            baseline_samples=bases or None,
+        )
+        out.append(
+            dataclasses.replace(
+                merged,
+                target=first.target,
+                met=met_from_target(first.target, merged.value, merged.ratio),
+            )
+        )
+    return out
 
 
 async def rounds(count: int, measure: Callable[[], Awaitable[float]]) -> list[float]:

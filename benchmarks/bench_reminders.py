@@ -18,7 +18,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from _common import BenchContext, BenchRow
+from _common import BenchContext, BenchRow, merge_rounds
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from coffeebuddy.infra.kafka.consumer import KafkaConsumerHarness, TopicPartition
@@ -349,8 +349,11 @@ async def _burst_rows(ctx: BenchContext, producer: KafkaEventProducer) -> list[B
 
 
 async def run(ctx: BenchContext) -> list[BenchRow]:
+    per_round: list[list[BenchRow]] = []
     async with KafkaEventProducer(ctx.settings) as producer:
-        rows = await _burst_rows(ctx, producer)
-        rows += await _memory_rows(ctx, producer)
-        rows += await _lag_rows(ctx, producer)
-    return rows
+        for _ in range(ctx.rounds):
+            rows = await _burst_rows(ctx, producer)
+            rows += await _memory_rows(ctx, producer)
+            rows += await _lag_rows(ctx, producer)
+            per_round.append(rows)
+    return merge_rounds(per_round)

@@ -24,7 +24,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
-from _common import BenchContext, BenchRow
+from _common import BenchContext, BenchRow, merge_rounds
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 from slack_sdk.web.async_client import AsyncWebClient
@@ -279,6 +279,10 @@ async def _end_to_end(n: int) -> tuple[float, float, float, float]:
 
 
 async def run(ctx: BenchContext) -> list[BenchRow]:
+    return merge_rounds([await _round(ctx) for _ in range(ctx.rounds)])
+
+
+async def _round(ctx: BenchContext) -> list[BenchRow]:
     n = 1000 if ctx.quick else 5000
     ceiling = await _loopback_ceiling(n)
     rate, baseline, same_loop = await _sender_rate(n)

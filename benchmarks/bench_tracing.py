@@ -17,7 +17,6 @@ Same run, same topics, rounds interleaved, medians of rounds:
 from __future__ import annotations
 
 import asyncio
-import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -133,31 +132,36 @@ async def _consume(
     return clock.rate()
 
 
-async def _medians(rounds: int, *measures: Callable[[], Awaitable[float]]) -> list[float]:
+async def _medians(rounds: int, *measures: Callable[[], Awaitable[float]]) -> list[list[float]]:
     """Run the measures `rounds` times, rotating their order every round (each variant takes
-    each position: later runs in a round were seen to be slower); the median of each."""
+    each position: later runs in a round were seen to be slower); the samples of each."""
     results: list[list[float]] = [[] for _ in measures]
     n = len(measures)
     for r in range(rounds):
         for i in range(n):
             k = (i + r) % n
             results[k].append(await measures[k]())
-    return [statistics.median(r) for r in results]
+    return results
 
 
 def _row(
-    name: str, value: float, unit: str, baseline: str, base: float, target: float | None
+    name: str,
+    value: list[float],
+    unit: str,
+    baseline: str,
+    base: list[float],
+    target: float | None,
 ) -> BenchRow:
-    """A row; `target=None`: informational (what tracing on costs is the SDK's, reported)."""
-    return BenchRow(
-        group=GROUP,
-        name=name,
-        value=value,
-        unit=unit,
+    """A row of medians; `target=None`: informational (tracing on costs what the SDK costs)."""
+    return BenchRow.of(
+        GROUP,
+        name,
+        value,
+        unit,
         baseline=baseline,
-        baseline_value=base,
+        baseline_samples=base,
         target=f">= {target:g}x" if target is not None else None,
-        met=value >= target * base if target is not None else None,
+        meets=(lambda v, b: v >= target * (b or 0)) if target is not None else None,
     )
 
 
@@ -177,11 +181,7 @@ async def run(ctx: BenchContext) -> list[BenchRow]:
         plain.append(_per_second(lambda: decode_event(structured), decode_calls))
         dispatched.append(_per_second(lambda: decode_record(structured, headers), decode_calls))
         binary.append(_per_second(lambda: decode_record(bin_value, bin_headers), decode_calls))
-    decode_plain, decode_dispatch, decode_binary = (
-        statistics.median(plain),
-        statistics.median(dispatched),
-        statistics.median(binary),
-    )
+    decode_plain, decode_dispatch, decode_binary = plain, dispatched, binary
 
     provider = _provider()
     topic = await _create_topic(settings)

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
-from coffeebuddy.infra.kafka.config import KafkaSettings
+from coffeebuddy.infra.kafka.config import KafkaSettings, topic_partitions
 from coffeebuddy.infra.kafka.models import ReminderDelivery, ReminderDeliveryData
 from coffeebuddy.infra.kafka.producer import KafkaEventProducer
 from coffeebuddy.infra.kafka.reminder_worker import KafkaChangelog
@@ -50,8 +50,7 @@ async def committed(settings: KafkaSettings, group: str, topic: str) -> dict[int
     consumer = AIOKafkaConsumer(**kwargs)
     await consumer.start()
     try:
-        await consumer.topics()
-        parts = consumer.partitions_for_topic(topic) or set()
+        parts = await topic_partitions(consumer, topic)
         out = {}
         for p in sorted(parts):
             offset = await consumer.committed(TopicPartition(topic, p))
@@ -70,8 +69,7 @@ async def end_offsets(settings: KafkaSettings, topic: str) -> dict[int, int]:
     try:
         from aiokafka import TopicPartition
 
-        await consumer.topics()
-        parts = consumer.partitions_for_topic(topic) or set()
+        parts = await topic_partitions(consumer, topic)
         ends = await consumer.end_offsets([TopicPartition(topic, p) for p in parts])
     finally:
         await consumer.stop()

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from coffeebuddy.infra.kafka.config import topic_partitions
 from coffeebuddy.infra.kafka.models import EventDecodeError, ReminderDelivery, decode_event
 
 if TYPE_CHECKING:
@@ -44,8 +45,7 @@ async def load_legacy(
     await consumer.start()
     states: dict[str, LegacyState] = {}
     try:
-        await consumer.topics()
-        parts = consumer.partitions_for_topic(topic.name)
+        parts = await topic_partitions(consumer, topic.name)
         if not parts:
             log.info("no legacy delivery log %s: nothing to upgrade", topic.name)
             return states
