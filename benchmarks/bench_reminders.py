@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 import time
 import tracemalloc
 import uuid
@@ -219,8 +220,9 @@ async def _memory_rows(ctx: BenchContext, producer: KafkaEventProducer) -> list[
 
 
 async def _lag_rows(ctx: BenchContext, producer: KafkaEventProducer) -> list[BenchRow]:
-    """Schedule n reminders a week ahead through the real harness: how long after the last one
-    was published is the group's committed offset at the end (lag 0 for external monitors)?"""
+    """Schedule n reminders a week ahead through the real harness (published by a child process,
+    as the app would): how long after the last one was acknowledged is the group's committed
+    offset at the end (lag 0 for external monitors)?"""
     n = 10_000 if ctx.quick else 100_000
     reminders = await _topic(ctx, REMINDER_EVENTS_TOPIC, 3)
     reminders = reminders.model_copy(update={"dead_letter_topic": reminders.name + ".dlq"})
@@ -244,11 +246,7 @@ async def _lag_rows(ctx: BenchContext, producer: KafkaEventProducer) -> list[Ben
         async with asyncio.timeout(30):
             while not harness.health().ready:  # noqa: ASYNC110 - polling the harness's status
                 await asyncio.sleep(0.05)
-        week = datetime.now(UTC) + timedelta(days=7)
-        events = [_event(i, week) for i in range(n)]
-        for i in range(0, n, 2000):
-            await producer.publish_many(reminders, events[i : i + 2000])
-        published = time.perf_counter()
+        published = await _publish_in_child(ctx, reminders, n)
         async with asyncio.timeout(120):
             committed_at = await _committed_equals_end(ctx, group, reminders)
         assert worker.pending_count == n, worker.pending_count
@@ -269,6 +267,57 @@ async def _lag_rows(ctx: BenchContext, producer: KafkaEventProducer) -> list[Ben
     ]
 
 
+_CHILD_PUBLISHER = """
+import asyncio, sys, uuid
+from datetime import UTC, datetime, timedelta
+from coffeebuddy.infra.kafka.config import KafkaSettings
+from coffeebuddy.infra.kafka.models import ReminderScheduled, ReminderScheduledData
+from coffeebuddy.infra.kafka.producer import KafkaEventProducer
+from coffeebuddy.infra.kafka.topics import REMINDER_EVENTS_TOPIC
+
+async def main(bootstrap, name, n):
+    settings = KafkaSettings.from_env(
+        {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "KAFKA_ENABLE_IDEMPOTENCE": "false"}
+    )
+    topic = REMINDER_EVENTS_TOPIC.model_copy(update={"name": name, "partitions": 3})
+    week = datetime.now(UTC) + timedelta(days=7)
+    async with KafkaEventProducer(settings) as producer:
+        for start in range(0, n, 2000):
+            events = []
+            for i in range(start, min(n, start + 2000)):
+                run_id = f"run-{uuid.uuid4().hex[:12]}"
+                events.append(ReminderScheduled.create(data=ReminderScheduledData(
+                    reminder_id=f"{run_id}:runner", kind="runner", run_id=run_id,
+                    team_id="T024BE7LD", channel_id="C0123ABCD", recipient_user_id=f"U{i:08d}",
+                    due_at=week, expires_at=week + timedelta(minutes=15), place="Blue Bottle")))
+            await producer.publish_many(topic, events)
+    print("published", flush=True)
+
+asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+"""
+
+
+async def _publish_in_child(ctx: BenchContext, topic: TopicConfig, n: int) -> float:
+    """The app publishing from its own process (own core, as in production); returns the
+    perf_counter time at which the last record was acknowledged."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _CHILD_PUBLISHER,
+        ctx.bootstrap_servers,
+        topic.name,
+        str(n),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    line = await proc.stdout.readline()
+    published = time.perf_counter()
+    await proc.wait()
+    if b"published" not in line or proc.returncode != 0:
+        raise RuntimeError(f"child publisher failed ({proc.returncode}): {line!r}")
+    return published
+
+
 async def _committed_equals_end(ctx: BenchContext, group: str, topic: TopicConfig) -> float:
     from aiokafka import AIOKafkaConsumer
     from aiokafka import TopicPartition as KafkaTopicPartition
@@ -279,10 +328,10 @@ async def _committed_equals_end(ctx: BenchContext, group: str, topic: TopicConfi
     await consumer.start()
     try:
         tps = [KafkaTopicPartition(topic.name, p) for p in range(topic.partitions)]
-        ends = await consumer.end_offsets(tps)
         while True:
+            ends = await consumer.end_offsets(tps)  # re-read: the embedded broker's can trail
             offsets = [await consumer.committed(tp) for tp in tps]
-            if all(off == ends[tp] for off, tp in zip(offsets, tps, strict=True)):
+            if all((off or 0) >= ends[tp] for off, tp in zip(offsets, tps, strict=True)):
                 return time.perf_counter()
             await asyncio.sleep(0.05)
     finally:

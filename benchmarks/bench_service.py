@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import statistics
 import sys
 import time
@@ -44,6 +45,8 @@ from coffeebuddy.services.reminder_worker import (
 
 GROUP = "service"
 CONCURRENCY = 64
+E2E_CONCURRENCY = int(os.environ.get("BENCH_E2E_CONCURRENCY", str(CONCURRENCY)))
+"""Send slots of the service end to end: each holds one claim -> read-back -> post round."""
 
 # The child process: a FakeSlackServer (or a plain aiohttp ceiling server) on its own loop; prints
 # its base URL, then answers one-line commands on stdin: count, posted (JSON wall-clock receive
@@ -255,7 +258,7 @@ async def _end_to_end(n: int) -> tuple[float, float, float, float]:
             slack_api_base_url=slack.base_url,
             http_host="127.0.0.1",
             http_port=0,
-            max_concurrent_sends=CONCURRENCY,
+            max_concurrent_sends=E2E_CONCURRENCY,
         )
         service = ReminderWorkerService(settings, kafka, registry=CollectorRegistry())
         task = asyncio.create_task(service.run())

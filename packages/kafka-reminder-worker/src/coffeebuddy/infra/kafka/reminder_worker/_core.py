@@ -125,7 +125,9 @@ class WorkerCore:
         )
         return self._changelog.write(partition, key, value)
 
-    def _write_entry(self, entry: Pending, *, claimed: bool = False) -> asyncio.Future[int]:
+    def _write_entry(
+        self, entry: Pending, *, claimed: bool = False, event_id: str | None = None
+    ) -> asyncio.Future[int]:
         """The entry's full snapshot (`scheduled`, or `claimed` with its claim)."""
         fields: dict[str, Any] = {}
         if claimed:
@@ -143,7 +145,7 @@ class WorkerCore:
             entry.keep_until,
             reminder_id=entry.reminder_id,
             reminder=entry.payload,
-            event_id=entry.event_id or None,
+            event_id=event_id or entry.event_id or None,
             event_time=entry.event_time or None,
             **fields,
         )

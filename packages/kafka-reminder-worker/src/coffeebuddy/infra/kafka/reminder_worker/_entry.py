@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+import sys
+import uuid
 from typing import Any
 
-__all__ = ["LAST_CALL", "Pending", "RunMark"]
+__all__ = ["LAST_CALL", "Pending", "RunMark", "intern_kind"]
 
 LAST_CALL = "last_call"
 
 SCHEDULED = "scheduled"
 CLAIMED = "claimed"
+
+
+def _compact_id(event_id: str) -> int | str:
+    """A canonical UUID string as its int (44 bytes instead of 85); anything else as is."""
+    if len(event_id) == 36:
+        try:
+            value = uuid.UUID(event_id)
+        except ValueError:
+            return event_id
+        if str(value) == event_id:
+            return value.int
+    return event_id
+
+
+def intern_kind(kind: str) -> str:
+    """One shared string per reminder kind (there are two)."""
+    return sys.intern(kind)
 
 
 class Pending:
@@ -28,7 +47,7 @@ class Pending:
         "claim_owner",
         "claimed_at",
         "due",
-        "event_id",
+        "event_key",
         "event_time",
         "expires",
         "heap_seq",
@@ -61,12 +80,12 @@ class Pending:
     ) -> None:
         self.reminder_id = reminder_id
         self.run_id = run_id
-        self.kind = kind
+        self.kind = intern_kind(kind)
         self.due = due
         self.expires = expires
         self.keep_until = keep_until
         self.payload = payload
-        self.event_id = event_id
+        self.event_key = _compact_id(event_id)
         self.event_time = event_time
         self.partition = partition
         self.attempts = 0
@@ -90,6 +109,12 @@ class Pending:
         self.claim_epoch = epoch
         self.claimed_at = claimed_at
         self.claim_deadline = deadline
+
+    @property
+    def event_id(self) -> str:
+        """The schedule event's CloudEvents id (kept as a 128-bit int when it is a UUID)."""
+        key = self.event_key
+        return key if isinstance(key, str) else str(uuid.UUID(int=key))
 
     @property
     def status(self) -> str:

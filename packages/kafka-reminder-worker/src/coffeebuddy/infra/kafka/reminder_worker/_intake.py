@@ -137,7 +137,7 @@ class IntakeMixin(SchedulerMixin):
             due,
             life.expires,
             life.keep_until,
-            data.model_dump_json().encode(),
+            data.model_dump_json(exclude_none=True).encode(),
             event.id,
             event_time,
             state.number,
@@ -162,12 +162,13 @@ class IntakeMixin(SchedulerMixin):
         if existing is not None:
             self._count_drop(kind, "superseded")
         state.pending[rid] = entry
-        self._complete_on(self._write_entry(entry), context.defer())
+        self._complete_on(self._write_entry(entry, event_id=event.id), context.defer())
         self._schedule(entry, max(due, self._now()))
         if self._metrics is not None:
             self._metrics.reminders_scheduled.labels(kind).inc()
         self._set_pending_metric()
-        log.info("reminder scheduled", extra={**extra, "due_at": data.due_at.isoformat()})
+        if log.isEnabledFor(logging.DEBUG):  # one line per reminder: DEBUG, and only if wanted
+            log.debug("reminder scheduled", extra={**extra, "due_at": data.due_at.isoformat()})
 
     def _on_cancelled(
         self, event: ReminderCancelled, context: RecordContext, state: PartitionState

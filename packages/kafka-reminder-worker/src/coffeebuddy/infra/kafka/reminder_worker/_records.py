@@ -7,8 +7,9 @@ checks that every record written here validates as `ReminderState`.
 
 from __future__ import annotations
 
+import itertools
 import json
-import uuid
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,14 +21,26 @@ __all__ = ["StateRecord", "decode_state", "encode_state", "iso", "run_key", "ts"
 RUN_KEY_PREFIX = "run:"
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_ids = itertools.count()
+_ID_PREFIX = os.urandom(6).hex()
+"""Record ids: a per-process random prefix and a counter (unique per source, cheaper than uuid4)."""
 
 
 def run_key(run_id: str) -> str:
     return RUN_KEY_PREFIX + run_id
 
 
+_ISO_CACHE: dict[float, str] = {}
+
+
 def iso(value: float) -> str:
-    return datetime.fromtimestamp(value, UTC).isoformat()
+    """RFC 3339 of an epoch time; recent values cached (due times and lifetimes repeat)."""
+    out = _ISO_CACHE.get(value)
+    if out is None:
+        if len(_ISO_CACHE) > 4096:
+            _ISO_CACHE.clear()
+        out = _ISO_CACHE[value] = datetime.fromtimestamp(value, UTC).isoformat()
+    return out
 
 
 def ts(value: str | None) -> float | None:
@@ -101,14 +114,15 @@ def encode_state(
     if slack_ts is not None:
         data["slack_ts"] = slack_ts
     data["keep_until"] = iso(keep_until)
-    data["recorded_at"] = iso(now)
+    now_iso = iso(now)
+    data["recorded_at"] = now_iso
     envelope = {
         "specversion": "1.0",
-        "id": str(uuid.uuid4()),
+        "id": f"{_ID_PREFIX}-{next(_ids)}",
         "source": source,
         "type": REMINDER_STATE,
         "subject": run_id,
-        "time": iso(now),
+        "time": now_iso,
         "datacontenttype": "application/json",
         "coffeebuddywriter": writer,
     }

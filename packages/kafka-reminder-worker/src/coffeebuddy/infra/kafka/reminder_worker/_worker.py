@@ -143,6 +143,7 @@ class ReminderWorker(IntakeMixin):
 
             self._sender = TracedSender(self._sender, tracer, self._pending_entry)
         self._producer = producer
+        self._own_marker = f'"coffeebuddywriter":"{self.worker_id}"'.encode()
         self._kafka_metrics = kafka_metrics
         self._group = group
         self._scheduler: asyncio.Task[None] | None = None
@@ -361,6 +362,8 @@ class ReminderWorker(IntakeMixin):
         if value is None:
             self._store.forget(state, key.decode(errors="replace"))
             return
+        if not restoring and self._own_marker in value:
+            return  # our own write (applied when it was made): skip without decoding
         try:
             rec = decode_state(value)
         except (ValueError, KeyError, TypeError) as exc:
