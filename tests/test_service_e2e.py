@@ -40,9 +40,6 @@ from coffeebuddy.infra.kafka.testing import (
 )
 from coffeebuddy.infra.kafka.topics import REMINDER_EVENTS_DLQ_TOPIC, REMINDER_EVENTS_TOPIC
 
-# Process-level delivery runs on both CI passes: Apache Kafka and the embedded (dev) broker.
-pytestmark = pytest.mark.kafka
-
 READY_TIMEOUT = 45.0
 
 
