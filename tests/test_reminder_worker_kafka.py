@@ -318,7 +318,7 @@ async def test_duplicates_suppressed_on_republish_and_after_restart(
         await wait_until(lambda: sender.ids() == ["r-dup"], timeout=WAIT, message="sent once")
         await wait_until(lambda: r.worker.pending_count == 0, timeout=WAIT, message="settled")
     # A fresh worker process: new group (replays the topic from the start, as after a crash
-    # before the commit), empty memory, only the delivery log to know what was sent.
+    # before the commit), empty memory, only the changelog to know what was sent.
     async with running(kafka_settings, topics, sender) as r2:
         await r2.producer.publish(topics.reminders, event)
         await wait_until(

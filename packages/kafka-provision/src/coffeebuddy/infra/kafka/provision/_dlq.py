@@ -22,7 +22,7 @@ another); `FileReplayLedger`, a locked, fsync'd JSON-lines state file (`--state-
 explicit opt-in for offline/ad-hoc use), which needs no topic or ACL but only protects replays
 run against the same file.
 A crash between a send and its ledger entry can resend that one record; the reminder worker's
-delivery log still keeps the DM to one.
+changelog (sent / claimed states) still keeps the DM to one.
 """
 
 from __future__ import annotations

@@ -288,7 +288,8 @@ class KafkaChangelog:
                         async with asyncio.timeout(1.0):
                             await self._changed.wait()
                     continue
-                batches = await consumer.getmany(timeout_ms=100, max_records=5000)
+                # short: a claim read-back waits on this loop (the fetch itself waits 20 ms)
+                batches = await consumer.getmany(timeout_ms=10, max_records=5000)
                 self.read_error = None
                 sink = self._sink
                 for tp, records in batches.items():
@@ -309,6 +310,14 @@ class KafkaChangelog:
     async def _reassign(self, consumer: Any, assigned: set[int]) -> None:
         name = self._topic.name
         owned = set(self._owned)
+        await consumer.topics()
+        missing = owned - set(consumer.partitions_for_topic(name) or ())
+        if missing:  # the supervisor retries with backoff; readiness names this meanwhile
+            raise RuntimeError(
+                f"changelog topic {name!r} has no partition {sorted(missing)}: it must be "
+                "co-partitioned with the reminder events topic (same partition count); "
+                "provision it from the catalog (coffeebuddy-kafka plan / apply)"
+            )
         tps = [TopicPartition(name, p) for p in sorted(owned)]
         consumer.assign(tps)
         fresh = [

@@ -76,7 +76,7 @@ class ReminderSender(Protocol):
     instead of raising (an exception escaping is treated as AMBIGUOUS)."""
 
     async def send(self, reminder: ReminderScheduledData, *, claim_time: datetime) -> SendResult:
-        """Post the reminder once; `claim_time`: when the worker claimed it in the delivery log."""
+        """Post the reminder once; `claim_time`: when the worker claimed it in its changelog."""
         ...
 
     async def find_sent(
