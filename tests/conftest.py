@@ -50,6 +50,12 @@ def require_apache() -> None:
         pytest.skip(f"needs Apache Kafka (ACLs, SASL users, a broker to kill): {reason}")
 
 
+@pytest.fixture(scope="session")
+def apache_required() -> None:
+    """Skips (naming why) where this run cannot or must not start Apache Kafka."""
+    require_apache()
+
+
 async def provision(cluster: ApacheKafka, env: str) -> None:
     """`plan` + `apply` of the shipped catalog for `env`, ACLs included, as the admin; then
     wait until a new plan is empty: CreateAcls answers before every broker's authorizer has
