@@ -72,6 +72,12 @@ async def provision(cluster: ApacheKafka, env: str) -> None:
 
 
 @pytest.fixture(scope="session")
+def provision_catalog() -> object:
+    """`await provision_catalog(cluster, env)`: the catalog applied and in sync (see provision)."""
+    return provision
+
+
+@pytest.fixture(scope="session")
 def catalog_kafka() -> Iterator[ApacheKafka]:
     """A dedicated Apache Kafka (SCRAM users per catalog principal) with the dev catalog."""
     require_apache()
@@ -232,6 +238,19 @@ class WorkerProcess:
         except TimeoutError as exc:
             raise AssertionError(f"{exc} (last {seen})\n{self.log_tail()}") from None
         return seen[0]
+
+    async def metric(self, name: str) -> float:
+        """Sum of every sample of `name` on /metrics (0 when absent)."""
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session,
+            session.get(self.url + "/metrics") as response,
+        ):
+            text = await response.text()
+        return sum(
+            float(line.rpartition(" ")[2])
+            for line in text.splitlines()
+            if line.split("{", 1)[0].split(" ", 1)[0] == name
+        )
 
     def exit_code(self, timeout: float = 60.0) -> int:
         assert self.process is not None
