@@ -311,7 +311,7 @@ async def test_retention_change_and_partition_increase_planned_applied_in_sync(
 
 
 async def test_prod_overlay_on_three_brokers_plan_apply_replan(
-    kafka_cluster: ApacheKafka, leak_check: LeakCheck
+    apache_required: None, kafka_cluster: ApacheKafka, leak_check: LeakCheck
 ) -> None:
     _, plan = cli(kafka_cluster, leak_check, "plan", "--env", "prod")
     if plan["changes"]:  # another test of this session may have provisioned prod already
