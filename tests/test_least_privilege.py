@@ -190,7 +190,7 @@ async def test_reminder_worker_refused_outside_its_grants(
         await admin.close()
 
 
-async def test_other_services_cannot_join_any_group(
+async def test_other_services_join_no_group_and_create_no_topic(
     catalog_kafka: ApacheKafka, leak_check: LeakCheck
 ) -> None:
     for user in ("slack-app", "dlq-replayer"):
@@ -199,7 +199,14 @@ async def test_other_services_cannot_join_any_group(
         for group in (REMINDER_WORKER_GROUP.name, f"coffeebuddy.{user}"):
             error = await _read(settings, topic, group)
             assert error is not None, (user, group)
-            assert "AuthorizationFailedError" in error, error
+            assert f"GroupAuthorizationFailedError: {group}" in error, error
+        extra = TopicConfig(
+            name=f"coffeebuddy.{user}.adhoc", partitions=1, replication_factor=1,
+            configs={}, key_field="run_id",
+        )  # fmt: skip
+        (result,) = (await ensure_topics(settings, "dev", topics=[extra])).results
+        assert result.status == "failed"
+        assert f"not authorized to create topic {extra.name!r}" in result.message
 
 
 async def test_slack_app_publishes_run_events(
