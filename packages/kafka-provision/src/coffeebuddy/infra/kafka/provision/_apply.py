@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -228,6 +229,14 @@ async def execute_plan(
 
         await guarded(batch, run_acls)
 
+    created = [
+        AclSpec.from_dict(c.details)
+        for c in todo
+        if c.kind == "acl" and c.action == "create" and results[c.id].status == "applied"
+    ]
+    if created:
+        await _await_acls_visible(admin, created)
+
     deletes = [c for c in todo if c.kind == "topic" and c.action == "delete"]
     if deletes:
 
@@ -240,3 +249,30 @@ async def execute_plan(
 
     ordered = tuple(results[c.id] for c in plan.changes)
     return ApplyReport(environment=plan.environment, plan_hash=plan.plan_hash, results=ordered)
+
+
+ACL_VISIBLE_TIMEOUT_S = 10.0
+"""How long apply waits for the broker to list the ACLs it just created."""
+
+
+async def _await_acls_visible(
+    admin: ClusterAdmin, created: list[AclSpec], limit_s: float = ACL_VISIBLE_TIMEOUT_S
+) -> None:
+    """Wait (bounded) until DescribeAcls lists every binding just created.
+
+    CreateAcls answers once the controller committed the bindings; each broker's authorizer
+    applies them a moment later. A service started in that gap was refused (seen on Apache
+    Kafka 4.1: `ClusterAuthorizationFailedError` for an idempotent producer), so apply returns
+    only once the broker it talks to enforces them. Best effort: on timeout it returns anyway.
+    """
+    wanted = {a.identity for a in created}
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit_s
+    while True:
+        try:
+            seen = {a.identity for a in await admin.describe_acls()}
+        except Exception:  # reading ACLs back is a courtesy; the creates were answered
+            return
+        if wanted <= seen or loop.time() >= deadline:
+            return
+        await asyncio.sleep(0.1)  # polling the broker's state, bounded by the deadline
