@@ -160,3 +160,30 @@ async def test_ensure_topics_skips_acls_and_never_deletes(
         None, "dev", topics=[f"{test_prefix}.orders"], catalog=test_catalog, admin=fake_admin
     )
     assert only.exit_code == EXIT_OK
+
+
+async def test_apply_returns_once_the_broker_lists_the_new_acls(
+    fake_admin: FakeAdmin, test_catalog: Catalog
+) -> None:
+    """CreateAcls answers before the authorizer has the bindings; apply waits for them."""
+    plan = await build_plan(None, test_catalog, "dev", admin=fake_admin)
+    visible_after = 3  # DescribeAcls reads until the new bindings show up
+    reads = 0
+    real_describe = fake_admin.describe_acls
+
+    async def lagging_describe() -> list[AclSpec]:
+        nonlocal reads
+        reads += 1
+        everything = await real_describe()
+        created = {a.identity for call, acls in fake_admin.calls if call == "create_acls"
+                   for a in acls}  # fmt: skip
+        return (
+            everything
+            if reads > visible_after
+            else [a for a in everything if a.identity not in created]
+        )
+
+    fake_admin.describe_acls = lagging_describe  # type: ignore[method-assign]
+    report = await apply_plan(None, plan, admin=fake_admin)
+    assert report.exit_code == EXIT_CHANGES
+    assert reads > visible_after  # it kept reading until all five were listed

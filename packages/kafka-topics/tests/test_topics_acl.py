@@ -99,7 +99,8 @@ def test_shipped_catalog_expands_to_exactly_these_bindings() -> None:
     topic("User:dlq-replayer", run, "WRITE", "DESCRIBE")
     topic("User:dlq-replayer", rem, "WRITE", "DESCRIBE")
     topic("User:dlq-replayer", "coffeebuddy.dlq.replays", "WRITE", "READ", "DESCRIBE")
-    expected.add(("User:dlq-replayer", "GROUP", "coffeebuddy.dlq-replayer", "READ"))
+    # No group for dlq-replayer: inspect/replay read by assignment (proven on Apache Kafka by
+    # tests/test_least_privilege.py, which found the GROUP READ granted too widely).
     assert got == expected
 
 

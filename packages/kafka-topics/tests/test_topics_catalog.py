@@ -12,7 +12,6 @@ from coffeebuddy.infra.kafka.topics import (
     CATALOG,
     DEAD_LETTER_RETENTION,
     DLQ_REPLAYED,
-    DLQ_REPLAYER_GROUP,
     DLQ_REPLAYER_PRINCIPAL,
     DLQ_REPLAYS_TOPIC,
     ENVIRONMENTS,
@@ -115,7 +114,7 @@ def test_lookups() -> None:
     assert CATALOG.dead_letter_for(RUN_EVENTS_TOPIC) is RUN_EVENTS_DLQ_TOPIC
     assert CATALOG.dead_letter_for("coffeebuddy.reminder.events") is REMINDER_EVENTS_DLQ_TOPIC
     assert CATALOG.origin_of(RUN_EVENTS_DLQ_TOPIC) is RUN_EVENTS_TOPIC
-    assert CATALOG.group("coffeebuddy.dlq-replayer") is DLQ_REPLAYER_GROUP
+    assert CATALOG.group("coffeebuddy.reminder-worker") is REMINDER_WORKER_GROUP
     assert CATALOG.principal("User:reminder-worker").service == "reminder-worker"
     with pytest.raises(KeyError, match=r"no topic 'coffeebuddy\.nope'"):
         CATALOG.topic("coffeebuddy.nope")

@@ -74,7 +74,6 @@ def test_group_losing_a_topic_breaks(golden: dict[str, Any]) -> None:
     )
     problems = breaking_changes(golden, CATALOG.model_copy(update={"groups": groups}))
     assert problems == [
-        "group coffeebuddy.dlq-replayer: topics removed: coffeebuddy.reminder.events.dlq",
         "group coffeebuddy.reminder-worker: topics removed: coffeebuddy.reminder.events",
     ]
 

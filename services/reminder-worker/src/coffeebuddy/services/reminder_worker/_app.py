@@ -29,6 +29,7 @@ from coffeebuddy.infra.kafka.topics import (
     TopicConfig,
 )
 from coffeebuddy.services.reminder_worker._http import Probe, ProbeServer
+from coffeebuddy.services.reminder_worker._kafka_probe import KafkaProbe
 from coffeebuddy.services.reminder_worker._sender import SlackDMSender
 from coffeebuddy.services.reminder_worker._settings import ServiceSettings
 
@@ -103,6 +104,7 @@ class ReminderWorkerService:
         self._sender: SlackDMSender | None = None
         self._http: ProbeServer | None = None
         self._fake_slack: Any = None
+        self._kafka_probe = KafkaProbe(kafka)
 
     # ------------------------------------------------------------------ health
     def live(self) -> Probe:
@@ -115,11 +117,14 @@ class ReminderWorkerService:
     def ready(self) -> Probe:
         harness, worker = self._harness, self._worker
         checks = {
+            "kafka": self._kafka_probe.ok,
             "consumer_assigned": False,
             "delivery_log_loaded": False,
             "slack_auth": self._auth_ok,
         }
         details: list[str] = []
+        if not self._kafka_probe.ok:
+            details.append(f"kafka: {self._kafka_probe.problem}")
         if harness is not None and self._started:
             status = harness.health()
             checks["consumer_assigned"] = bool(status.ready)
@@ -269,13 +274,15 @@ class ReminderWorkerService:
         log.info("http probes and metrics on port %s", self._http.bound_port)
         sender = self._sender = await self._make_sender()
         auth_task = asyncio.create_task(self._probe_auth(sender), name="slack-auth-probe")
+        kafka_task = asyncio.create_task(self._kafka_probe.run(self._stop), name="kafka-probe")
         code = EXIT_OK
         try:
             code = await self._run_kafka(sender)
         finally:
-            auth_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await auth_task
+            for task in (auth_task, kafka_task):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await sender.close()
             if self._fake_slack is not None:
                 await self._fake_slack.stop()

@@ -180,6 +180,20 @@ def _error_text(code: int, message: str | None) -> str | None:
     return f"{name} (error code {code})" + (f": {message}" if message else "")
 
 
+_AUTHORIZATION_CODES = frozenset({29, 31})  # TOPIC_/CLUSTER_AUTHORIZATION_FAILED
+
+
+def _create_error_text(topic: str, code: int, message: str | None) -> str | None:
+    """CreateTopics' error for `topic`; a refusal names the topic and the missing grant."""
+    text = _error_text(code, message)
+    if text is None or code not in _AUTHORIZATION_CODES:
+        return text
+    return (
+        f"not authorized to create topic {topic!r} ({text}); the connecting principal needs "
+        "CREATE on the topic or the cluster (run coffeebuddy-kafka as the platform admin)"
+    )
+
+
 class AiokafkaAdmin:
     """`ClusterAdmin` over `AIOKafkaAdminClient` (started by `connect`)."""
 
@@ -307,7 +321,7 @@ class AiokafkaAdmin:
         for row in response.topic_errors:
             name, code = row[0], row[1]
             message = row[2] if len(row) > 2 else None
-            results[str(name)] = _error_text(code, message)
+            results[str(name)] = _create_error_text(str(name), code, message)
         return results
 
     async def alter_topic_configs(self, name: str, configs: Mapping[str, str]) -> str | None:

@@ -117,8 +117,9 @@ async def _await_acl_propagation(
 ) -> None:
     """Wait (bounded) until DescribeAcls shows what was applied.
 
-    KRaft brokers learn ACLs from the metadata log after CreateAcls/DeleteAcls returned, so a plan
-    made right after apply could list them again.
+    KRaft brokers learn ACLs from the metadata log after CreateAcls/DeleteAcls returned: a plan
+    made right after apply could list them again, and a service started in that gap was refused
+    (seen on Apache Kafka 4.1: `ClusterAuthorizationFailedError` for an idempotent producer).
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + limit

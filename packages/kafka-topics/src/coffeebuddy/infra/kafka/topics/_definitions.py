@@ -208,13 +208,6 @@ REMINDER_WORKER_GROUP = ConsumerGroup(
     description="Reminder worker: schedules DMs from reminder events, drops them on run changes.",
 )
 
-DLQ_REPLAYER_GROUP = ConsumerGroup(
-    name="coffeebuddy.dlq-replayer",
-    owner=DLQ_REPLAYER,
-    topics=(RUN_EVENTS_DLQ, REMINDER_EVENTS_DLQ),
-    description="Operator tool that re-publishes dead letters to their origin topic.",
-)
-
 SLACK_APP_PRINCIPAL = ServicePrincipal(
     name="User:slack-app",
     service=SLACK_APP,
@@ -245,8 +238,10 @@ DLQ_REPLAYER_PRINCIPAL = ServicePrincipal(
     name="User:dlq-replayer",
     service=DLQ_REPLAYER,
     roles=(
-        ConsumerRole(topic=RUN_EVENTS_DLQ, group=DLQ_REPLAYER_GROUP.name),
-        ConsumerRole(topic=REMINDER_EVENTS_DLQ, group=DLQ_REPLAYER_GROUP.name),
+        # `dlq inspect|replay` read dead letters by assignment and commit nothing: no group
+        # ACL (found on Apache Kafka: a GROUP READ here let it join a group it never uses).
+        LogReaderRole(topic=RUN_EVENTS_DLQ),
+        LogReaderRole(topic=REMINDER_EVENTS_DLQ),
         ProducerRole(topic=RUN_EVENTS),
         ProducerRole(topic=REMINDER_EVENTS),
         ProducerRole(topic=DLQ_REPLAYS),
@@ -268,7 +263,7 @@ CATALOG = Catalog(
         DLQ_REPLAYS_TOPIC,
         REMINDER_STATE_CHANGELOG_TOPIC,
     ),
-    groups=(REMINDER_WORKER_GROUP, DLQ_REPLAYER_GROUP),
+    groups=(REMINDER_WORKER_GROUP,),
     principals=(SLACK_APP_PRINCIPAL, REMINDER_WORKER_PRINCIPAL, DLQ_REPLAYER_PRINCIPAL),
 )
 """The catalog definition (prod sizing); `CATALOG.for_environment(env)` renders dev/staging/prod."""
