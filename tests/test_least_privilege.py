@@ -231,7 +231,9 @@ async def test_dlq_replayer_inspects_and_replays_with_its_grants(
     catalog_kafka: ApacheKafka, workers: Workers, leak_check: LeakCheck
 ) -> None:
     """`dlq inspect` and `dlq replay` (shared ledger topic) as `dlq-replayer`, nothing more."""
-    letter = workers.reminder("lp-dead-1", "U0DEAD", datetime.now(UTC) + timedelta(hours=1))
+    # Long expired: once replayed, the session's worker drops it instead of holding it pending
+    # (the fault tests wait for an empty backlog on the same broker).
+    letter = workers.reminder("lp-dead-1", "U0DEAD", datetime.now(UTC) - timedelta(hours=1))
     key = letter.data.run_id.encode()
     async with KafkaEventProducer(catalog_kafka.settings()) as admin_producer:  # the worker's job
         await admin_producer.send_raw(
