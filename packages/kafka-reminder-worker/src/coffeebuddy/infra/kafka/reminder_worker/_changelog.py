@@ -11,8 +11,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from coffeebuddy.infra.kafka.config import topic_partitions
-
 if TYPE_CHECKING:
     from coffeebuddy.infra.kafka.config import KafkaSettings
     from coffeebuddy.infra.kafka.producer import KafkaEventProducer
@@ -312,7 +310,8 @@ class KafkaChangelog:
     async def _reassign(self, consumer: Any, assigned: set[int]) -> None:
         name = self._topic.name
         owned = set(self._owned)
-        missing = owned - await topic_partitions(consumer, name)
+        await consumer.topics()
+        missing = owned - set(consumer.partitions_for_topic(name) or ())
         if missing:  # the supervisor retries with backoff; readiness names this meanwhile
             raise RuntimeError(
                 f"changelog topic {name!r} has no partition {sorted(missing)}: it must be "
