@@ -423,31 +423,3 @@ async def test_upgrade_from_the_delivery_log_format_loses_nothing_and_sends_noth
             message="all four known from the changelog alone",
         )
     assert sender.ids() == ["pending"]
-
-
-async def test_a_changelog_with_too_few_partitions_is_named_in_readiness(
-    kafka_settings: KafkaSettings, unique_topic: Any
-) -> None:
-    bad = Topics(
-        reminders=unique_topic(2, event_types=_h.REMINDER_EVENTS_TOPIC.event_types),
-        runs=unique_topic(2, event_types=_h.RUN_EVENTS_TOPIC.event_types),
-        deliveries=unique_topic(
-            1,
-            key_field="reminder_id",
-            event_types=_h.REMINDER_DELIVERIES_TOPIC.event_types,
-            dead_letter=False,
-        ),
-        changelog=unique_topic(  # one partition for two input partitions: not co-partitioned
-            1,
-            key_field="state_key",
-            event_types=_h.REMINDER_STATE_CHANGELOG_TOPIC.event_types,
-            dead_letter=False,
-        ),
-    )
-    async with running(kafka_settings, bad, RecordingSender()) as r:
-        await wait_until(
-            lambda: "co-partitioned" in r.worker.health().detail,
-            timeout=WAIT,
-            message="readiness names the partition mismatch",
-        )
-        assert not r.worker.ready

@@ -310,14 +310,6 @@ class KafkaChangelog:
     async def _reassign(self, consumer: Any, assigned: set[int]) -> None:
         name = self._topic.name
         owned = set(self._owned)
-        await consumer.topics()
-        missing = owned - set(consumer.partitions_for_topic(name) or ())
-        if missing:  # the supervisor retries with backoff; readiness names this meanwhile
-            raise RuntimeError(
-                f"changelog topic {name!r} has no partition {sorted(missing)}: it must be "
-                "co-partitioned with the reminder events topic (same partition count); "
-                "provision it from the catalog (coffeebuddy-kafka plan / apply)"
-            )
         tps = [TopicPartition(name, p) for p in sorted(owned)]
         consumer.assign(tps)
         fresh = [
