@@ -288,8 +288,7 @@ class KafkaChangelog:
                         async with asyncio.timeout(1.0):
                             await self._changed.wait()
                     continue
-                # short: a claim read-back waits on this loop (the fetch itself waits 20 ms)
-                batches = await consumer.getmany(timeout_ms=10, max_records=5000)
+                batches = await consumer.getmany(timeout_ms=100, max_records=5000)
                 self.read_error = None
                 sink = self._sink
                 for tp, records in batches.items():
