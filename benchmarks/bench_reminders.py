@@ -59,7 +59,6 @@ class _Context:
     """Minimal stand-in for the harness's RecordContext (topic, partition, offset, defer)."""
 
     __slots__ = ("completion", "offset", "partition", "topic")
-    is_stale = False
 
     def __init__(self, completion: Any, offset: int = 0) -> None:
         self.topic = REMINDER_EVENTS_TOPIC.name

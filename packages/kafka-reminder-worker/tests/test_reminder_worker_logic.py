@@ -136,7 +136,6 @@ class Context:
         self.partition = partition
         self.offset = offset
         self.completion: Completion | None = None
-        self.is_stale = False
 
     def defer(self) -> Completion:
         self.completion = Completion()
@@ -703,32 +702,3 @@ def test_bad_settings_are_named() -> None:
     message = str(info.value)
     for name in ("max_pending", "send_timeout", "clock_skew"):
         assert name in message
-
-
-async def test_a_record_waiting_for_a_restore_that_is_revoked_is_never_an_error() -> None:
-    """An exception here would be classified by the harness (retry, then dead letter) although
-    the record is valid: a revoked partition's record is simply given back."""
-
-    class SlowRestore(MemoryChangelog):
-        def __init__(self) -> None:
-            super().__init__()
-            self.gate = asyncio.Event()
-
-        async def restore(self, partitions: set[int]) -> None:
-            await self.gate.wait()
-            await super().restore(partitions)
-
-    log = SlowRestore()
-    h = Harness(log)
-    await log.start(h.worker._on_record)
-    h.worker._started = True
-    ctx = Context(EVENTS, 0, 0)
-    task = asyncio.create_task(h.worker.process_event(scheduled(), ctx))  # type: ignore[arg-type]
-    await asyncio.sleep(0.01)
-    await h.worker.on_revoke([TopicPartition(EVENTS, 0)])
-    ctx.is_stale = True
-    log.gate.set()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert ctx.completion is None
-    assert h.worker.pending_count == 0

@@ -273,7 +273,7 @@ class ReminderWorker(IntakeMixin):
             return
         if not isinstance(event, ReminderScheduled | ReminderCancelled):
             return  # not ours: the record completes
-        state = await self._restored(partition, context)
+        state = await self._restored(partition)
         if isinstance(event, ReminderScheduled):
             await self._on_scheduled(event, context, state)
         else:
@@ -294,14 +294,7 @@ class ReminderWorker(IntakeMixin):
             )
             await self.on_revoke([(self._events_topic.name, p) for p in stale])  # type: ignore[misc]
         if numbers and self._started:
-            results = await asyncio.gather(
-                *(self._restored(p) for p in numbers), return_exceptions=True
-            )
-            for result in results:
-                if isinstance(result, BaseException) and not isinstance(
-                    result, asyncio.CancelledError
-                ):
-                    raise result
+            await asyncio.gather(*(self._restored(p) for p in numbers))
 
     async def on_revoke(self, partitions: Sequence[TopicPartition]) -> None:
         """Harness callback: drop the timers of revoked partitions (the changelog keeps them)."""
@@ -322,31 +315,17 @@ class ReminderWorker(IntakeMixin):
 
     # ------------------------------------------------------------------ restore
 
-    async def _restored(
-        self, partition: int, context: RecordContext | None = None
-    ) -> PartitionState:
-        """The partition's state once restored (restoring it first if nobody has yet)."""
-        while True:
-            state = self._store.get(partition)
-            if state is not None and state.restored:
-                return state
-            if context is not None and context.is_stale:
-                # revoked while we waited: the next owner gets this record again; never an
-                # error (an error could dead-letter a valid record)
-                raise asyncio.CancelledError
-            task = self._restores.get(partition)
-            if task is None or task.done():
-                task = self._restores[partition] = asyncio.create_task(self._restore(partition))
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(task)
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise asyncio.CancelledError
-            if context is None:  # on_assign: one restore; a revoke meanwhile ends it
-                state = self._store.get(partition)
-                if state is None or not state.restored:
-                    raise asyncio.CancelledError
-                return state
+    async def _restored(self, partition: int) -> PartitionState:
+        state = self._store.get(partition)
+        if state is not None and state.restored:
+            return state
+        task = self._restores.get(partition)
+        if task is None or task.done():
+            task = self._restores[partition] = asyncio.create_task(self._restore(partition))
+        await asyncio.shield(task)
+        state = self._store.get(partition)
+        assert state is not None
+        return state
 
     async def _restore(self, partition: int) -> None:
         started = time.perf_counter()
@@ -358,7 +337,9 @@ class ReminderWorker(IntakeMixin):
         state.restored = True
         now = self._now()
         for entry in state.pending.values():
-            self._heap.push(entry, max(entry.due, now))
+            self._heap.push(
+                entry, max(entry.next_at, entry.due, now) if entry.attempts else max(entry.due, now)
+            )
         self._wake.set()
         self._set_pending_metric()
         self._set_ready_metric()
