@@ -414,9 +414,16 @@ async def test_configuration_error_keeps_backlog_then_resumes(
             await r.producer.publish(
                 topics.reminders, reminder(f"c-{i}", run_id=f"run-{i}", due=soon(0.5))
             )
-        await wait_until(lambda: not r.worker.ready, timeout=WAIT, message="worker not ready")
-        assert r.count("coffeebuddy_slack_auth_ok") == 0
-        assert r.count("coffeebuddy_reminder_worker_ready") == 0
+        # Not ready for the right reason: a partition still restoring also reads "not ready".
+        await wait_until(
+            lambda: (
+                not r.worker.ready
+                and r.count("coffeebuddy_slack_auth_ok") == 0
+                and r.count("coffeebuddy_reminder_worker_ready") == 0
+            ),
+            timeout=WAIT,
+            message="worker not ready because Slack auth fails",
+        )
         await wait_until(lambda: r.worker.pending_count == 3, timeout=WAIT, message="3 pending")
         await wait_until(lambda: sender.auth_calls >= 2, timeout=WAIT, message="auth probed")
         assert sender.sent == []
