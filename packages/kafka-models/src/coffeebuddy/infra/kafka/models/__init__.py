@@ -3,7 +3,9 @@
 Wire format: CloudEvents Kafka protocol binding. Structured mode (default): JSON (UTF-8) in the
 value, header `content-type: CONTENT_TYPE`; binary mode: `ce_*` headers plus the data as value.
 `decode_record(value, headers)` reads either mode; `decode_event` validates structured bytes in
-one call; `encode_event` / `encode_record` write them.
+one call; `encode_event` / `encode_record` write them. The dead-letter record contract
+(`coffeebuddy.dlq.*` headers, `dead_letter_headers`, `parse_dead_letter_headers`) lives here too:
+the harness writes it and the inspect/replay tool reads it.
 """
 
 from coffeebuddy.infra.kafka.models._binding import (
@@ -47,6 +49,25 @@ from coffeebuddy.infra.kafka.models._data import (
     RunCreatedData,
     RunnerAssignedData,
 )
+from coffeebuddy.infra.kafka.models._dead_letter import (
+    DLQ_ATTEMPTS,
+    DLQ_ERROR_MESSAGE,
+    DLQ_ERROR_TYPE,
+    DLQ_FIRST_SEEN,
+    DLQ_HEADER_PREFIX,
+    DLQ_HEADERS,
+    DLQ_MAX_ERROR_MESSAGE,
+    DLQ_ORIGIN_KEY,
+    DLQ_ORIGIN_OFFSET,
+    DLQ_ORIGIN_PARTITION,
+    DLQ_ORIGIN_TOPIC,
+    DLQ_REASON,
+    DLQ_REPLAYED_FROM,
+    DeadLetterHeaders,
+    dead_letter_headers,
+    parse_dead_letter_headers,
+    replay_headers,
+)
 from coffeebuddy.infra.kafka.models._events import (
     DLQ_REPLAYED,
     DLQ_REPLAYER_SOURCE,
@@ -85,7 +106,20 @@ __all__ = [
     "CONTENT_TYPE_HEADER",
     "DATA_CONTENT_TYPE",
     "DECODE_REASONS",
+    "DLQ_ATTEMPTS",
+    "DLQ_ERROR_MESSAGE",
+    "DLQ_ERROR_TYPE",
+    "DLQ_FIRST_SEEN",
+    "DLQ_HEADERS",
+    "DLQ_HEADER_PREFIX",
+    "DLQ_MAX_ERROR_MESSAGE",
+    "DLQ_ORIGIN_KEY",
+    "DLQ_ORIGIN_OFFSET",
+    "DLQ_ORIGIN_PARTITION",
+    "DLQ_ORIGIN_TOPIC",
+    "DLQ_REASON",
     "DLQ_REPLAYED",
+    "DLQ_REPLAYED_FROM",
     "DLQ_REPLAYER_SOURCE",
     "EVENT_TYPES",
     "PARTITIONKEY",
@@ -104,6 +138,7 @@ __all__ = [
     "TRACESTATE_HEADER",
     "CloudEvent",
     "ContentMode",
+    "DeadLetterHeaders",
     "DeadLetterReplayed",
     "DeadLetterReplayedData",
     "DecodeReason",
@@ -137,9 +172,12 @@ __all__ = [
     "check_extensions",
     "check_partitionkey",
     "content_mode",
+    "dead_letter_headers",
     "decode_event",
     "decode_events",
     "decode_record",
     "encode_event",
     "encode_record",
+    "parse_dead_letter_headers",
+    "replay_headers",
 ]
