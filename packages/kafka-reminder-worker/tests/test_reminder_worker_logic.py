@@ -30,7 +30,7 @@ from coffeebuddy.infra.kafka.reminder_worker import ReminderWorker, SendResult
 from coffeebuddy.infra.kafka.reminder_worker._changelog import RecordSink
 from coffeebuddy.infra.kafka.reminder_worker._records import encode_state
 from coffeebuddy.infra.kafka.testing import wait_until
-from coffeebuddy.infra.kafka.topics import REMINDER_EVENTS_TOPIC
+from coffeebuddy.infra.kafka.topics import REMINDER_DELIVERIES_TOPIC, REMINDER_EVENTS_TOPIC
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 EVENTS = REMINDER_EVENTS_TOPIC.name
@@ -206,7 +206,6 @@ class Harness:
         self.worker = ReminderWorker(
             self.sender,
             self.producer,  # type: ignore[arg-type]
-            None,  # type: ignore[arg-type]
             changelog=self.changelog,
             metrics=self.metrics,
             clock=self.clock,
@@ -692,8 +691,7 @@ def test_bad_settings_are_named() -> None:
     with pytest.raises(ValueError, match="ReminderWorker") as info:
         ReminderWorker(
             FakeSender(Clock()),
-            None,  # type: ignore[arg-type]
-            None,  # type: ignore[arg-type]
+            FakeProducer(),  # type: ignore[arg-type]
             changelog=MemoryChangelog(),
             max_pending=0,
             send_timeout=0,
@@ -702,3 +700,15 @@ def test_bad_settings_are_named() -> None:
     message = str(info.value)
     for name in ("max_pending", "send_timeout", "clock_skew"):
         assert name in message
+
+
+def test_without_settings_or_a_changelog_the_worker_names_what_is_missing() -> None:
+    with pytest.raises(ValueError, match=r"settings .*changelog topic"):
+        ReminderWorker(FakeSender(Clock()), FakeProducer())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="legacy delivery log"):
+        ReminderWorker(
+            FakeSender(Clock()),
+            FakeProducer(),  # type: ignore[arg-type]
+            changelog=MemoryChangelog(),
+            legacy_deliveries_topic=REMINDER_DELIVERIES_TOPIC,
+        )

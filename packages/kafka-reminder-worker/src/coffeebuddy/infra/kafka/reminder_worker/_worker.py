@@ -78,7 +78,7 @@ class ReminderWorker(IntakeMixin):
         self,
         sender: ReminderSender,
         producer: KafkaEventProducer,
-        settings: KafkaSettings,
+        settings: KafkaSettings | None = None,
         *,
         events_topic: TopicConfig | None = None,
         changelog_topic: TopicConfig | None = None,
@@ -124,7 +124,14 @@ class ReminderWorker(IntakeMixin):
         validate_settings(config)
         self._events_topic = events_topic or REMINDER_EVENTS_TOPIC
         self._changelog_topic = changelog_topic or REMINDER_STATE_CHANGELOG_TOPIC
+        if settings is None and (changelog is None or legacy_deliveries_topic is not None):
+            raise ValueError(
+                "ReminderWorker: settings (KafkaSettings) are needed to read the "
+                + ("legacy delivery log" if changelog is not None else "changelog topic")
+                + "; pass settings, or a Changelog as changelog= (tests)"
+            )
         if changelog is None:
+            assert settings is not None
             changelog = KafkaChangelog(settings, self._changelog_topic, producer)
         super().__init__(
             sender,
@@ -171,6 +178,7 @@ class ReminderWorker(IntakeMixin):
         if self._started:
             return
         if self._legacy_topic is not None:
+            assert self._settings is not None  # checked in __init__
             self._legacy = await load_legacy(
                 self._settings, self._legacy_topic, since=self._now() - self._legacy_window
             )
