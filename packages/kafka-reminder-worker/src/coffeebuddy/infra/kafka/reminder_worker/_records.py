@@ -93,26 +93,19 @@ def encode_state(
 ) -> bytes:
     """The CloudEvents JSON of one state change (`reminder` is the reminder data's JSON)."""
     data: dict[str, Any] = {"run_id": run_id, "state_key": state_key, "status": status}
-    if reminder_id is not None:
-        data["reminder_id"] = reminder_id
-    if event_id is not None:
-        data["event_id"] = event_id
-    if event_time is not None:
-        data["event_time"] = iso(event_time)
-    if reason is not None:
-        data["reason"] = reason
-    if owner is not None:
-        data["owner"] = owner
-    if epoch is not None:
-        data["epoch"] = epoch
-    if claimed_at is not None:
-        data["claimed_at"] = iso(claimed_at)
-    if deadline is not None:
-        data["deadline"] = iso(deadline)
-    if slack_channel is not None:
-        data["slack_channel"] = slack_channel
-    if slack_ts is not None:
-        data["slack_ts"] = slack_ts
+    optional = (
+        ("reminder_id", reminder_id),
+        ("event_id", event_id),
+        ("event_time", None if event_time is None else iso(event_time)),
+        ("reason", reason),
+        ("owner", owner),
+        ("epoch", epoch),
+        ("claimed_at", None if claimed_at is None else iso(claimed_at)),
+        ("deadline", None if deadline is None else iso(deadline)),
+        ("slack_channel", slack_channel),
+        ("slack_ts", slack_ts),
+    )
+    data.update((name, value) for name, value in optional if value is not None)
     data["keep_until"] = iso(keep_until)
     now_iso = iso(now)
     data["recorded_at"] = now_iso
