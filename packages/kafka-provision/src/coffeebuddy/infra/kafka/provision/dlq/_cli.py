@@ -258,12 +258,19 @@ def add_dlq_parser(
     clients = clients or DlqClients()
     dlq = subparsers.add_parser("dlq", help="inspect and replay dead letters")
     leaves = dlq.add_subparsers(dest="dlq_command", required=True)
-    inspect = leaves.add_parser("inspect", help="list dead letters (read-only, no group)")
+    inspect = leaves.add_parser(
+        "inspect",
+        help="list dead letters (read-only, no group)",
+        epilog=f"exit codes: {ExitCode.OK} listed, {ExitCode.ERROR} error",
+    )
     _filter_options(inspect)
     inspect.set_defaults(func=functools.partial(cmd_inspect, clients=clients))
     replay = leaves.add_parser(
         "replay",
         help="re-publish dead letters to their origin, once (exit 2: sent, or would send)",
+        epilog=f"exit codes: {ExitCode.OK} nothing (left) to send, {ExitCode.CHANGES} records "
+        f"sent (with --dry-run: would be sent), {ExitCode.ERROR} error (what was sent before it "
+        "is in the ledger)",
     )
     _filter_options(replay)
     replay.add_argument("--dry-run", action="store_true", help="show what would be sent")

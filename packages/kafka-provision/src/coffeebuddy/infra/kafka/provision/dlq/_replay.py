@@ -103,13 +103,12 @@ async def replay_dead_letters(
 
     `rate` caps messages per second; `limit` caps how many are sent (oldest first). With
     `dry_run` nothing is published or recorded. `reader`/`publisher` default to Kafka ones
-    for `settings` (a given publisher is used as it is, already started).
+    for `settings` (default `KafkaSettings.from_env()`); a given publisher is used as it is.
     """
     if rate is not None and rate <= 0:
         raise DlqError(f"rate: must be > 0 messages/s, got {rate}")
     if limit is not None and limit < 0:
         raise DlqError(f"limit: must be >= 0, got {limit}")
-    settings = settings or KafkaSettings.from_env()
     dlq = dlq_name(topic)
     known = {t.name: t for t in topics}
     report = ReplayReport(dlq_topic=dlq, dry_run=dry_run)
@@ -128,7 +127,7 @@ async def replay_dead_letters(
         if publisher is not None:
             await _send(plan, ledger, publisher, rate, report)
         else:
-            async with KafkaPublisher(settings) as own:
+            async with KafkaPublisher(settings or KafkaSettings.from_env()) as own:
                 await _send(plan, ledger, own, rate, report)
     return report
 
