@@ -64,9 +64,10 @@ def cmd_render(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-async def cmd_plan(args: argparse.Namespace) -> int:
-    plan = await build_plan(
-        _load_settings(),
+async def _plan_now(settings: KafkaSettings, args: argparse.Namespace) -> Plan:
+    """The plan `plan` prints and `apply --yes` applies, from the shared cluster options."""
+    return await build_plan(
+        settings,
         None,
         args.env or "dev",
         allow_delete=args.allow_delete,
@@ -74,6 +75,10 @@ async def cmd_plan(args: argparse.Namespace) -> int:
         managed_prefixes=args.managed_prefix or None,
         acls=not args.no_acls,
     )
+
+
+async def cmd_plan(args: argparse.Namespace) -> int:
+    plan = await _plan_now(_load_settings(), args)
     if args.out:
         _write(Path(args.out), plan.to_json())
     if args.output == "json":
@@ -98,15 +103,7 @@ async def cmd_apply(args: argparse.Namespace) -> int:
             raise ValueError(
                 "apply needs --plan FILE (a reviewed plan) or --yes to plan and apply now"
             )
-        plan = await build_plan(
-            settings,
-            None,
-            args.env or "dev",
-            allow_delete=args.allow_delete,
-            allow_destructive=args.allow_destructive,
-            managed_prefixes=args.managed_prefix or None,
-            acls=not args.no_acls,
-        )
+        plan = await _plan_now(settings, args)
     human = args.output != "json"
     console = rich_console()
     if human:
