@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from coffeebuddy.infra.kafka.provision._admin import (
     API_ALTER_CONFIGS,
@@ -239,6 +239,27 @@ def diff(
     )
 
 
+def _acl_change(
+    acl: AclSpec,
+    action: Literal["create", "delete"],
+    summary: str,
+    reason: str,
+    blocked: str | None,
+) -> Change:
+    """Creating a binding is safe; removing one is disruptive (its user loses access)."""
+    return Change(
+        id=_acl_id(acl, action),
+        kind="acl",
+        action=action,
+        resource=f"{acl.resource_type} {acl.resource_name}",
+        risk="safe" if action == "create" else "disruptive",
+        summary=summary,
+        details=acl.to_dict(),
+        reason=reason,
+        blocked=blocked,
+    )
+
+
 def _acl_changes(
     desired: DesiredState, observed: ObservedState, notes: list[str], *, allow_delete: bool
 ) -> list[Change]:
@@ -254,33 +275,19 @@ def _acl_changes(
         have = {a.identity: a for a in observed.acls if desired.owns_acl(a)}
     for identity in sorted(set(wanted) - set(have)):
         acl = wanted[identity]
-        out.append(
-            Change(
-                id=_acl_id(acl, "create"),
-                kind="acl",
-                action="create",
-                resource=f"{acl.resource_type} {acl.resource_name}",
-                risk="safe",
-                summary=f"allow {acl.principal} {acl.operation} on {acl.resource_type} "
-                f"{acl.resource_name}",
-                details=acl.to_dict(),
-                reason=acl.reason,
-                blocked=observed.acl_problem,
-            )
+        summary = (
+            f"allow {acl.principal} {acl.operation} on {acl.resource_type} {acl.resource_name}"
         )
+        out.append(_acl_change(acl, "create", summary, acl.reason, observed.acl_problem))
     for identity in sorted(set(have) - set(wanted)):
         acl = have[identity]
         out.append(
-            Change(
-                id=_acl_id(acl, "delete"),
-                kind="acl",
-                action="delete",
-                resource=f"{acl.resource_type} {acl.resource_name}",
-                risk="disruptive",
-                summary=f"remove {acl.describe()}: the catalog no longer grants it",
-                details=acl.to_dict(),
-                reason=f"{acl.principal} is a catalog principal; binding not in the catalog",
-                blocked=observed.acl_problem
+            _acl_change(
+                acl,
+                "delete",
+                f"remove {acl.describe()}: the catalog no longer grants it",
+                f"{acl.principal} is a catalog principal; binding not in the catalog",
+                observed.acl_problem
                 or (None if allow_delete else "not allowed: pass --allow-delete"),
             )
         )
