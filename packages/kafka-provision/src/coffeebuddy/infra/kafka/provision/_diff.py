@@ -17,6 +17,7 @@ from coffeebuddy.infra.kafka.provision._normalize import (
 )
 from coffeebuddy.infra.kafka.provision._plan import RISK_ORDER, Change, Plan, Risk, Scope
 from coffeebuddy.infra.kafka.provision._types import AclSpec, DesiredState, ObservedState
+from coffeebuddy.infra.kafka.topics import AclIdentity
 
 #: Apply order: creates before updates, deletes last.
 _PHASES = {
@@ -266,7 +267,7 @@ def _acl_changes(
     out: list[Change] = []
     wanted = {a.identity: a for a in desired.acls}
     if observed.acls is None:
-        have: dict[tuple[str, str, str, str, str, str, str], AclSpec] = {}
+        have: dict[AclIdentity, AclSpec] = {}
         notes.append(
             f"ACLs could not be read ({observed.acl_problem}); all {len(wanted)} catalog "
             "bindings are listed as creates"

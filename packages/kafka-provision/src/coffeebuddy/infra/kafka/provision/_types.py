@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from coffeebuddy.infra.kafka.topics import AclIdentity, acl_identity
+
 if TYPE_CHECKING:
     from coffeebuddy.infra.kafka.topics import AclBinding
 
@@ -83,17 +85,9 @@ class AclSpec:
         return cls(**binding.model_dump())
 
     @property
-    def identity(self) -> tuple[str, str, str, str, str, str, str]:
-        """What Kafka stores (the reason is ours only)."""
-        return (
-            self.principal,
-            self.resource_type,
-            self.resource_name,
-            self.pattern_type,
-            self.operation,
-            self.permission,
-            self.host,
-        )
+    def identity(self) -> AclIdentity:
+        """What Kafka stores (the reason is ours only): the topics package's `acl_identity`."""
+        return acl_identity(self)
 
     def describe(self) -> str:
         return (
