@@ -1,4 +1,5 @@
-"""Shared fixtures for kafka-provision tests: a recorded fake admin, a dedicated broker."""
+"""Shared fixtures for kafka-provision tests: a recorded fake admin, an in-memory cluster for
+the dlq tools (their `TopicReader` and `Publisher`), a dedicated broker."""
 
 from __future__ import annotations
 
@@ -11,6 +12,12 @@ import pytest
 
 from coffeebuddy.infra.kafka.config import KafkaSettings
 from coffeebuddy.infra.kafka.provision import AclSpec, ConfigValue, DesiredTopic, TopicShape
+from coffeebuddy.infra.kafka.provision.dlq import (
+    DlqClients,
+    RecordPosition,
+    StoredRecord,
+    TopicMissingError,
+)
 from coffeebuddy.infra.kafka.testing import EmbeddedBroker
 from coffeebuddy.infra.kafka.topics import (
     Catalog,
@@ -116,6 +123,79 @@ class FakeAdmin:
 @pytest.fixture
 def fake_admin() -> FakeAdmin:
     return FakeAdmin()
+
+
+#: Record timestamps of the fake cluster: 2026-11-27 09:00 UTC plus one second per record.
+FAKE_T0_MS = 1_795_770_000_000
+
+
+@dataclass
+class FakeCluster:
+    """Topics in memory, one partition each unless `partitions` says more: a `TopicReader` and
+    a `Publisher` for the dlq tools. `fail_sends_after` makes later sends raise."""
+
+    topics: dict[str, list[StoredRecord]] = field(default_factory=dict)
+    reads: list[str] = field(default_factory=list)
+    sends: list[tuple[str, bytes, bytes | None, list[tuple[str, bytes]]]] = field(
+        default_factory=list
+    )
+    fail_sends_after: int | None = None
+
+    def create(self, name: str) -> None:
+        self.topics.setdefault(name, [])
+
+    def put(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+        partition: int = 0,
+        timestamp_ms: int | None = None,
+    ) -> StoredRecord:
+        records = self.topics.setdefault(topic, [])
+        offset = sum(1 for r in records if r.partition == partition)
+        record = StoredRecord(
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            timestamp_ms=FAKE_T0_MS + 1000 * len(records) if timestamp_ms is None else timestamp_ms,
+            key=key,
+            value=value,
+            headers=tuple(headers),
+        )
+        records.append(record)
+        return record
+
+    async def read(self, topic: str, *, what: str = "dead-letter topic") -> list[StoredRecord]:
+        self.reads.append(topic)
+        if topic not in self.topics:
+            raise TopicMissingError(f"{what} {topic!r} does not exist on the cluster", topic)
+        return list(self.topics[topic])
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes,
+        *,
+        key: bytes | None,
+        headers: Sequence[tuple[str, bytes]],
+    ) -> RecordPosition:
+        if self.fail_sends_after is not None and len(self.sends) >= self.fail_sends_after:
+            raise ConnectionError(f"fake cluster: send to {topic} failed")
+        self.sends.append((topic, value, key, list(headers)))
+        record = self.put(topic, value, key=key, headers=headers)
+        return RecordPosition(topic, record.partition, record.offset)
+
+    @property
+    def clients(self) -> DlqClients:
+        return DlqClients(reader=self, publisher=self)
+
+
+@pytest.fixture
+def cluster() -> FakeCluster:
+    return FakeCluster()
 
 
 def make_catalog(prefix: str) -> Catalog:

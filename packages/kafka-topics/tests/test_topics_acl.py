@@ -14,6 +14,7 @@ from coffeebuddy.infra.kafka.topics import (
     LogReaderRole,
     ProducerRole,
     ServicePrincipal,
+    acl_identity,
 )
 
 
@@ -144,3 +145,12 @@ def test_state_changelog_is_co_partitioned_with_the_worker_inputs_in_every_envir
         assert changelog.is_compacted
         for name in REMINDER_WORKER_GROUP.topics:
             assert cat.topic(name).partitions == changelog.partitions, (env, name)
+
+
+def test_acl_identity_is_what_kafka_stores_in_protocol_order() -> None:
+    binding = AclBinding(
+        principal="User:x", resource_type="GROUP", resource_name="g", operation="READ", reason="r"
+    )
+    assert acl_identity(binding) == binding.identity
+    assert binding.identity == ("User:x", "GROUP", "g", "LITERAL", "READ", "ALLOW", "*")
+    assert acl_identity(binding.model_copy(update={"reason": "other"})) == binding.identity

@@ -65,7 +65,7 @@ def test_kit_dlq_inspect_then_replay_once(
     assert row["error_message"] == "bad reminder"
 
     replay = ["dlq", "replay", dlq.name, "--reason", "non_retryable", "--output", "json"]
-    assert main([*replay, "--dry-run"]) == 0
+    assert main([*replay, "--dry-run"]) == 2  # would replay one (exit codes: ExitCode)
     assert json.loads(capsys.readouterr().out)["would_replay"] == [f"{dlq.name}/0/0"]
 
     assert main(replay) == 2

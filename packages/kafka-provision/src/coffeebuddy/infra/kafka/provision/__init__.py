@@ -1,4 +1,8 @@
-"""coffeebuddy-kafka: validate, render, plan, apply and drift-check topics and ACLs."""
+"""coffeebuddy-kafka: validate, render, plan, apply and drift-check topics and ACLs.
+
+The dead-letter tools (inspect, replay once, ledgers) live in the `dlq` subpackage; their main
+names are re-exported here.
+"""
 
 from coffeebuddy.infra.kafka.provision._admin import AiokafkaAdmin, ClusterAdmin, TopicShape
 from coffeebuddy.infra.kafka.provision._api import (
@@ -10,19 +14,30 @@ from coffeebuddy.infra.kafka.provision._api import (
     stale_manifests,
     validate,
 )
-from coffeebuddy.infra.kafka.provision._apply import (
+from coffeebuddy.infra.kafka.provision._apply import ApplyReport, PlanRefusedError, StepResult
+from coffeebuddy.infra.kafka.provision._catalog import ENVIRONMENTS, desired_state
+from coffeebuddy.infra.kafka.provision._cli import build_parser, main
+from coffeebuddy.infra.kafka.provision._diff import diff
+from coffeebuddy.infra.kafka.provision._exit import (
     EXIT_CHANGES,
     EXIT_ERROR,
     EXIT_OK,
     EXIT_PARTIAL,
     EXIT_REFUSED,
-    ApplyReport,
-    PlanRefusedError,
-    StepResult,
+    ExitCode,
 )
-from coffeebuddy.infra.kafka.provision._catalog import ENVIRONMENTS, desired_state
-from coffeebuddy.infra.kafka.provision._cli import build_parser, main
-from coffeebuddy.infra.kafka.provision._dlq import (
+from coffeebuddy.infra.kafka.provision._normalize import ConfigValueError, normalize_config_value
+from coffeebuddy.infra.kafka.provision._plan import Change, Plan, PlanFileError, Scope
+from coffeebuddy.infra.kafka.provision._types import (
+    AclSpec,
+    ConfigValue,
+    DesiredState,
+    DesiredTopic,
+    ObservedState,
+    ObservedTopic,
+)
+from coffeebuddy.infra.kafka.provision._version import __version__
+from coffeebuddy.infra.kafka.provision.dlq import (
     REPLAYED_FROM_HEADER,
     DeadLetter,
     DeadLetterFilter,
@@ -35,17 +50,6 @@ from coffeebuddy.infra.kafka.provision._dlq import (
     inspect_dead_letters,
     replay_dead_letters,
 )
-from coffeebuddy.infra.kafka.provision._normalize import ConfigValueError, normalize_config_value
-from coffeebuddy.infra.kafka.provision._plan import Change, Plan, PlanFileError, Scope, diff
-from coffeebuddy.infra.kafka.provision._types import (
-    AclSpec,
-    ConfigValue,
-    DesiredState,
-    DesiredTopic,
-    ObservedState,
-    ObservedTopic,
-)
-from coffeebuddy.infra.kafka.provision._version import __version__
 
 __all__ = [
     "ENVIRONMENTS",
@@ -67,6 +71,7 @@ __all__ = [
     "DesiredState",
     "DesiredTopic",
     "DlqError",
+    "ExitCode",
     "FileReplayLedger",
     "LedgerTopicMissingError",
     "ObservedState",

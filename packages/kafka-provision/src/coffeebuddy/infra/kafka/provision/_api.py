@@ -14,8 +14,9 @@ from coffeebuddy.infra.kafka.provision._apply import (
     execute_plan,
 )
 from coffeebuddy.infra.kafka.provision._catalog import ENVIRONMENTS, check, desired_state
+from coffeebuddy.infra.kafka.provision._diff import diff
 from coffeebuddy.infra.kafka.provision._observe import observe
-from coffeebuddy.infra.kafka.provision._plan import Plan, Scope, diff
+from coffeebuddy.infra.kafka.provision._plan import Plan, Scope
 from coffeebuddy.infra.kafka.provision._render import render_files, stale_files, write_files
 from coffeebuddy.infra.kafka.topics import Catalog, CatalogProblem, TopicConfig
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from coffeebuddy.infra.kafka.provision._admin import ClusterAdmin, describe_error
+from coffeebuddy.infra.kafka.provision._exit import ExitCode
 from coffeebuddy.infra.kafka.provision._observe import observe
 from coffeebuddy.infra.kafka.provision._plan import Change, Plan
 from coffeebuddy.infra.kafka.provision._types import (
@@ -22,17 +23,6 @@ from coffeebuddy.infra.kafka.provision._types import (
 log = logging.getLogger("coffeebuddy.infra.kafka.provision")
 
 Status = Literal["applied", "failed", "unsupported", "impossible", "skipped"]
-
-EXIT_OK = 0
-"""Nothing to do (or, for drift/plan: no differences)."""
-EXIT_ERROR = 1
-"""Error before anything was applied: bad input, invalid catalog, cluster unreachable."""
-EXIT_CHANGES = 2
-"""apply: every attempted change applied. plan/drift: differences found."""
-EXIT_REFUSED = 3
-"""apply --plan: refused, the cluster changed since the plan (or the plan file is not usable)."""
-EXIT_PARTIAL = 4
-"""apply: some changes not applied (failed, unsupported by the broker, or impossible)."""
 
 ProgressCallback = Callable[[Change], None]
 
@@ -85,10 +75,10 @@ class ApplyReport:
         return not self.not_applied
 
     @property
-    def exit_code(self) -> int:
+    def exit_code(self) -> ExitCode:
         if self.not_applied:
-            return EXIT_PARTIAL
-        return EXIT_CHANGES if self.applied else EXIT_OK
+            return ExitCode.PARTIAL
+        return ExitCode.CHANGES if self.applied else ExitCode.OK
 
     def summary(self) -> str:
         counts = {
@@ -103,7 +93,7 @@ class ApplyReport:
             "kind": "coffeebuddy-kafka-apply-report",
             "environment": self.environment,
             "plan_hash": self.plan_hash,
-            "exit_code": self.exit_code,
+            "exit_code": int(self.exit_code),
             "summary": self.summary(),
             "results": [r.to_dict() for r in self.results],
         }

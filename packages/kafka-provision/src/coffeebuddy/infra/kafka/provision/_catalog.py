@@ -109,16 +109,7 @@ def desired_state(
     if include_acls:
         acls = tuple(
             sorted(
-                AclSpec(
-                    principal=b.principal,
-                    resource_type=str(b.resource_type),
-                    resource_name=b.resource_name,
-                    operation=str(b.operation),
-                    pattern_type=str(b.pattern_type),
-                    permission=str(b.permission),
-                    host=b.host,
-                    reason=b.reason,
-                )
+                AclSpec.from_binding(b)
                 for b in rendered.acl_bindings()
                 if topics is None or b.resource_type != "TOPIC" or b.resource_name in names
             )

@@ -82,32 +82,30 @@ def _acl_doc(acl: AclSpec) -> dict[str, Any]:
     return acl.to_dict()
 
 
+def _manifest_yaml(kind: str, state: DesiredState, body: dict[str, Any]) -> str:
+    """A manifest document: the common envelope (version, kind, hash of `body`), then `body`."""
+    doc = {
+        "schema_version": SCHEMA_VERSION,
+        "kind": kind,
+        "generated_by": GENERATED_BY,
+        "content_sha256": sha256_of(body),
+        **body,
+    }
+    return _yaml(HEADER.format(env=state.environment), doc)
+
+
 def render_topics_yaml(state: DesiredState) -> str:
     body = {
         "environment": state.environment,
         "managed_prefixes": list(state.managed_prefixes),
         "topics": [_topic_doc(t) for t in state.topics],
     }
-    doc = {
-        "schema_version": SCHEMA_VERSION,
-        "kind": "coffeebuddy-kafka-topics",
-        "generated_by": GENERATED_BY,
-        "content_sha256": sha256_of(body),
-        **body,
-    }
-    return _yaml(HEADER.format(env=state.environment), doc)
+    return _manifest_yaml("coffeebuddy-kafka-topics", state, body)
 
 
 def render_acls_yaml(state: DesiredState) -> str:
     body = {"environment": state.environment, "acls": [_acl_doc(a) for a in state.acls]}
-    doc = {
-        "schema_version": SCHEMA_VERSION,
-        "kind": "coffeebuddy-kafka-acls",
-        "generated_by": GENERATED_BY,
-        "content_sha256": sha256_of(body),
-        **body,
-    }
-    return _yaml(HEADER.format(env=state.environment), doc)
+    return _manifest_yaml("coffeebuddy-kafka-acls", state, body)
 
 
 def render_terraform(state: DesiredState) -> str:

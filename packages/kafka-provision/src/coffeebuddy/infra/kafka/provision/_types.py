@@ -6,7 +6,12 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from coffeebuddy.infra.kafka.topics import AclIdentity, acl_identity
+
+if TYPE_CHECKING:
+    from coffeebuddy.infra.kafka.topics import AclBinding
 
 SCHEMA_VERSION = 1
 """Version of every file this tool writes (manifests, plans, reports)."""
@@ -57,7 +62,13 @@ def sha256_of(value: Any) -> str:
 
 @dataclass(frozen=True, order=True)
 class AclSpec:
-    """One ACL binding as Kafka stores it, plus the catalog's reason (service -> role -> topic)."""
+    """One ACL binding as a cluster may hold it, plus the catalog's reason (service -> role ->
+    topic); equal and hashed by what Kafka stores (`identity`), never by the reason.
+
+    The catalog declares bindings with the topics package's `AclBinding` (validated, ALLOW and
+    LITERAL only); a cluster can also hold DENY, PREFIXED or unknown-code bindings, which a plan
+    must show. `from_binding` is the one conversion from the catalog's model to this one.
+    """
 
     principal: str
     resource_type: str
@@ -68,18 +79,15 @@ class AclSpec:
     host: str = "*"
     reason: str = field(default="", compare=False)
 
+    @classmethod
+    def from_binding(cls, binding: AclBinding) -> AclSpec:
+        """The catalog's binding (`ServicePrincipal.acl_bindings()`) as planned and applied."""
+        return cls(**binding.model_dump())
+
     @property
-    def identity(self) -> tuple[str, str, str, str, str, str, str]:
-        """What Kafka stores (the reason is ours only)."""
-        return (
-            self.principal,
-            self.resource_type,
-            self.resource_name,
-            self.pattern_type,
-            self.operation,
-            self.permission,
-            self.host,
-        )
+    def identity(self) -> AclIdentity:
+        """What Kafka stores (the reason is ours only): the topics package's `acl_identity`."""
+        return acl_identity(self)
 
     def describe(self) -> str:
         return (

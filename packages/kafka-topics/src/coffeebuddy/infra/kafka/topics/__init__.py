@@ -7,6 +7,8 @@ producer, consumer, provisioning CLI and docs generator all read.
 from coffeebuddy.infra.kafka.topics._acl import (
     CLUSTER_RESOURCE_NAME,
     AclBinding,
+    AclFields,
+    AclIdentity,
     ConsumerRole,
     LogReaderRole,
     Operation,
@@ -14,6 +16,7 @@ from coffeebuddy.infra.kafka.topics._acl import (
     ResourceType,
     Role,
     ServicePrincipal,
+    acl_identity,
 )
 from coffeebuddy.infra.kafka.topics._catalog import (
     DEV,
@@ -123,6 +126,8 @@ __all__ = [
     "STAGING",
     "TOPIC_NAME_PATTERN",
     "AclBinding",
+    "AclFields",
+    "AclIdentity",
     "Catalog",
     "CatalogError",
     "CatalogProblem",
@@ -138,6 +143,7 @@ __all__ = [
     "TopicConfig",
     "TopicKind",
     "__version__",
+    "acl_identity",
     "breaking_changes",
     "catalog_snapshot",
     "check_catalog",

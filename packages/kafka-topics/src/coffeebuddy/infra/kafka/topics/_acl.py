@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -15,6 +15,40 @@ CLUSTER_RESOURCE_NAME = "kafka-cluster"
 """Kafka's fixed name for the CLUSTER resource."""
 
 _ResourceName = Annotated[str, StringConstraints(min_length=1, max_length=249)]
+
+AclIdentity = tuple[str, str, str, str, str, str, str]
+
+
+class AclFields(Protocol):
+    """What any ACL binding model has (the catalog's `AclBinding`, provision's `AclSpec`)."""
+
+    @property
+    def principal(self) -> str: ...
+    @property
+    def resource_type(self) -> str: ...
+    @property
+    def resource_name(self) -> str: ...
+    @property
+    def pattern_type(self) -> str: ...
+    @property
+    def operation(self) -> str: ...
+    @property
+    def permission(self) -> str: ...
+    @property
+    def host(self) -> str: ...
+
+
+def acl_identity(acl: AclFields) -> AclIdentity:
+    """Everything Kafka stores for a binding, in one order for every model (a reason is ours)."""
+    return (
+        acl.principal,
+        acl.resource_type,
+        acl.resource_name,
+        acl.pattern_type,
+        acl.operation,
+        acl.permission,
+        acl.host,
+    )
 
 
 class _Frozen(BaseModel):
@@ -118,14 +152,6 @@ class AclBinding(_Frozen):
         return (self.principal, self.resource_type, self.resource_name, self.operation)
 
     @property
-    def identity(self) -> tuple[str, str, str, str, str, str, str]:
+    def identity(self) -> AclIdentity:
         """Everything Kafka stores for the binding (the reason is ours only)."""
-        return (
-            self.principal,
-            self.resource_type,
-            self.resource_name,
-            self.pattern_type,
-            self.operation,
-            self.permission,
-            self.host,
-        )
+        return acl_identity(self)
