@@ -7,8 +7,19 @@ checked against a golden file by the tests.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Final
 
+from coffeebuddy.infra.kafka.models import (  # the event contract owns its type names
+    DLQ_REPLAYED,
+    REMINDER_CANCELLED,
+    REMINDER_DELIVERY,
+    REMINDER_SCHEDULED,
+    REMINDER_STATE,
+    RUN_CANCELLED,
+    RUN_CLOSED,
+    RUN_CREATED,
+    RUN_ORDER_ADDED,
+    RUN_RUNNER_ASSIGNED,
+)
 from coffeebuddy.infra.kafka.topics._acl import (
     ConsumerRole,
     LogReaderRole,
@@ -22,18 +33,6 @@ from coffeebuddy.infra.kafka.topics._catalog import (
     TopicConfig,
     _ms,
 )
-
-# CloudEvents types (the models package defines the same strings; a cross-package test pins them).
-RUN_CREATED: Final = "coffeebuddy.run.created.v1"
-RUN_ORDER_ADDED: Final = "coffeebuddy.run.order_added.v1"
-RUN_RUNNER_ASSIGNED: Final = "coffeebuddy.run.runner_assigned.v1"
-RUN_CLOSED: Final = "coffeebuddy.run.closed.v1"
-RUN_CANCELLED: Final = "coffeebuddy.run.cancelled.v1"
-REMINDER_SCHEDULED: Final = "coffeebuddy.reminder.scheduled.v1"
-REMINDER_CANCELLED: Final = "coffeebuddy.reminder.cancelled.v1"
-REMINDER_DELIVERY: Final = "coffeebuddy.reminder.delivery.v1"
-REMINDER_STATE: Final = "coffeebuddy.reminder.state.v1"
-DLQ_REPLAYED: Final = "coffeebuddy.dlq.replayed.v1"
 
 RUN_EVENT_TYPES = frozenset(
     {RUN_CREATED, RUN_ORDER_ADDED, RUN_RUNNER_ASSIGNED, RUN_CLOSED, RUN_CANCELLED}
@@ -106,33 +105,26 @@ REMINDER_EVENTS_TOPIC = TopicConfig(
     kind="events",
 )
 
-RUN_EVENTS_DLQ_TOPIC = TopicConfig(
-    name=RUN_EVENTS_DLQ,
-    partitions=_DLQ_PARTITIONS,
-    replication_factor=_REPLICATION,
-    configs=_DLQ_CONFIGS,
-    key_field="run_id",
-    owner=REMINDER_WORKER,
-    description=(
-        "Records of coffeebuddy.run.events a consumer could not process; original key, "
-        "value and headers plus coffeebuddy.dlq.* headers. Any payload."
-    ),
-    kind="dead_letter",
-)
 
-REMINDER_EVENTS_DLQ_TOPIC = TopicConfig(
-    name=REMINDER_EVENTS_DLQ,
-    partitions=_DLQ_PARTITIONS,
-    replication_factor=_REPLICATION,
-    configs=_DLQ_CONFIGS,
-    key_field="run_id",
-    owner=REMINDER_WORKER,
-    description=(
-        "Records of coffeebuddy.reminder.events a consumer could not process; original key, "
-        "value and headers plus coffeebuddy.dlq.* headers. Any payload."
-    ),
-    kind="dead_letter",
-)
+def _dead_letter_topic(source: str) -> TopicConfig:
+    """The dead-letter topic of event topic ``source`` (every DLQ is shaped the same)."""
+    return TopicConfig(
+        name=source + DLQ_SUFFIX,
+        partitions=_DLQ_PARTITIONS,
+        replication_factor=_REPLICATION,
+        configs=_DLQ_CONFIGS,
+        key_field="run_id",
+        owner=REMINDER_WORKER,
+        description=(
+            f"Records of {source} a consumer could not process; original key, "
+            "value and headers plus coffeebuddy.dlq.* headers. Any payload."
+        ),
+        kind="dead_letter",
+    )
+
+
+RUN_EVENTS_DLQ_TOPIC = _dead_letter_topic(RUN_EVENTS)
+REMINDER_EVENTS_DLQ_TOPIC = _dead_letter_topic(REMINDER_EVENTS)
 
 REMINDER_DELIVERIES_TOPIC = TopicConfig(
     name=REMINDER_DELIVERIES,
