@@ -8,18 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from coffeebuddy.infra.kafka.models import (  # the event contract owns its type names
-    DLQ_REPLAYED,
-    REMINDER_CANCELLED,
-    REMINDER_DELIVERY,
-    REMINDER_SCHEDULED,
-    REMINDER_STATE,
-    RUN_CANCELLED,
-    RUN_CLOSED,
-    RUN_CREATED,
-    RUN_ORDER_ADDED,
-    RUN_RUNNER_ASSIGNED,
-)
+import coffeebuddy.infra.kafka.models as models  # the event contract owns the type names
 from coffeebuddy.infra.kafka.topics._acl import (
     ConsumerRole,
     LogReaderRole,
@@ -35,9 +24,15 @@ from coffeebuddy.infra.kafka.topics._catalog import (
 )
 
 RUN_EVENT_TYPES = frozenset(
-    {RUN_CREATED, RUN_ORDER_ADDED, RUN_RUNNER_ASSIGNED, RUN_CLOSED, RUN_CANCELLED}
+    {
+        models.RUN_CREATED,
+        models.RUN_ORDER_ADDED,
+        models.RUN_RUNNER_ASSIGNED,
+        models.RUN_CLOSED,
+        models.RUN_CANCELLED,
+    }
 )
-REMINDER_EVENT_TYPES = frozenset({REMINDER_SCHEDULED, REMINDER_CANCELLED})
+REMINDER_EVENT_TYPES = frozenset({models.REMINDER_SCHEDULED, models.REMINDER_CANCELLED})
 
 MAX_REMINDER_HORIZON = timedelta(days=7)
 """Longest time between scheduling a reminder and its due time."""
@@ -138,7 +133,7 @@ REMINDER_DELIVERIES_TOPIC = TopicConfig(
         "delete.retention.ms": _ms(timedelta(days=1)),
     },
     key_field="reminder_id",
-    event_types=frozenset({REMINDER_DELIVERY}),
+    event_types=frozenset({models.REMINDER_DELIVERY}),
     owner=REMINDER_WORKER,
     description=(
         "The reminder worker's delivery log (claimed / sent / dropped per reminder_id), "
@@ -162,7 +157,7 @@ REMINDER_STATE_CHANGELOG_TOPIC = TopicConfig(
         "segment.ms": _ms(timedelta(hours=6)),
     },
     key_field="state_key",
-    event_types=frozenset({REMINDER_STATE}),
+    event_types=frozenset({models.REMINDER_STATE}),
     owner=REMINDER_WORKER,
     description=(
         "The reminder worker's schedule state (scheduled / cancelled / claimed / sent / dropped "
@@ -184,7 +179,7 @@ DLQ_REPLAYS_TOPIC = TopicConfig(
         "min.insync.replicas": _MIN_INSYNC,
     },
     key_field="ref",
-    event_types=frozenset({DLQ_REPLAYED}),
+    event_types=frozenset({models.DLQ_REPLAYED}),
     owner=DLQ_REPLAYER,
     description=(
         "DLQ replay ledger: one coffeebuddy.dlq.replayed.v1 marker per replayed dead letter "
