@@ -21,7 +21,7 @@ SERVICES = "coffeebuddy.services."
 #: package -> the packages its src may import (the arrows of docs/ARCHITECTURE.md).
 ALLOWED: dict[str, frozenset[str]] = {
     "config": frozenset(),
-    "topics": frozenset(),
+    "topics": frozenset({"models"}),  # event-type names: models owns the event contract
     "models": frozenset(),
     "metrics": frozenset(),
     "producer": frozenset({"config", "topics", "models", "metrics"}),

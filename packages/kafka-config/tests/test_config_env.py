@@ -349,3 +349,29 @@ def test_config_env_copies_and_equality() -> None:
     ):
         assert copied == settings
         assert copied.ssl_context() is not None
+
+
+@pytest.mark.parametrize("codec", ["snappy", "lz4", "zstd"])
+def test_config_env_compression_needs_its_codec_exactly_when_aiokafka_does(codec: str) -> None:
+    from aiokafka import codec as aiokafka_codec
+
+    available = bool(getattr(aiokafka_codec, f"has_{codec}")())
+    env = {"KAFKA_BOOTSTRAP_SERVERS": "a:1", "KAFKA_COMPRESSION_TYPE": codec}
+    if available:
+        assert KafkaSettings.from_env(env).producer_kwargs()["compression_type"] == codec
+    else:
+        assert "needs the 'cramjam' package" in _problems(env)["KAFKA_COMPRESSION_TYPE"]
+
+
+def test_config_env_key_password_without_a_certificate_is_named() -> None:
+    problems = _problems(
+        {
+            "KAFKA_BOOTSTRAP_SERVERS": "a:1",
+            "KAFKA_SECURITY_PROTOCOL": "SSL",
+            "KAFKA_SSL_KEY_PASSWORD": "hunter2",
+        }
+    )
+    assert (
+        "no KAFKA_SSL_CERTFILE/KAFKA_SSL_KEYFILE to decrypt" in problems["KAFKA_SSL_KEY_PASSWORD"]
+    )
+    assert "hunter2" not in str(problems)

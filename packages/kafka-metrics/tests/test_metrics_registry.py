@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 import coffeebuddy.infra.kafka.metrics as m
 
@@ -171,3 +171,28 @@ def test_observe_many_matches_repeated_observe() -> None:
     assert r2.get_sample_value(
         m.HANDLER_DURATION + "_count", {"topic": "t", "group": "g", "outcome": "success"}
     ) == len(values)
+
+
+def test_observe_many_falls_back_to_observe_without_known_internals() -> None:
+    """A histogram-like object without prometheus_client's internals gets plain observe calls."""
+
+    class Recording:
+        def __init__(self) -> None:
+            self.seen: list[float] = []
+
+        def observe(self, value: float) -> None:
+            self.seen.append(value)
+
+    recording = Recording()
+    m.observe_many(recording, [0.5, 2.0, 0.5])  # type: ignore[arg-type]
+    assert recording.seen == [0.5, 2.0, 0.5]
+
+
+def test_every_declared_bundle_attribute_is_a_collector() -> None:
+    """Each collector a bundle declares is set (the table and the declarations agree)."""
+    registry = CollectorRegistry()
+    for bundle in (m.KafkaMetrics(registry), m.ReminderMetrics(registry)):
+        declared = [name for name in type(bundle).__annotations__ if not name.startswith("_")]
+        assert len(declared) >= 12
+        for name in declared:
+            assert isinstance(getattr(bundle, name), Counter | Gauge | Histogram), name

@@ -17,9 +17,11 @@ from coffeebuddy.infra.kafka.models import ReminderScheduled, ReminderScheduledD
 from coffeebuddy.infra.kafka.producer import (
     InvalidTraceparentError,
     KafkaEventProducer,
+    ProducerClosedError,
     PublishBatchError,
     validate_traceparent,
 )
+from coffeebuddy.infra.kafka.testing import wait_until
 from coffeebuddy.infra.kafka.topics import REMINDER_EVENTS_TOPIC
 
 _Md = namedtuple("_Md", "topic partition offset")
@@ -163,3 +165,88 @@ def test_traceparent_validation(bad: str) -> None:
         validate_traceparent(bad)
     ok = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
     assert validate_traceparent(ok) == ok
+
+
+class _NeverAcks(FakeProducer):
+    """Accepts records and never acknowledges them (a broker gone silent)."""
+
+    async def send(self, topic: str, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+        return asyncio.get_running_loop().create_future()
+
+
+class _RefusesToSend(FakeProducer):
+    """send() itself raises (aiokafka raises before queueing, e.g. a fenced producer)."""
+
+    async def send(self, topic: str, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+        raise ProducerFenced("fenced before queueing")
+
+
+class _WontStart(FakeProducer):
+    async def start(self) -> None:
+        raise KafkaTimeoutError()
+
+
+def make_with(*kinds: type[FakeProducer]) -> tuple[KafkaEventProducer, list[FakeProducer], Any]:
+    """A producer whose n-th underlying producer is of ``kinds[n]`` (the last one repeats)."""
+    created: list[FakeProducer] = []
+
+    def factory(kwargs: dict[str, Any]) -> FakeProducer:
+        fake = kinds[min(len(created), len(kinds) - 1)](kwargs, [])
+        created.append(fake)
+        return fake
+
+    registry = CollectorRegistry()
+    settings = KafkaSettings.from_env({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"})
+    producer = KafkaEventProducer(
+        settings, metrics=KafkaMetrics(registry), producer_factory=factory
+    )
+    return producer, created, registry
+
+
+async def test_close_reports_unacknowledged_records_and_fails_their_futures() -> None:
+    producer, created, _ = make_with(_NeverAcks)
+    await producer.start()
+    sending = asyncio.ensure_future(producer.publish(REMINDER_EVENTS_TOPIC, event(1)))
+    await wait_until(lambda: producer.outstanding == 1, timeout=5, message="one record in flight")
+    report = await producer.close(timeout=0.1)
+    assert report.undelivered == 1
+    with pytest.raises(ProducerClosedError):
+        await sending
+    assert created[0].stopped
+    assert not producer.started
+    with pytest.raises(ProducerClosedError):
+        await producer.publish(REMINDER_EVENTS_TOPIC, event(2))
+
+
+async def test_a_send_that_raises_counts_every_record_and_repairs_the_producer() -> None:
+    producer, created, registry = make_with(_RefusesToSend, FakeProducer)
+    async with producer:
+        with pytest.raises(ProducerFenced):
+            await producer.send_raw_many(REMINDER_EVENTS_TOPIC, [(b"k", b"1", None)] * 3)
+        assert producer.recreated == 1
+        assert await producer.send_raw_many(REMINDER_EVENTS_TOPIC, []) == []
+        md = await producer.send_raw(REMINDER_EVENTS_TOPIC, b"v", key=b"k")
+    assert md.offset == 0
+    assert created[1].sent == [(REMINDER_EVENTS_TOPIC.name, b"k", b"v")]
+    name = "coffeebuddy_kafka_messages_produced_total"
+    labels = {"topic": REMINDER_EVENTS_TOPIC.name}
+    assert registry.get_sample_value(name, {**labels, "outcome": "error"}) == 3
+
+
+async def test_a_replacement_that_cannot_start_keeps_the_old_producer() -> None:
+    producer, created, _ = make_with(_RefusesToSend, _WontStart)
+    async with producer:
+        with pytest.raises(ProducerFenced):
+            await producer.send_raw(REMINDER_EVENTS_TOPIC, b"v", key=b"k")
+        assert producer.recreated == 0
+        assert len(created) == 2
+        assert created[1].stopped
+        assert producer.started  # still on the first producer
+
+
+async def test_a_producer_that_cannot_start_explains_why() -> None:
+    producer, created, _ = make_with(_WontStart)
+    with pytest.raises(ConnectionError):  # check_connection's diagnosis, or the start error
+        await producer.start()
+    assert created[0].stopped
+    assert not producer.started

@@ -11,6 +11,7 @@ from coffeebuddy.infra.kafka.config._compat import (
     topic_partitions,
 )
 from coffeebuddy.infra.kafka.config._connection import check_connection
+from coffeebuddy.infra.kafka.config._env import ENV_PREFIX, env_var
 from coffeebuddy.infra.kafka.config._errors import (
     ConnectionFailure,
     KafkaConnectionError,
@@ -19,7 +20,6 @@ from coffeebuddy.infra.kafka.config._errors import (
 )
 from coffeebuddy.infra.kafka.config._redact import install_sasl_log_redaction
 from coffeebuddy.infra.kafka.config._settings import (
-    ENV_PREFIX,
     Acks,
     AutoOffsetReset,
     CompressionType,
@@ -27,7 +27,6 @@ from coffeebuddy.infra.kafka.config._settings import (
     KafkaSettings,
     SaslMechanism,
     SecurityProtocol,
-    env_var,
 )
 from coffeebuddy.infra.kafka.config._version import __version__
 

@@ -22,12 +22,13 @@ from aiokafka.cluster import ClusterMetadata
 from aiokafka.conn import AIOKafkaConnection
 from aiokafka.protocol.metadata import MetadataRequest
 
+from coffeebuddy.infra.kafka.config._bootstrap import split_address
 from coffeebuddy.infra.kafka.config._errors import ConnectionFailure, KafkaConnectionError
-from coffeebuddy.infra.kafka.config._settings import KafkaSettings, split_address
+from coffeebuddy.infra.kafka.config._rules import TLS_PROTOCOLS
+from coffeebuddy.infra.kafka.config._settings import KafkaSettings
 
 logger = logging.getLogger("coffeebuddy.infra.kafka.config")
 
-_TLS_PROTOCOLS = frozenset({"SSL", "SASL_SSL"})
 _HOSTNAME_MISMATCH_CODES = frozenset({62, 64})  # X509_V_ERR_HOSTNAME/IP_ADDRESS_MISMATCH
 _EXPIRY_CODES = {9: "is not valid yet", 10: "has expired"}
 _NOT_TLS_REASONS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG")
@@ -291,7 +292,7 @@ def _timeout_message(settings: KafkaSettings, probe: _Probe, timeout: float) -> 
 
 
 def _tls_hint(settings: KafkaSettings) -> str:
-    if settings.security_protocol in _TLS_PROTOCOLS:
+    if settings.security_protocol in TLS_PROTOCOLS:
         return ""
     return (
         f" If its listener uses TLS, set KAFKA_SECURITY_PROTOCOL="

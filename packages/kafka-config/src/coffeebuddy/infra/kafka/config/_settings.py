@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
-import ipaddress
 import logging
 import os
 import re
 import ssl
-import types
 from collections.abc import Mapping
-from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Self, Union, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import (
     Field,
@@ -25,16 +21,34 @@ from pydantic import (
 )
 from pydantic_settings import (
     BaseSettings,
-    EnvSettingsSource,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
 
+from coffeebuddy.infra.kafka.config._bootstrap import bootstrap_entry_error
+from coffeebuddy.infra.kafka.config._env import (
+    ENV_PREFIX,
+    ENVIRON,
+    MappingEnvSource,
+    likely_typos,
+    with_typo_hints,
+)
 from coffeebuddy.infra.kafka.config._errors import KafkaSettingsError, SettingProblem
+from coffeebuddy.infra.kafka.config._problems import (
+    SECRET_FIELDS,
+    cross_problems_despite,
+    problems_from,
+    to_settings_error,
+)
+from coffeebuddy.infra.kafka.config._rules import (
+    SASL_PROTOCOLS,
+    TLS_PROTOCOLS,
+    security_problems,
+    tuning_problems,
+)
 from coffeebuddy.infra.kafka.config._ssl import build_ssl_context
 
-ENV_PREFIX = "KAFKA_"
 logger = logging.getLogger("coffeebuddy.infra.kafka.config")
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -44,37 +58,7 @@ CompressionType = Literal["none", "gzip", "snappy", "lz4", "zstd"]
 AutoOffsetReset = Literal["earliest", "latest", "none"]
 IsolationLevel = Literal["read_uncommitted", "read_committed"]
 
-_SECRET_FIELDS = frozenset({"sasl_password", "ssl_key_password"})
-_TLS_PROTOCOLS = frozenset({"SSL", "SASL_SSL"})
-_SASL_PROTOCOLS = frozenset({"SASL_PLAINTEXT", "SASL_SSL"})
-_HOSTNAME = re.compile(
-    r"^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9_-]{1,63})*\.?$"
-)
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
-
-# The environment mapping from_env() reads instead of os.environ (None: os.environ).
-_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("kafka_settings_environ", default=None)
-
-
-def env_var(field: str) -> str:
-    """The environment variable that sets ``field`` (``acks`` -> ``KAFKA_ACKS``)."""
-    return ENV_PREFIX + field.upper()
-
-
-class _MappingEnvSource(EnvSettingsSource):
-    """The env source, reading the mapping given to from_env() when there is one."""
-
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        environ = _ENVIRON.get()
-        if environ is None:
-            return super()._load_env_vars()
-        loaded: dict[str, str | None] = {}
-        for key, value in environ.items():
-            if self.env_ignore_empty and value == "":
-                continue
-            loaded[key if self.case_sensitive else key.lower()] = value
-        return loaded
-
 
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
@@ -136,7 +120,7 @@ class KafkaSettings(BaseSettings):
 
     _ssl_context: ssl.SSLContext | None = PrivateAttr(default=None)
 
-    SECRET_FIELDS: ClassVar[frozenset[str]] = _SECRET_FIELDS
+    SECRET_FIELDS: ClassVar[frozenset[str]] = SECRET_FIELDS
 
     # ------------------------------------------------------------------ construction
 
@@ -144,7 +128,7 @@ class KafkaSettings(BaseSettings):
         try:
             super().__init__(**values)
         except ValidationError as exc:
-            error = _to_settings_error(exc)
+            error = to_settings_error(exc, type(self).model_fields)
         else:
             return
         # Raised outside the except block: pydantic's error (it holds the raw inputs,
@@ -165,7 +149,7 @@ class KafkaSettings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Read keyword arguments, then the environment (or from_env's mapping); no dotenv."""
-        return (init_settings, _MappingEnvSource(settings_cls))
+        return (init_settings, MappingEnvSource(settings_cls))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
@@ -174,18 +158,18 @@ class KafkaSettings(BaseSettings):
         Raises :class:`KafkaSettingsError` listing every problem, each naming its variable.
         """
         mapping = dict(environ) if environ is not None else dict(os.environ)
-        typos = _likely_typos(mapping)
+        typos = likely_typos(mapping, cls.model_fields)
         for typo, meant in typos.items():
             logger.warning("%s is not a Kafka setting; did you mean %s?", typo, meant)
-        token = _ENVIRON.set(mapping)
+        token = ENVIRON.set(mapping)
         try:
             return cls()
         except KafkaSettingsError as exc:
             if not typos:
                 raise
-            error = _with_typo_hints(exc, typos)
+            error = with_typo_hints(exc, typos)
         finally:
-            _ENVIRON.reset(token)
+            ENVIRON.reset(token)
         raise error
 
     def with_overrides(self, **fields: Any) -> Self:
@@ -195,7 +179,7 @@ class KafkaSettings(BaseSettings):
         try:
             return type(self).model_validate(data)
         except ValidationError as exc:
-            error = _to_settings_error(exc)
+            error = to_settings_error(exc, type(self).model_fields)
         raise error  # outside the except block, so no __context__ with raw inputs
 
     # ------------------------------------------------------------------ field rules
@@ -215,7 +199,7 @@ class KafkaSettings(BaseSettings):
         errors: list[str] = []
         seen: set[str] = set()
         for entry in value:
-            error = _bootstrap_entry_error(entry)
+            error = bootstrap_entry_error(entry)
             if error is not None:
                 errors.append(error)
             elif entry.lower() in seen:
@@ -286,9 +270,9 @@ class KafkaSettings(BaseSettings):
         try:
             settings = handler(data)
         except ValidationError as exc:
-            problems = _problems_from(exc)
+            problems = problems_from(exc, cls.model_fields)
             if isinstance(data, Mapping):
-                problems.extend(_cross_problems_despite(cls, dict(data), problems, handler))
+                problems.extend(cross_problems_despite(cls, dict(data), problems, handler))
             raise KafkaSettingsError(problems) from None
         cross = settings._cross_field_problems()
         if cross:
@@ -297,111 +281,12 @@ class KafkaSettings(BaseSettings):
 
     def _cross_field_problems(self) -> list[SettingProblem]:
         """Rules between fields; also builds the TLS context so bad PEM files show up now."""
-        problems: list[SettingProblem] = []
-        protocol = self.security_protocol
-        if protocol in _SASL_PROTOCOLS:
-            for field, present in (
-                ("sasl_mechanism", self.sasl_mechanism is not None),
-                ("sasl_username", self.sasl_username is not None),
-                ("sasl_password", self.sasl_password is not None),
-            ):
-                if not present:
-                    problems.append(
-                        SettingProblem(
-                            env_var(field), f"is required when KAFKA_SECURITY_PROTOCOL={protocol}"
-                        )
-                    )
-        else:
-            problems.extend(
-                SettingProblem(
-                    env_var(field),
-                    f"is set but KAFKA_SECURITY_PROTOCOL={protocol} does not use SASL; "
-                    "use SASL_SSL (or SASL_PLAINTEXT) or unset it",
-                )
-                for field in ("sasl_mechanism", "sasl_username", "sasl_password")
-                if getattr(self, field) is not None
-            )
-        if protocol not in _TLS_PROTOCOLS:
-            problems.extend(
-                SettingProblem(
-                    env_var(field),
-                    f"is set but KAFKA_SECURITY_PROTOCOL={protocol} does not use TLS; "
-                    "use SSL or SASL_SSL, or unset it",
-                )
-                for field in ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_key_password")
-                if getattr(self, field) is not None
-            )
-        else:
-            if self.ssl_keyfile is not None and self.ssl_certfile is None:
-                problems.append(
-                    SettingProblem(
-                        "KAFKA_SSL_CERTFILE",
-                        "is required when KAFKA_SSL_KEYFILE is set (the client certificate)",
-                    )
-                )
-            if self.ssl_key_password is not None and self.ssl_certfile is None:
-                problems.append(
-                    SettingProblem(
-                        "KAFKA_SSL_KEY_PASSWORD",
-                        "is set but there is no KAFKA_SSL_CERTFILE/KAFKA_SSL_KEYFILE to decrypt",
-                    )
-                )
-            if not problems:
-                context, ssl_problems = build_ssl_context(
-                    cafile=self.ssl_cafile,
-                    certfile=self.ssl_certfile,
-                    keyfile=self.ssl_keyfile,
-                    key_password=(
-                        self.ssl_key_password.get_secret_value()
-                        if self.ssl_key_password is not None
-                        else None
-                    ),
-                    check_hostname=self.ssl_check_hostname,
-                )
-                problems.extend(ssl_problems)
-                self._ssl_context = context
-        if self.heartbeat_interval_ms >= self.session_timeout_ms:
-            problems.append(
-                SettingProblem(
-                    "KAFKA_HEARTBEAT_INTERVAL_MS",
-                    f"must be less than KAFKA_SESSION_TIMEOUT_MS ({self.session_timeout_ms}); "
-                    f"got {self.heartbeat_interval_ms} (about a third of it is usual)",
-                )
-            )
-        if self.enable_idempotence and self.acks != "all":
-            problems.append(
-                SettingProblem(
-                    "KAFKA_ACKS",
-                    f"must be all while KAFKA_ENABLE_IDEMPOTENCE is true (got {self.acks!r}); "
-                    "set KAFKA_ENABLE_IDEMPOTENCE=false to use a weaker acks",
-                )
-            )
-        if self.max_batch_size > self.max_request_size:
-            problems.append(
-                SettingProblem(
-                    "KAFKA_MAX_BATCH_SIZE",
-                    f"must not exceed KAFKA_MAX_REQUEST_SIZE ({self.max_request_size}); "
-                    f"got {self.max_batch_size}",
-                )
-            )
-        if self.fetch_max_wait_ms >= self.request_timeout_ms:
-            problems.append(
-                SettingProblem(
-                    "KAFKA_FETCH_MAX_WAIT_MS",
-                    f"must be less than KAFKA_REQUEST_TIMEOUT_MS ({self.request_timeout_ms}); "
-                    f"got {self.fetch_max_wait_ms}",
-                )
-            )
-        if self.compression_type not in ("none", "gzip") and not _codec_available(
-            self.compression_type
-        ):
-            problems.append(
-                SettingProblem(
-                    "KAFKA_COMPRESSION_TYPE",
-                    f"{self.compression_type} needs the 'cramjam' package, which is not "
-                    "installed (pip install cramjam, or use gzip)",
-                )
-            )
+        problems = security_problems(self)
+        if self.security_protocol in TLS_PROTOCOLS and not problems:
+            context, ssl_problems = self._build_ssl_context()
+            problems.extend(ssl_problems)
+            self._ssl_context = context
+        problems.extend(tuning_problems(self))
         return problems
 
     # ------------------------------------------------------------------ copying
@@ -434,24 +319,24 @@ class KafkaSettings(BaseSettings):
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """The TLS context for SSL/SASL_SSL (built from the files at validation), else None."""
-        if self.security_protocol not in _TLS_PROTOCOLS:
+        if self.security_protocol not in TLS_PROTOCOLS:
             return None
         if self._ssl_context is None:
-            context, problems = build_ssl_context(
-                cafile=self.ssl_cafile,
-                certfile=self.ssl_certfile,
-                keyfile=self.ssl_keyfile,
-                key_password=(
-                    self.ssl_key_password.get_secret_value()
-                    if self.ssl_key_password is not None
-                    else None
-                ),
-                check_hostname=self.ssl_check_hostname,
-            )
+            context, problems = self._build_ssl_context()
             if problems:  # the files changed since validation
                 raise KafkaSettingsError(problems)
             self._ssl_context = context
         return self._ssl_context
+
+    def _build_ssl_context(self) -> tuple[ssl.SSLContext | None, list[SettingProblem]]:
+        password = self.ssl_key_password
+        return build_ssl_context(
+            cafile=self.ssl_cafile,
+            certfile=self.ssl_certfile,
+            keyfile=self.ssl_keyfile,
+            key_password=password.get_secret_value() if password is not None else None,
+            check_hostname=self.ssl_check_hostname,
+        )
 
     def _common_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
@@ -463,9 +348,9 @@ class KafkaSettings(BaseSettings):
             "connections_max_idle_ms": self.connections_max_idle_ms,
             "security_protocol": self.security_protocol,
         }
-        if self.security_protocol in _TLS_PROTOCOLS:
+        if self.security_protocol in TLS_PROTOCOLS:
             kwargs["ssl_context"] = self.ssl_context()
-        if self.security_protocol in _SASL_PROTOCOLS:
+        if self.security_protocol in SASL_PROTOCOLS:
             assert self.sasl_password is not None  # enforced by validation
             kwargs["sasl_mechanism"] = self.sasl_mechanism
             kwargs["sasl_plain_username"] = self.sasl_username
@@ -531,177 +416,3 @@ class KafkaSettings(BaseSettings):
 
     def __str__(self) -> str:
         return self.describe()
-
-
-# ---------------------------------------------------------------------- helpers
-
-
-def _likely_typos(environ: Mapping[str, str]) -> dict[str, str]:
-    """``KAFKA_*`` names that are no setting but close to one: {given name: meant name}."""
-    known = [env_var(name) for name in KafkaSettings.model_fields]
-    typos: dict[str, str] = {}
-    for key in environ:
-        upper = key.upper()
-        if upper.startswith(ENV_PREFIX) and upper not in known:
-            match = difflib.get_close_matches(upper, known, n=1, cutoff=0.85)
-            if match:
-                typos[key] = match[0]
-    return typos
-
-
-def _with_typo_hints(exc: KafkaSettingsError, typos: Mapping[str, str]) -> KafkaSettingsError:
-    meant_to_typo = {meant: typo for typo, meant in typos.items()}
-    return KafkaSettingsError(
-        SettingProblem(p.variable, f"{p.message} ({meant_to_typo[p.variable]} is set: a typo?)")
-        if p.variable in meant_to_typo
-        else p
-        for p in exc.problems
-    )
-
-
-def split_address(address: str) -> tuple[str, int]:
-    """``host:port`` (or ``[v6]:port``) of a validated bootstrap entry as (host, port)."""
-    host, _, port = address.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host, int(port)
-
-
-def _bootstrap_entry_error(entry: str) -> str | None:
-    if "://" in entry:
-        scheme = entry.split("://", 1)[0]
-        return (
-            f"{entry!r} has a scheme; drop '{scheme}://' (the protocol belongs in "
-            "KAFKA_SECURITY_PROTOCOL)"
-        )
-    host, sep, port_text = entry.rpartition(":")
-    if not sep:
-        return f"{entry!r} has no port; use host:port (e.g. {entry}:9092)"
-    if not port_text.isdigit():
-        return f"{entry!r} has port {port_text!r}; the port must be a number 1-65535"
-    if not 1 <= int(port_text) <= 65535:
-        return f"{entry!r} has port {int(port_text)}; the port must be 1-65535"
-    if not host:
-        return f"{entry!r} has no host; use host:port"
-    if host.startswith("[") and host.endswith("]"):
-        try:
-            ipaddress.IPv6Address(host[1:-1])
-        except ValueError:
-            return f"{entry!r} has an invalid IPv6 address {host}"
-        return None
-    if ":" in host:
-        return f"{entry!r}: write an IPv6 address in brackets, e.g. [::1]:9092"
-    if not _HOSTNAME.match(host):
-        return f"{entry!r} has an invalid host {host!r}"
-    return None
-
-
-def _codec_available(codec: str) -> bool:
-    from aiokafka import codec as aiokafka_codec
-
-    checks = {
-        "snappy": aiokafka_codec.has_snappy,
-        "lz4": aiokafka_codec.has_lz4,
-        "zstd": aiokafka_codec.has_zstd,
-    }
-    return bool(checks[codec]())
-
-
-def _literal_choices(annotation: Any) -> list[Any] | None:
-    """The allowed values of a Literal (or Optional Literal) annotation."""
-    origin = get_origin(annotation)
-    if origin is Literal:
-        return list(get_args(annotation))
-    if origin in (Union, types.UnionType):
-        for arg in get_args(annotation):
-            choices = _literal_choices(arg)
-            if choices is not None:
-                return choices
-    return None
-
-
-def _shown(field: str, value: Any) -> str:
-    if field in _SECRET_FIELDS:
-        return ""
-    text = repr(value)
-    if len(text) > 80:
-        text = text[:77] + "..."
-    return f" (got {text})"
-
-
-def _problem_for(error: Mapping[str, Any]) -> SettingProblem:
-    loc = error.get("loc", ())
-    field = str(loc[0]) if loc else ""
-    variable = env_var(field) if field else "KAFKA_*"
-    kind = error.get("type", "")
-    value = error.get("input")
-    ctx = error.get("ctx") or {}
-    got = _shown(field, value)
-    field_info = KafkaSettings.model_fields.get(field)
-    if kind == "missing":
-        if field == "bootstrap_servers":
-            return SettingProblem(variable, "is required (e.g. broker1:9092,broker2:9092)")
-        return SettingProblem(variable, "is required")
-    if kind == "extra_forbidden":
-        return SettingProblem(variable, f"is not a Kafka setting ({field!r} is unknown)")
-    if kind == "literal_error" and field_info is not None:
-        choices = _literal_choices(field_info.annotation) or []
-        return SettingProblem(variable, f"must be one of {', '.join(str(c) for c in choices)}{got}")
-    if kind in ("int_parsing", "int_type", "int_from_float"):
-        return SettingProblem(variable, f"must be a whole number{got}")
-    if kind in ("bool_parsing", "bool_type"):
-        return SettingProblem(variable, f"must be true or false{got}")
-    if kind == "greater_than":
-        return SettingProblem(variable, f"must be greater than {ctx.get('gt')}{got}")
-    if kind == "greater_than_equal":
-        return SettingProblem(variable, f"must be at least {ctx.get('ge')}{got}")
-    if kind == "value_error":
-        inner = ctx.get("error")
-        return SettingProblem(variable, str(inner) if inner is not None else "is invalid")
-    message = str(error.get("msg", "is invalid"))
-    return SettingProblem(variable, f"{message[:1].lower()}{message[1:]}{got}")
-
-
-def _problems_from(exc: ValidationError) -> list[SettingProblem]:
-    problems: list[SettingProblem] = []
-    for error in exc.errors():
-        inner = (error.get("ctx") or {}).get("error")
-        if isinstance(inner, KafkaSettingsError):
-            problems.extend(inner.problems)
-        else:
-            problems.append(_problem_for(error))
-    return problems
-
-
-def _cross_problems_despite(
-    cls: type[KafkaSettings],
-    data: dict[str, Any],
-    problems: list[SettingProblem],
-    handler: ModelWrapValidatorHandler[Any],
-) -> list[SettingProblem]:
-    """Cross-field problems among the fields that are valid on their own.
-
-    The bad fields fall back to their defaults for a second pass; a rule that then fires
-    on a bad field (or its stand-in) is dropped, since that field is already reported.
-    """
-    bad = {p.variable for p in problems}
-    retry = {k: v for k, v in data.items() if env_var(str(k)) not in bad}
-    if "KAFKA_BOOTSTRAP_SERVERS" in bad:
-        retry["bootstrap_servers"] = ["localhost:9092"]
-    try:
-        settings = handler(retry)
-    except ValidationError:
-        return []
-    bad_fields = {name for name in cls.model_fields if env_var(name) in bad}
-    kept: list[SettingProblem] = []
-    for problem in settings._cross_field_problems():
-        if problem.variable in bad:
-            continue
-        if any(env_var(name) in problem.message for name in bad_fields):
-            continue
-        kept.append(problem)
-    return kept
-
-
-def _to_settings_error(exc: ValidationError) -> KafkaSettingsError:
-    return KafkaSettingsError(_problems_from(exc))

@@ -4,7 +4,17 @@ Metric names are module constants; the collectors live in `KafkaMetrics` and
 `ReminderMetrics`, created once per registry so tests can inject their own.
 """
 
+from coffeebuddy.infra.kafka.metrics._labels import (
+    LabelLimiter,
+    bounded,
+    slack_error_label,
+)
 from coffeebuddy.infra.kafka.metrics._metrics import (
+    KafkaMetrics,
+    ReminderMetrics,
+    observe_many,
+)
+from coffeebuddy.infra.kafka.metrics._names import (
     BYTES_PRODUCED,
     COMMIT_FAILURES,
     COMMITS,
@@ -41,12 +51,6 @@ from coffeebuddy.infra.kafka.metrics._metrics import (
     SLACK_AUTH_OK,
     SLACK_KNOWN_ERRORS,
     WORKER_READY,
-    KafkaMetrics,
-    LabelLimiter,
-    ReminderMetrics,
-    bounded,
-    observe_many,
-    slack_error_label,
 )
 from coffeebuddy.infra.kafka.metrics._version import __version__
 

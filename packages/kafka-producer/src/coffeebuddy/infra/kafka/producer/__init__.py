@@ -1,19 +1,15 @@
 """Metrics-aware CloudEvents producer for CoffeeBuddy topics."""
 
-from coffeebuddy.infra.kafka.producer._producer import (
+from coffeebuddy.infra.kafka.producer._client import ProducerFactory, ProducerLike
+from coffeebuddy.infra.kafka.producer._errors import (
     FATAL_PRODUCER_ERRORS,
-    CloseReport,
     EventNotAllowedError,
-    Headers,
     InvalidTraceparentError,
-    KafkaEventProducer,
     ProducerClosedError,
-    ProducerFactory,
-    ProducerLike,
     PublishBatchError,
-    RecordMetadata,
-    validate_traceparent,
 )
+from coffeebuddy.infra.kafka.producer._producer import CloseReport, KafkaEventProducer
+from coffeebuddy.infra.kafka.producer._records import Headers, RecordMetadata, validate_traceparent
 from coffeebuddy.infra.kafka.producer._tracing import (
     OTEL_AVAILABLE,
     TRACE_HEADERS,

@@ -1,37 +1,38 @@
-"""`KafkaEventProducer`: typed CloudEvents publishing, metrics, bounded close, self-repair."""
+"""`KafkaEventProducer`: typed CloudEvents publishing, metrics, bounded close, self-repair.
+
+Past 400 lines for one reason: it is a single class whose publish paths share one send path
+(pending futures, metrics, fatal-error repair); splitting it would expose that state across modules.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, NamedTuple, Protocol, Self
-
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import (
-    ClusterAuthorizationFailedError,
-    IllegalStateError,
-    InvalidProducerEpoch,
-    InvalidProducerIdMapping,
-    OutOfOrderSequenceNumber,
-    ProducerFenced,
-    TransactionalIdAuthorizationFailed,
-    UnknownProducerId,
-)
+from typing import Any, Self
 
 from coffeebuddy.infra.kafka.config import KafkaSettings, abandon_producer, check_connection
 from coffeebuddy.infra.kafka.metrics import KafkaMetrics
-from coffeebuddy.infra.kafka.models import (
-    CONTENT_TYPE,
-    ContentMode,
-    check_partitionkey,
-    encode_event,
-    encode_record,
+from coffeebuddy.infra.kafka.models import ContentMode, check_partitionkey, encode_event
+from coffeebuddy.infra.kafka.producer._client import ProducerFactory, ProducerLike, default_factory
+from coffeebuddy.infra.kafka.producer._errors import (
+    FATAL_PRODUCER_ERRORS,
+    EventNotAllowedError,
+    ProducerClosedError,
+    PublishBatchError,
+)
+from coffeebuddy.infra.kafka.producer._records import (
+    CONTENT_TYPE_HEADER,
+    Headers,
+    RecordMetadata,
+    encode_for_topic,
+    header_list,
+    require_topic,
+    validate_traceparent,
 )
 from coffeebuddy.infra.kafka.producer._tracing import (
     producer_span,
@@ -43,127 +44,12 @@ from coffeebuddy.infra.kafka.topics import TopicConfig
 
 log = logging.getLogger("coffeebuddy.infra.kafka.producer")
 
-Headers = Mapping[str, str | bytes] | Sequence[tuple[str, bytes]]
-
-#: aiokafka errors after which the idempotent producer state is broken for good
-#: (aiokafka#1017): the wrapper replaces the underlying producer instead of wedging.
-FATAL_PRODUCER_ERRORS: tuple[type[BaseException], ...] = (
-    OutOfOrderSequenceNumber,
-    ProducerFenced,
-    UnknownProducerId,
-    InvalidProducerEpoch,
-    InvalidProducerIdMapping,
-    TransactionalIdAuthorizationFailed,
-    ClusterAuthorizationFailedError,
-    IllegalStateError,
-)
-
-_CONTENT_TYPE_HEADER = ("content-type", CONTENT_TYPE.encode())
-_TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
-
-
-class RecordMetadata(NamedTuple):
-    """Where the broker stored a record."""
-
-    topic: str
-    partition: int
-    offset: int
-
 
 @dataclass(frozen=True)
 class CloseReport:
     """Outcome of `close()`: records accepted but not acknowledged by the deadline."""
 
     undelivered: int
-
-
-class EventNotAllowedError(ValueError):
-    """The event's CloudEvents type is not one the topic carries."""
-
-    def __init__(self, topic: str, event_type: str, allowed: Iterable[str]) -> None:
-        self.topic = topic
-        self.event_type = event_type
-        self.allowed = frozenset(allowed)
-        super().__init__(
-            f"event type {event_type!r} is not allowed on topic {topic!r}; "
-            f"allowed: {sorted(self.allowed)}"
-        )
-
-
-class ProducerClosedError(RuntimeError):
-    """publish/send was called on a producer that is not started or already closed."""
-
-
-class InvalidTraceparentError(ValueError):
-    """A `traceparent` value that is not W3C Trace Context (version-traceid-parentid-flags)."""
-
-
-class ProducerLike(Protocol):
-    """The slice of `AIOKafkaProducer` the wrapper uses (a test double implements the same)."""
-
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-    async def flush(self) -> None: ...
-
-    async def send(
-        self,
-        topic: str,
-        value: bytes | None = None,
-        key: bytes | None = None,
-        partition: int | None = None,
-        timestamp_ms: int | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
-    ) -> Awaitable[Any]: ...
-
-
-ProducerFactory = Callable[[dict[str, Any]], ProducerLike]
-
-
-def validate_traceparent(value: str) -> str:
-    """Return ``value`` if it is a valid W3C ``traceparent``, else raise naming the rule broken."""
-    match = _TRACEPARENT.match(value)
-    if match is None:
-        raise InvalidTraceparentError(
-            f"traceparent {value!r} is not '<2 hex version>-<32 hex trace-id>-<16 hex parent-id>-"
-            "<2 hex flags>' in lower case"
-        )
-    version, trace_id, parent_id, _ = match.groups()
-    if version == "ff":
-        raise InvalidTraceparentError("traceparent version 'ff' is invalid")
-    if trace_id == "0" * 32:
-        raise InvalidTraceparentError("traceparent trace-id must not be all zeros")
-    if parent_id == "0" * 16:
-        raise InvalidTraceparentError("traceparent parent-id must not be all zeros")
-    return value
-
-
-def _require_topic(topic: object) -> TopicConfig:
-    if not isinstance(topic, TopicConfig):
-        raise TypeError(
-            f"topic must be a TopicConfig from coffeebuddy.infra.kafka.topics (e.g. "
-            f"REMINDER_EVENTS_TOPIC), not {type(topic).__name__} {topic!r}: raw topic names "
-            "bypass the event-type and key rules"
-        )
-    return topic
-
-
-def _header_list(headers: Headers | None) -> list[tuple[str, bytes]]:
-    if not headers:
-        return []
-    items = headers.items() if isinstance(headers, Mapping) else headers
-    out: list[tuple[str, bytes]] = []
-    for name, value in items:
-        if not isinstance(name, str):
-            raise TypeError(f"header name must be str, got {type(name).__name__}")
-        out.append((name, value.encode() if isinstance(value, str) else bytes(value)))
-    return out
-
-
-def _default_factory(kwargs: dict[str, Any]) -> ProducerLike:
-    producer: ProducerLike = AIOKafkaProducer(**kwargs)
-    return producer
 
 
 class _TopicMetrics:
@@ -202,7 +88,7 @@ class KafkaEventProducer:
         self._tracer = resolve_tracer(tracing, tracer_provider, "coffeebuddy.infra.kafka.producer")
         self._metrics = metrics if metrics is not None else KafkaMetrics()
         self._close_timeout = close_timeout
-        self._factory: ProducerFactory = producer_factory or _default_factory
+        self._factory: ProducerFactory = producer_factory or default_factory
         self._producer: ProducerLike | None = None
         self._generation = 0
         self._recreate_lock = asyncio.Lock()
@@ -312,28 +198,6 @@ class KafkaEventProducer:
             )
         return self._producer
 
-    @staticmethod
-    def _encode(
-        topic: TopicConfig, event: Any, mode: ContentMode
-    ) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
-        event_type = getattr(event, "type", None)
-        if not topic.allows(str(event_type)):
-            raise EventNotAllowedError(topic.name, str(event_type), topic.event_types)
-        try:
-            key_value = getattr(event.data, topic.key_field)
-        except AttributeError:
-            raise ValueError(
-                f"event {event_type!r} has no data.{topic.key_field}, the key field of topic "
-                f"{topic.name!r}"
-            ) from None
-        key = str(key_value).encode()
-        if getattr(event, "__pydantic_extra__", None):
-            check_partitionkey(event, key)
-        if mode == "structured":
-            return key, encode_event(event), [_CONTENT_TYPE_HEADER]
-        value, ce_headers = encode_record(event, mode)
-        return key, value, ce_headers
-
     async def publish(
         self,
         topic: TopicConfig,
@@ -349,13 +213,13 @@ class KafkaEventProducer:
         picks the CloudEvents content mode. With tracing on, a PRODUCER span is the parent of
         the record's `traceparent` header (a given `traceparent` becomes the span's parent).
         """
-        topic = _require_topic(topic)
+        topic = require_topic(topic)
         if traceparent is not None:
             validate_traceparent(traceparent)
-        key, value, hdrs = self._encode(topic, event, content_mode or topic.content_mode)
+        key, value, hdrs = encode_for_topic(topic, event, content_mode or topic.content_mode)
         if self._tracer is not None:
             span = producer_span(self._tracer, topic.name, event, key, traceparent)
-            hdrs = traced_headers(hdrs, span, _header_list(headers))
+            hdrs = traced_headers(hdrs, span, header_list(headers))
             try:
                 md = await self._send_one(topic.name, value, key, hdrs)
             except BaseException as exc:
@@ -365,7 +229,7 @@ class KafkaEventProducer:
             return md
         if traceparent is not None:
             hdrs.append(("traceparent", traceparent.encode()))
-        hdrs.extend(_header_list(headers))
+        hdrs.extend(header_list(headers))
         return await self._send_one(topic.name, value, key, hdrs)
 
     async def publish_many(
@@ -379,11 +243,11 @@ class KafkaEventProducer:
         """Send all events (validated and encoded first: nothing is sent if one is invalid),
         then wait for all acknowledgements. Order per key is kept. With tracing on, each
         record gets its own PRODUCER span."""
-        topic = _require_topic(topic)
+        topic = require_topic(topic)
         mode = content_mode or topic.content_mode
         if mode != "structured" or self._tracer is not None:
-            return await self._publish_each(topic, list(events), _header_list(headers), mode)
-        hdrs = [_CONTENT_TYPE_HEADER, *_header_list(headers)]
+            return await self._publish_each(topic, list(events), header_list(headers), mode)
+        hdrs = [CONTENT_TYPE_HEADER, *header_list(headers)]
         key_field = topic.key_field
         encoded: list[tuple[bytes, bytes]] = []
         types: set[str] = set()
@@ -395,7 +259,7 @@ class KafkaEventProducer:
                     check_partitionkey(e, key)
                 encoded.append((key, encode_event(e)))
         except AttributeError:
-            self._encode(topic, e, mode)  # raises the precise error for the offending event
+            encode_for_topic(topic, e, mode)  # raises the precise error for the offending event
             raise
         for event_type in types:
             if not topic.allows(str(event_type)):
@@ -412,7 +276,7 @@ class KafkaEventProducer:
         mode: ContentMode,
     ) -> list[RecordMetadata]:
         """publish_many with per-record headers (binary mode, or a span per record)."""
-        encoded = [self._encode(topic, e, mode) for e in events]
+        encoded = [encode_for_topic(topic, e, mode) for e in events]
         if not encoded:
             return []
         tracer = self._tracer
@@ -445,8 +309,8 @@ class KafkaEventProducer:
         """Send pre-encoded bytes (dead-letter path, DLQ replay) or, with `value=None`, a
         tombstone on a compacted topic; no event-type check. `partition` pins the record to
         one partition (a changelog co-partitioned with its input); None lets the key decide."""
-        topic = _require_topic(topic)
-        return await self._send_one(topic.name, value, key, _header_list(headers), partition)
+        topic = require_topic(topic)
+        return await self._send_one(topic.name, value, key, header_list(headers), partition)
 
     async def send_raw_many(
         self,
@@ -457,13 +321,13 @@ class KafkaEventProducer:
     ) -> list[RecordMetadata]:
         """Send pre-encoded `(key, value, partition)` records (value None: tombstone) in one
         batch and wait for every acknowledgement; raises `PublishBatchError` if any failed."""
-        topic = _require_topic(topic)
+        topic = require_topic(topic)
         if not records:
             return []
         return await self._send_batch(
             topic.name,
             [(key, value) for key, value, _ in records],
-            _header_list(headers),
+            header_list(headers),
             partitions=[part for _, _, part in records],
         )
 
@@ -574,16 +438,3 @@ class KafkaEventProducer:
             self.recreated += 1
             self._producer = new
             await self._stop_bounded(old, budget=2.0)
-
-
-class PublishBatchError(RuntimeError):
-    """Some records of a `publish_many` call were not delivered (the others were)."""
-
-    def __init__(self, total: int, failures: list[BaseException]) -> None:
-        self.total = total
-        self.failures = failures
-        first = failures[0]
-        super().__init__(
-            f"{len(failures)} of {total} records were not delivered; first error: "
-            f"{type(first).__name__}: {first}"
-        )

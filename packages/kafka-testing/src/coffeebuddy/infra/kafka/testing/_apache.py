@@ -9,7 +9,6 @@ listeners authenticate every other user, who gets only the ACLs a test grants.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import re
 import secrets
@@ -17,19 +16,26 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Self
+from typing import TYPE_CHECKING, Self
 
 from coffeebuddy.infra.kafka.testing._artifacts import KafkaRuntime, resolve_kafka_runtime
 from coffeebuddy.infra.kafka.testing._certs import CertificateAuthority
 from coffeebuddy.infra.kafka.testing._defaults import TEST_CLIENT_DEFAULTS
-from coffeebuddy.infra.kafka.testing._embedded import BrokerStartError
-from coffeebuddy.infra.kafka.testing._lifecycle import ContextManaged
-from coffeebuddy.infra.kafka.testing._ports import free_port
+from coffeebuddy.infra.kafka.testing._kraft import (
+    ADMIN_USER,
+    LOG4J2,
+    SASL_MECHANISMS,
+    KraftNode,
+    Protocol,
+    SaslUser,
+    plan_nodes,
+    redact,
+    server_properties,
+)
+from coffeebuddy.infra.kafka.testing._lifecycle import BrokerStartError, ContextManaged, wait_ready
 from coffeebuddy.infra.kafka.testing._probe import cluster_broker_ids, run_sync
 from coffeebuddy.infra.kafka.testing._process import ManagedProcess
 
@@ -45,44 +51,8 @@ __all__ = [
     "TlsEndpoint",
 ]
 
-Protocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
-_PROTOCOLS: tuple[Protocol, ...] = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
-#: The super user every SASL test can fall back to.
-ADMIN_USER = "admin"
 _ADDR_IN_USE = re.compile(r"Address already in use|BindException", re.IGNORECASE)
 _PORT_RETRIES = 3
-_LOG4J2 = """\
-status = error
-appender.out.type = Console
-appender.out.name = OUT
-appender.out.layout.type = PatternLayout
-appender.out.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = WARN
-rootLogger.appenderRef.out.ref = OUT
-logger.server.name = kafka.server
-logger.server.level = INFO
-logger.raft.name = org.apache.kafka.raft
-logger.raft.level = WARN
-"""
-
-
-@dataclass(frozen=True)
-class SaslUser:
-    """A SASL user of the test cluster (PLAIN and both SCRAM mechanisms); the password stays out
-    of reprs."""
-
-    name: str
-    password: str = field(repr=False)
-
-
-@dataclass
-class _Node:
-    node_id: int
-    ports: dict[str, int]
-    data_dir: Path
-    process: ManagedProcess | None = None
-    starts: int = 0
 
 
 class ApacheKafka(ContextManaged):
@@ -117,7 +87,7 @@ class ApacheKafka(ContextManaged):
             for user in dict.fromkeys([ADMIN_USER, *users])
         }
         self._dir: Path | None = None
-        self._nodes: dict[int, _Node] = {}
+        self._nodes: dict[int, KraftNode] = {}
         self._cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
     # -- where it is ---------------------------------------------------------------------------
@@ -217,7 +187,7 @@ class ApacheKafka(ContextManaged):
         keystore = folder / "server-keystore.pem"
         keystore.write_bytes(key_pem + cert_pem)
         keystore.chmod(0o600)
-        (folder / "log4j2.properties").write_text(_LOG4J2)
+        (folder / "log4j2.properties").write_text(LOG4J2)
         error: BrokerStartError | None = None
         for _attempt in range(_PORT_RETRIES):
             self._plan_nodes(folder)
@@ -243,76 +213,18 @@ class ApacheKafka(ContextManaged):
         return self._dir
 
     def _plan_nodes(self, folder: Path) -> None:
-        self._nodes = {}
-        taken: set[int] = set()
-        for node_id in range(1, self.node_count + 1):
-            ports: dict[str, int] = {}
-            for listener in (*_PROTOCOLS, "CONTROLLER"):
-                port = free_port(self.host)
-                while port in taken:
-                    port = free_port(self.host)
-                taken.add(port)
-                ports[listener] = port
-            data = folder / f"node-{node_id}"
-            if data.exists():
-                shutil.rmtree(data)
-            data.mkdir(parents=True)
-            self._nodes[node_id] = _Node(node_id, ports, data)
+        self._nodes = plan_nodes(self.host, self.node_count, folder)
         for node in self._nodes.values():
-            (node.data_dir / "server.properties").write_text(self._server_properties(node))
-
-    def _server_properties(self, node: _Node) -> str:
-        replicas = min(3, self.node_count)
-        voters = ",".join(
-            f"{n.node_id}@{self.host}:{n.ports['CONTROLLER']}" for n in self._nodes.values()
-        )
-        plain_users = " ".join(f'user_{u.name}="{u.password}"' for u in self._users.values())
-        listeners = [f"{p}://{self.host}:{node.ports[p]}" for p in _PROTOCOLS]
-        keystore = self._folder() / "server-keystore.pem"
-        config: dict[str, str] = {
-            "process.roles": "broker,controller",
-            "node.id": str(node.node_id),
-            "controller.quorum.voters": voters,
-            "controller.listener.names": "CONTROLLER",
-            "listeners": ",".join(
-                [*listeners, f"CONTROLLER://{self.host}:{node.ports['CONTROLLER']}"]
-            ),
-            "advertised.listeners": ",".join(listeners),
-            "listener.security.protocol.map": ",".join(
-                [f"{p}:{p}" for p in _PROTOCOLS] + ["CONTROLLER:PLAINTEXT"]
-            ),
-            "inter.broker.listener.name": "PLAINTEXT",
-            "log.dirs": str(node.data_dir / "data"),
-            "num.partitions": "1",
-            "default.replication.factor": str(replicas),
-            "offsets.topic.replication.factor": str(replicas),
-            "offsets.topic.num.partitions": "10",
-            "transaction.state.log.replication.factor": str(replicas),
-            "transaction.state.log.min.isr": str(min(2, replicas)),
-            "transaction.state.log.num.partitions": "4",
-            "share.coordinator.state.topic.replication.factor": str(replicas),
-            "share.coordinator.state.topic.min.isr": str(min(2, replicas)),
-            "group.initial.rebalance.delay.ms": "0",
-            "group.min.session.timeout.ms": "1000",
-            "auto.create.topics.enable": "false",
-            "ssl.keystore.type": "PEM",
-            "ssl.keystore.location": str(keystore),
-            "ssl.client.auth": "none",
-            "sasl.enabled.mechanisms": ",".join(SASL_MECHANISMS),
-            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-            "super.users": f"User:{ADMIN_USER};User:ANONYMOUS",
-            "allow.everyone.if.no.acl.found": "false",
-        }
-        for listener in ("sasl_plaintext", "sasl_ssl"):
-            config[f"listener.name.{listener}.plain.sasl.jaas.config"] = (
-                f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain_users};"
-            )
-            for mechanism in ("scram-sha-256", "scram-sha-512"):
-                config[f"listener.name.{listener}.{mechanism}.sasl.jaas.config"] = (
-                    "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            (node.data_dir / "server.properties").write_text(
+                server_properties(
+                    node,
+                    self._nodes,
+                    host=self.host,
+                    users=self._users.values(),
+                    keystore=folder / "server-keystore.pem",
+                    extra=self._extra_config,
                 )
-        config.update(self._extra_config)
-        return "".join(f"{key}={_escape(value)}\n" for key, value in config.items())
+            )
 
     def _java(self, main: str, *args: str, heap: str = "256m") -> list[str]:
         assert self._runtime is not None
@@ -329,7 +241,7 @@ class ApacheKafka(ContextManaged):
             *args,
         ]
 
-    def _format(self, node: _Node) -> None:
+    def _format(self, node: KraftNode) -> None:
         scram = [
             arg
             for user in self._users.values()
@@ -355,13 +267,13 @@ class ApacheKafka(ContextManaged):
             process.stop(timeout=2.0)
             code = None
         if code != 0:
-            tail = _redact(process.log_tail(30), self._users.values())
+            tail = redact(process.log_tail(30), self._users.values())
             raise BrokerStartError(
                 f"formatting Apache Kafka storage for node {node.node_id} failed "
                 f"(exit {code}):\n{tail}"
             )
 
-    def _spawn(self, node: _Node) -> None:
+    def _spawn(self, node: KraftNode) -> None:
         node.starts += 1
         node.process = ManagedProcess(
             self._java("kafka.Kafka", str(node.data_dir / "server.properties"), heap=self.heap),
@@ -373,41 +285,41 @@ class ApacheKafka(ContextManaged):
     def wait_ready(self, timeout: float | None = None, *, nodes: Iterable[int] = ()) -> None:
         """Wait until ``nodes`` (default: all running) answer and every live node is registered."""
         limit = self.startup_timeout if timeout is None else timeout
-        deadline = time.monotonic() + limit
         wanted = list(nodes) or [
             i for i, n in self._nodes.items() if n.process and n.process.running
         ]
-        problem = "no answer yet"
-        while True:
+
+        def exited() -> str | None:
             for node_id in wanted:
                 process = self._nodes[node_id].process
                 if process is None or not process.running:
                     code = process.returncode if process else None
-                    raise BrokerStartError(
+                    return (
                         f"{self.name} node {node_id} exited with code {code} before it was ready "
                         f"(log {process.log_path if process else '-'}):\n"
                         f"{self.log_tail(40, node=node_id)}"
                     )
-            try:
-                for node_id in wanted:
-                    address = self.bootstrap("PLAINTEXT", nodes=[node_id])
-                    registered = run_sync(
-                        lambda: cluster_broker_ids(address, limit=2.0)  # noqa: B023 - run now
+            return None
+
+        def registered() -> bool:
+            for node_id in wanted:
+                address = self.bootstrap("PLAINTEXT", nodes=[node_id])
+                seen = run_sync(lambda: cluster_broker_ids(address, limit=2.0))  # noqa: B023
+                if not set(wanted) <= seen:
+                    raise ConnectionError(
+                        f"node {node_id} sees brokers {sorted(seen)}, waiting for {sorted(wanted)}"
                     )
-                    if not set(wanted) <= registered:
-                        raise ConnectionError(
-                            f"node {node_id} sees brokers {sorted(registered)}, "
-                            f"waiting for {sorted(wanted)}"
-                        )
-                return
-            except Exception as exc:  # not ready yet; reported if the deadline passes
-                problem = f"{type(exc).__name__}: {exc}"
-            if time.monotonic() >= deadline:
-                raise BrokerStartError(
-                    f"{self.name} was not ready within {limit:g} s ({problem}):\n"
-                    f"{self.log_tail(30)}"
-                )
-            time.sleep(0.1)  # polling the children's readiness, bounded by the deadline above
+            return True
+
+        wait_ready(
+            registered,
+            exited=exited,
+            timeout=limit,
+            interval=0.1,
+            timed_out=lambda problem: (
+                f"{self.name} was not ready within {limit:g} s ({problem}):\n{self.log_tail(30)}"
+            ),
+        )
 
     def kill(self, node_id: int) -> None:
         """SIGKILL one node (its data stays; :meth:`restart` brings it back)."""
@@ -444,12 +356,6 @@ class ApacheKafka(ContextManaged):
             process.send_signal(signal.SIGTERM)
         for process in running:
             process.stop(timeout=timeout)
-
-    async def astart(self) -> Self:
-        return await asyncio.to_thread(self.start)
-
-    async def astop(self) -> None:
-        await asyncio.to_thread(self.stop)
 
     def __repr__(self) -> str:
         where = self.bootstrap_servers if self._nodes else "not started"
@@ -494,14 +400,3 @@ class TlsEndpoint:
 
     def __repr__(self) -> str:
         return f"<TlsEndpoint {self.bootstrap_servers}>"
-
-
-def _escape(value: str) -> str:
-    """A ``.properties`` value: backslashes doubled (JAAS strings and paths stay literal)."""
-    return value.replace("\\", "\\\\")
-
-
-def _redact(text: str, users: Iterable[SaslUser]) -> str:
-    for user in users:
-        text = text.replace(user.password, "***")
-    return text

@@ -230,47 +230,42 @@ def _testcontainers(env: Mapping[str, str]) -> BrokerHandle:
 
 def _apache() -> BrokerHandle:
     cluster = ApacheKafka(users=SESSION_SASL_USERS, name="apache-kafka-session").start()
-    try:
-        caps = run_sync(
-            lambda: probe_capabilities(
-                cluster.bootstrap_servers,
-                kind="apache",
-                label=f"Apache Kafka {KAFKA_VERSION} broker",
-            )
-        )
-    except BaseException:
-        cluster.stop()
-        raise
-    return BrokerHandle(
-        bootstrap_servers=cluster.bootstrap_servers,
-        kind="apache",
-        capabilities=caps,
-        env=settings_env(cluster.bootstrap_servers, caps),
-        _log_tail=lambda lines: cluster.log_tail(lines),
-        _close=cluster.stop,
-        apache=cluster,
+    return _local_handle(
+        cluster, "apache", f"Apache Kafka {KAFKA_VERSION} broker", cluster.log_tail, apache=cluster
     )
 
 
 def _embedded() -> BrokerHandle:
     broker = EmbeddedBroker(name="tansu-session").start()
+    return _local_handle(
+        broker,
+        "embedded",
+        f"embedded Tansu {broker.version} broker",
+        broker.log_tail,
+        embedded=broker,
+    )
+
+
+def _local_handle(
+    broker: ApacheKafka | EmbeddedBroker,
+    kind: Literal["apache", "embedded"],
+    label: str,
+    log_tail: Callable[[int], str],
+    **which: Any,
+) -> BrokerHandle:
+    """The handle of a started broker this process owns: probed, and stopped if probing fails."""
+    bootstrap = broker.bootstrap_servers
     try:
-        caps = run_sync(
-            lambda: probe_capabilities(
-                broker.bootstrap_servers,
-                kind="embedded",
-                label=f"embedded Tansu {broker.version} broker",
-            )
-        )
+        caps = run_sync(lambda: probe_capabilities(bootstrap, kind=kind, label=label))
     except BaseException:
         broker.stop()
         raise
     return BrokerHandle(
-        bootstrap_servers=broker.bootstrap_servers,
-        kind="embedded",
+        bootstrap_servers=bootstrap,
+        kind=kind,
         capabilities=caps,
-        env=settings_env(broker.bootstrap_servers, caps),
-        _log_tail=broker.log_tail,
+        env=settings_env(bootstrap, caps),
+        _log_tail=log_tail,
         _close=broker.stop,
-        embedded=broker,
+        **which,
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib.resources
 import os
 import re
@@ -13,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Self
 
-from coffeebuddy.infra.kafka.testing._lifecycle import ContextManaged
+from coffeebuddy.infra.kafka.testing._lifecycle import BrokerStartError, ContextManaged, wait_ready
 from coffeebuddy.infra.kafka.testing._ports import free_port, listening_pid_owns, port_is_open
 from coffeebuddy.infra.kafka.testing._probe import ApiVersions, fetch_api_versions, run_sync
 from coffeebuddy.infra.kafka.testing._process import ManagedProcess
@@ -26,10 +25,6 @@ TANSU_BIN_ENV = "COFFEEBUDDY_TANSU_BIN"
 _PORT_RETRIES = 4
 _ADDR_IN_USE = re.compile(r"AddrInUse|address (already )?in use", re.IGNORECASE)
 _VERSION_LINE = re.compile(r"tansu(?: broker)? v?(\d+\.\d+\.\d+\S*)")
-
-
-class BrokerStartError(RuntimeError):
-    """A broker (or its TLS proxy) did not become ready; the message carries its log tail."""
 
 
 def find_tansu_binary() -> Path:
@@ -182,33 +177,34 @@ class EmbeddedBroker(ContextManaged):
         raise last_error
 
     def _wait_ready(self, process: ManagedProcess, port: int) -> None:
+        address = f"{self.host}:{port}"
         deadline = time.monotonic() + self.startup_timeout
-        problem = "no answer yet"
-        while True:
-            if not process.running:
-                raise BrokerStartError(
-                    f"{self.name} broker exited with code {process.returncode} before it was "
-                    f"ready (command: {process.argv[0]}; log {process.log_path}):\n"
-                    f"{process.log_tail()}"
-                )
-            if port_is_open(self.host, port, timeout=0.5) and self._owns(process, port):
-                try:
-                    limit = max(0.5, min(5.0, deadline - time.monotonic()))
-                    address = f"{self.host}:{port}"
-                    self.api_versions = run_sync(
-                        lambda: fetch_api_versions(address, limit=limit)  # noqa: B023 - run now
-                    )
-                    return
-                except Exception as exc:  # not ready yet; reported if the deadline passes
-                    problem = f"{type(exc).__name__}: {exc}"
-            if time.monotonic() >= deadline:
-                process.stop(timeout=2.0)
-                raise BrokerStartError(
-                    f"{self.name} broker on {self.host}:{port} was not ready within "
-                    f"{self.startup_timeout:g} s ({problem}; command: {process.argv[0]}; "
-                    f"log {process.log_path}):\n{process.log_tail()}"
-                )
-            time.sleep(0.02)  # polling the child's readiness, bounded by the deadline above
+
+        def answers() -> bool:
+            if not (port_is_open(self.host, port, timeout=0.5) and self._owns(process, port)):
+                return False
+            limit = max(0.5, min(5.0, deadline - time.monotonic()))
+            self.api_versions = run_sync(lambda: fetch_api_versions(address, limit=limit))
+            return True
+
+        def exited() -> str | None:
+            if process.running:
+                return None
+            return (
+                f"{self.name} broker exited with code {process.returncode} before it was "
+                f"ready (command: {process.argv[0]}; log {process.log_path}):\n"
+                f"{process.log_tail()}"
+            )
+
+        def timed_out(problem: str) -> str:
+            process.stop(timeout=2.0)
+            return (
+                f"{self.name} broker on {address} was not ready within "
+                f"{self.startup_timeout:g} s ({problem}; command: {process.argv[0]}; "
+                f"log {process.log_path}):\n{process.log_tail()}"
+            )
+
+        wait_ready(answers, exited=exited, timeout=self.startup_timeout, timed_out=timed_out)
 
     @staticmethod
     def _owns(process: ManagedProcess, port: int) -> bool:
@@ -224,14 +220,6 @@ class EmbeddedBroker(ContextManaged):
         if self._own_log_dir and self._log_dir is not None and not self.running:
             shutil.rmtree(self._log_dir, ignore_errors=True)
             self._log_dir = None
-
-    async def astart(self) -> Self:
-        """Async :meth:`start` (runs the blocking start in a worker thread)."""
-        return await asyncio.to_thread(self.start)
-
-    async def astop(self, grace: float = 5.0) -> None:
-        """Async :meth:`stop` (SIGKILL after ``grace`` seconds)."""
-        await asyncio.to_thread(self.stop, grace)
 
     def __repr__(self) -> str:
         where = self.bootstrap_servers if self._port is not None else "not started"

@@ -1,26 +1,24 @@
 """TLS mode: the embedded broker behind stunnel, with a CA and server certificate made on the fly.
 
-Tansu 0.6.0's own TLS flags do not work with aiokafka (clients hang), so stunnel terminates TLS on
-one port and forwards plain Kafka to the broker, which advertises the TLS port to clients.
+Tansu's own TLS flags (in the pinned 0.6.0 build) do not work with aiokafka (clients hang), so
+stunnel terminates TLS on one port and forwards plain Kafka to the broker, which advertises the
+TLS port to clients.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import shutil
-import ssl
 import tempfile
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
 from coffeebuddy.infra.kafka.testing._certs import CertificateAuthority
 from coffeebuddy.infra.kafka.testing._defaults import TEST_CLIENT_DEFAULTS
-from coffeebuddy.infra.kafka.testing._embedded import BrokerStartError, EmbeddedBroker
-from coffeebuddy.infra.kafka.testing._lifecycle import ContextManaged
+from coffeebuddy.infra.kafka.testing._embedded import EmbeddedBroker
+from coffeebuddy.infra.kafka.testing._lifecycle import BrokerStartError, ContextManaged, wait_ready
 from coffeebuddy.infra.kafka.testing._ports import free_port, port_is_open
 from coffeebuddy.infra.kafka.testing._probe import fetch_api_versions, run_sync
 from coffeebuddy.infra.kafka.testing._process import ManagedProcess
@@ -194,32 +192,36 @@ class TlsBroker(ContextManaged):
         return process
 
     def _wait_ready(self, stunnel: ManagedProcess, tls_port: int) -> None:
-        context = ssl.create_default_context(cafile=str(self.ca_file))
-        deadline = time.monotonic() + self.startup_timeout
-        problem = "no answer yet"
+        context = self.settings.ssl_context()  # the client's own TLS context, trusting our CA
         address = f"{self.host}:{tls_port}"
-        while True:
-            if not stunnel.running:
-                raise BrokerStartError(
-                    f"stunnel exited with code {stunnel.returncode} before it was ready "
-                    f"(log {stunnel.log_path}):\n{stunnel.log_tail()}"
+
+        def answers() -> bool:
+            if not port_is_open(self.host, tls_port, timeout=0.5):
+                return False
+            run_sync(
+                lambda: fetch_api_versions(
+                    address, limit=2.0, security_protocol="SSL", ssl_context=context
                 )
-            if port_is_open(self.host, tls_port, timeout=0.5):
-                try:
-                    run_sync(
-                        lambda: fetch_api_versions(
-                            address, limit=2.0, security_protocol="SSL", ssl_context=context
-                        )
-                    )
-                    return
-                except Exception as exc:  # not ready yet; reported if the deadline passes
-                    problem = f"{type(exc).__name__}: {exc}"
-            if time.monotonic() >= deadline:
-                raise BrokerStartError(
-                    f"TLS broker on {address} was not ready within {self.startup_timeout:g} s "
-                    f"({problem}):\n{self.log_tail()}"
-                )
-            time.sleep(0.02)  # polling the children's readiness, bounded by the deadline
+            )
+            return True
+
+        def exited() -> str | None:
+            if stunnel.running:
+                return None
+            return (
+                f"stunnel exited with code {stunnel.returncode} before it was ready "
+                f"(log {stunnel.log_path}):\n{stunnel.log_tail()}"
+            )
+
+        wait_ready(
+            answers,
+            exited=exited,
+            timeout=self.startup_timeout,
+            timed_out=lambda problem: (
+                f"TLS broker on {address} was not ready within {self.startup_timeout:g} s "
+                f"({problem}):\n{self.log_tail()}"
+            ),
+        )
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop stunnel and the broker; remove the certificates."""
@@ -230,12 +232,6 @@ class TlsBroker(ContextManaged):
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
-
-    async def astart(self) -> Self:
-        return await asyncio.to_thread(self.start)
-
-    async def astop(self) -> None:
-        await asyncio.to_thread(self.stop)
 
     def __repr__(self) -> str:
         where = self.bootstrap_servers if self._tls_port is not None else "not started"

@@ -13,11 +13,31 @@ T = TypeVar("T")
 __all__ = ["wait_until", "wait_until_sync"]
 
 
-def _timeout_error(message: str, timeout: float, last: object, error: BaseException | None) -> str:
-    text = f"{message} (not true after {timeout:g} s; last value: {last!r}"
-    if error is not None:
-        text += f"; last error: {type(error).__name__}: {error}"
-    return text + ")"
+class _Poll:
+    """One wait's state: its deadline and the last value or error seen (for the timeout message)."""
+
+    def __init__(self, name: str, timeout: float, message: str) -> None:
+        if timeout <= 0:
+            raise ValueError(f"{name}: timeout must be > 0, got {timeout!r}")
+        self.timeout = timeout
+        self.message = message
+        self.deadline = time.monotonic() + timeout
+        self.last: Any = None
+        self.error: BaseException | None = None
+
+    def saw(self, value: object) -> bool:
+        self.last, self.error = value, None
+        return bool(value)
+
+    def pause(self, interval: float) -> float:
+        """How long to sleep before the next try; TimeoutError once the deadline has passed."""
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            text = f"{self.message} (not true after {self.timeout:g} s; last value: {self.last!r}"
+            if self.error is not None:
+                text += f"; last error: {type(self.error).__name__}: {self.error}"
+            raise TimeoutError(text + ")")
+        return min(interval, remaining)
 
 
 async def wait_until(
@@ -33,25 +53,17 @@ async def wait_until(
     Raises ``TimeoutError`` naming ``message`` and the last observed value after ``timeout``
     seconds. Exceptions listed in ``ignore`` count as "not yet" (the last one is reported).
     """
-    if timeout <= 0:
-        raise ValueError(f"wait_until: timeout must be > 0, got {timeout!r}")
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    error: BaseException | None = None
+    poll = _Poll("wait_until", timeout, message)
     while True:
         try:
             value = predicate()
             if inspect.isawaitable(value):
                 value = await value
-            last, error = value, None
-            if value:
+            if poll.saw(value):
                 return value
         except ignore as exc:
-            error = exc
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError(_timeout_error(message, timeout, last, error))
-        await asyncio.sleep(min(interval, remaining))
+            poll.error = exc
+        await asyncio.sleep(poll.pause(interval))
 
 
 def wait_until_sync(
@@ -63,11 +75,7 @@ def wait_until_sync(
     ignore: tuple[type[BaseException], ...] = (),
 ) -> T:
     """Blocking twin of :func:`wait_until` for synchronous code and sync tests."""
-    if timeout <= 0:
-        raise ValueError(f"wait_until_sync: timeout must be > 0, got {timeout!r}")
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    error: BaseException | None = None
+    poll = _Poll("wait_until_sync", timeout, message)
     while True:
         try:
             value = predicate()
@@ -75,12 +83,8 @@ def wait_until_sync(
                 if inspect.iscoroutine(value):
                     value.close()  # never awaited on purpose; no "never awaited" warning
                 raise TypeError("wait_until_sync got an async predicate; use await wait_until(...)")
-            last, error = value, None
-            if value:
+            if poll.saw(value):
                 return value
         except ignore as exc:
-            error = exc
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError(_timeout_error(message, timeout, last, error))
-        time.sleep(min(interval, remaining))
+            poll.error = exc
+        time.sleep(poll.pause(interval))

@@ -4,6 +4,19 @@ No Kafka client is imported here: the catalog is plain typed data that the
 producer, consumer, provisioning CLI and docs generator all read.
 """
 
+# The event-type names are the models package's (it owns the event contract); re-exported.
+from coffeebuddy.infra.kafka.models import (
+    DLQ_REPLAYED,
+    REMINDER_CANCELLED,
+    REMINDER_DELIVERY,
+    REMINDER_SCHEDULED,
+    REMINDER_STATE,
+    RUN_CANCELLED,
+    RUN_CLOSED,
+    RUN_CREATED,
+    RUN_ORDER_ADDED,
+    RUN_RUNNER_ASSIGNED,
+)
 from coffeebuddy.infra.kafka.topics._acl import (
     CLUSTER_RESOURCE_NAME,
     AclBinding,
@@ -35,38 +48,28 @@ from coffeebuddy.infra.kafka.topics._compat import breaking_changes, catalog_sna
 from coffeebuddy.infra.kafka.topics._definitions import (
     CATALOG,
     DEAD_LETTER_RETENTION,
-    DLQ_REPLAYED,
     DLQ_REPLAYER_PRINCIPAL,
     DLQ_REPLAYS,
     DLQ_REPLAYS_TOPIC,
     EVENTS_RETENTION,
     MAX_REMINDER_HORIZON,
-    REMINDER_CANCELLED,
     REMINDER_DELIVERIES,
     REMINDER_DELIVERIES_TOPIC,
-    REMINDER_DELIVERY,
     REMINDER_EVENT_TYPES,
     REMINDER_EVENTS,
     REMINDER_EVENTS_DLQ,
     REMINDER_EVENTS_DLQ_TOPIC,
     REMINDER_EVENTS_TOPIC,
     REMINDER_OUTAGE_ALLOWANCE,
-    REMINDER_SCHEDULED,
-    REMINDER_STATE,
     REMINDER_STATE_CHANGELOG,
     REMINDER_STATE_CHANGELOG_TOPIC,
     REMINDER_WORKER_GROUP,
     REMINDER_WORKER_PRINCIPAL,
-    RUN_CANCELLED,
-    RUN_CLOSED,
-    RUN_CREATED,
     RUN_EVENT_TYPES,
     RUN_EVENTS,
     RUN_EVENTS_DLQ,
     RUN_EVENTS_DLQ_TOPIC,
     RUN_EVENTS_TOPIC,
-    RUN_ORDER_ADDED,
-    RUN_RUNNER_ASSIGNED,
     SLACK_APP_PRINCIPAL,
 )
 from coffeebuddy.infra.kafka.topics._validate import (

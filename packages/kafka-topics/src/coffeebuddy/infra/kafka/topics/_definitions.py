@@ -7,8 +7,8 @@ checked against a golden file by the tests.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Final
 
+import coffeebuddy.infra.kafka.models as models  # the event contract owns the type names
 from coffeebuddy.infra.kafka.topics._acl import (
     ConsumerRole,
     LogReaderRole,
@@ -23,22 +23,16 @@ from coffeebuddy.infra.kafka.topics._catalog import (
     _ms,
 )
 
-# CloudEvents types (the models package defines the same strings; a cross-package test pins them).
-RUN_CREATED: Final = "coffeebuddy.run.created.v1"
-RUN_ORDER_ADDED: Final = "coffeebuddy.run.order_added.v1"
-RUN_RUNNER_ASSIGNED: Final = "coffeebuddy.run.runner_assigned.v1"
-RUN_CLOSED: Final = "coffeebuddy.run.closed.v1"
-RUN_CANCELLED: Final = "coffeebuddy.run.cancelled.v1"
-REMINDER_SCHEDULED: Final = "coffeebuddy.reminder.scheduled.v1"
-REMINDER_CANCELLED: Final = "coffeebuddy.reminder.cancelled.v1"
-REMINDER_DELIVERY: Final = "coffeebuddy.reminder.delivery.v1"
-REMINDER_STATE: Final = "coffeebuddy.reminder.state.v1"
-DLQ_REPLAYED: Final = "coffeebuddy.dlq.replayed.v1"
-
 RUN_EVENT_TYPES = frozenset(
-    {RUN_CREATED, RUN_ORDER_ADDED, RUN_RUNNER_ASSIGNED, RUN_CLOSED, RUN_CANCELLED}
+    {
+        models.RUN_CREATED,
+        models.RUN_ORDER_ADDED,
+        models.RUN_RUNNER_ASSIGNED,
+        models.RUN_CLOSED,
+        models.RUN_CANCELLED,
+    }
 )
-REMINDER_EVENT_TYPES = frozenset({REMINDER_SCHEDULED, REMINDER_CANCELLED})
+REMINDER_EVENT_TYPES = frozenset({models.REMINDER_SCHEDULED, models.REMINDER_CANCELLED})
 
 MAX_REMINDER_HORIZON = timedelta(days=7)
 """Longest time between scheduling a reminder and its due time."""
@@ -106,33 +100,26 @@ REMINDER_EVENTS_TOPIC = TopicConfig(
     kind="events",
 )
 
-RUN_EVENTS_DLQ_TOPIC = TopicConfig(
-    name=RUN_EVENTS_DLQ,
-    partitions=_DLQ_PARTITIONS,
-    replication_factor=_REPLICATION,
-    configs=_DLQ_CONFIGS,
-    key_field="run_id",
-    owner=REMINDER_WORKER,
-    description=(
-        "Records of coffeebuddy.run.events a consumer could not process; original key, "
-        "value and headers plus coffeebuddy.dlq.* headers. Any payload."
-    ),
-    kind="dead_letter",
-)
 
-REMINDER_EVENTS_DLQ_TOPIC = TopicConfig(
-    name=REMINDER_EVENTS_DLQ,
-    partitions=_DLQ_PARTITIONS,
-    replication_factor=_REPLICATION,
-    configs=_DLQ_CONFIGS,
-    key_field="run_id",
-    owner=REMINDER_WORKER,
-    description=(
-        "Records of coffeebuddy.reminder.events a consumer could not process; original key, "
-        "value and headers plus coffeebuddy.dlq.* headers. Any payload."
-    ),
-    kind="dead_letter",
-)
+def _dead_letter_topic(source: str) -> TopicConfig:
+    """The dead-letter topic of event topic ``source`` (every DLQ is shaped the same)."""
+    return TopicConfig(
+        name=source + DLQ_SUFFIX,
+        partitions=_DLQ_PARTITIONS,
+        replication_factor=_REPLICATION,
+        configs=_DLQ_CONFIGS,
+        key_field="run_id",
+        owner=REMINDER_WORKER,
+        description=(
+            f"Records of {source} a consumer could not process; original key, "
+            "value and headers plus coffeebuddy.dlq.* headers. Any payload."
+        ),
+        kind="dead_letter",
+    )
+
+
+RUN_EVENTS_DLQ_TOPIC = _dead_letter_topic(RUN_EVENTS)
+REMINDER_EVENTS_DLQ_TOPIC = _dead_letter_topic(REMINDER_EVENTS)
 
 REMINDER_DELIVERIES_TOPIC = TopicConfig(
     name=REMINDER_DELIVERIES,
@@ -146,7 +133,7 @@ REMINDER_DELIVERIES_TOPIC = TopicConfig(
         "delete.retention.ms": _ms(timedelta(days=1)),
     },
     key_field="reminder_id",
-    event_types=frozenset({REMINDER_DELIVERY}),
+    event_types=frozenset({models.REMINDER_DELIVERY}),
     owner=REMINDER_WORKER,
     description=(
         "The reminder worker's delivery log (claimed / sent / dropped per reminder_id), "
@@ -170,7 +157,7 @@ REMINDER_STATE_CHANGELOG_TOPIC = TopicConfig(
         "segment.ms": _ms(timedelta(hours=6)),
     },
     key_field="state_key",
-    event_types=frozenset({REMINDER_STATE}),
+    event_types=frozenset({models.REMINDER_STATE}),
     owner=REMINDER_WORKER,
     description=(
         "The reminder worker's schedule state (scheduled / cancelled / claimed / sent / dropped "
@@ -192,7 +179,7 @@ DLQ_REPLAYS_TOPIC = TopicConfig(
         "min.insync.replicas": _MIN_INSYNC,
     },
     key_field="ref",
-    event_types=frozenset({DLQ_REPLAYED}),
+    event_types=frozenset({models.DLQ_REPLAYED}),
     owner=DLQ_REPLAYER,
     description=(
         "DLQ replay ledger: one coffeebuddy.dlq.replayed.v1 marker per replayed dead letter "
