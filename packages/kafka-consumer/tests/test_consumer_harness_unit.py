@@ -637,3 +637,24 @@ def test_topics_and_group_are_checked(fakes: Any) -> None:
         KafkaConsumerHarness(settings, [no_dlq], "g", handler)
     with pytest.raises(ValueError, match="non-empty consumer group"):
         KafkaConsumerHarness(settings, [fakes.TOPIC], "", handler)
+
+
+async def test_stop_from_a_partition_callback_returns_at_once(fakes: Any) -> None:
+    revoked: list[list[TopicPartition]] = []
+    rig: Any = None
+
+    async def on_revoke(tps: list[TopicPartition]) -> None:
+        revoked.append(tps)
+        await rig.harness.stop()  # runs in the poll loop: must not wait for the shutdown
+
+    async def handler(event: Event, ctx: RecordContext) -> None:
+        pass
+
+    rig = fakes.rig(handler, on_revoke=on_revoke)
+    rig.consumer.add(fakes.event(0))
+    run = asyncio.ensure_future(rig.harness.run())
+    await wait_until(lambda: rig.committed() == 1, timeout=5, message="committed")
+    rig.consumer.revoke(0)
+    await asyncio.wait_for(run, 5)
+    assert revoked == [[TopicPartition(fakes.TOPIC.name, 0)]]
+    assert rig.consumer.stopped

@@ -149,7 +149,10 @@ class Assignment:
 async def call_user(callback: PartitionsCallback, tps: list[TopicPartition], budget: float) -> None:
     """Await a user's partition callback within `budget`; its failure is logged, not raised."""
     try:
-        await asyncio.wait_for(callback(sorted(tps)), timeout=max(0.1, budget))
+        # asyncio.timeout, not wait_for: the callback runs in this task, so a stop() it calls
+        # knows it is running inside the harness
+        async with asyncio.timeout(max(0.1, budget)):
+            await callback(sorted(tps))
     except Exception:
         log.exception("partition callback %r failed", callback)
 

@@ -198,6 +198,7 @@ class KafkaConsumerHarness:
         self._running = False
         self._stopped = asyncio.Event()
         self._run_task: asyncio.Task[None] | None = None
+        self._poll_task: asyncio.Task[None] | None = None
         self._signals = 0
 
     # ------------------------------------------------------------------ public API
@@ -255,7 +256,7 @@ class KafkaConsumerHarness:
         """Stop fetching, let running handlers finish (bounded), commit, close; idempotent.
 
         A caller cancelled while waiting sees `CancelledError`; the shutdown goes on. Called from
-        a handler (or `on_revoke`), it returns at once: the shutdown waits for that handler.
+        a handler or a partition callback, it returns at once: the shutdown waits for those.
         """
         self._begin_stop()
         task = self._run_task
@@ -270,7 +271,11 @@ class KafkaConsumerHarness:
             waiter.cancel()
 
     def _owns(self, task: asyncio.Task[Any] | None) -> bool:
-        return task is not None and (self._assignment.owns(task) or self._failures.owns(task))
+        """`task` is one the shutdown waits for: the poll loop (rebalance callbacks run in it),
+        a partition worker or a detached retry."""
+        if task is None:
+            return False
+        return task is self._poll_task or self._assignment.owns(task) or self._failures.owns(task)
 
     async def run(self) -> None:
         """Consume until `stop()` (or a signal); returns after a graceful shutdown."""
@@ -285,7 +290,9 @@ class KafkaConsumerHarness:
         try:
             await self._start()
             assert self._consumer is not None
-            poll = asyncio.ensure_future(self._poller.run(self._consumer, self._stopping))
+            poll = self._poll_task = asyncio.ensure_future(
+                self._poller.run(self._consumer, self._stopping)
+            )
             stop_wait = asyncio.ensure_future(self._stopping.wait())
             try:
                 await asyncio.wait({poll, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
