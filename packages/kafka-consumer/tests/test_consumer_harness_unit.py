@@ -658,3 +658,46 @@ async def test_stop_from_a_partition_callback_returns_at_once(fakes: Any) -> Non
     await asyncio.wait_for(run, 5)
     assert revoked == [[TopicPartition(fakes.TOPIC.name, 0)]]
     assert rig.consumer.stopped
+
+
+async def test_stopping_ends_a_retry_backoff_and_leaves_the_record_uncommitted(
+    fakes: Any,
+) -> None:
+    from coffeebuddy.infra.kafka.consumer import RetryPolicy
+
+    failed = asyncio.Event()
+
+    async def handler(event: Event, ctx: RecordContext) -> None:
+        failed.set()
+        raise RetryableError("down for a while")
+
+    slow = RetryPolicy(max_attempts=5, initial_backoff=30.0, max_backoff=30.0, jitter=0.0)
+    rig = fakes.rig(handler, retry_policy=slow)
+    rig.consumer.add(fakes.event(0))
+    run = asyncio.ensure_future(rig.harness.run())
+    await asyncio.wait_for(failed.wait(), 5)
+    await wait_until(lambda: rig.consumer.tp() in rig.consumer.paused, timeout=5, message="paused")
+    loop = asyncio.get_running_loop()
+    begun = loop.time()
+    await rig.harness.stop()
+    assert loop.time() - begun < 5  # the 30 s backoff did not hold the stop
+    assert run.done()
+    assert rig.committed() == 0  # offset 0 stays next: redelivered after a restart
+    assert rig.dead_letters() == []
+
+
+async def test_a_retry_attempt_may_defer_its_record(fakes: Any, running: Any) -> None:
+    completions: list[Completion] = []
+
+    async def handler(event: Event, ctx: RecordContext) -> None:
+        if ctx.attempt == 1:
+            raise RetryableError("once")
+        completions.append(ctx.defer())
+
+    rig = fakes.rig(handler)
+    rig.consumer.add(fakes.event(0))
+    async with running(rig.harness):
+        await wait_until(lambda: completions, timeout=5, message="deferred on attempt 2")
+        assert rig.committed() in (None, 0)
+        completions[0].done()
+        await wait_until(lambda: rig.committed() == 1, timeout=5, message="committed")
