@@ -1,4 +1,5 @@
-"""Harness basics on the real broker: delivery, order, commits, dead letters, retries, health."""
+"""Harness wiring on the real broker: delivery, order, commits, metrics, health, dead letters
+(the failure paths in detail: test_consumer_harness_unit.py)."""
 
 from __future__ import annotations
 
@@ -8,27 +9,10 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from coffeebuddy.infra.kafka.config import KafkaSettings
-from coffeebuddy.infra.kafka.consumer import (
-    DLQ_ATTEMPTS,
-    DLQ_ERROR_MESSAGE,
-    DLQ_ERROR_TYPE,
-    DLQ_FIRST_SEEN,
-    DLQ_ORIGIN_KEY,
-    DLQ_ORIGIN_OFFSET,
-    DLQ_ORIGIN_PARTITION,
-    DLQ_ORIGIN_TOPIC,
-    DLQ_REASON,
-    KafkaConsumerHarness,
-    NonRetryableError,
-    RecordContext,
-    RetryableError,
-    RetryPolicy,
-)
+from coffeebuddy.infra.kafka.consumer import KafkaConsumerHarness, RecordContext
 from coffeebuddy.infra.kafka.metrics import KafkaMetrics
-from coffeebuddy.infra.kafka.models import Event
+from coffeebuddy.infra.kafka.models import Event, parse_dead_letter_headers
 from coffeebuddy.infra.kafka.testing import TopicFactory, wait_until
-
-FAST_RETRY = RetryPolicy(max_attempts=3, initial_backoff=0.05, max_backoff=0.2, jitter=0.1)
 
 
 async def test_delivers_in_partition_order_commits_and_reports_health(
@@ -159,21 +143,14 @@ async def test_poison_records_go_to_dead_letter_topic_and_consumption_goes_on(
         await wait_until(lambda: len(handled) == 20, timeout=10, message="all good handled")
     assert await kit.committed(kafka_settings, group, topic.name, 1) == [len(values)]
     poison_offsets = [i for i, v in enumerate(values) if v not in good]
-    assert sorted(int(dict(r.headers)[DLQ_ORIGIN_OFFSET]) for r in dead) == poison_offsets
-    for record in dead:
-        headers = dict(record.headers)
-        offset = int(headers[DLQ_ORIGIN_OFFSET])
-        assert record.value == values[offset]
-        assert record.key == f"k{offset}".encode()
-        assert headers[DLQ_ORIGIN_TOPIC] == topic.name.encode()
-        assert headers[DLQ_ORIGIN_PARTITION] == b"0"
-        assert headers[DLQ_ORIGIN_KEY] == record.key
-        assert headers[DLQ_REASON] == b"decode_error"
-        assert headers[DLQ_ERROR_TYPE] == b"EventDecodeError"
-        assert headers[DLQ_ERROR_MESSAGE]
-        assert headers[DLQ_ATTEMPTS] == b"1"
-        assert headers[DLQ_FIRST_SEEN].endswith(b"Z")
-        assert headers["traceparent"].startswith(b"00-4bf9")
+    parsed = [parse_dead_letter_headers(r.headers) for r in dead]
+    assert sorted(d.origin_offset for d in parsed) == poison_offsets
+    for record, headers in zip(dead, parsed, strict=True):
+        assert record.value == values[headers.origin_offset]  # byte for byte, real producer
+        assert record.key == headers.origin_key == f"k{headers.origin_offset}".encode()
+        assert (headers.origin_topic, headers.origin_partition) == (topic.name, 0)
+        assert (headers.reason, headers.error_type) == ("decode_error", "EventDecodeError")
+        assert dict(headers.original)["traceparent"].startswith(b"00-4bf9")
     assert (
         kit.sample(
             registry,
@@ -184,162 +161,3 @@ async def test_poison_records_go_to_dead_letter_topic_and_consumption_goes_on(
         )
         == 4
     )
-
-
-async def test_retryable_errors_back_off_keep_order_then_dead_letter_when_exhausted(
-    kafka_settings: KafkaSettings,
-    unique_topic: TopicFactory,
-    group: str,
-    metrics: KafkaMetrics,
-    registry: CollectorRegistry,
-    running: Any,
-    kit: Any,
-) -> None:
-    topic = unique_topic(1)
-    await kit.produce(kafka_settings, topic.name, kit.events_bytes(6), partition=0)
-    calls: list[tuple[int, int]] = []
-
-    async def handler(event: Event, ctx: RecordContext) -> None:
-        calls.append((ctx.offset, ctx.attempt))
-        if ctx.offset == 1 and ctx.attempt < 3:
-            raise RetryableError("slack 503")  # succeeds on the third attempt
-        if ctx.offset == 3:
-            raise RetryableError("still down")  # never succeeds: exhausted
-        if ctx.offset == 4:
-            raise NonRetryableError("bad reminder")
-        if ctx.offset == 5:
-            raise KeyError("bug")  # unclassified: non-retryable by default
-
-    harness = KafkaConsumerHarness(
-        kafka_settings, [topic], group, handler, metrics=metrics, retry_policy=FAST_RETRY
-    )
-    async with running(harness):
-        dead = await kit.read_topic(kafka_settings, topic.dead_letter_topic, 3, timeout=20)
-        await wait_until(lambda: calls and calls[-1][0] == 5, timeout=5, message="all called")
-    assert calls == [(0, 1), (1, 1), (1, 2), (1, 3), (2, 1), (3, 1), (3, 2), (3, 3), (4, 1), (5, 1)]
-    reasons = {int(dict(r.headers)[DLQ_ORIGIN_OFFSET]): dict(r.headers) for r in dead}
-    assert reasons[3][DLQ_REASON] == b"retries_exhausted"
-    assert reasons[3][DLQ_ATTEMPTS] == b"3"
-    assert reasons[3][DLQ_ERROR_TYPE] == b"RetryableError"
-    assert reasons[3][DLQ_ERROR_MESSAGE] == b"still down"
-    assert reasons[4][DLQ_REASON] == b"non_retryable"
-    assert reasons[5][DLQ_ERROR_TYPE] == b"KeyError"
-    assert await kit.committed(kafka_settings, group, topic.name, 1) == [6]
-    assert (
-        kit.sample(
-            registry,
-            "coffeebuddy_kafka_handler_errors_total",
-            topic=topic.name,
-            group=group,
-            error_type="RetryableError",
-        )
-        == 5
-    )
-    assert (
-        kit.sample(
-            registry,
-            "coffeebuddy_kafka_handler_duration_seconds_count",
-            topic=topic.name,
-            group=group,
-            outcome="retry",
-        )
-        == 4
-    )
-
-
-async def test_custom_classifier_decides(
-    kafka_settings: KafkaSettings,
-    unique_topic: TopicFactory,
-    group: str,
-    metrics: KafkaMetrics,
-    running: Any,
-    kit: Any,
-) -> None:
-    from coffeebuddy.infra.kafka.consumer import ErrorClass
-
-    topic = unique_topic(1)
-    await kit.produce(kafka_settings, topic.name, kit.events_bytes(1), partition=0)
-    attempts: list[int] = []
-
-    async def handler(event: Event, ctx: RecordContext) -> None:
-        attempts.append(ctx.attempt)
-        if ctx.attempt == 1:
-            raise LookupError("eventually consistent read")
-
-    def classify(exc: BaseException) -> ErrorClass:
-        return ErrorClass.RETRYABLE if isinstance(exc, LookupError) else ErrorClass.NON_RETRYABLE
-
-    harness = KafkaConsumerHarness(
-        kafka_settings,
-        [topic],
-        group,
-        handler,
-        metrics=metrics,
-        retry_policy=FAST_RETRY,
-        classify_error=classify,
-    )
-    async with running(harness):
-        await wait_until(lambda: attempts == [1, 2], timeout=10, message="retried once")
-        await wait_until(
-            lambda: (
-                kit.sample(
-                    metrics.registry,
-                    "coffeebuddy_kafka_committed_offset",
-                    topic=topic.name,
-                    group=group,
-                    partition="0",
-                )
-                == 1
-            ),
-            timeout=5,
-            message="committed after retry",
-        )
-
-
-async def test_an_injected_decoder_replaces_the_cloudevents_one(
-    kafka_settings: KafkaSettings,
-    unique_topic: TopicFactory,
-    group: str,
-    metrics: KafkaMetrics,
-    registry: CollectorRegistry,
-    running: Any,
-    kit: Any,
-) -> None:
-    """`decoder=` sees every record; whatever it raises dead-letters the record (the partition
-    goes on), like a malformed event."""
-    from coffeebuddy.infra.kafka.models import decode_record
-
-    topic = unique_topic(1)
-    await kit.produce(kafka_settings, topic.name, kit.events_bytes(6), partition=0)
-    offsets: list[int] = []
-    decoded: list[bytes | None] = []
-
-    def every_other(value: bytes | None, headers: Any) -> Event:
-        decoded.append(value)
-        if len(decoded) % 2 == 0:
-            raise LookupError("refused by the injected decoder")
-        return decode_record(value, headers)
-
-    async def handler(event: Event, ctx: RecordContext) -> None:
-        offsets.append(ctx.offset)
-
-    harness = KafkaConsumerHarness(
-        kafka_settings, [topic], group, handler, metrics=metrics, decoder=every_other
-    )
-    async with running(harness):
-        await wait_until(lambda: len(decoded) == 6, timeout=20, message="six decoded")
-        await wait_until(
-            lambda: (
-                kit.sample(
-                    registry,
-                    "coffeebuddy_kafka_dead_lettered_total",
-                    topic=topic.name,
-                    group=group,
-                    reason="decode_error",
-                )
-                == 3
-            ),
-            timeout=10,
-            message="three dead letters",
-        )
-    assert offsets == [0, 2, 4]

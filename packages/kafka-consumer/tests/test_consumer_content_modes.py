@@ -163,32 +163,42 @@ async def test_untraced_harness_runs_handlers_outside_any_span(
         spans.append(trace.get_current_span())
 
     harness = KafkaConsumerHarness(kafka_settings, [topic], group, handler, metrics=metrics)
-    assert harness._tracer is None  # no SDK provider installed: no tracing work per record
     async with running(harness):
         await wait_until(lambda: spans, timeout=10, message="handled")
     assert spans == [trace.INVALID_SPAN]
 
 
 def test_without_opentelemetry_the_harness_needs_none_of_it() -> None:
+    """A good and a poison record through the harness (fake consumer and producer of
+    conftest.py) with opentelemetry unimportable: neither path reaches for tracing."""
     import subprocess
     import sys
+    from pathlib import Path
 
-    script = """
-import sys
+    conftest_path = str(Path(__file__).with_name("conftest.py"))
+    script = f"""
+import asyncio, importlib.util, sys
 sys.modules["opentelemetry"] = None  # as if opentelemetry-api were not installed
-from coffeebuddy.infra.kafka.config import KafkaSettings
-from coffeebuddy.infra.kafka.consumer import KafkaConsumerHarness
-from coffeebuddy.infra.kafka.models import EventDecodeError, FieldError
-from coffeebuddy.infra.kafka.topics import REMINDER_EVENTS_TOPIC
+spec = importlib.util.spec_from_file_location("consumer_conftest", {conftest_path!r})
+conftest = sys.modules["consumer_conftest"] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(conftest)
+
+handled = []
 
 async def handler(event, ctx):
-    pass
+    handled.append(ctx.offset)
 
-settings = KafkaSettings.from_env({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"})
-harness = KafkaConsumerHarness(settings, [REMINDER_EVENTS_TOPIC], "g", handler)
-assert harness._tracer is None and harness._handler is handler
-# the poison-record path must not reach for the tracing module either
-harness._trace_decode_failure(None, EventDecodeError("invalid_json", [FieldError("", "json", "x")]))
+async def main():
+    rig = conftest.Fakes.rig(handler)
+    rig.consumer.add(b"not an event")
+    rig.consumer.add(conftest.Fakes.event(1))
+    task = asyncio.ensure_future(rig.harness.run())
+    await conftest.wait_until(lambda: rig.committed() == 2, timeout=10)
+    await rig.harness.stop()
+    await task
+    assert handled == [1] and len(rig.dead_letters()) == 1, (handled, rig.dead_letters())
+
+asyncio.run(main())
 assert "coffeebuddy.infra.kafka.consumer._tracing" not in sys.modules
 print("ok")
 """

@@ -127,51 +127,6 @@ async def test_deferred_completion_pauses_at_cap_and_commits_lowest_incomplete(
     assert await kit.committed(kafka_settings, group, topic.name, 1) == [20]
 
 
-async def test_max_incomplete_total_pauses_every_partition_and_failed_deferral_dead_letters(
-    kafka_settings: KafkaSettings,
-    unique_topic: TopicFactory,
-    group: str,
-    metrics: KafkaMetrics,
-    registry: CollectorRegistry,
-    running: Any,
-    kit: Any,
-) -> None:
-    topic = unique_topic(2)
-    await kit.produce(kafka_settings, topic.name, kit.events_bytes(10), partition=0)
-    await kit.produce(kafka_settings, topic.name, kit.events_bytes(10), partition=1)
-    completions: list[Completion] = []
-
-    async def handler(event: Event, ctx: RecordContext) -> None:
-        completions.append(ctx.defer())
-
-    harness = KafkaConsumerHarness(
-        kafka_settings,
-        [topic],
-        group,
-        handler,
-        metrics=metrics,
-        max_incomplete_total=4,
-        max_records=1,
-    )
-    async with running(harness):
-        await wait_until(
-            lambda: kit.sample(registry, "coffeebuddy_kafka_paused_partitions", group=group) == 2,
-            timeout=15,
-            message="all partitions paused",
-        )
-        assert 4 <= len(completions) <= 5
-        delivered = len(completions)
-        completions[0].fail(ValueError("permanent"))
-        completions[1].done()  # total incomplete now below the limit (<= 3)
-        dead = await kit.read_topic(kafka_settings, topic.dead_letter_topic, 1, timeout=10)
-        await wait_until(
-            lambda: len(completions) > delivered, timeout=5, message="resumed below the limit"
-        )
-    headers = dict(dead[0].headers)
-    assert headers["coffeebuddy.dlq.reason"] == b"non_retryable"
-    assert headers["coffeebuddy.dlq.error.type"] == b"ValueError"
-
-
 async def test_stop_returns_within_deadline_when_broker_is_unreachable(
     kafka_settings: KafkaSettings,
     group: str,
@@ -248,56 +203,3 @@ async def test_sigterm_stops_gracefully_and_second_signal_forces(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
     assert await kit.committed(kafka_settings, group, topic.name, 1) == [1]
-
-
-async def test_not_live_when_lag_without_commit_progress(
-    kafka_settings: KafkaSettings,
-    unique_topic: TopicFactory,
-    group: str,
-    metrics: KafkaMetrics,
-    registry: CollectorRegistry,
-    running: Any,
-    kit: Any,
-) -> None:
-    topic = unique_topic(1)
-    await kit.produce(kafka_settings, topic.name, kit.events_bytes(10), partition=0)
-    held: list[Completion] = []
-
-    async def handler(event: Event, ctx: RecordContext) -> None:
-        held.append(ctx.defer())  # never completed: commits cannot advance
-
-    harness = KafkaConsumerHarness(
-        kafka_settings,
-        [topic],
-        group,
-        handler,
-        metrics=metrics,
-        max_incomplete_per_partition=1,
-        max_records=1,
-        stall_timeout=1.0,
-    )
-    async with running(harness):
-        await wait_until(lambda: harness.health().ready, timeout=15, message="ready")
-        assert harness.health().live
-        await wait_until(
-            lambda: (
-                kit.sample(
-                    registry,
-                    "coffeebuddy_kafka_consumer_lag",
-                    topic=topic.name,
-                    group=group,
-                    partition="0",
-                )
-                > 0
-            ),
-            timeout=5,
-            message="lag reported",
-        )
-        status = await wait_until(
-            lambda: (s := harness.health()) and not s.live and s, timeout=5, message="not live"
-        )
-        assert "no commit progress" in status.detail
-        assert status.ready  # still in the group: readiness and liveness are separate
-        for completion in held:
-            completion.done()
-        await wait_until(lambda: harness.health().live, timeout=5, message="live again")

@@ -1,5 +1,6 @@
 """Graceful, at-least-once, poison-proof consumer harness for CoffeeBuddy topics."""
 
+from coffeebuddy.infra.kafka.consumer._client import ConsumerFactory, ConsumerLike
 from coffeebuddy.infra.kafka.consumer._context import (
     Completion,
     HealthStatus,
@@ -14,7 +15,14 @@ from coffeebuddy.infra.kafka.consumer._errors import (
     RetryPolicy,
     default_classifier,
 )
-from coffeebuddy.infra.kafka.consumer._harness import (
+from coffeebuddy.infra.kafka.consumer._harness import KafkaConsumerHarness
+from coffeebuddy.infra.kafka.consumer._tracker import OffsetTracker
+from coffeebuddy.infra.kafka.consumer._types import Handler, PartitionsCallback, RecordDecoder
+from coffeebuddy.infra.kafka.consumer._version import __version__
+
+# The dead-letter header names are the models package's contract, re-exported unchanged for
+# code that imported them from here.
+from coffeebuddy.infra.kafka.models import (
     DLQ_ATTEMPTS,
     DLQ_ERROR_MESSAGE,
     DLQ_ERROR_TYPE,
@@ -25,13 +33,7 @@ from coffeebuddy.infra.kafka.consumer._harness import (
     DLQ_ORIGIN_PARTITION,
     DLQ_ORIGIN_TOPIC,
     DLQ_REASON,
-    Handler,
-    KafkaConsumerHarness,
-    PartitionsCallback,
-    RecordDecoder,
 )
-from coffeebuddy.infra.kafka.consumer._tracker import OffsetTracker
-from coffeebuddy.infra.kafka.consumer._version import __version__
 
 __all__ = [
     "DLQ_ATTEMPTS",
@@ -45,6 +47,8 @@ __all__ = [
     "DLQ_ORIGIN_TOPIC",
     "DLQ_REASON",
     "Completion",
+    "ConsumerFactory",
+    "ConsumerLike",
     "ErrorClass",
     "ErrorClassifier",
     "Handler",

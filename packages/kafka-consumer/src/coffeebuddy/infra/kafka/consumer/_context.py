@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
-    from coffeebuddy.infra.kafka.consumer._harness import _Partition
+    from coffeebuddy.infra.kafka.consumer._partition import Partition
 
 
 class TopicPartition(NamedTuple):
@@ -36,7 +36,7 @@ class Completion:
     __slots__ = ("_attempt", "_event", "_first_seen", "_part", "_record", "_settled")
 
     def __init__(
-        self, part: _Partition, record: Any, event: Any, attempt: int, first_seen: float
+        self, part: Partition, record: Any, event: Any, attempt: int, first_seen: float
     ) -> None:
         self._part = part
         self._record = record
@@ -63,16 +63,14 @@ class Completion:
         if self._settled or self._part.revoked:
             return
         self._settled = True
-        self._part.harness._complete_deferred(self._part, self._record.offset)
+        self._part.complete(self._record.offset)
 
     def fail(self, exc: BaseException) -> None:
         """The deferred work failed: classify, then retry with backoff or dead-letter it."""
         if self._settled or self._part.revoked:
             return
         self._settled = True
-        self._part.harness._fail_deferred(
-            self._part, self._record, self._event, self._attempt, self._first_seen, exc
-        )
+        self._part.fail(self._record, self._event, self._attempt, self._first_seen, exc)
 
 
 class RecordContext:
@@ -81,7 +79,7 @@ class RecordContext:
     __slots__ = ("_completion", "_event", "_first_seen", "_part", "_record", "attempt")
 
     def __init__(
-        self, part: _Partition, record: Any, event: Any, attempt: int, first_seen: float
+        self, part: Partition, record: Any, event: Any, attempt: int, first_seen: float
     ) -> None:
         self._part = part
         self._record = record
@@ -124,6 +122,11 @@ class RecordContext:
     def is_stale(self) -> bool:
         """True once this member no longer owns the partition."""
         return self._part.revoked
+
+    @property
+    def is_deferred(self) -> bool:
+        """True once the handler called `defer()`: the record completes with its completion."""
+        return self._completion is not None
 
     def defer(self) -> Completion:
         """Keep the record incomplete after the handler returns, until the completion settles.

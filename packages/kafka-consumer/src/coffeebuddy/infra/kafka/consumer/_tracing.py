@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
 
     from coffeebuddy.infra.kafka.consumer._context import RecordContext
-    from coffeebuddy.infra.kafka.consumer._harness import Handler
+    from coffeebuddy.infra.kafka.consumer._types import Handler
     from coffeebuddy.infra.kafka.models import Event
 
 __all__ = ["decode_failed", "traced_handler"]
@@ -64,7 +64,7 @@ def traced_handler(handler: Handler, tracer: Tracer, group: str) -> Handler:
             span.set_status(trace.Status(trace.StatusCode.ERROR, type(exc).__name__))
             raise
         else:
-            if ctx._completion is not None:
+            if ctx.is_deferred:
                 span.set_attribute("coffeebuddy.deferred", True)
         finally:
             otel_context.detach(token)
