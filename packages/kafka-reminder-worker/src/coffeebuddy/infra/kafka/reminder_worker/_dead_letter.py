@@ -1,31 +1,24 @@
 """Parking a reminder the sender rejected outright on the reminder events' dead-letter topic,
-in the consumer harness's header format (so `coffeebuddy-kafka dlq replay` works on it)."""
+in the models package's dead-letter contract (so `coffeebuddy-kafka dlq replay` works on it)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from coffeebuddy.infra.kafka.consumer import (
-    DLQ_ATTEMPTS,
-    DLQ_ERROR_MESSAGE,
-    DLQ_ERROR_TYPE,
-    DLQ_FIRST_SEEN,
-    DLQ_ORIGIN_KEY,
-    DLQ_ORIGIN_OFFSET,
-    DLQ_ORIGIN_PARTITION,
-    DLQ_ORIGIN_TOPIC,
-    DLQ_REASON,
-)
+from coffeebuddy.infra.kafka.consumer import NonRetryableError
 from coffeebuddy.infra.kafka.models import (
     CONTENT_TYPE,
     ReminderScheduled,
     ReminderScheduledData,
+    dead_letter_headers,
     encode_event,
 )
+from coffeebuddy.infra.kafka.reminder_worker._timers import backoff_delay
 from coffeebuddy.infra.kafka.topics import TopicConfig
 
 if TYPE_CHECKING:
@@ -61,19 +54,18 @@ async def publish_dead_letter(
         data=data,
     )
     message = f"reminder {entry.reminder_id} (run {entry.run_id}) rejected by the sender: {error}"
-    headers = [
-        (DLQ_ORIGIN_TOPIC, events_topic.name.encode()),
-        (DLQ_ORIGIN_PARTITION, str(entry.partition).encode()),
-        (DLQ_ORIGIN_OFFSET, str(max(entry.origin_offset, 0)).encode()),
-        (DLQ_ORIGIN_KEY, entry.run_id.encode()),
-        (DLQ_ERROR_TYPE, b"NonRetryableError"),
-        (DLQ_ERROR_MESSAGE, message.encode()),
-        (DLQ_REASON, b"non_retryable"),
-        (DLQ_ATTEMPTS, b"1"),
-        (DLQ_FIRST_SEEN, datetime.now(UTC).isoformat().encode()),
-        ("content-type", CONTENT_TYPE.encode()),
-    ]
-    delay = 0.1
+    headers = dead_letter_headers(
+        topic=events_topic.name,
+        partition=entry.partition,
+        offset=max(entry.origin_offset, 0),
+        key=entry.run_id.encode(),
+        error=NonRetryableError(message),
+        reason="non_retryable",
+        attempts=1,
+        first_seen=time.time(),
+        original_headers=[("content-type", CONTENT_TYPE.encode())],
+    )
+    attempt = 0
     while True:
         try:
             await producer.send_raw(
@@ -86,5 +78,5 @@ async def publish_dead_letter(
                 type(exc).__name__,
                 extra={"reminder_id": entry.reminder_id, "error_class": type(exc).__name__},
             )
-            await asyncio.sleep(delay)
-            delay = min(5.0, delay * 2)
+            attempt += 1
+            await asyncio.sleep(backoff_delay(attempt, 0.1, 5.0))
