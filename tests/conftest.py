@@ -269,7 +269,7 @@ class WorkerProcess:
 
 def delivered(slack: FakeSlackServer) -> Counter[str]:
     """How many DMs each reminder id got (the first block id is the reminder id)."""
-    return Counter(bid for m in slack.messages() for bid in m.block_ids)
+    return slack.block_id_counts()
 
 
 class Workers:

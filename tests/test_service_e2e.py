@@ -205,7 +205,7 @@ async def publish(settings: KafkaSettings, events: list[ReminderScheduled]) -> N
 
 
 def delivered(slack: FakeSlackServer) -> Counter[str]:
-    return Counter(bid for m in slack.messages() for bid in m.block_ids)
+    return slack.block_id_counts()
 
 
 async def wait_delivered(slack: FakeSlackServer, ids: set[str], deadline_s: float) -> None:

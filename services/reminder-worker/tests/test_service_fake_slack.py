@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 import pytest
 from slack_sdk.errors import SlackApiError
@@ -48,6 +49,7 @@ async def test_open_is_stable_and_history_filters_and_pages(
     )
     assert len(page["messages"]) + len(rest["messages"]) == 5
     assert [m.text for m in fake_slack.messages_for("U0ONE")] == [f"m{i}" for i in range(5)]
+    assert fake_slack.block_id_counts() == Counter(f"m{i}" for i in range(5))
     assert fake_slack.messages_for("U0TWO") == []
 
 

@@ -12,6 +12,7 @@ import contextlib
 import json
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, Self
@@ -194,6 +195,10 @@ class FakeSlackServer(FaultScript):
 
     def messages_with_block_id(self, block_id: str) -> list[SlackMessage]:
         return [m for m in self.messages() if block_id in m.block_ids]
+
+    def block_id_counts(self) -> Counter[str]:
+        """How many stored DMs carry each block id (the worker's block id is the reminder id)."""
+        return Counter(block_id for m in self.messages() for block_id in m.block_ids)
 
     async def wait_for_messages(
         self,
