@@ -34,7 +34,7 @@ from coffeebuddy.infra.kafka.config import KafkaSettings
 from coffeebuddy.infra.kafka.models import ReminderScheduled, ReminderScheduledData
 from coffeebuddy.infra.kafka.producer import KafkaEventProducer
 from coffeebuddy.infra.kafka.provision import ensure_topics
-from coffeebuddy.infra.kafka.testing import EmbeddedBroker, FakeSlackServer
+from coffeebuddy.infra.kafka.testing import EmbeddedBroker
 from coffeebuddy.infra.kafka.topics import REMINDER_EVENTS_TOPIC
 from coffeebuddy.services.reminder_worker import (
     ReminderWorkerService,
@@ -42,6 +42,7 @@ from coffeebuddy.services.reminder_worker import (
     SlackDMSender,
     render_reminder,
 )
+from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
 
 GROUP = "service"
 CONCURRENCY = 64
@@ -54,7 +55,7 @@ E2E_CONCURRENCY = int(os.environ.get("BENCH_E2E_CONCURRENCY", str(CONCURRENCY)))
 _CHILD = r"""
 import asyncio, json, sys
 from aiohttp import web
-from coffeebuddy.infra.kafka.testing import FakeSlackServer
+from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
 
 async def ceiling():
     async def handler(request):

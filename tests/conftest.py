@@ -29,11 +29,11 @@ from coffeebuddy.infra.kafka.provision import apply_plan, build_plan
 from coffeebuddy.infra.kafka.testing import (
     SESSION_SASL_USERS,
     ApacheKafka,
-    FakeSlackServer,
     apache_kafka_unavailable,
     free_port,
     wait_until,
 )
+from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
 
 _PEM_BODY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----\n(.*?)\n-----END", re.DOTALL)
 
@@ -269,7 +269,7 @@ class WorkerProcess:
 
 def delivered(slack: FakeSlackServer) -> Counter[str]:
     """How many DMs each reminder id got (the first block id is the reminder id)."""
-    return Counter(bid for m in slack.messages() for bid in m.block_ids)
+    return slack.block_id_counts()
 
 
 class Workers:

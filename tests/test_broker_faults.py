@@ -20,14 +20,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from coffeebuddy.infra.kafka.config import KafkaConnectionError, KafkaSettings, check_connection
 from coffeebuddy.infra.kafka.models import decode_event
 from coffeebuddy.infra.kafka.producer import KafkaEventProducer, PublishBatchError
-from coffeebuddy.infra.kafka.testing import (
-    SASL_MECHANISMS,
-    ApacheKafka,
-    FakeSlackServer,
-    free_port,
-    wait_until,
-)
+from coffeebuddy.infra.kafka.testing import SASL_MECHANISMS, ApacheKafka, free_port, wait_until
 from coffeebuddy.infra.kafka.topics import REMINDER_EVENTS_TOPIC
+from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
 
 if TYPE_CHECKING:
     from conftest import LeakCheck, WorkerProcess, Workers

@@ -25,7 +25,7 @@ from coffeebuddy.infra.kafka.provision import (
     inspect_dead_letters,
     replay_dead_letters,
 )
-from coffeebuddy.infra.kafka.testing import ApacheKafka, FakeSlackServer, wait_until
+from coffeebuddy.infra.kafka.testing import ApacheKafka, wait_until
 from coffeebuddy.infra.kafka.topics import (
     CATALOG,
     REMINDER_EVENTS_DLQ_TOPIC,
@@ -34,6 +34,7 @@ from coffeebuddy.infra.kafka.topics import (
     RUN_EVENTS_TOPIC,
     TopicConfig,
 )
+from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
 
 if TYPE_CHECKING:
     from conftest import LeakCheck, Workers

@@ -35,7 +35,7 @@ from coffeebuddy.infra.kafka.provision import (
     replay_dead_letters,
 )
 from coffeebuddy.infra.kafka.reminder_worker import ReminderWorker
-from coffeebuddy.infra.kafka.testing import FakeSlackServer, TopicFactory, wait_until
+from coffeebuddy.infra.kafka.testing import TopicFactory, wait_until
 from coffeebuddy.infra.kafka.topics import (
     CATALOG,
     DLQ_REPLAYS_TOPIC,
@@ -45,6 +45,7 @@ from coffeebuddy.infra.kafka.topics import (
     TopicConfig,
 )
 from coffeebuddy.services.reminder_worker import SlackDMSender
+from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
 
 WAIT = 20.0
 USER = "U0REPLAY1"

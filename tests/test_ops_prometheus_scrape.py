@@ -28,13 +28,13 @@ from coffeebuddy.infra.kafka.producer import KafkaEventProducer
 from coffeebuddy.infra.kafka.provision import ensure_topics
 from coffeebuddy.infra.kafka.testing import (
     BrokerHandle,
-    FakeSlackServer,
     free_port,
     local_broker_kind,
     start_broker,
     wait_until_sync,
 )
 from coffeebuddy.infra.kafka.topics import REMINDER_EVENTS_TOPIC
+from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
 
 pytestmark = pytest.mark.skipif(
     shutil.which("prometheus") is None, reason="prometheus (Debian prometheus) is not installed"

@@ -19,7 +19,8 @@ from coffeebuddy.infra.kafka.config import KafkaSettings, topic_partitions
 from coffeebuddy.infra.kafka.models import ReminderDelivery, ReminderDeliveryData
 from coffeebuddy.infra.kafka.producer import KafkaEventProducer
 from coffeebuddy.infra.kafka.reminder_worker import KafkaChangelog
-from coffeebuddy.infra.kafka.testing import FakeSlackServer, wait_until
+from coffeebuddy.infra.kafka.testing import wait_until
+from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
 
 _spec = importlib.util.spec_from_file_location(
     "reminder_worker_kafka_helpers", Path(__file__).with_name("test_reminder_worker_kafka.py")

@@ -32,13 +32,13 @@ from coffeebuddy.infra.kafka.producer import KafkaEventProducer
 from coffeebuddy.infra.kafka.provision import ensure_topics
 from coffeebuddy.infra.kafka.testing import (
     BrokerHandle,
-    FakeSlackServer,
     free_port,
     local_broker_kind,
     start_broker,
     wait_until,
 )
 from coffeebuddy.infra.kafka.topics import REMINDER_EVENTS_DLQ_TOPIC, REMINDER_EVENTS_TOPIC
+from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
 
 READY_TIMEOUT = 45.0
 
@@ -205,7 +205,7 @@ async def publish(settings: KafkaSettings, events: list[ReminderScheduled]) -> N
 
 
 def delivered(slack: FakeSlackServer) -> Counter[str]:
-    return Counter(bid for m in slack.messages() for bid in m.block_ids)
+    return slack.block_id_counts()
 
 
 async def wait_delivered(slack: FakeSlackServer, ids: set[str], deadline_s: float) -> None:
@@ -489,72 +489,24 @@ async def test_service_missing_topics_exit_with_provisioning_hint(tmp_path: Path
     assert "coffeebuddy-kafka apply" in logs
 
 
-class ScopeProxy:
-    """In front of the fake Slack: adds `x-oauth-scopes` to every answer, as real Slack does."""
-
-    def __init__(self, upstream: str, scopes: str) -> None:
-        self.upstream = upstream
-        self.scopes = scopes
-        self.base_url = ""
-        self._runner: aiohttp.web.AppRunner | None = None
-
-    async def start(self) -> None:
-        from aiohttp import web
-
-        session = aiohttp.ClientSession()
-
-        async def forward(request: web.Request) -> web.Response:
-            headers = {k: v for k, v in request.headers.items() if k.lower() != "host"}
-            async with session.request(
-                request.method,
-                self.upstream + request.match_info["tail"],
-                data=await request.read(),
-                headers=headers,
-            ) as up:
-                out = web.Response(body=await up.read(), status=up.status)
-                out.content_type = up.content_type
-                out.headers["x-oauth-scopes"] = self.scopes
-                return out
-
-        async def close(_app: web.Application) -> None:
-            await session.close()
-
-        app = web.Application()
-        app.router.add_route("*", "/api/{tail:.*}", forward)
-        app.on_cleanup.append(close)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        port = free_port()
-        await web.TCPSite(self._runner, "127.0.0.1", port).start()
-        self.base_url = f"http://127.0.0.1:{port}/api/"
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-
 async def test_service_token_without_im_history_is_not_ready_naming_the_scope(
     stack: Stack,
 ) -> None:
     """auth.test succeeds, but without im:history every ambiguous post would fail its history
     check: the worker must say so instead of reporting ready."""
-    proxy = ScopeProxy(stack.slack.base_url, "chat:write,im:write,users:read")
-    await proxy.start()
-    try:
-        worker = stack.worker(SLACK_API_BASE_URL=proxy.base_url).start()
+    stack.slack.set_scopes(["chat:write", "im:write", "users:read"])
+    worker = stack.worker().start()
 
-        async def not_ready_naming_it() -> bool:
-            status, body = await worker.readyz()
-            return status == 503 and "missing_scope: im:history" in str(body["detail"])
+    async def not_ready_naming_it() -> bool:
+        status, body = await worker.readyz()
+        return status == 503 and "missing_scope: im:history" in str(body["detail"])
 
-        await wait_until(
-            not_ready_naming_it,
-            timeout=READY_TIMEOUT,
-            message="not ready, naming im:history",
-            ignore=(OSError,),
-        )
-        assert "missing_scope: im:history" in worker.logs()
-        proxy.scopes = "chat:write,im:write,im:history"  # the operator re-installs the app
-        await worker.wait_ready(30)
-    finally:
-        await proxy.stop()
+    await wait_until(
+        not_ready_naming_it,
+        timeout=READY_TIMEOUT,
+        message="not ready, naming im:history",
+        ignore=(OSError,),
+    )
+    assert "missing_scope: im:history" in worker.logs()
+    stack.slack.set_scopes(["chat:write", "im:write", "im:history"])  # the app is re-installed
+    await worker.wait_ready(30)

@@ -23,13 +23,8 @@ import aiohttp
 import pytest
 
 from coffeebuddy.infra.kafka.provision import ensure_topics
-from coffeebuddy.infra.kafka.testing import (
-    FakeSlackServer,
-    free_port,
-    local_broker_kind,
-    start_broker,
-    wait_until,
-)
+from coffeebuddy.infra.kafka.testing import free_port, local_broker_kind, start_broker, wait_until
+from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
 
 ROOT = Path(__file__).resolve().parents[1]
 # The same list, in the same order, as the Dockerfile's build stage.
@@ -114,9 +109,12 @@ def image_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_service_wheel_image_has_no_dev_dependencies(image_venv: Path) -> None:
     script = (
         "import importlib.util as u\n"
-        "for name in ('pytest', 'hypothesis', 'coffeebuddy.infra.kafka.testing', 'mypy'):\n"
+        "for name in ('pytest', 'hypothesis', 'coffeebuddy.infra.kafka.testing', 'mypy',"
+        " 'slack_bolt'):\n"
         "    print(name, u.find_spec(name) is not None)\n"
-        "import coffeebuddy.services.reminder_worker, slack_bolt, aiokafka\n"
+        "import coffeebuddy.services.reminder_worker, slack_sdk, aiokafka\n"
+        # the dev-mode Slack stand-in ships in the wheel and needs no test dependency
+        "import coffeebuddy.services.reminder_worker.testing\n"
     )
     result = _run([str(image_venv / "bin" / "python"), "-c", script])
     installed = [line for line in result.stdout.splitlines() if line.endswith(" True")]

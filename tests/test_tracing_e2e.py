@@ -21,13 +21,14 @@ from coffeebuddy.infra.kafka.metrics import KafkaMetrics, ReminderMetrics
 from coffeebuddy.infra.kafka.models import ReminderScheduled, ReminderScheduledData
 from coffeebuddy.infra.kafka.producer import KafkaEventProducer
 from coffeebuddy.infra.kafka.reminder_worker import ReminderWorker
-from coffeebuddy.infra.kafka.testing import FakeSlackServer, TopicFactory, wait_until
+from coffeebuddy.infra.kafka.testing import TopicFactory, wait_until
 from coffeebuddy.infra.kafka.topics import (
     REMINDER_EVENTS_TOPIC,
     REMINDER_STATE_CHANGELOG_TOPIC,
     RUN_EVENTS_TOPIC,
 )
 from coffeebuddy.services.reminder_worker import SlackDMSender
+from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
 
 WAIT = 20.0
 

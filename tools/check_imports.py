@@ -31,7 +31,6 @@ ALLOWED: dict[str, frozenset[str]] = {
     "testing": frozenset({"config", "topics"}),
     "services.reminder_worker": frozenset(
         {"config", "topics", "models", "metrics", "producer", "consumer", "reminder_worker"}
-        | {"testing"}  # the local Slack stand-in, behind the explicit dev flag only
     ),
 }
 

@@ -45,7 +45,7 @@ from coffeebuddy.infra.kafka.models import (
 )
 from coffeebuddy.infra.kafka.producer import KafkaEventProducer
 from coffeebuddy.infra.kafka.provision import ensure_topics
-from coffeebuddy.infra.kafka.testing import EmbeddedBroker, FakeSlackServer, free_port, wait_until
+from coffeebuddy.infra.kafka.testing import EmbeddedBroker, free_port, wait_until
 from coffeebuddy.infra.kafka.topics import (
     REMINDER_EVENTS_TOPIC,
     REMINDER_STATE_CHANGELOG_TOPIC,
@@ -56,6 +56,7 @@ from coffeebuddy.services.reminder_worker import (
     ServiceSettings,
     configure_logging,
 )
+from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
 
 SOURCE = "/coffeebuddy/dev-demo"
 TEAM, CHANNEL = "T0COFFEE", "C0COFFEE"

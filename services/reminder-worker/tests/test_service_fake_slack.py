@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from coffeebuddy.infra.kafka.testing import FakeSlackServer
+from coffeebuddy.services.reminder_worker.testing import DEFAULT_SCOPES, FakeSlackServer
 
 
 @pytest.fixture
@@ -48,6 +49,7 @@ async def test_open_is_stable_and_history_filters_and_pages(
     )
     assert len(page["messages"]) + len(rest["messages"]) == 5
     assert [m.text for m in fake_slack.messages_for("U0ONE")] == [f"m{i}" for i in range(5)]
+    assert fake_slack.block_id_counts() == Counter(f"m{i}" for i in range(5))
     assert fake_slack.messages_for("U0TWO") == []
 
 
@@ -132,3 +134,49 @@ def test_scripting_rejects_rules_that_never_end() -> None:
         server.fail("internal_error", count=None)
     with pytest.raises(ValueError, match="unknown Slack method"):
         server.fail("internal_error", method="chat.delete")
+
+
+async def test_every_answer_carries_the_granted_scopes_like_slack(
+    client: AsyncWebClient, fake_slack: FakeSlackServer
+) -> None:
+    response = await client.auth_test()
+    assert response.headers["x-oauth-scopes"] == ",".join(DEFAULT_SCOPES)
+    fake_slack.set_scopes(["chat:write"])
+    assert (await client.auth_test()).headers["x-oauth-scopes"] == "chat:write"
+    fake_slack.set_scopes(None)
+    assert "x-oauth-scopes" not in (await client.auth_test()).headers
+
+
+async def test_unknown_methods_and_reset(
+    client: AsyncWebClient, fake_slack: FakeSlackServer
+) -> None:
+    with pytest.raises(SlackApiError) as info:
+        await client.api_call("chat.delete", json={"channel": "D1", "ts": "1.0"})
+    assert info.value.response["error"] == "unknown_method"
+    channel = (await client.conversations_open(users="U0RESET"))["channel"]["id"]
+    await _post(client, channel, "before")
+    fake_slack.rate_limit(None, duration=30)
+    fake_slack.reset()
+    assert fake_slack.calls() == []
+    assert fake_slack.messages() == []
+    with pytest.raises(SlackApiError) as info:  # the DM channel was forgotten too
+        await _post(client, channel, "after")
+    assert info.value.response["error"] == "channel_not_found"
+
+
+async def test_waiting_for_messages_names_what_is_missing(fake_slack: FakeSlackServer) -> None:
+    with pytest.raises(TimeoutError, match="0 messages for U0NOBODY, expected 1"):
+        await fake_slack.wait_for_messages(1, timeout=0.05, user="U0NOBODY")
+    with pytest.raises(TimeoutError, match="expected 2"):
+        fake_slack.wait_for_messages_sync(2, timeout=0.05)
+
+
+async def test_any_token_mode_on_the_callers_loop() -> None:
+    async with FakeSlackServer(token=None) as server:
+        anyone = AsyncWebClient(token="xoxb-anything", base_url=server.base_url, retry_handlers=[])
+        assert (await anyone.auth_test())["ok"]
+        with pytest.raises(RuntimeError, match="accepts any token"):
+            _ = server.token
+        assert "xoxb" not in repr(server)
+    with pytest.raises(RuntimeError, match="not started"):
+        _ = FakeSlackServer().base_url

@@ -7,7 +7,6 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -15,8 +14,8 @@ from prometheus_client import CollectorRegistry
 from coffeebuddy.infra.kafka.metrics import ReminderMetrics
 from coffeebuddy.infra.kafka.models import OrderLine, ReminderScheduledData
 from coffeebuddy.infra.kafka.reminder_worker import ReminderSender, SendOutcome
-from coffeebuddy.infra.kafka.testing import FakeSlackServer
 from coffeebuddy.services.reminder_worker import SlackDMSender, block_id_for
+from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
@@ -270,46 +269,6 @@ async def test_sender_keeps_slack_sdk_debug_formatting_off_unless_asked(
         sdk_logger.setLevel(logging.NOTSET)
 
 
-class ScopeProxy:
-    """A reverse proxy in front of the fake Slack adding `x-oauth-scopes` to every answer, as
-    real Slack does (the fake itself does not send the header)."""
-
-    def __init__(self, upstream: str, scopes: str) -> None:
-        self.upstream = upstream
-        self.scopes = scopes
-        self._runner: Any = None
-        self.base_url = ""
-
-    async def start(self) -> None:
-        from aiohttp import ClientSession, web
-
-        session = ClientSession()
-
-        async def forward(request: web.Request) -> web.Response:
-            url = self.upstream + request.match_info["tail"]
-            body = await request.read()
-            headers = {k: v for k, v in request.headers.items() if k.lower() != "host"}
-            async with session.request(request.method, url, data=body, headers=headers) as up:
-                payload = await up.read()
-                out = web.Response(body=payload, status=up.status)
-                out.content_type = up.content_type
-                out.headers["x-oauth-scopes"] = self.scopes
-                return out
-
-        app = web.Application()
-        app.router.add_route("*", "/api/{tail:.*}", forward)
-        app.on_cleanup.append(lambda _app: session.close())
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.base_url = f"http://127.0.0.1:{port}/api/"
-
-    async def stop(self) -> None:
-        await self._runner.cleanup()
-
-
 @pytest.mark.parametrize(
     ("scopes", "missing"),
     [
@@ -319,23 +278,27 @@ class ScopeProxy:
     ],
 )
 async def test_auth_checks_the_granted_scopes_and_names_the_missing_one(
-    fake_slack: FakeSlackServer, scopes: str, missing: str | None
+    fake_slack: FakeSlackServer, sender: SlackDMSender, scopes: str, missing: str | None
 ) -> None:
-    proxy = ScopeProxy(fake_slack.base_url, scopes)
-    await proxy.start()
-    s = SlackDMSender.create(fake_slack.token, base_url=proxy.base_url, timeout=5)
-    try:
-        result = await s.check_auth()
-    finally:
-        await s.close()
-        await proxy.stop()
+    fake_slack.set_scopes(scopes.split(","))
+    result = await sender.check_auth()
     if missing is None:
         assert result.outcome is SendOutcome.SENT
-        assert s.granted_scopes is not None
-        assert "im:history" in s.granted_scopes
+        assert sender.granted_scopes is not None
+        assert "im:history" in sender.granted_scopes
     else:
         assert result.outcome is SendOutcome.CONFIGURATION
         assert result.error == f"missing_scope: {missing}"
+
+
+async def test_auth_without_a_scopes_header_passes_but_says_scopes_are_unverified(
+    fake_slack: FakeSlackServer, sender: SlackDMSender, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake_slack.set_scopes(None)  # e.g. a proxy stripping the header
+    with caplog.at_level(logging.WARNING, logger="coffeebuddy.reminder_worker.slack"):
+        assert (await sender.check_auth()).outcome is SendOutcome.SENT
+    assert sender.granted_scopes is None
+    assert "scopes not verified" in caplog.text
 
 
 async def test_missing_scope_on_a_call_is_a_configuration_state_naming_it(

@@ -8,7 +8,6 @@ import pytest
 
 from coffeebuddy.infra.kafka.models import OrderLine, ReminderScheduledData
 from coffeebuddy.infra.kafka.reminder_worker import ReminderSender, SendOutcome
-from coffeebuddy.infra.kafka.testing import FakeSlackServer
 from coffeebuddy.services.reminder_worker import (
     REQUIRED_TOPICS,
     ServiceSettings,
@@ -18,6 +17,7 @@ from coffeebuddy.services.reminder_worker import (
     render_reminder,
     slack_date,
 )
+from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
 
 DUE = datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
 

@@ -2,19 +2,20 @@
 
 `SlackDMSender` is the Slack implementation of the worker's `ReminderSender`;
 `ReminderWorkerService` composes harness, producer, worker, sender and the HTTP probes.
+The Slack stand-in for tests and dev mode is `coffeebuddy.services.reminder_worker.testing`.
 """
 
 from coffeebuddy.services.reminder_worker._app import REQUIRED_TOPICS, ReminderWorkerService
 from coffeebuddy.services.reminder_worker._logging import JsonFormatter, configure_logging
 from coffeebuddy.services.reminder_worker._render import block_id_for, render_reminder, slack_date
-from coffeebuddy.services.reminder_worker._sender import (
+from coffeebuddy.services.reminder_worker._sender import REQUIRED_SCOPES, SlackDMSender
+from coffeebuddy.services.reminder_worker._settings import ServiceSettings, ServiceSettingsError
+from coffeebuddy.services.reminder_worker._slack_errors import (
     CONFIGURATION_ERRORS,
     FORMAT_ERRORS,
     RECIPIENT_ERRORS,
-    SlackDMSender,
     classify_slack_error,
 )
-from coffeebuddy.services.reminder_worker._settings import ServiceSettings, ServiceSettingsError
 from coffeebuddy.services.reminder_worker._telemetry import configure_tracing
 from coffeebuddy.services.reminder_worker._version import __version__
 
@@ -22,6 +23,7 @@ __all__ = [
     "CONFIGURATION_ERRORS",
     "FORMAT_ERRORS",
     "RECIPIENT_ERRORS",
+    "REQUIRED_SCOPES",
     "REQUIRED_TOPICS",
     "JsonFormatter",
     "ReminderWorkerService",

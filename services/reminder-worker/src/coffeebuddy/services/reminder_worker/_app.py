@@ -9,12 +9,12 @@ import os
 import signal
 from collections.abc import Awaitable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from coffeebuddy.infra.kafka.config import KafkaConnectionError, KafkaSettings, check_connection
-from coffeebuddy.infra.kafka.consumer import KafkaConsumerHarness
+from coffeebuddy.infra.kafka.consumer import KafkaConsumerHarness, RetryPolicy
 from coffeebuddy.infra.kafka.metrics import KafkaMetrics, ReminderMetrics
 from coffeebuddy.infra.kafka.producer import KafkaEventProducer
 from coffeebuddy.infra.kafka.reminder_worker import ReminderWorker, SendOutcome
@@ -32,6 +32,9 @@ from coffeebuddy.services.reminder_worker._http import Probe, ProbeServer
 from coffeebuddy.services.reminder_worker._kafka_probe import KafkaProbe
 from coffeebuddy.services.reminder_worker._sender import SlackDMSender
 from coffeebuddy.services.reminder_worker._settings import ServiceSettings
+
+if TYPE_CHECKING:
+    from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
 
 __all__ = [
     "EXIT_CONFIG",
@@ -103,8 +106,14 @@ class ReminderWorkerService:
         self._worker: ReminderWorker | None = None
         self._sender: SlackDMSender | None = None
         self._http: ProbeServer | None = None
-        self._fake_slack: Any = None
+        self._fake_slack: FakeSlackServer | None = None
         self._kafka_probe = KafkaProbe(kafka)
+        # The scraped gauges say what /readyz says, computed at scrape time: this service is
+        # their one writer (the worker alone cannot see a failing auth.test at start-up).
+        self.reminder_metrics.worker_ready.set_function(lambda: 1 if self.ready().ok else 0)
+        self.reminder_metrics.slack_auth_ok.set_function(
+            lambda: 1 if self.ready().checks["slack_auth"] else 0
+        )
 
     # ------------------------------------------------------------------ health
     def live(self) -> Probe:
@@ -148,20 +157,18 @@ class ReminderWorkerService:
         ok = all(checks.values()) and not self._stop.is_set()
         return Probe(ok, "; ".join(details) or "ready", checks)
 
-    def _publish_readiness(self) -> None:
-        """The scraped gauges say what /readyz says (the worker alone cannot see a failing
-        auth.test at start-up before any reminder is due)."""
-        probe = self.ready()
-        self.reminder_metrics.worker_ready.set(1 if probe.ok else 0)
-        self.reminder_metrics.slack_auth_ok.set(1 if probe.checks["slack_auth"] else 0)
-
     @property
     def http_port(self) -> int | None:
         return self._http.bound_port if self._http else None
 
     # ------------------------------------------------------------------ lifecycle
     def request_stop(self) -> None:
-        """First call: drain. Second call (second signal): exit at once."""
+        """First call: drain. Second call (second signal): exit at once.
+
+        The service's one signal handler, not the harness's `install_signal_handlers`: signals
+        must work during start-up, before the harness exists, and the drain covers the worker
+        and the producer too.
+        """
         self._signals += 1
         if self._signals == 1:
             log.info("stop requested: draining (budget %.0f s)", self.settings.drain_timeout_s)
@@ -180,12 +187,9 @@ class ReminderWorkerService:
         token = self.settings.slack_bot_token
         base_url = self.settings.slack_api_base_url
         if self.settings.dev_fake_slack:
-            try:
-                from coffeebuddy.infra.kafka.testing import FakeSlackServer
-            except ImportError as exc:  # pragma: no cover - depends on the install
-                raise RuntimeError(
-                    "COFFEEBUDDY_DEV_FAKE_SLACK=1 needs coffeebuddy-infra-kafka-testing installed"
-                ) from exc
+            # imported here only: the stand-in is no part of a production run
+            from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
+
             fake = FakeSlackServer(token=None)
             await fake.start()
             self._fake_slack = fake
@@ -202,15 +206,21 @@ class ReminderWorkerService:
 
     async def _probe_auth(self, sender: SlackDMSender) -> None:
         """Until auth.test passes: probe with backoff (1 s doubling to SLACK_AUTH_PROBE_MAX_S)."""
-        delay = 1.0
+        backoff = RetryPolicy(
+            initial_backoff=min(1.0, self.settings.auth_probe_max_s),
+            max_backoff=self.settings.auth_probe_max_s,
+            jitter=0.0,
+        )
+        attempt = 0
         while not self._stop.is_set():
+            attempt += 1
             result = await sender.check_auth()
             self._auth_ok = result.outcome is SendOutcome.SENT
             self._auth_error = None if self._auth_ok else (result.error or result.outcome.value)
-            self.reminder_metrics.slack_auth_ok.set(1 if self._auth_ok else 0)
             if self._auth_ok:
                 log.info("slack auth.test ok (bot user %s)", sender.bot_user_id)
                 return
+            delay = backoff.backoff(attempt)
             log.error(
                 "slack auth.test failed: %s (%s); not ready, retrying in %.0f s",
                 result.error,
@@ -219,7 +229,6 @@ class ReminderWorkerService:
             )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), delay)
-            delay = min(delay * 2, self.settings.auth_probe_max_s)
 
     async def _unless_stopped(self, work: Awaitable[None]) -> bool:
         """Run a start-up step; False (step cancelled) when a stop signal comes first."""
@@ -268,7 +277,6 @@ class ReminderWorkerService:
             registry=self.registry,
             host=self.settings.http_host,
             port=self.settings.http_port,
-            on_scrape=self._publish_readiness,
         )
         await self._http.start()
         log.info("http probes and metrics on port %s", self._http.bound_port)

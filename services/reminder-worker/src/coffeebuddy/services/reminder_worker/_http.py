@@ -32,14 +32,12 @@ class ProbeServer:
         registry: CollectorRegistry,
         host: str,
         port: int,
-        on_scrape: Callable[[], None] | None = None,
     ) -> None:
         self._live = live
         self._ready = ready
         self._registry = registry
         self._host = host
         self._port = port
-        self._on_scrape = on_scrape
         self._runner: web.AppRunner | None = None
         self.bound_port: int | None = None
 
@@ -76,8 +74,6 @@ class ProbeServer:
         return self._answer(self._ready())
 
     async def _metrics(self, _request: web.Request) -> web.Response:
-        if self._on_scrape is not None:
-            self._on_scrape()
         payload = generate_latest(self._registry)
         response = web.Response(body=payload)
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST

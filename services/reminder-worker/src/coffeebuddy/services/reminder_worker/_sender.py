@@ -1,24 +1,21 @@
-"""SlackDMSender: the `ReminderSender` posting reminders as Slack DMs via slack-bolt's client.
+"""SlackDMSender: the `ReminderSender` posting reminders as Slack DMs through slack_sdk.
 
 Only four Web API methods are used: auth.test, conversations.open, chat.postMessage and
 conversations.history. Every failure is classified into a `SendResult`; nothing raises. Slack has
-no idempotency key, so nothing here retries on its own (slack_sdk's default connection-error
-handler could post twice): the worker decides, and checks `find_sent` after an ambiguous send.
+no idempotency key, so nothing here retries on its own: the worker decides, and checks
+`find_sent` after an ambiguous send.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import OrderedDict
 from datetime import datetime, timedelta
 from typing import Any
 
-import aiohttp
 from prometheus_client import Histogram
 from pydantic import SecretStr
-from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
@@ -26,155 +23,38 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from coffeebuddy.infra.kafka.metrics import ReminderMetrics
 from coffeebuddy.infra.kafka.models import ReminderScheduledData
 from coffeebuddy.infra.kafka.reminder_worker import SendResult
+from coffeebuddy.services.reminder_worker._bolt import BotTokens, app_bot_tokens
 from coffeebuddy.services.reminder_worker._render import block_id_for, render_reminder
+from coffeebuddy.services.reminder_worker._slack_client import (
+    DEFAULT_BASE_URL,
+    new_client,
+    without_retries,
+)
+from coffeebuddy.services.reminder_worker._slack_errors import (
+    POST,
+    STALE_CHANNEL_ERRORS,
+    classify_slack_error,
+    error_code,
+)
 
-__all__ = [
-    "CONFIGURATION_ERRORS",
-    "FORMAT_ERRORS",
-    "RECIPIENT_ERRORS",
-    "REQUIRED_SCOPES",
-    "SlackDMSender",
-    "classify_slack_error",
-]
+__all__ = ["REQUIRED_SCOPES", "SlackDMSender"]
 
 log = logging.getLogger("coffeebuddy.reminder_worker.slack")
 
-DEFAULT_BASE_URL = "https://slack.com/api/"
-
-RECIPIENT_ERRORS = frozenset(
-    {
-        "user_not_found",
-        "users_not_found",
-        "user_not_visible",
-        "user_disabled",
-        "cannot_dm_bot",
-        "channel_not_found",
-        "is_archived",
-    }
-)
-"""This recipient can never get a DM from us: drop the reminder (logged, counted)."""
-
-CONFIGURATION_ERRORS = frozenset(
-    {
-        "not_authed",
-        "invalid_auth",
-        "token_revoked",
-        "token_expired",
-        "account_inactive",
-        "missing_scope",
-        "no_permission",
-        "not_allowed_token_type",
-        "access_denied",
-        "messages_tab_disabled",
-        "ekm_access_denied",
-        "team_access_not_granted",
-        "org_login_required",
-        "enterprise_is_restricted",
-    }
-)
-"""Our setup is broken: stop sending, keep the backlog, alert."""
-
-FORMAT_ERRORS = frozenset(
-    {"invalid_blocks", "invalid_blocks_format", "msg_too_long", "no_text", "invalid_arguments"}
-)
-"""Slack rejected the message itself: dead-letter the reminder record (a code or data bug)."""
-
-TRANSIENT_ERRORS = frozenset({"service_unavailable", "request_timeout", "ratelimited"})
 REQUIRED_SCOPES = ("chat:write", "im:write", "im:history")
 """chat.postMessage, conversations.open, conversations.history (the pre-resend check)."""
-_STALE_CHANNEL_ERRORS = frozenset({"channel_not_found", "is_archived"})
-AMBIGUOUS_POST_ERRORS = frozenset({"fatal_error", "internal_error"})
-
-_POST = "chat.postMessage"
-_SDK_LOGGER = "coffeebuddy.reminder_worker.slack_sdk"
 _HISTORY_PAGES = 5
 _HISTORY_SKEW = timedelta(seconds=60)
-
-
-def classify_slack_error(method: str, exc: BaseException) -> SendResult:
-    """Map one failed Web API call to a `SendResult` (see the error table in the README).
-
-    For chat.postMessage a timeout, reset, HTTP 500 or `fatal_error`/`internal_error` may have
-    posted the message: AMBIGUOUS. For the read-only methods the same failures are TRANSIENT.
-    """
-    posting = method == _POST
-    if isinstance(exc, SlackApiError):
-        response = exc.response
-        status = int(getattr(response, "status_code", 200) or 200)
-        data = getattr(response, "data", None)
-        error = str(data.get("error") or "") if isinstance(data, dict) else ""
-        if status == 429 or error == "ratelimited":
-            return SendResult.rate_limited(_retry_after(response), error="ratelimited")
-        if status >= 500:
-            # a gateway answer (502/503/504) may come after Slack accepted the post
-            label = error or f"http_{status}"
-            if posting:
-                return SendResult.ambiguous(label)
-            return SendResult.transient(label)
-        if error == "missing_scope":
-            needed = data.get("needed") if isinstance(data, dict) else None
-            return SendResult.configuration(f"missing_scope: {needed}" if needed else error)
-        if error in CONFIGURATION_ERRORS:
-            return SendResult.configuration(error)
-        if error in RECIPIENT_ERRORS:
-            return SendResult.permanent(error)
-        if error in FORMAT_ERRORS:
-            return SendResult.permanent(error, dead_letter=True)
-        if error in AMBIGUOUS_POST_ERRORS:
-            return SendResult.ambiguous(error) if posting else SendResult.transient(error)
-        if error in TRANSIENT_ERRORS:
-            return SendResult.transient(error)
-        if status >= 400:
-            return SendResult.transient(error or f"http_{status}")
-        return SendResult.transient(error or "unknown_error")
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return SendResult.configuration("tls_certificate_error")
-    if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
-        # The connection was never made: the request was not written.
-        return SendResult.transient("connection_error")
-    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
-        return SendResult.ambiguous("timeout") if posting else SendResult.transient("timeout")
-    if isinstance(exc, aiohttp.ClientError | OSError):
-        name = "connection_reset"
-        return SendResult.ambiguous(name) if posting else SendResult.transient(name)
-    return (
-        SendResult.ambiguous("unexpected_error")
-        if posting
-        else SendResult.transient("unexpected_error")
-    )
-
-
-def _sdk_logger() -> logging.Logger:
-    """slack_sdk's logger, at INFO unless explicitly configured.
-
-    slack_sdk checks `logger.level <= DEBUG` (not the effective level) and then formats every
-    request and response into a debug string, blocks included; a logger left at NOTSET pays that
-    on every call. Set this logger to DEBUG explicitly to get those lines.
-    """
-    logger = logging.getLogger(_SDK_LOGGER)
-    if logger.level == logging.NOTSET:
-        logger.setLevel(max(logger.getEffectiveLevel(), logging.INFO))
-    return logger
-
-
-def _retry_after(response: Any) -> float:
-    headers = getattr(response, "headers", None) or {}
-    raw = None
-    for key in ("Retry-After", "retry-after"):
-        if key in headers:
-            raw = headers[key]
-            break
-    try:
-        return max(0.0, float(raw)) if raw is not None else 1.0
-    except (TypeError, ValueError):
-        return 1.0
+_READS = {"auth.test": "POST", "conversations.open": "POST", "conversations.history": "GET"}
+"""The other methods' HTTP verbs (as slack_sdk's own method wrappers send them)."""
 
 
 class SlackDMSender:
     """Posts reminders as DMs (conversations.open, cached, then chat.postMessage).
 
-    Build it with `SlackDMSender.create(token, base_url=...)`; it owns a slack-bolt `AsyncApp`
-    whose `.client` is an `AsyncWebClient` without retry handlers.
+    Build it with `create(token, base_url=...)` (its own client), `from_app(app)` (the CoffeeBuddy
+    Slack app's client, installation store and token rotation), or around any `AsyncWebClient`
+    without retry handlers.
     """
 
     def __init__(
@@ -183,15 +63,26 @@ class SlackDMSender:
         *,
         metrics: ReminderMetrics | None = None,
         channel_cache_size: int = 50_000,
+        bot_tokens: BotTokens | None = None,
+        auth_team_id: str | None = None,
+        owns_session: bool = True,
     ) -> None:
         if client.retry_handlers:
             raise ValueError(
                 "SlackDMSender needs an AsyncWebClient with retry_handlers=[]: slack_sdk's "
                 "default connection-error retry can post a DM twice"
             )
+        if bot_tokens is not None and auth_team_id is None:
+            raise ValueError(
+                "SlackDMSender with per-team bot tokens needs auth_team_id: the workspace whose "
+                "token check_auth (the readiness probe) verifies"
+            )
         self._client = client
         self._metrics = metrics
-        self._channels: OrderedDict[str, str] = OrderedDict()
+        self._bot_tokens = bot_tokens
+        self._auth_team_id = auth_team_id
+        self._owns_session = owns_session
+        self._channels: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._cache_size = channel_cache_size
         self._durations: dict[tuple[str, str], Histogram] = {}
         self.bot_user_id: str | None = None
@@ -208,36 +99,37 @@ class SlackDMSender:
         metrics: ReminderMetrics | None = None,
         max_connections: int = 100,
     ) -> SlackDMSender:
-        """A sender on a slack-bolt `AsyncApp` client for `token` against `base_url`.
+        """A sender on its own retry-free client for `token` against `base_url` (call it inside
+        the running event loop: the client keeps one pooled aiohttp session)."""
+        client = new_client(
+            token, base_url=base_url, timeout=timeout, max_connections=max_connections
+        )
+        return cls(client, metrics=metrics)
 
-        Call it inside the running event loop: the client keeps one pooled aiohttp session
-        (without one, slack_sdk opens a new connection, TLS handshake included, per call).
+    @classmethod
+    def from_app(
+        cls,
+        app: Any,
+        *,
+        team_id: str | None = None,
+        metrics: ReminderMetrics | None = None,
+    ) -> SlackDMSender:
+        """A sender sharing a slack-bolt `AsyncApp`'s client (session, token, base URL).
+
+        An app installed in many workspaces (installation store, token rotation) has no token on
+        its client: each reminder's bot token then comes from the app's store for the reminder's
+        team (rotated by bolt when due), and `team_id` names the workspace `check_auth` probes.
+        The app's session stays the app's: `close()` leaves it open. Needs the `[bolt]` extra.
         """
-        secret = token.get_secret_value() if isinstance(token, SecretStr) else token
-        if not secret:
-            raise ValueError("SLACK_BOT_TOKEN is empty: set it to the app's xoxb- bot token")
-        session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=timeout),
-            connector=aiohttp.TCPConnector(limit=max_connections),
+        client = without_retries(app.client)
+        tokens = app_bot_tokens(app, client)
+        return cls(
+            client,
+            metrics=metrics,
+            bot_tokens=tokens,
+            auth_team_id=team_id if tokens is not None else None,
+            owns_session=False,
         )
-        client = AsyncWebClient(
-            token=secret,
-            base_url=base_url if base_url.endswith("/") else base_url + "/",
-            timeout=int(max(1, timeout)),
-            session=session,
-            retry_handlers=[],
-            logger=_sdk_logger(),
-        )
-        # The app never receives requests (no Events API here), so no signing secret is needed.
-        bolt_log = logging.getLogger("coffeebuddy.reminder_worker.slack_bolt")
-        bolt_log.setLevel(logging.ERROR)  # bolt warns that SLACK_BOT_TOKEN in env is unused
-        app = AsyncApp(
-            logger=bolt_log,
-            client=client,
-            request_verification_enabled=False,
-            signing_secret="-",  # noqa: S106 - placeholder, unused without request verification
-        )
-        return cls(app.client, metrics=metrics)
 
     def __repr__(self) -> str:
         return f"SlackDMSender(base_url={self._client.base_url!r}, token=<redacted>)"
@@ -248,7 +140,7 @@ class SlackDMSender:
 
     async def close(self) -> None:
         session = self._client.session
-        if session is not None and not session.closed:
+        if self._owns_session and session is not None and not session.closed:
             await session.close()
 
     # ------------------------------------------------------------------ ReminderSender
@@ -256,7 +148,7 @@ class SlackDMSender:
         """auth.test plus its `x-oauth-scopes` header: SENT when the token works and has every
         scope in REQUIRED_SCOPES, CONFIGURATION naming what is missing otherwise."""
         try:
-            response = await self._call_response("auth.test")
+            response = await self._call("auth.test", self._auth_team_id)
         except Exception as exc:
             return classify_slack_error("auth.test", exc)
         data = response.data if isinstance(response.data, dict) else {}
@@ -264,7 +156,7 @@ class SlackDMSender:
         self.team_id = str(data.get("team_id") or "") or None
         granted = _header(response.headers, "x-oauth-scopes")
         if granted is None:
-            # real Slack always sends it; a proxy or stand-in may not: cannot verify, say so
+            # real Slack always sends it; a proxy may strip it: cannot verify, say so
             log.warning("auth.test carried no x-oauth-scopes header: scopes not verified")
             self.granted_scopes = None
             return SendResult.sent()
@@ -276,22 +168,24 @@ class SlackDMSender:
 
     async def send(self, reminder: ReminderScheduledData, *, claim_time: datetime) -> SendResult:
         """Open (or reuse) the DM channel and post the reminder once."""
-        user = _recipient(reminder)
+        team, user = str(reminder.team_id), str(reminder.recipient_user_id)
         text, blocks = _render(reminder)
         for attempt in (1, 2):
-            cached = user in self._channels
+            cached = (team, user) in self._channels
             try:
-                channel = await self._channel_for(user)
+                channel = await self._channel_for(team, user)
             except Exception as exc:
                 return classify_slack_error("conversations.open", exc)
             try:
-                data = await self._call(
-                    _POST, channel=channel, text=text, blocks=blocks, unfurl_links=False
+                data = _data(
+                    await self._call(
+                        POST, team, channel=channel, text=text, blocks=blocks, unfurl_links=False
+                    )
                 )
             except Exception as exc:
-                result = classify_slack_error(_POST, exc)
-                if result.error in _STALE_CHANNEL_ERRORS:
-                    self._channels.pop(user, None)
+                result = classify_slack_error(POST, exc)
+                if result.error in STALE_CHANNEL_ERRORS:
+                    self._channels.pop((team, user), None)
                     if cached and attempt == 1:
                         # a stale cached DM channel posted nothing: reopen it once and post
                         log.info("cached DM channel %s is stale; reopening", channel)
@@ -304,17 +198,17 @@ class SlackDMSender:
         self, reminder: ReminderScheduledData, *, since: datetime
     ) -> SendResult | None:
         """conversations.history of the DM since `since` (minus clock skew), matching block_id."""
-        user = _recipient(reminder)
+        team, user = str(reminder.team_id), str(reminder.recipient_user_id)
         wanted = block_id_for(str(reminder.reminder_id))
         try:
-            channel = await self._channel_for(user)
+            channel = await self._channel_for(team, user)
             oldest = f"{(since - _HISTORY_SKEW).timestamp():.6f}"
             cursor: str | None = None
             for _ in range(_HISTORY_PAGES):
                 kwargs: dict[str, Any] = {"channel": channel, "oldest": oldest, "limit": 200}
                 if cursor:
                     kwargs["cursor"] = cursor
-                data = await self._call("conversations.history", **kwargs)
+                data = _data(await self._call("conversations.history", team, **kwargs))
                 for message in data.get("messages") or []:
                     for block in message.get("blocks") or []:
                         if block.get("block_id") == wanted:
@@ -328,45 +222,37 @@ class SlackDMSender:
         return SendResult.transient("history_too_long")
 
     # ------------------------------------------------------------------ internals
-    async def _channel_for(self, user: str) -> str:
-        channel = self._channels.get(user)
+    async def _channel_for(self, team: str, user: str) -> str:
+        channel = self._channels.get((team, user))
         if channel is not None:
-            self._channels.move_to_end(user)
+            self._channels.move_to_end((team, user))
             return channel
-        data = await self._call("conversations.open", users=user)
+        data = _data(await self._call("conversations.open", team, users=user))
         channel = str((data.get("channel") or {}).get("id") or "")
         if not channel:
             raise ValueError("conversations.open returned no channel id")
-        self._channels[user] = channel
+        self._channels[team, user] = channel
         if len(self._channels) > self._cache_size:
             self._channels.popitem(last=False)
         return channel
 
-    async def _call(self, method: str, **kwargs: Any) -> dict[str, Any]:
-        data = (await self._call_response(method, **kwargs)).data
-        return data if isinstance(data, dict) else {}
+    async def _call(self, method: str, team: str | None, **kwargs: Any) -> AsyncSlackResponse:
+        """One Web API call, timed and counted; the one path for every method.
 
-    async def _call_response(self, method: str, **kwargs: Any) -> AsyncSlackResponse:
+        chat.postMessage goes as the final JSON body (slack_sdk's chat_postMessage would re-scan
+        our plain dict blocks for Block objects and drop None values on every call).
+        """
         started = time.perf_counter()
         outcome = "ok"
         try:
-            if method == _POST:
-                # api_call with the final JSON body: chat_postMessage would only re-scan our plain
-                # dict blocks for Block objects and drop None values on every call.
-                response = await self._client.api_call(_POST, json=kwargs)
-            elif method == "conversations.open":
-                response = await self._client.conversations_open(**kwargs)
-            elif method == "conversations.history":
-                response = await self._client.conversations_history(**kwargs)
-            elif method == "auth.test":
-                response = await self._client.auth_test()
-            else:  # pragma: no cover - programming error
-                raise ValueError(f"SlackDMSender does not call {method}")
+            if self._bot_tokens is not None and team is not None:
+                kwargs["token"] = await self._team_token(team)
+            if method == POST:
+                return await self._client.api_call(POST, json=kwargs)
+            return await self._client.api_call(method, http_verb=_READS[method], params=kwargs)
         except SlackApiError as exc:
-            data = getattr(exc.response, "data", None)
-            code = data.get("error") if isinstance(data, dict) else None
-            status = int(getattr(exc.response, "status_code", 0) or 0)
             outcome = "error"
+            status, code = error_code(exc)
             self._error(method, code or ("ratelimited" if status == 429 else f"http_{status}"))
             raise
         except BaseException as exc:
@@ -376,7 +262,25 @@ class SlackDMSender:
         finally:
             if self._metrics is not None:
                 self._duration(method, outcome).observe(time.perf_counter() - started)
-        return response
+
+    async def _team_token(self, team: str) -> str:
+        assert self._bot_tokens is not None
+        token = await self._bot_tokens(team)
+        if not token:
+            # the same answer Slack gives a request without a token
+            raise SlackApiError(  # type: ignore[no-untyped-call]
+                f"no bot token for team {team} in the app's installation store",
+                AsyncSlackResponse(
+                    client=self._client,
+                    http_verb="POST",
+                    api_url="",
+                    req_args={},
+                    data={"ok": False, "error": "not_authed"},
+                    headers={},
+                    status_code=200,
+                ),
+            )
+        return token
 
     def _duration(self, method: str, outcome: str) -> Histogram:
         """The labelled histogram child, looked up once per (method, outcome)."""
@@ -393,15 +297,15 @@ class SlackDMSender:
         log.warning("slack %s failed: %s", method, code, extra={"slack_method": method})
 
 
+def _data(response: AsyncSlackResponse) -> dict[str, Any]:
+    return response.data if isinstance(response.data, dict) else {}
+
+
 def _header(headers: Any, name: str) -> str | None:
     for key, value in dict(headers or {}).items():
         if str(key).lower() == name:
             return str(value[0] if isinstance(value, list) and value else value)
     return None
-
-
-def _recipient(reminder: ReminderScheduledData) -> str:
-    return str(reminder.recipient_user_id)
 
 
 def _render(reminder: ReminderScheduledData) -> tuple[str, list[dict[str, Any]]]:

@@ -1,4 +1,4 @@
-"""Real Kafka brokers (Apache Kafka, embedded Tansu, TLS, external) and test doubles for tests."""
+"""Real Kafka brokers (Apache Kafka, embedded Tansu, TLS, external) and their test helpers."""
 
 from coffeebuddy.infra.kafka.testing._apache import (
     ADMIN_USER,
@@ -44,7 +44,6 @@ from coffeebuddy.infra.kafka.testing._embedded import (
     find_tansu_binary,
 )
 from coffeebuddy.infra.kafka.testing._ports import free_port
-from coffeebuddy.infra.kafka.testing._slack import FakeSlackServer
 from coffeebuddy.infra.kafka.testing._tls import (
     STUNNEL_BIN_ENV,
     STUNNEL_MISSING,
@@ -81,7 +80,6 @@ __all__ = [
     "CapabilityName",
     "CertificateAuthority",
     "EmbeddedBroker",
-    "FakeSlackServer",
     "SaslUser",
     "StunnelNotFoundError",
     "TlsBroker",

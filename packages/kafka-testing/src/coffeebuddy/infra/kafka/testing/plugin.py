@@ -24,7 +24,6 @@ from coffeebuddy.infra.kafka.testing._capabilities import (
     CAPABILITY_SKIP_PREFIX,
     require_capability,
 )
-from coffeebuddy.infra.kafka.testing._slack import fake_slack
 from coffeebuddy.infra.kafka.testing._tls import StunnelNotFoundError, TlsBroker, find_stunnel
 from coffeebuddy.infra.kafka.testing._topics import TopicFactory
 
@@ -34,7 +33,6 @@ if TYPE_CHECKING:
 __all__ = [
     "FORBID_CAPABILITY_SKIPS_ENV",
     "KAFKA_MARKER",
-    "fake_slack",
     "kafka_broker",
     "kafka_cluster",
     "kafka_settings",
