@@ -108,14 +108,17 @@ class ReminderWorkerService:
         self._http: ProbeServer | None = None
         self._fake_slack: FakeSlackServer | None = None
         self._kafka_probe = KafkaProbe(kafka)
-        # The scraped gauges say what /readyz says, computed at scrape time: this service is
-        # their one writer (the worker alone cannot see a failing auth.test at start-up).
+        self._bind_ready_metrics()
+
+    # ------------------------------------------------------------------ health
+    def _bind_ready_metrics(self) -> None:
+        """The scraped readiness gauges say what /readyz says, computed at scrape time (the
+        worker alone cannot see a failing auth.test at start-up, nor the harness or Kafka)."""
         self.reminder_metrics.worker_ready.set_function(lambda: 1 if self.ready().ok else 0)
         self.reminder_metrics.slack_auth_ok.set_function(
             lambda: 1 if self.ready().checks["slack_auth"] else 0
         )
 
-    # ------------------------------------------------------------------ health
     def live(self) -> Probe:
         harness = self._harness
         if harness is None or not self._started:
@@ -320,6 +323,7 @@ class ReminderWorkerService:
                 REMINDER_DELIVERIES_TOPIC if self.settings.upgrade_from_delivery_log else None
             ),
         )
+        self._bind_ready_metrics()  # the worker bound them to its own, narrower readiness
         harness: KafkaConsumerHarness | None = None
         run_task: asyncio.Task[None] | None = None
         code = EXIT_OK

@@ -211,7 +211,9 @@ class WorkerCore:
     def ready(self) -> bool:
         raise NotImplementedError
 
-    def _set_ready_metric(self) -> None:
+    def _bind_ready_metrics(self) -> None:
+        """The readiness gauges read the worker at scrape time (nobody pushes them). A service
+        that composes a wider readiness (harness, Kafka probe) rebinds them to its own."""
         if self._metrics is not None:
-            self._metrics.worker_ready.set(1 if self.ready else 0)
-            self._metrics.slack_auth_ok.set(1 if self._auth_ok else 0)
+            self._metrics.worker_ready.set_function(lambda: 1 if self.ready else 0)
+            self._metrics.slack_auth_ok.set_function(lambda: 1 if self._auth_ok else 0)

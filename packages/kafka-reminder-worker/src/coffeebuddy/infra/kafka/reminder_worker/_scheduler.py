@@ -167,7 +167,6 @@ class SchedulerMixin(AttemptsMixin):
         self._auth_error = error or "configuration error"
         if self._auth_ok:
             self._auth_ok = False
-            self._set_ready_metric()
         if self._prober is None or self._prober.done():
             self._prober = asyncio.create_task(self._probe(), name="reminder-auth-probe")
 
@@ -187,7 +186,6 @@ class SchedulerMixin(AttemptsMixin):
                 log.info("sender configuration fixed; delivery resumes")
                 self._auth_ok = True
                 self._auth_error = None
-                self._set_ready_metric()
                 self._wake.set()
                 return
             if result.outcome is SendOutcome.CONFIGURATION:

@@ -162,6 +162,7 @@ class ReminderWorker(IntakeMixin):
         self._legacy_lease = legacy_claim_lease.total_seconds()
         self._legacy_window = legacy_window.total_seconds()
         self._legacy: dict[str, LegacyState] = {}
+        self._bind_ready_metrics()
 
     def _pending_entry(self, reminder_id: str) -> Pending | None:
         """The pending entry of `reminder_id` in any owned partition (the tracing sender's link)."""
@@ -185,7 +186,6 @@ class ReminderWorker(IntakeMixin):
         await self._changelog.start(self._on_record)
         self._started = True
         self._scheduler = asyncio.create_task(self._run_scheduler(), name="reminder-scheduler")
-        self._set_ready_metric()
 
     async def stop(self) -> None:
         """Stop the scheduler, let running sends finish (bounded), flush the changelog."""
@@ -204,7 +204,6 @@ class ReminderWorker(IntakeMixin):
         await self._changelog.stop()
         for p in list(self._store.partitions):
             self._store.close(p)
-        self._set_ready_metric()
         self._set_pending_metric()
 
     async def __aenter__(self) -> ReminderWorker:
@@ -350,7 +349,6 @@ class ReminderWorker(IntakeMixin):
             )
         self._wake.set()
         self._set_pending_metric()
-        self._set_ready_metric()
         log.info(
             "changelog partition %d restored: %d pending, %d settled, epoch %d (%.2f s)",
             partition,
