@@ -16,10 +16,17 @@ from prometheus_client import CollectorRegistry
 
 from coffeebuddy.infra.kafka.consumer import TopicPartition
 from coffeebuddy.infra.kafka.metrics import ReminderMetrics
-from coffeebuddy.infra.kafka.models import ReminderScheduled, ReminderScheduledData
+from coffeebuddy.infra.kafka.models import (
+    ReminderCancelled,
+    ReminderCancelledData,
+    ReminderScheduled,
+    ReminderScheduledData,
+)
 from coffeebuddy.infra.kafka.reminder_worker import ReminderWorker, SendResult
 from coffeebuddy.infra.kafka.reminder_worker._changelog import RecordSink
+from coffeebuddy.infra.kafka.reminder_worker._entry import Pending
 from coffeebuddy.infra.kafka.reminder_worker._records import encode_state
+from coffeebuddy.infra.kafka.testing import wait_until
 from coffeebuddy.infra.kafka.topics import REMINDER_EVENTS_TOPIC
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -49,6 +56,7 @@ class MemoryChangelog:
         self.held: list[asyncio.Future[int]] = []
         self.hold = False
         self.error: str | None = None
+        self.read_past_results: list[bool] = []  # scripted read-back answers (default True)
 
     @property
     def unflushed(self) -> int:
@@ -90,7 +98,7 @@ class MemoryChangelog:
     async def read_past(self, partition: int, offset: int, limit: float) -> bool:
         if self.on_read_past is not None:
             self.on_read_past(partition, offset)
-        return True
+        return self.read_past_results.pop(0) if self.read_past_results else True
 
     def inject(self, partition: int, key: str, value: bytes | None) -> None:
         """A record written by another worker, seen by the tail."""
@@ -153,10 +161,16 @@ class FakeSender:
         self.auth: SendResult | Exception = SendResult.sent()
         self.auth_calls = 0
         self.before_send: Callable[[str], None] | None = None
+        self.before_find: Callable[[str], None] | None = None
+        self.gate: asyncio.Event | None = None  # set: send waits for it (a post in flight)
+        self.entered: list[str] = []
 
     async def send(self, reminder: ReminderScheduledData, *, claim_time: datetime) -> SendResult:
         if self.before_send is not None:
             self.before_send(reminder.reminder_id)
+        self.entered.append(reminder.reminder_id)
+        if self.gate is not None:
+            await self.gate.wait()
         queue = self.script.get(reminder.reminder_id)
         if queue:
             result = queue.pop(0)
@@ -170,6 +184,8 @@ class FakeSender:
         self, reminder: ReminderScheduledData, *, since: datetime
     ) -> SendResult | None:
         self.find_calls.append(reminder.reminder_id)
+        if self.before_find is not None:
+            self.before_find(reminder.reminder_id)
         found = self.found.get(reminder.reminder_id)
         if isinstance(found, Exception):
             raise found
@@ -212,11 +228,11 @@ class Harness:
         self.producer = FakeProducer()
         kwargs.setdefault("retry_initial", 1.0)
         kwargs.setdefault("retry_max", 8.0)
+        kwargs.setdefault("metrics", self.metrics)
         self.worker = ReminderWorker(
             self.sender,
             self.producer,  # type: ignore[arg-type]
             changelog=self.changelog,
-            metrics=self.metrics,
             clock=self.clock,
             auth_probe_initial=0.01,
             auth_probe_max=0.02,
@@ -246,6 +262,25 @@ class Harness:
             await asyncio.sleep(0)
             if delay != 0.0:
                 return
+
+    async def fire(self) -> None:
+        """One scheduler round: due attempts start (a gated send stays in flight)."""
+        await self.worker._run_once()
+        await wait_until(
+            lambda: not self.worker._in_flight or bool(self.sender.entered),
+            timeout=5,
+            message="the attempt reached the sender",
+        )
+
+    async def settle(self) -> None:
+        """Wait for the attempts in flight to end."""
+        while self.worker._in_flight:
+            await asyncio.gather(*list(self.worker._in_flight))
+
+    def entry(self, rid: str, partition: int = 0) -> Pending:
+        state = self.worker._store.get(partition)
+        assert state is not None
+        return state.pending[rid]
 
     def sample(self, name: str, **labels: str) -> float:
         value = self.registry.get_sample_value(name, labels)
@@ -282,6 +317,10 @@ def scheduled(
     )
 
 
+def cancelled(rid: str = "rem-1", run_id: str = "run-1") -> ReminderCancelled:
+    return ReminderCancelled.create(data=ReminderCancelledData(run_id=run_id, reminder_id=rid))
+
+
 def claim_record(owner: str, epoch: int, claimed_at: float, rid: str = "rem-1") -> bytes:
     data = scheduled(rid, due_in=0).data
     return encode_state(
@@ -315,7 +354,9 @@ class Kit:
     FakeSender = FakeSender
     FakeProducer = FakeProducer
     Harness = Harness
+    TopicPartition = TopicPartition
     scheduled = staticmethod(scheduled)
+    cancelled = staticmethod(cancelled)
     claim_record = staticmethod(claim_record)
 
 
