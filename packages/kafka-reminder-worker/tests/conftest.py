@@ -246,8 +246,15 @@ class Harness:
         await self.worker.on_assign([TopicPartition(EVENTS, p) for p in partitions or (0,)])
         return self
 
-    async def feed(self, event: Any, topic: str = EVENTS, partition: int = 0) -> Context:
+    async def feed(
+        self,
+        event: Any,
+        topic: str = EVENTS,
+        partition: int = 0,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> Context:
         ctx = Context(topic, partition, self.offsets[partition])
+        ctx.headers = headers or []
         self.offsets[partition] += 1
         await self.worker.process_event(event, ctx)  # type: ignore[arg-type]
         await asyncio.sleep(0)

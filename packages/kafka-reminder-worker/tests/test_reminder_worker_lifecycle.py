@@ -291,3 +291,46 @@ async def test_dead_letters_are_counted_like_the_harness_counts_them(kit: type[K
         "reason": "non_retryable",
     }
     assert registry.get_sample_value("coffeebuddy_kafka_dead_lettered_total", labels) == 1
+
+
+async def test_capacity_pauses_and_resumes_without_metrics_too(kit: type[Kit]) -> None:
+    h = await kit.Harness(metrics=None, max_pending=1).start()
+    await h.feed(kit.scheduled("first", due_in=3600))
+    waiting = asyncio.create_task(h.feed(kit.scheduled("second", run_id="run-2", due_in=3600)))
+    await wait_until(lambda: h.worker.health().at_capacity, timeout=5, message="at capacity")
+    assert not waiting.done()
+    await h.feed(kit.cancelled("first"))
+    ctx = await asyncio.wait_for(waiting, 5)
+    assert ctx.state == "done"
+    assert not h.worker.health().at_capacity
+    assert h.changelog.statuses("second") == ["scheduled"]
+
+
+async def test_a_run_closed_while_its_partition_restores_drops_its_last_calls_when_due(
+    kit: type[Kit], h: Harness
+) -> None:
+    pending = kit.scheduled("last", kind="last_call", due_in=30)
+    await h.feed(pending, partition=1)  # partition 1 restores on first use
+    await h.worker.on_revoke([kit.TopicPartition(kit.EVENTS, 1)])
+    gate = asyncio.Event()
+    restore = h.changelog.restore
+
+    async def slow_restore(partitions: set[int]) -> None:
+        await gate.wait()
+        await restore(partitions)
+
+    h.changelog.restore = slow_restore  # type: ignore[method-assign]
+    assign = asyncio.create_task(h.worker.on_assign([kit.TopicPartition(kit.EVENTS, 1)]))
+    await wait_until(lambda: 1 in h.worker._store.partitions, timeout=5, message="restoring")
+    closed = RunClosed.create(data=RunClosedData(run_id="run-1", closed_at=kit.T0))
+    ctx = await h.feed(closed, kit.RUNS, 1)
+    assert ctx.state == "done"
+    gate.set()
+    await asyncio.wait_for(assign, 5)
+    h.clock.advance(30)
+    await h.run()
+    assert h.sender.sent == []
+    assert h.changelog.statuses("last", partition=1)[-1] == "dropped"
+    assert (
+        h.sample("coffeebuddy_reminders_dropped_total", kind="last_call", reason="run_closed") == 1
+    )
