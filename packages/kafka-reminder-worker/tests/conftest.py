@@ -57,6 +57,7 @@ class MemoryChangelog:
         self.hold = False
         self.error: str | None = None
         self.read_past_results: list[bool] = []  # scripted read-back answers (default True)
+        self.restore_gate: asyncio.Event | None = None  # set: restores wait for it
 
     @property
     def unflushed(self) -> int:
@@ -86,6 +87,8 @@ class MemoryChangelog:
         self.held.clear()
 
     async def restore(self, partitions: set[int]) -> None:
+        if self.restore_gate is not None:
+            await self.restore_gate.wait()
         assert self.sink is not None
         for p in partitions:
             self.owned.add(p)

@@ -99,14 +99,7 @@ async def test_revoking_partitions_of_other_topics_changes_nothing(
 async def test_health_names_restoring_partitions_changelog_errors_and_unflushed_writes(
     kit: type[Kit], h: Harness
 ) -> None:
-    gate = asyncio.Event()
-    restore = h.changelog.restore
-
-    async def slow_restore(partitions: set[int]) -> None:
-        await gate.wait()
-        await restore(partitions)
-
-    h.changelog.restore = slow_restore  # type: ignore[method-assign]
+    gate = h.changelog.restore_gate = asyncio.Event()
     assign = asyncio.create_task(h.worker.on_assign([kit.TopicPartition(kit.EVENTS, 1)]))
     await wait_until(lambda: 1 in h.worker._store.partitions, timeout=5, message="restoring")
     health = h.worker.health()
@@ -312,14 +305,7 @@ async def test_a_run_closed_while_its_partition_restores_drops_its_last_calls_wh
     pending = kit.scheduled("last", kind="last_call", due_in=30)
     await h.feed(pending, partition=1)  # partition 1 restores on first use
     await h.worker.on_revoke([kit.TopicPartition(kit.EVENTS, 1)])
-    gate = asyncio.Event()
-    restore = h.changelog.restore
-
-    async def slow_restore(partitions: set[int]) -> None:
-        await gate.wait()
-        await restore(partitions)
-
-    h.changelog.restore = slow_restore  # type: ignore[method-assign]
+    gate = h.changelog.restore_gate = asyncio.Event()
     assign = asyncio.create_task(h.worker.on_assign([kit.TopicPartition(kit.EVENTS, 1)]))
     await wait_until(lambda: 1 in h.worker._store.partitions, timeout=5, message="restoring")
     closed = RunClosed.create(data=RunClosedData(run_id="run-1", closed_at=kit.T0))
