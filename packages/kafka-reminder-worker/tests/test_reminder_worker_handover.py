@@ -175,3 +175,32 @@ async def test_a_record_whose_state_write_is_given_up_is_never_completed(
         fut.cancel()
     await asyncio.sleep(0)
     assert ctx.state == "pending"  # not committed: redelivered after a restart
+
+
+async def test_a_rejected_post_is_dead_lettered_even_if_the_partition_was_revoked_meanwhile(
+    kit: type[Kit], h: Harness
+) -> None:
+    """Nothing was posted and the input record was committed long ago: the dead letter is the
+    reminder's only copy, so it is written whoever owns the partition now."""
+    await _in_flight(kit, h, SendResult.permanent("invalid_blocks", dead_letter=True))
+    await h.worker.on_revoke([kit.TopicPartition(kit.EVENTS, 0)])
+    await _end_attempt(h)
+    assert len(h.producer.dead_letters) == 1
+    assert h.changelog.statuses("rem-1") == ["scheduled", "claimed", None]
+
+
+async def test_a_revoke_during_the_restore_leaves_the_partition_unowned_and_the_record_open(
+    kit: type[Kit], h: Harness
+) -> None:
+    h.changelog.restore_gate = asyncio.Event()
+    waiting = asyncio.create_task(h.feed(kit.scheduled("r", due_in=0), partition=2))
+    await wait_until(lambda: 2 in h.worker._store.partitions, timeout=5, message="restoring")
+    await h.worker.on_revoke([kit.TopicPartition(kit.EVENTS, 2)])
+    h.changelog.restore_gate.set()
+    [outcome] = await asyncio.gather(waiting, return_exceptions=True)
+    # the handler ends with the cancelled restore's CancelledError: the record is not completed
+    assert isinstance(outcome, asyncio.CancelledError)
+    assert h.worker._store.get(2) is None
+    assert h.changelog.statuses("r", partition=2) == []
+    await h.run()
+    assert h.sender.entered == []
