@@ -4,22 +4,15 @@ controllable clock (no Kafka: the broker path is covered by the repo-root integr
 from __future__ import annotations
 
 import asyncio
-import json
-from collections import defaultdict
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from prometheus_client import CollectorRegistry
 
 from coffeebuddy.infra.kafka.consumer import TopicPartition
-from coffeebuddy.infra.kafka.metrics import ReminderMetrics
 from coffeebuddy.infra.kafka.models import (
     ReminderCancelled,
     ReminderCancelledData,
-    ReminderScheduled,
-    ReminderScheduledData,
     ReminderState,
     RunCancelled,
     RunCancelledData,
@@ -27,262 +20,20 @@ from coffeebuddy.infra.kafka.models import (
     RunClosedData,
 )
 from coffeebuddy.infra.kafka.reminder_worker import ReminderWorker, SendResult
-from coffeebuddy.infra.kafka.reminder_worker._changelog import RecordSink
 from coffeebuddy.infra.kafka.reminder_worker._records import encode_state
 from coffeebuddy.infra.kafka.testing import wait_until
 from coffeebuddy.infra.kafka.topics import REMINDER_DELIVERIES_TOPIC, REMINDER_EVENTS_TOPIC
 
-T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-EVENTS = REMINDER_EVENTS_TOPIC.name
-RUNS = "coffeebuddy.run.events"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-class MemoryChangelog:
-    """The Changelog protocol in memory: per-partition record lists, acknowledged at once."""
-
-    def __init__(self) -> None:
-        self.parts: dict[int, list[tuple[str, bytes | None]]] = defaultdict(list)
-        self.sink: RecordSink | None = None
-        self.owned: set[int] = set()
-        self.on_read_past: Callable[[int, int], None] | None = None
-        self.held: list[asyncio.Future[int]] = []
-        self.hold = False
-        self.error: str | None = None
-
-    @property
-    def unflushed(self) -> int:
-        return len(self.held)
-
-    async def start(self, sink: RecordSink) -> None:
-        self.sink = sink
-
-    async def stop(self) -> None:
-        return None
-
-    def write(self, partition: int, key: str, value: bytes | None) -> asyncio.Future[int]:
-        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self.parts[partition].append((key, value))
-        offset = len(self.parts[partition]) - 1
-        if self.hold:
-            self.held.append(fut)
-            fut.add_done_callback(lambda _f: None)
-            setattr(fut, "offset", offset)  # noqa: B010
-        else:
-            fut.set_result(offset)
-        return fut
-
-    def release_held(self) -> None:
-        for fut in self.held:
-            fut.set_result(getattr(fut, "offset"))  # noqa: B009
-        self.held.clear()
-
-    async def restore(self, partitions: set[int]) -> None:
-        assert self.sink is not None
-        for p in partitions:
-            self.owned.add(p)
-            for offset, (key, value) in enumerate(list(self.parts[p])):
-                self.sink(p, offset, key.encode(), value, True)
-
-    def release(self, partitions: set[int]) -> None:
-        self.owned -= partitions
-
-    async def read_past(self, partition: int, offset: int, limit: float) -> bool:
-        if self.on_read_past is not None:
-            self.on_read_past(partition, offset)
-        return True
-
-    def inject(self, partition: int, key: str, value: bytes | None) -> None:
-        """A record written by another worker, seen by the tail."""
-        self.parts[partition].append((key, value))
-        if partition in self.owned and self.sink is not None:
-            self.sink(partition, len(self.parts[partition]) - 1, key.encode(), value, False)
-
-    def statuses(self, key: str, partition: int = 0) -> list[str | None]:
-        return [
-            None if v is None else json.loads(v)["data"]["status"]
-            for k, v in self.parts[partition]
-            if k == key
-        ]
-
-
-class Completion:
-    def __init__(self) -> None:
-        self.state = "pending"
-        self.is_stale = False
-
-    def done(self) -> None:
-        assert self.state == "pending", "completed twice"
-        self.state = "done"
-
-    def fail(self, exc: BaseException) -> None:
-        assert self.state == "pending", "completed twice"
-        self.state = "failed"
-
-
-class Context:
-    def __init__(self, topic: str, partition: int, offset: int) -> None:
-        self.topic = topic
-        self.partition = partition
-        self.offset = offset
-        self.completion: Completion | None = None
-
-    def defer(self) -> Completion:
-        self.completion = Completion()
-        return self.completion
-
-    @property
-    def state(self) -> str:
-        return "completed-inline" if self.completion is None else self.completion.state
-
-    @property
-    def completed(self) -> bool:
-        return self.state in ("completed-inline", "done")
-
-
-class FakeSender:
-    def __init__(self, clock: Clock) -> None:
-        self.clock = clock
-        self.sent: list[tuple[str, datetime]] = []
-        self.script: dict[str, list[SendResult]] = {}
-        self.found: dict[str, SendResult | None] = {}
-        self.find_calls: list[str] = []
-        self.auth = SendResult.sent()
-        self.auth_calls = 0
-        self.before_send: Callable[[str], None] | None = None
-
-    async def send(self, reminder: ReminderScheduledData, *, claim_time: datetime) -> SendResult:
-        if self.before_send is not None:
-            self.before_send(reminder.reminder_id)
-        queue = self.script.get(reminder.reminder_id)
-        if queue:
-            return queue.pop(0)
-        self.sent.append((reminder.reminder_id, self.clock()))
-        return SendResult.sent("D0001", "1700000000.000100")
-
-    async def find_sent(
-        self, reminder: ReminderScheduledData, *, since: datetime
-    ) -> SendResult | None:
-        self.find_calls.append(reminder.reminder_id)
-        return self.found.get(reminder.reminder_id)
-
-    async def check_auth(self) -> SendResult:
-        self.auth_calls += 1
-        return self.auth
-
-
-class FakeProducer:
-    def __init__(self) -> None:
-        self.dead_letters: list[tuple[str, dict[str, bytes]]] = []
-
-    async def send_raw(
-        self, topic: Any, value: bytes | None, *, key: bytes | None, **kw: Any
-    ) -> None:
-        self.dead_letters.append((topic.name, dict(kw.get("headers") or [])))
-
-
-class Harness:
-    """Drives one worker deterministically: no scheduler task, explicit rounds."""
-
-    def __init__(self, changelog: MemoryChangelog | None = None, **kwargs: Any) -> None:
-        self.clock = Clock()
-        self.sender = FakeSender(self.clock)
-        self.registry = CollectorRegistry()
-        self.metrics = ReminderMetrics(self.registry)
-        self.changelog = changelog or MemoryChangelog()
-        self.producer = FakeProducer()
-        kwargs.setdefault("retry_initial", 1.0)
-        kwargs.setdefault("retry_max", 8.0)
-        self.worker = ReminderWorker(
-            self.sender,
-            self.producer,  # type: ignore[arg-type]
-            changelog=self.changelog,
-            metrics=self.metrics,
-            clock=self.clock,
-            auth_probe_initial=0.01,
-            auth_probe_max=0.02,
-            **kwargs,
-        )
-        self.offsets: dict[int, int] = defaultdict(int)
-
-    async def start(self, *partitions: int) -> Harness:
-        await self.changelog.start(self.worker._on_record)
-        self.worker._started = True
-        await self.worker.on_assign([TopicPartition(EVENTS, p) for p in partitions or (0,)])
-        return self
-
-    async def feed(self, event: Any, topic: str = EVENTS, partition: int = 0) -> Context:
-        ctx = Context(topic, partition, self.offsets[partition])
-        self.offsets[partition] += 1
-        await self.worker.process_event(event, ctx)  # type: ignore[arg-type]
-        await asyncio.sleep(0)
-        return ctx
-
-    async def run(self) -> None:
-        """Fire everything due now and wait for the attempts to settle."""
-        for _ in range(20):
-            delay = await self.worker._run_once()
-            while self.worker._in_flight:
-                await asyncio.gather(*list(self.worker._in_flight))
-            await asyncio.sleep(0)
-            if delay != 0.0:
-                return
-
-    def sample(self, name: str, **labels: str) -> float:
-        value = self.registry.get_sample_value(name, labels)
-        return 0.0 if value is None else value
-
-
-def scheduled(
-    rid: str = "rem-1",
-    *,
-    run_id: str = "run-1",
-    kind: str = "runner",
-    due_in: float = 60.0,
-    expires_in: float | None = None,
-    now: datetime = T0,
-    user: str = "U100",
-    time: datetime | None = None,
-    event_id: str | None = None,
-) -> ReminderScheduled:
-    due = now + timedelta(seconds=due_in)
-    return ReminderScheduled.create(
-        data=ReminderScheduledData(
-            run_id=run_id,
-            reminder_id=rid,
-            kind=kind,  # type: ignore[arg-type]
-            team_id="T1",
-            channel_id="C1",
-            recipient_user_id=user,
-            due_at=due,
-            expires_at=None if expires_in is None else now + timedelta(seconds=expires_in),
-            place="Cafe",
-        ),
-        id=event_id,
-        time=time or now,
-    )
-
-
-@pytest.fixture
-async def h() -> Harness:
-    return await Harness().start()
+if TYPE_CHECKING:
+    from conftest import Harness, Kit
 
 
 async def test_record_completes_once_its_state_is_written_whatever_the_due_time(
+    kit: type[Kit],
     h: Harness,
 ) -> None:
     h.changelog.hold = True
-    ctx = await h.feed(scheduled(due_in=7 * 86400))
+    ctx = await h.feed(kit.scheduled(due_in=7 * 86400))
     assert ctx.state == "pending"  # the state write is not acknowledged yet
     assert h.worker.health().unflushed == 1
     h.changelog.release_held()
@@ -291,23 +42,25 @@ async def test_record_completes_once_its_state_is_written_whatever_the_due_time(
     assert h.changelog.statuses("rem-1") == ["scheduled"]
 
 
-async def test_never_sends_before_due_and_sends_when_due(h: Harness) -> None:
-    await h.feed(scheduled(due_in=60))
+async def test_never_sends_before_due_and_sends_when_due(kit: type[Kit], h: Harness) -> None:
+    await h.feed(kit.scheduled(due_in=60))
     h.clock.advance(59.9)
     await h.run()
     assert h.sender.sent == []
     h.clock.advance(0.1)
     await h.run()
-    assert h.sender.sent == [("rem-1", T0 + timedelta(seconds=60))]
+    assert h.sender.sent == [("rem-1", kit.T0 + timedelta(seconds=60))]
     assert h.changelog.statuses("rem-1") == ["scheduled", "claimed", "sent"]
     assert h.sample("coffeebuddy_reminders_sent_total", kind="runner") == 1
     assert h.sample("coffeebuddy_reminder_delivery_lateness_seconds_count", kind="runner") == 1
     assert h.worker.pending_count == 0
 
 
-async def test_every_record_written_validates_as_the_models_reminder_state(h: Harness) -> None:
-    await h.feed(scheduled(due_in=0))
-    await h.feed(RunClosed.create(data=RunClosedData(run_id="run-9", closed_at=T0)), RUNS)
+async def test_every_record_written_validates_as_the_models_reminder_state(
+    kit: type[Kit], h: Harness
+) -> None:
+    await h.feed(kit.scheduled(due_in=0))
+    await h.feed(RunClosed.create(data=RunClosedData(run_id="run-9", closed_at=kit.T0)), kit.RUNS)
     await h.run()
     values = [v for _, v in h.changelog.parts[0] if v is not None]
     assert len(values) == 4
@@ -325,10 +78,10 @@ async def test_every_record_written_validates_as_the_models_reminder_state(h: Ha
     assert (claimed.deadline - claimed.claimed_at).total_seconds() == 15.0  # 5 s start + 10 s
 
 
-async def test_late_arrival_inside_grace_is_sent_past_expiry_dropped() -> None:
-    h = await Harness(late_grace=timedelta(minutes=5)).start()
-    ok = await h.feed(scheduled("ok", due_in=-120))
-    late = await h.feed(scheduled("late", due_in=-400))
+async def test_late_arrival_inside_grace_is_sent_past_expiry_dropped(kit: type[Kit]) -> None:
+    h = await kit.Harness(late_grace=timedelta(minutes=5)).start()
+    ok = await h.feed(kit.scheduled("ok", due_in=-120))
+    late = await h.feed(kit.scheduled("late", due_in=-400))
     await h.run()
     assert [r for r, _ in h.sender.sent] == ["ok"]
     assert ok.completed
@@ -337,15 +90,15 @@ async def test_late_arrival_inside_grace_is_sent_past_expiry_dropped() -> None:
     assert h.sample("coffeebuddy_reminders_dropped_total", kind="runner", reason="expired") == 1
 
 
-async def test_reminder_cancelled_after_and_before_schedule(h: Harness) -> None:
-    await h.feed(scheduled("a", due_in=10))
+async def test_reminder_cancelled_after_and_before_schedule(kit: type[Kit], h: Harness) -> None:
+    await h.feed(kit.scheduled("a", due_in=10))
     c1 = await h.feed(
         ReminderCancelled.create(data=ReminderCancelledData(run_id="run-1", reminder_id="a"))
     )
     c2 = await h.feed(
         ReminderCancelled.create(data=ReminderCancelledData(run_id="run-1", reminder_id="b"))
     )
-    s2 = await h.feed(scheduled("b", due_in=10))
+    s2 = await h.feed(kit.scheduled("b", due_in=10))
     h.clock.advance(20)
     await h.run()
     assert h.sender.sent == []
@@ -357,21 +110,21 @@ async def test_reminder_cancelled_after_and_before_schedule(h: Harness) -> None:
 
 
 @pytest.mark.parametrize("run_first", [True, False])
-async def test_run_cancelled_and_closed_in_either_order(run_first: bool) -> None:
-    h = await Harness().start()
+async def test_run_cancelled_and_closed_in_either_order(kit: type[Kit], run_first: bool) -> None:
+    h = await kit.Harness().start()
     runs = [
         RunCancelled.create(data=RunCancelledData(run_id="run-x")),
-        RunClosed.create(data=RunClosedData(run_id="run-y", closed_at=T0)),
+        RunClosed.create(data=RunClosedData(run_id="run-y", closed_at=kit.T0)),
     ]
     rems = [
-        scheduled("x-runner", run_id="run-x", kind="runner", due_in=5),
-        scheduled("x-last", run_id="run-x", kind="last_call", due_in=5),
-        scheduled("y-runner", run_id="run-y", kind="runner", due_in=5),
-        scheduled("y-last", run_id="run-y", kind="last_call", due_in=5),
+        kit.scheduled("x-runner", run_id="run-x", kind="runner", due_in=5),
+        kit.scheduled("x-last", run_id="run-x", kind="last_call", due_in=5),
+        kit.scheduled("y-runner", run_id="run-y", kind="runner", due_in=5),
+        kit.scheduled("y-last", run_id="run-y", kind="last_call", due_in=5),
     ]
     order = [*runs, *rems] if run_first else [*rems, *runs]
     for ev in order:
-        ctx = await h.feed(ev, RUNS if ev in runs else EVENTS)
+        ctx = await h.feed(ev, kit.RUNS if ev in runs else kit.EVENTS)
         assert ctx.completed
     h.clock.advance(10)
     await h.run()
@@ -379,16 +132,18 @@ async def test_run_cancelled_and_closed_in_either_order(run_first: bool) -> None
     assert h.worker.pending_count == 0
 
 
-async def test_run_marker_from_another_workers_partition_reaches_the_owner(h: Harness) -> None:
+async def test_run_marker_from_another_workers_partition_reaches_the_owner(
+    kit: type[Kit], h: Harness
+) -> None:
     """Run events are consumed by whoever owns the run-events partition; the reminders' owner
     learns of the closure from the changelog tail."""
-    await h.feed(scheduled("last", kind="last_call", due_in=5))
+    await h.feed(kit.scheduled("last", kind="last_call", due_in=5))
     other = encode_state(
         state_key="run:run-1",
         status="run_closed",
         run_id="run-1",
-        keep_until=T0.timestamp() + 86400,
-        now=T0.timestamp(),
+        keep_until=kit.T0.timestamp() + 86400,
+        now=kit.T0.timestamp(),
         source="/test",
         writer="another-worker",
     )
@@ -399,23 +154,25 @@ async def test_run_marker_from_another_workers_partition_reaches_the_owner(h: Ha
     assert h.changelog.statuses("last")[-1] == "dropped"
 
 
-async def test_republished_event_and_settled_reminder_are_duplicates(h: Harness) -> None:
-    ev = scheduled(due_in=0)
+async def test_republished_event_and_settled_reminder_are_duplicates(
+    kit: type[Kit], h: Harness
+) -> None:
+    ev = kit.scheduled(due_in=0)
     await h.feed(ev)
     dup = await h.feed(ev)
     assert dup.state == "completed-inline"
     await h.run()
-    again = await h.feed(scheduled(due_in=0))  # a new event for a settled reminder
+    again = await h.feed(kit.scheduled(due_in=0))  # a new event for a settled reminder
     await h.run()
     assert again.state == "completed-inline"
     assert len(h.sender.sent) == 1
     assert h.sample("coffeebuddy_reminders_dropped_total", kind="runner", reason="duplicate") == 2
 
 
-async def test_reschedule_replaces_the_pending_reminder(h: Harness) -> None:
-    await h.feed(scheduled(due_in=10, time=T0))
-    await h.feed(scheduled(due_in=30, time=T0 + timedelta(seconds=1)))
-    older = await h.feed(scheduled(due_in=5, time=T0 - timedelta(seconds=1)))
+async def test_reschedule_replaces_the_pending_reminder(kit: type[Kit], h: Harness) -> None:
+    await h.feed(kit.scheduled(due_in=10, time=kit.T0))
+    await h.feed(kit.scheduled(due_in=30, time=kit.T0 + timedelta(seconds=1)))
+    older = await h.feed(kit.scheduled(due_in=5, time=kit.T0 - timedelta(seconds=1)))
     assert older.state == "completed-inline"
     h.clock.advance(15)
     await h.run()
@@ -425,10 +182,10 @@ async def test_reschedule_replaces_the_pending_reminder(h: Harness) -> None:
     assert [r for r, _ in h.sender.sent] == ["rem-1"]
 
 
-async def test_rate_limit_waits_for_that_recipient_only(h: Harness) -> None:
+async def test_rate_limit_waits_for_that_recipient_only(kit: type[Kit], h: Harness) -> None:
     h.sender.script["slow"] = [SendResult.rate_limited(30.0)]
-    await h.feed(scheduled("slow", user="U1", due_in=0))
-    await h.feed(scheduled("fast", run_id="run-2", user="U2", due_in=0))
+    await h.feed(kit.scheduled("slow", user="U1", due_in=0))
+    await h.feed(kit.scheduled("fast", run_id="run-2", user="U2", due_in=0))
     await h.run()
     assert [r for r, _ in h.sender.sent] == ["fast"]
     h.clock.advance(29)
@@ -440,10 +197,10 @@ async def test_rate_limit_waits_for_that_recipient_only(h: Harness) -> None:
     assert h.sender.find_calls == []  # a 429 posted nothing
 
 
-async def test_transient_failures_back_off_until_expiry() -> None:
-    h = await Harness(late_grace=timedelta(seconds=10)).start()
+async def test_transient_failures_back_off_until_expiry(kit: type[Kit]) -> None:
+    h = await kit.Harness(late_grace=timedelta(seconds=10)).start()
     h.sender.script["rem-1"] = [SendResult.transient("internal_error")] * 100
-    await h.feed(scheduled(due_in=0))
+    await h.feed(kit.scheduled(due_in=0))
     for _ in range(10):
         await h.run()
         h.clock.advance(2.5)
@@ -453,11 +210,13 @@ async def test_transient_failures_back_off_until_expiry() -> None:
     assert h.sample("coffeebuddy_reminders_dropped_total", kind="runner", reason="expired") == 1
 
 
-async def test_recipient_unreachable_drops_and_format_rejection_dead_letters(h: Harness) -> None:
+async def test_recipient_unreachable_drops_and_format_rejection_dead_letters(
+    kit: type[Kit], h: Harness
+) -> None:
     h.sender.script["gone"] = [SendResult.permanent("user_not_found")]
     h.sender.script["bad"] = [SendResult.permanent("invalid_blocks", dead_letter=True)]
-    await h.feed(scheduled("gone", due_in=0))
-    await h.feed(scheduled("bad", run_id="run-2", due_in=0))
+    await h.feed(kit.scheduled("gone", due_in=0))
+    await h.feed(kit.scheduled("bad", run_id="run-2", due_in=0))
     await h.run()
     assert h.changelog.statuses("gone")[-1] == "dropped"
     assert h.changelog.statuses("bad") == ["scheduled", "claimed", None]  # released
@@ -465,16 +224,16 @@ async def test_recipient_unreachable_drops_and_format_rejection_dead_letters(h: 
     assert topic == REMINDER_EVENTS_TOPIC.dead_letter_topic
     assert b"invalid_blocks" in headers["coffeebuddy.dlq.error.message"]
     assert headers["coffeebuddy.dlq.origin.offset"] == b"1"
-    replay = await h.feed(scheduled("bad", run_id="run-2", due_in=0))
+    replay = await h.feed(kit.scheduled("bad", run_id="run-2", due_in=0))
     await h.run()
     assert [r for r, _ in h.sender.sent] == ["bad"]  # the replay is fresh: sent at once
     assert replay.completed
 
 
-async def test_configuration_error_keeps_backlog_and_resumes(h: Harness) -> None:
+async def test_configuration_error_keeps_backlog_and_resumes(kit: type[Kit], h: Harness) -> None:
     h.sender.script["rem-1"] = [SendResult.configuration("missing_scope: im:history")]
     h.sender.auth = SendResult.configuration("missing_scope: im:history")
-    await h.feed(scheduled(due_in=0))
+    await h.feed(kit.scheduled(due_in=0))
     await h.run()
     assert not h.worker.ready
     assert "missing_scope: im:history" in h.worker.health().detail
@@ -485,10 +244,10 @@ async def test_configuration_error_keeps_backlog_and_resumes(h: Harness) -> None
     assert [r for r, _ in h.sender.sent] == ["rem-1"]
 
 
-async def test_ambiguous_send_is_checked_before_resending(h: Harness) -> None:
+async def test_ambiguous_send_is_checked_before_resending(kit: type[Kit], h: Harness) -> None:
     h.sender.script["rem-1"] = [SendResult.ambiguous("http_503")]
     h.sender.found["rem-1"] = SendResult.sent("D1", "1.2")
-    await h.feed(scheduled(due_in=0))
+    await h.feed(kit.scheduled(due_in=0))
     await h.run()
     h.clock.advance(2)
     await h.run()
@@ -497,31 +256,12 @@ async def test_ambiguous_send_is_checked_before_resending(h: Harness) -> None:
     assert h.changelog.statuses("rem-1")[-1] == "sent"
 
 
-def _claim(owner: str, epoch: int, claimed_at: float, rid: str = "rem-1") -> bytes:
-    data = scheduled(rid, due_in=0).data
-    return encode_state(
-        state_key=rid,
-        status="claimed",
-        run_id=data.run_id,
-        keep_until=claimed_at + 7200,
-        now=claimed_at,
-        source="/test",
-        writer=owner,
-        reminder_id=rid,
-        reminder=data.model_dump_json().encode(),
-        event_id="ev-1",
-        event_time=claimed_at,
-        owner=owner,
-        epoch=epoch,
-        claimed_at=claimed_at,
-        deadline=claimed_at + 15,
-    )
-
-
-async def test_new_owner_waits_out_the_old_claims_deadline_plus_skew_then_checks() -> None:
-    log = MemoryChangelog()
-    log.parts[0].append(("rem-1", _claim("old-owner", 3, T0.timestamp())))
-    h = await Harness(log).start()
+async def test_new_owner_waits_out_the_old_claims_deadline_plus_skew_then_checks(
+    kit: type[Kit],
+) -> None:
+    log = kit.MemoryChangelog()
+    log.parts[0].append(("rem-1", kit.claim_record("old-owner", 3, kit.T0.timestamp())))
+    h = await kit.Harness(log).start()
     state = h.worker._store.get(0)
     assert state is not None
     assert state.epoch == 4  # one more than any epoch in the partition
@@ -536,15 +276,17 @@ async def test_new_owner_waits_out_the_old_claims_deadline_plus_skew_then_checks
     assert [r for r, _ in h.sender.sent] == ["rem-1"]
 
 
-async def test_same_member_reassigned_treats_its_old_epoch_claim_as_foreign(h: Harness) -> None:
+async def test_same_member_reassigned_treats_its_old_epoch_claim_as_foreign(
+    kit: type[Kit], h: Harness
+) -> None:
     """A revoke overran: the send of the old ownership may still land. Back in the same
     process the claim is from an older epoch: wait, then check history (nothing lost)."""
     h.sender.script["rem-1"] = [SendResult.ambiguous("timeout")]
-    await h.feed(scheduled(due_in=0))
+    await h.feed(kit.scheduled(due_in=0))
     await h.run()
-    await h.worker.on_revoke([TopicPartition(EVENTS, 0)])
+    await h.worker.on_revoke([TopicPartition(kit.EVENTS, 0)])
     assert h.worker.pending_count == 0
-    await h.worker.on_assign([TopicPartition(EVENTS, 0)])
+    await h.worker.on_assign([TopicPartition(kit.EVENTS, 0)])
     assert h.worker.pending_count == 1  # rebuilt from the changelog
     h.sender.found["rem-1"] = SendResult.sent("D1", "1.1")
     await h.run()
@@ -555,12 +297,14 @@ async def test_same_member_reassigned_treats_its_old_epoch_claim_as_foreign(h: H
     assert h.sender.sent == []
 
 
-async def test_a_foreign_claim_read_back_before_ours_fences_the_post(h: Harness) -> None:
+async def test_a_foreign_claim_read_back_before_ours_fences_the_post(
+    kit: type[Kit], h: Harness
+) -> None:
     """Two owners at once (a zombie): the claim that is first in the partition wins."""
-    await h.feed(scheduled(due_in=0))
+    await h.feed(kit.scheduled(due_in=0))
 
     def zombie(partition: int, offset: int) -> None:
-        h.changelog.inject(0, "rem-1", _claim("zombie", 1, h.clock().timestamp()))
+        h.changelog.inject(0, "rem-1", kit.claim_record("zombie", 1, h.clock().timestamp()))
         h.changelog.on_read_past = None
 
     h.changelog.on_read_past = zombie
@@ -573,8 +317,10 @@ async def test_a_foreign_claim_read_back_before_ours_fences_the_post(h: Harness)
     assert h.sender.sent == []
 
 
-async def test_post_not_started_when_ownership_is_lost_before_it(h: Harness) -> None:
-    await h.feed(scheduled(due_in=0))
+async def test_post_not_started_when_ownership_is_lost_before_it(
+    kit: type[Kit], h: Harness
+) -> None:
+    await h.feed(kit.scheduled(due_in=0))
 
     def revoke(partition: int, offset: int) -> None:
         h.worker._store.close(0)
@@ -585,11 +331,12 @@ async def test_post_not_started_when_ownership_is_lost_before_it(h: Harness) -> 
 
 
 async def test_long_uptime_redelivery_gives_no_second_dm_and_state_is_pruned_by_lifetime(
+    kit: type[Kit],
     h: Harness,
 ) -> None:
     """Settled state lives for the reminder's own lifetime (expiry + grace + margin), decided
     by that time: 25 h of uptime does not forget a reminder that expires in 3 days."""
-    ev = scheduled(due_in=0, expires_in=3 * 86400)
+    ev = kit.scheduled(due_in=0, expires_in=3 * 86400)
     await h.feed(ev)
     await h.run()
     h.clock.advance(25 * 3600)
@@ -606,11 +353,11 @@ async def test_long_uptime_redelivery_gives_no_second_dm_and_state_is_pruned_by_
     assert late.completed  # expired now, not re-sent
 
 
-async def test_capacity_pauses_intake_and_never_refuses_a_record() -> None:
-    h = await Harness(max_pending=3).start()
+async def test_capacity_pauses_intake_and_never_refuses_a_record(kit: type[Kit]) -> None:
+    h = await kit.Harness(max_pending=3).start()
     for i in range(3):
-        assert (await h.feed(scheduled(f"far-{i}", run_id=f"r{i}", due_in=86400))).completed
-    fourth = asyncio.create_task(h.feed(scheduled("far-3", run_id="r3", due_in=86400)))
+        assert (await h.feed(kit.scheduled(f"far-{i}", run_id=f"r{i}", due_in=86400))).completed
+    fourth = asyncio.create_task(h.feed(kit.scheduled("far-3", run_id="r3", due_in=86400)))
     for _ in range(5):
         await asyncio.sleep(0)
     assert not fourth.done()
@@ -628,11 +375,12 @@ async def test_capacity_pauses_intake_and_never_refuses_a_record() -> None:
 
 
 async def test_a_reminder_due_now_is_sent_at_once_behind_many_pending_on_its_key(
+    kit: type[Kit],
     h: Harness,
 ) -> None:
     for i in range(2000):
-        await h.feed(scheduled(f"later-{i}", due_in=3600))
-    await h.feed(scheduled("now", due_in=0))
+        await h.feed(kit.scheduled(f"later-{i}", due_in=3600))
+    await h.feed(kit.scheduled("now", due_in=0))
     await h.run()
     assert [r for r, _ in h.sender.sent] == ["now"]
 
@@ -687,12 +435,12 @@ def test_decisions_are_pure_enums() -> None:
     assert not may_start_post(now=100.0, **{**ok, "owned": False})
 
 
-def test_bad_settings_are_named() -> None:
+def test_bad_settings_are_named(kit: type[Kit]) -> None:
     with pytest.raises(ValueError, match="ReminderWorker") as info:
         ReminderWorker(
-            FakeSender(Clock()),
-            FakeProducer(),  # type: ignore[arg-type]
-            changelog=MemoryChangelog(),
+            kit.FakeSender(kit.Clock()),
+            kit.FakeProducer(),  # type: ignore[arg-type]
+            changelog=kit.MemoryChangelog(),
             max_pending=0,
             send_timeout=0,
             clock_skew=timedelta(seconds=-1),
@@ -702,13 +450,13 @@ def test_bad_settings_are_named() -> None:
         assert name in message
 
 
-def test_without_settings_or_a_changelog_the_worker_names_what_is_missing() -> None:
+def test_without_settings_or_a_changelog_the_worker_names_what_is_missing(kit: type[Kit]) -> None:
     with pytest.raises(ValueError, match=r"settings .*changelog topic"):
-        ReminderWorker(FakeSender(Clock()), FakeProducer())  # type: ignore[arg-type]
+        ReminderWorker(kit.FakeSender(kit.Clock()), kit.FakeProducer())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="legacy delivery log"):
         ReminderWorker(
-            FakeSender(Clock()),
-            FakeProducer(),  # type: ignore[arg-type]
-            changelog=MemoryChangelog(),
+            kit.FakeSender(kit.Clock()),
+            kit.FakeProducer(),  # type: ignore[arg-type]
+            changelog=kit.MemoryChangelog(),
             legacy_deliveries_topic=REMINDER_DELIVERIES_TOPIC,
         )

@@ -96,3 +96,19 @@ async def test_sends_are_client_spans_linked_to_the_scheduling_record() -> None:
     assert found.links == ()  # an unparsable traceparent gives no link, no error
     assert found.attributes["coffeebuddy.reminder.outcome"] == "not_found"
     assert "cloudevents.event_id" not in (unknown.attributes or {})
+
+
+async def test_a_traced_worker_links_the_send_to_its_scheduling_record(kit: Any) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    h = await kit.Harness(tracing=True, tracer_provider=provider).start()
+    traceparent = f"00-{TRACE_ID}-{SPAN_ID}-01".encode()
+    await h.feed(kit.scheduled(due_in=0), headers=[("traceparent", traceparent)])
+    await h.run()
+    assert [rid for rid, _ in h.sender.sent] == ["rem-1"]
+    [span] = [s for s in exporter.get_finished_spans() if s.name == "reminder.send"]
+    assert [f"{link.context.trace_id:032x}" for link in span.links] == [TRACE_ID]
+    assert span.attributes is not None
+    assert span.attributes["coffeebuddy.reminder.id"] == "rem-1"
+    assert span.attributes["coffeebuddy.reminder.outcome"] == "sent"

@@ -162,7 +162,10 @@ class IntakeMixin(SchedulerMixin):
         if existing is not None:
             self._count_drop(kind, "superseded")
         state.pending[rid] = entry
-        self._complete_on(self._write_entry(entry, event_id=event.id), context.defer())
+        # a legacy claim is written as `claimed`: the record is committed once this is acked,
+        # so after a restart or handover only the changelog still knows a post may have happened
+        fut = self._write_entry(entry, claimed=entry.claimed_at is not None, event_id=event.id)
+        self._complete_on(fut, context.defer())
         self._schedule(entry, max(due, self._now()))
         if self._metrics is not None:
             self._metrics.reminders_scheduled.labels(kind).inc()

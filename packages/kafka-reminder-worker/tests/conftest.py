@@ -1,0 +1,380 @@
+"""Shared fakes of the worker's unit tests: an in-memory changelog, a scripted sender, a
+controllable clock and a harness that drives one worker round by round (no Kafka). Test modules
+reach them through the `kit` fixture (they cannot import conftest) and the `h` fixture."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from coffeebuddy.infra.kafka.consumer import TopicPartition
+from coffeebuddy.infra.kafka.metrics import ReminderMetrics
+from coffeebuddy.infra.kafka.models import (
+    ReminderCancelled,
+    ReminderCancelledData,
+    ReminderScheduled,
+    ReminderScheduledData,
+)
+from coffeebuddy.infra.kafka.reminder_worker import ReminderWorker, SendResult
+from coffeebuddy.infra.kafka.reminder_worker._changelog import RecordSink
+from coffeebuddy.infra.kafka.reminder_worker._entry import Pending
+from coffeebuddy.infra.kafka.reminder_worker._records import encode_state
+from coffeebuddy.infra.kafka.testing import wait_until
+from coffeebuddy.infra.kafka.topics import REMINDER_EVENTS_TOPIC
+
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+EVENTS = REMINDER_EVENTS_TOPIC.name
+RUNS = "coffeebuddy.run.events"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+class MemoryChangelog:
+    """The Changelog protocol in memory: per-partition record lists, acknowledged at once."""
+
+    def __init__(self) -> None:
+        self.parts: dict[int, list[tuple[str, bytes | None]]] = defaultdict(list)
+        self.sink: RecordSink | None = None
+        self.owned: set[int] = set()
+        self.on_read_past: Callable[[int, int], None] | None = None
+        self.held: list[asyncio.Future[int]] = []
+        self.hold = False
+        self.error: str | None = None
+        self.read_past_results: list[bool] = []  # scripted read-back answers (default True)
+        self.restore_gate: asyncio.Event | None = None  # set: restores wait for it
+
+    @property
+    def unflushed(self) -> int:
+        return len(self.held)
+
+    async def start(self, sink: RecordSink) -> None:
+        self.sink = sink
+
+    async def stop(self) -> None:
+        return None
+
+    def write(self, partition: int, key: str, value: bytes | None) -> asyncio.Future[int]:
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.parts[partition].append((key, value))
+        offset = len(self.parts[partition]) - 1
+        if self.hold:
+            self.held.append(fut)
+            fut.add_done_callback(lambda _f: None)
+            setattr(fut, "offset", offset)  # noqa: B010
+        else:
+            fut.set_result(offset)
+        return fut
+
+    def release_held(self) -> None:
+        for fut in self.held:
+            fut.set_result(getattr(fut, "offset"))  # noqa: B009
+        self.held.clear()
+
+    async def restore(self, partitions: set[int]) -> None:
+        if self.restore_gate is not None:
+            await self.restore_gate.wait()
+        assert self.sink is not None
+        for p in partitions:
+            self.owned.add(p)
+            for offset, (key, value) in enumerate(list(self.parts[p])):
+                self.sink(p, offset, key.encode(), value, True)
+
+    def release(self, partitions: set[int]) -> None:
+        self.owned -= partitions
+
+    async def read_past(self, partition: int, offset: int, limit: float) -> bool:
+        if self.on_read_past is not None:
+            self.on_read_past(partition, offset)
+        return self.read_past_results.pop(0) if self.read_past_results else True
+
+    def inject(self, partition: int, key: str, value: bytes | None) -> None:
+        """A record written by another worker, seen by the tail."""
+        self.parts[partition].append((key, value))
+        if partition in self.owned and self.sink is not None:
+            self.sink(partition, len(self.parts[partition]) - 1, key.encode(), value, False)
+
+    def statuses(self, key: str, partition: int = 0) -> list[str | None]:
+        return [
+            None if v is None else json.loads(v)["data"]["status"]
+            for k, v in self.parts[partition]
+            if k == key
+        ]
+
+
+class Completion:
+    def __init__(self) -> None:
+        self.state = "pending"
+        self.is_stale = False
+
+    def done(self) -> None:
+        assert self.state == "pending", "completed twice"
+        self.state = "done"
+
+    def fail(self, exc: BaseException) -> None:
+        assert self.state == "pending", "completed twice"
+        self.state = "failed"
+
+
+class Context:
+    def __init__(self, topic: str, partition: int, offset: int) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.headers: list[tuple[str, bytes]] = []
+        self.completion: Completion | None = None
+
+    def defer(self) -> Completion:
+        self.completion = Completion()
+        return self.completion
+
+    @property
+    def state(self) -> str:
+        return "completed-inline" if self.completion is None else self.completion.state
+
+    @property
+    def completed(self) -> bool:
+        return self.state in ("completed-inline", "done")
+
+
+class FakeSender:
+    """Sends unless scripted: `script` / `found` / `auth` entries may be exceptions to raise."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.sent: list[tuple[str, datetime]] = []
+        self.script: dict[str, list[SendResult | Exception]] = {}
+        self.found: dict[str, SendResult | Exception | None] = {}
+        self.find_calls: list[str] = []
+        self.auth: SendResult | Exception = SendResult.sent()
+        self.auth_calls = 0
+        self.before_send: Callable[[str], None] | None = None
+        self.before_find: Callable[[str], None] | None = None
+        self.gate: asyncio.Event | None = None  # set: send waits for it (a post in flight)
+        self.entered: list[str] = []
+
+    async def send(self, reminder: ReminderScheduledData, *, claim_time: datetime) -> SendResult:
+        if self.before_send is not None:
+            self.before_send(reminder.reminder_id)
+        self.entered.append(reminder.reminder_id)
+        if self.gate is not None:
+            await self.gate.wait()
+        queue = self.script.get(reminder.reminder_id)
+        if queue:
+            result = queue.pop(0)
+            if isinstance(result, Exception):
+                raise result
+            return result
+        self.sent.append((reminder.reminder_id, self.clock()))
+        return SendResult.sent("D0001", "1700000000.000100")
+
+    async def find_sent(
+        self, reminder: ReminderScheduledData, *, since: datetime
+    ) -> SendResult | None:
+        self.find_calls.append(reminder.reminder_id)
+        if self.before_find is not None:
+            self.before_find(reminder.reminder_id)
+        found = self.found.get(reminder.reminder_id)
+        if isinstance(found, Exception):
+            raise found
+        return found
+
+    async def check_auth(self) -> SendResult:
+        self.auth_calls += 1
+        if isinstance(self.auth, Exception):
+            raise self.auth
+        return self.auth
+
+
+class FakeProducer:
+    """Records dead letters; the first `failures` sends raise (a broker outage)."""
+
+    def __init__(self) -> None:
+        self.dead_letters: list[tuple[str, dict[str, bytes]]] = []
+        self.values: list[bytes | None] = []
+        self.failures = 0
+
+    async def send_raw(
+        self, topic: Any, value: bytes | None, *, key: bytes | None, **kw: Any
+    ) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("broker unreachable")
+        self.dead_letters.append((topic.name, dict(kw.get("headers") or [])))
+        self.values.append(value)
+
+
+class Harness:
+    """Drives one worker deterministically: no scheduler task, explicit rounds."""
+
+    def __init__(self, changelog: MemoryChangelog | None = None, **kwargs: Any) -> None:
+        self.clock = Clock()
+        self.sender = FakeSender(self.clock)
+        self.registry = CollectorRegistry()
+        self.metrics = ReminderMetrics(self.registry)
+        self.changelog = changelog or MemoryChangelog()
+        self.producer = FakeProducer()
+        kwargs.setdefault("retry_initial", 1.0)
+        kwargs.setdefault("retry_max", 8.0)
+        kwargs.setdefault("metrics", self.metrics)
+        self.worker = ReminderWorker(
+            self.sender,
+            self.producer,  # type: ignore[arg-type]
+            changelog=self.changelog,
+            clock=self.clock,
+            auth_probe_initial=0.01,
+            auth_probe_max=0.02,
+            **kwargs,
+        )
+        self.offsets: dict[int, int] = defaultdict(int)
+
+    async def start(self, *partitions: int) -> Harness:
+        await self.changelog.start(self.worker._on_record)
+        self.worker._started = True
+        await self.worker.on_assign([TopicPartition(EVENTS, p) for p in partitions or (0,)])
+        return self
+
+    async def feed(
+        self,
+        event: Any,
+        topic: str = EVENTS,
+        partition: int = 0,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> Context:
+        ctx = Context(topic, partition, self.offsets[partition])
+        ctx.headers = headers or []
+        self.offsets[partition] += 1
+        await self.worker.process_event(event, ctx)  # type: ignore[arg-type]
+        await asyncio.sleep(0)
+        return ctx
+
+    async def run(self) -> None:
+        """Fire everything due now and wait for the attempts to settle."""
+        for _ in range(20):
+            delay = await self.worker._run_once()
+            while self.worker._in_flight:
+                await asyncio.gather(*list(self.worker._in_flight))
+            await asyncio.sleep(0)
+            if delay != 0.0:
+                return
+
+    async def fire(self) -> None:
+        """One scheduler round: due attempts start (a gated send stays in flight)."""
+        await self.worker._run_once()
+        await wait_until(
+            lambda: not self.worker._in_flight or bool(self.sender.entered),
+            timeout=5,
+            message="the attempt reached the sender",
+        )
+
+    async def settle(self) -> None:
+        """Wait for the attempts in flight to end."""
+        while self.worker._in_flight:
+            await asyncio.gather(*list(self.worker._in_flight))
+
+    def entry(self, rid: str, partition: int = 0) -> Pending:
+        state = self.worker._store.get(partition)
+        assert state is not None
+        return state.pending[rid]
+
+    def sample(self, name: str, **labels: str) -> float:
+        value = self.registry.get_sample_value(name, labels)
+        return 0.0 if value is None else value
+
+
+def scheduled(
+    rid: str = "rem-1",
+    *,
+    run_id: str = "run-1",
+    kind: str = "runner",
+    due_in: float = 60.0,
+    expires_in: float | None = None,
+    now: datetime = T0,
+    user: str = "U100",
+    time: datetime | None = None,
+    event_id: str | None = None,
+) -> ReminderScheduled:
+    due = now + timedelta(seconds=due_in)
+    return ReminderScheduled.create(
+        data=ReminderScheduledData(
+            run_id=run_id,
+            reminder_id=rid,
+            kind=kind,  # type: ignore[arg-type]
+            team_id="T1",
+            channel_id="C1",
+            recipient_user_id=user,
+            due_at=due,
+            expires_at=None if expires_in is None else now + timedelta(seconds=expires_in),
+            place="Cafe",
+        ),
+        id=event_id,
+        time=time or now,
+    )
+
+
+def cancelled(rid: str = "rem-1", run_id: str = "run-1") -> ReminderCancelled:
+    return ReminderCancelled.create(data=ReminderCancelledData(run_id=run_id, reminder_id=rid))
+
+
+def claim_record(owner: str, epoch: int, claimed_at: float, rid: str = "rem-1") -> bytes:
+    data = scheduled(rid, due_in=0).data
+    return encode_state(
+        state_key=rid,
+        status="claimed",
+        run_id=data.run_id,
+        keep_until=claimed_at + 7200,
+        now=claimed_at,
+        source="/test",
+        writer=owner,
+        reminder_id=rid,
+        reminder=data.model_dump_json().encode(),
+        event_id="ev-1",
+        event_time=claimed_at,
+        owner=owner,
+        epoch=epoch,
+        claimed_at=claimed_at,
+        deadline=claimed_at + 15,
+    )
+
+
+class Kit:
+    """The fakes above, as a fixture."""
+
+    T0 = T0
+    EVENTS = EVENTS
+    RUNS = RUNS
+    Clock = Clock
+    MemoryChangelog = MemoryChangelog
+    Context = Context
+    FakeSender = FakeSender
+    FakeProducer = FakeProducer
+    Harness = Harness
+    TopicPartition = TopicPartition
+    scheduled = staticmethod(scheduled)
+    cancelled = staticmethod(cancelled)
+    claim_record = staticmethod(claim_record)
+
+
+@pytest.fixture
+def kit() -> type[Kit]:
+    return Kit
+
+
+@pytest.fixture
+async def h() -> Harness:
+    return await Harness().start()
