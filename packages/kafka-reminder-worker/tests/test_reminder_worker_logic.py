@@ -18,6 +18,7 @@ from coffeebuddy.infra.kafka.models import (
     RunCancelledData,
     RunClosed,
     RunClosedData,
+    parse_dead_letter_headers,
 )
 from coffeebuddy.infra.kafka.reminder_worker import ReminderWorker, SendResult
 from coffeebuddy.infra.kafka.reminder_worker._records import encode_state
@@ -222,8 +223,9 @@ async def test_recipient_unreachable_drops_and_format_rejection_dead_letters(
     assert h.changelog.statuses("bad") == ["scheduled", "claimed", None]  # released
     [(topic, headers)] = h.producer.dead_letters
     assert topic == REMINDER_EVENTS_TOPIC.dead_letter_topic
-    assert b"invalid_blocks" in headers["coffeebuddy.dlq.error.message"]
-    assert headers["coffeebuddy.dlq.origin.offset"] == b"1"
+    letter = parse_dead_letter_headers(list(headers.items()))
+    assert "invalid_blocks" in letter.error_message
+    assert letter.origin_offset == 1
     replay = await h.feed(kit.scheduled("bad", run_id="run-2", due_in=0))
     await h.run()
     assert [r for r, _ in h.sender.sent] == ["bad"]  # the replay is fresh: sent at once

@@ -16,6 +16,7 @@ from coffeebuddy.infra.kafka.models import (
     ReminderDelivery,
     ReminderDeliveryData,
     encode_event,
+    parse_dead_letter_headers,
 )
 from coffeebuddy.infra.kafka.reminder_worker import KafkaChangelog
 from coffeebuddy.infra.kafka.reminder_worker._core import WorkerConfig
@@ -279,13 +280,22 @@ async def test_a_dead_letter_is_retried_until_the_broker_takes_it(
     ]
     [(topic, headers)] = producer.dead_letters
     assert topic == REMINDER_EVENTS_TOPIC.dead_letter_topic
-    assert headers["coffeebuddy.dlq.origin.partition"] == b"4"
-    assert headers["coffeebuddy.dlq.origin.offset"] == b"42"
-    assert headers["coffeebuddy.dlq.origin.key"] == b"run-7"
-    assert (
-        b"reminder bad (run run-7) rejected by the sender: invalid_blocks"
-        in (headers["coffeebuddy.dlq.error.message"])
+    letter = parse_dead_letter_headers(list(headers.items()))  # the replay tool's reading
+    assert (letter.origin_topic, letter.origin_partition, letter.origin_offset) == (
+        REMINDER_EVENTS_TOPIC.name,
+        4,
+        42,
     )
+    assert letter.origin_key == b"run-7"
+    assert (letter.error_type, letter.reason, letter.attempts) == (
+        "NonRetryableError",
+        "non_retryable",
+        1,
+    )
+    assert "reminder bad (run run-7) rejected by the sender: invalid_blocks" in (
+        letter.error_message
+    )
+    assert letter.first_seen is not None
     [value] = producer.values
     assert value is not None
     assert b'"reminder_id":"bad"' in value
