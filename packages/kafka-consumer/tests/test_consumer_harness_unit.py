@@ -701,3 +701,26 @@ async def test_a_retry_attempt_may_defer_its_record(fakes: Any, running: Any) ->
         assert rig.committed() in (None, 0)
         completions[0].done()
         await wait_until(lambda: rig.committed() == 1, timeout=5, message="committed")
+
+
+async def test_a_consumer_stop_ending_in_cancellation_still_closes_its_connections() -> None:
+    """aiokafka's stop() can end in CancelledError before it reaches the client's close():
+    the coordinator's connection would leak (seen in the revoke-overrun tests)."""
+    from coffeebuddy.infra.kafka.consumer._client import stop_consumer
+
+    class Client:
+        closed = False
+
+        async def close(self) -> None:
+            self.closed = True
+
+    class Consumer:
+        def __init__(self) -> None:
+            self._client = Client()
+
+        async def stop(self) -> None:
+            raise asyncio.CancelledError
+
+    consumer = Consumer()
+    await stop_consumer(consumer, budget=1.0)  # type: ignore[arg-type]
+    assert consumer._client.closed

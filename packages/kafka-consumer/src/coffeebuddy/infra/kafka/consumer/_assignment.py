@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -146,13 +147,25 @@ class Assignment:
             await asyncio.wait(pending, timeout=1.0)
 
 
+_CALLBACK_TASKS: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+
+
+def in_partition_callback(task: asyncio.Task[Any] | None) -> bool:
+    """`task` runs a user's partition callback (a `stop()` from there must not wait for the
+    shutdown, which waits for the callback)."""
+    return task is not None and task in _CALLBACK_TASKS
+
+
 async def call_user(callback: PartitionsCallback, tps: list[TopicPartition], budget: float) -> None:
-    """Await a user's partition callback within `budget`; its failure is logged, not raised."""
+    """Await a user's partition callback within `budget`; its failure is logged, not raised.
+
+    In a task of its own, not under asyncio.timeout: aiokafka calls the rebalance listener from
+    its coordination task, and an overrun would then cancel aiokafka's own task.
+    """
+    task = asyncio.ensure_future(callback(sorted(tps)))
+    _CALLBACK_TASKS.add(task)
     try:
-        # asyncio.timeout, not wait_for: the callback runs in this task, so a stop() it calls
-        # knows it is running inside the harness
-        async with asyncio.timeout(max(0.1, budget)):
-            await callback(sorted(tps))
+        await asyncio.wait_for(task, timeout=max(0.1, budget))
     except Exception:
         log.exception("partition callback %r failed", callback)
 

@@ -7,7 +7,6 @@ aiokafka private attributes are touched only through kafka-config's compat helpe
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -80,9 +79,12 @@ async def stop_consumer(consumer: ConsumerLike, budget: float) -> None:
     done, _ = await asyncio.wait({task}, timeout=budget)
     if done:
         # aiokafka's stop() can end in CancelledError (it awaits tasks it cancelled itself);
-        # this is the finished task's outcome, never the caller's cancellation.
-        with contextlib.suppress(Exception, asyncio.CancelledError):
+        # this is the finished task's outcome, never the caller's cancellation. Ended so, it
+        # never reached the client's close(): the coordinator's connection would leak.
+        try:
             task.result()
+        except (Exception, asyncio.CancelledError):
+            await abandon_consumer(consumer, limit=0.5)
         return
     # aiokafka's stop() can wait forever on an unreachable coordinator (aiokafka#659).
     log.warning("Kafka consumer did not stop within %.1fs; abandoning it", budget)

@@ -22,7 +22,12 @@ from coffeebuddy.infra.kafka.config import (
     cluster_id,
     leave_group_from_generation_zero,
 )
-from coffeebuddy.infra.kafka.consumer._assignment import Assignment, Listener, call_user
+from coffeebuddy.infra.kafka.consumer._assignment import (
+    Assignment,
+    Listener,
+    call_user,
+    in_partition_callback,
+)
 from coffeebuddy.infra.kafka.consumer._client import (
     ConsumerFactory,
     ConsumerLike,
@@ -271,11 +276,16 @@ class KafkaConsumerHarness:
             waiter.cancel()
 
     def _owns(self, task: asyncio.Task[Any] | None) -> bool:
-        """`task` is one the shutdown waits for: the poll loop (rebalance callbacks run in it),
-        a partition worker or a detached retry."""
+        """`task` is one the shutdown waits for: the poll loop, a partition callback, a partition
+        worker or a detached retry."""
         if task is None:
             return False
-        return task is self._poll_task or self._assignment.owns(task) or self._failures.owns(task)
+        return (
+            task is self._poll_task
+            or in_partition_callback(task)
+            or self._assignment.owns(task)
+            or self._failures.owns(task)
+        )
 
     async def run(self) -> None:
         """Consume until `stop()` (or a signal); returns after a graceful shutdown."""
