@@ -706,7 +706,7 @@ async def test_a_retry_attempt_may_defer_its_record(fakes: Any, running: Any) ->
 async def test_a_consumer_stop_ending_in_cancellation_still_closes_its_connections() -> None:
     """aiokafka's stop() can end in CancelledError before it reaches the client's close():
     the coordinator's connection would leak (seen in the revoke-overrun tests)."""
-    from coffeebuddy.infra.kafka.consumer._client import stop_consumer
+    from coffeebuddy.infra.kafka.consumer._seam import stop_consumer
 
     class Client:
         closed = False

@@ -1,6 +1,5 @@
 """Graceful, at-least-once, poison-proof consumer harness for CoffeeBuddy topics."""
 
-from coffeebuddy.infra.kafka.consumer._client import ConsumerFactory, ConsumerLike
 from coffeebuddy.infra.kafka.consumer._context import (
     Completion,
     HealthStatus,
@@ -16,6 +15,7 @@ from coffeebuddy.infra.kafka.consumer._errors import (
     default_classifier,
 )
 from coffeebuddy.infra.kafka.consumer._harness import KafkaConsumerHarness
+from coffeebuddy.infra.kafka.consumer._seam import ConsumerFactory, ConsumerLike
 from coffeebuddy.infra.kafka.consumer._tracker import OffsetTracker
 from coffeebuddy.infra.kafka.consumer._types import Handler, PartitionsCallback, RecordDecoder
 from coffeebuddy.infra.kafka.consumer._version import __version__

@@ -8,11 +8,11 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from coffeebuddy.infra.kafka.consumer._client import GENERATION_ERRORS
+from coffeebuddy.infra.kafka.consumer._seam import GENERATION_ERRORS
 
 if TYPE_CHECKING:
-    from coffeebuddy.infra.kafka.consumer._client import ConsumerLike
     from coffeebuddy.infra.kafka.consumer._partition import Partition
+    from coffeebuddy.infra.kafka.consumer._seam import ConsumerLike
     from coffeebuddy.infra.kafka.metrics import KafkaMetrics
 
 log = logging.getLogger("coffeebuddy.infra.kafka.consumer")

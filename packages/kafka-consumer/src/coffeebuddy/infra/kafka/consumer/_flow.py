@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from coffeebuddy.infra.kafka.consumer._client import ConsumerLike
     from coffeebuddy.infra.kafka.consumer._partition import Partition
+    from coffeebuddy.infra.kafka.consumer._seam import ConsumerLike
 
 #: How long the poll loop waits for free in-flight slots before it pauses every partition.
 CAPACITY_WAIT = 0.2

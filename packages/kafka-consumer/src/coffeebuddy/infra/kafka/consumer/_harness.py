@@ -28,12 +28,6 @@ from coffeebuddy.infra.kafka.consumer._assignment import (
     call_user,
     in_partition_callback,
 )
-from coffeebuddy.infra.kafka.consumer._client import (
-    ConsumerFactory,
-    ConsumerLike,
-    default_consumer_factory,
-    stop_consumer,
-)
 from coffeebuddy.infra.kafka.consumer._commits import Committer
 from coffeebuddy.infra.kafka.consumer._context import HealthStatus, TopicPartition
 from coffeebuddy.infra.kafka.consumer._dead_letter import DeadLetterWriter
@@ -46,6 +40,12 @@ from coffeebuddy.infra.kafka.consumer._failure import FailurePath
 from coffeebuddy.infra.kafka.consumer._flow import FlowControl
 from coffeebuddy.infra.kafka.consumer._partition import Partition
 from coffeebuddy.infra.kafka.consumer._poller import Poller
+from coffeebuddy.infra.kafka.consumer._seam import (
+    ConsumerFactory,
+    ConsumerLike,
+    default_consumer_factory,
+    stop_consumer,
+)
 from coffeebuddy.infra.kafka.consumer._topic_metrics import TopicMetrics
 from coffeebuddy.infra.kafka.consumer._types import Handler, PartitionsCallback, RecordDecoder
 from coffeebuddy.infra.kafka.consumer._worker import run_worker

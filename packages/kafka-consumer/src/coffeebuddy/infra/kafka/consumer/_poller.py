@@ -8,13 +8,13 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from coffeebuddy.infra.kafka.consumer._client import GENERATION_ERRORS
+from coffeebuddy.infra.kafka.consumer._seam import GENERATION_ERRORS
 
 if TYPE_CHECKING:
-    from coffeebuddy.infra.kafka.consumer._client import ConsumerLike
     from coffeebuddy.infra.kafka.consumer._commits import Committer
     from coffeebuddy.infra.kafka.consumer._flow import FlowControl
     from coffeebuddy.infra.kafka.consumer._partition import Partition
+    from coffeebuddy.infra.kafka.consumer._seam import ConsumerLike
     from coffeebuddy.infra.kafka.metrics import KafkaMetrics
 
 log = logging.getLogger("coffeebuddy.infra.kafka.consumer")
