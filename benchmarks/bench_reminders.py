@@ -6,12 +6,16 @@ Memory baseline: keeping the decoded `ReminderScheduled` event per pending remin
 scheduler holds). The worker keeps a `__slots__` entry with the data as JSON bytes, its store and
 timer-heap slots, all counted. Records complete once their state is acknowledged, so the harness
 holds nothing per pending reminder.
+
+The process runs with the deployable's garbage collector thresholds (`tune_gc`, as the service's
+main sets them); `BENCH_PYTHON_GC=1` keeps Python's defaults, for comparison.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import sys
 import time
 import tracemalloc
@@ -30,7 +34,12 @@ from coffeebuddy.infra.kafka.models import (
     encode_event,
 )
 from coffeebuddy.infra.kafka.producer import KafkaEventProducer
-from coffeebuddy.infra.kafka.reminder_worker import ReminderWorker, SendResult
+from coffeebuddy.infra.kafka.reminder_worker import (
+    DEFAULT_GC_THRESHOLDS,
+    ReminderWorker,
+    SendResult,
+    tune_gc,
+)
 from coffeebuddy.infra.kafka.topics import (
     REMINDER_EVENTS_TOPIC,
     REMINDER_STATE_CHANGELOG_TOPIC,
@@ -399,10 +408,15 @@ async def _burst_rows(ctx: BenchContext, producer: KafkaEventProducer) -> list[B
 
 async def run(ctx: BenchContext) -> list[BenchRow]:
     per_round: list[list[BenchRow]] = []
-    async with KafkaEventProducer(ctx.settings) as producer:
-        for _ in range(ctx.rounds):
-            rows = await _burst_rows(ctx, producer)
-            rows += await _memory_rows(ctx, producer)
-            rows += await _lag_rows(ctx, producer)
-            per_round.append(rows)
+    # the deployable's GC setting (its main calls the same), restored after
+    old = tune_gc(None if os.environ.get("BENCH_PYTHON_GC") else DEFAULT_GC_THRESHOLDS)
+    try:
+        async with KafkaEventProducer(ctx.settings) as producer:
+            for _ in range(ctx.rounds):
+                rows = await _burst_rows(ctx, producer)
+                rows += await _memory_rows(ctx, producer)
+                rows += await _lag_rows(ctx, producer)
+                per_round.append(rows)
+    finally:
+        gc.set_threshold(*old)
     return merge_rounds(per_round)

@@ -11,11 +11,14 @@ SlackDMSender (slack_sdk over HTTP) against the local FakeSlackServer with no ra
 The fake Slack (and the plain aiohttp ceiling server) run in a child process, so the server side
 has its own interpreter and core (the machine has 2): the numbers measure the client side, not the
 fake. One sender row is also measured with the fake on the client's loop, for comparison.
+The process runs with the deployable's GC thresholds (`tune_gc`); `BENCH_PYTHON_GC=1` keeps
+Python's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -34,6 +37,7 @@ from coffeebuddy.infra.kafka.config import KafkaSettings
 from coffeebuddy.infra.kafka.models import ReminderScheduled, ReminderScheduledData
 from coffeebuddy.infra.kafka.producer import KafkaEventProducer
 from coffeebuddy.infra.kafka.provision import ensure_topics
+from coffeebuddy.infra.kafka.reminder_worker import DEFAULT_GC_THRESHOLDS, tune_gc
 from coffeebuddy.infra.kafka.testing import EmbeddedBroker
 from coffeebuddy.infra.kafka.topics import REMINDER_EVENTS_TOPIC
 from coffeebuddy.services.reminder_worker import (
@@ -283,7 +287,12 @@ async def _end_to_end(n: int) -> tuple[float, float, float, float]:
 
 
 async def run(ctx: BenchContext) -> list[BenchRow]:
-    return merge_rounds([await _round(ctx) for _ in range(ctx.rounds)])
+    # the deployable's GC setting (its main calls the same), restored after
+    old = tune_gc(None if os.environ.get("BENCH_PYTHON_GC") else DEFAULT_GC_THRESHOLDS)
+    try:
+        return merge_rounds([await _round(ctx) for _ in range(ctx.rounds)])
+    finally:
+        gc.set_threshold(*old)
 
 
 async def _round(ctx: BenchContext) -> list[BenchRow]:

@@ -68,7 +68,7 @@ def test_config_kwargs_sasl_exact_arguments(mechanism: str) -> None:
         "enable_idempotence": True,
         "linger_ms": 5,
         "compression_type": None,
-        "max_batch_size": 16384,
+        "max_batch_size": 262144,
         "max_request_size": 1048576,
     }
     assert settings.consumer_kwargs("coffeebuddy.reminder-worker") == {

@@ -335,3 +335,34 @@ async def test_the_kafka_changelog_reports_writer_before_reader_errors_and_count
     await log.stop()  # never started: what is queued is given up, never reported written
     assert fut.cancelled()
     assert log.unflushed == 0
+
+
+# ---------------------------------------------------------------------- process settings
+
+
+def test_tune_gc_sets_the_thresholds_returns_the_old_ones_and_rejects_nonsense() -> None:
+    import gc
+
+    from coffeebuddy.infra.kafka.reminder_worker import DEFAULT_GC_THRESHOLDS, tune_gc
+
+    before = gc.get_threshold()
+    try:
+        assert tune_gc() == before
+        assert gc.get_threshold() == DEFAULT_GC_THRESHOLDS
+        assert tune_gc(None) == DEFAULT_GC_THRESHOLDS
+        assert gc.get_threshold() == DEFAULT_GC_THRESHOLDS  # None leaves them
+        with pytest.raises(ValueError, match=r"three positive integers, got \(0, 10, 10\)"):
+            tune_gc((0, 10, 10))
+        assert gc.get_threshold() == DEFAULT_GC_THRESHOLDS
+    finally:
+        gc.set_threshold(*before)
+
+
+def test_record_times_are_rfc3339_to_the_millisecond_and_follow_the_clock() -> None:
+    from coffeebuddy.infra.kafka.reminder_worker._records import iso_now
+
+    first = iso_now(1_700_000_000.1234)
+    assert first == "2023-11-14T22:13:20.123+00:00"
+    assert iso_now(1_700_000_000.1239) == first  # same millisecond
+    assert iso_now(1_700_000_001.5) == "2023-11-14T22:13:21.500+00:00"
+    assert datetime.fromisoformat(first).timestamp() == pytest.approx(1_700_000_000.123)

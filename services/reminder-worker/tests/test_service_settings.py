@@ -49,6 +49,25 @@ def test_every_problem_is_reported_at_once_and_names_the_variable() -> None:
     assert "eighty" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("", (50_000, 20, 100)), ("python", None), (" 100000, 10 ,50 ", (100_000, 10, 50))],
+)
+def test_gc_thresholds_ours_by_default_pythons_on_request_or_given(
+    raw: str, expected: tuple[int, int, int] | None
+) -> None:
+    env = {"SLACK_BOT_TOKEN": "xoxb-1", "REMINDER_GC_THRESHOLDS": raw}
+    assert ServiceSettings.from_env(env).gc_thresholds == expected
+
+
+@pytest.mark.parametrize("raw", ["50000,20", "0,10,10", "a,b,c", "1,2,3,4"])
+def test_bad_gc_thresholds_are_named_with_the_value(raw: str) -> None:
+    with pytest.raises(ServiceSettingsError) as info:
+        ServiceSettings.from_env({"SLACK_BOT_TOKEN": "xoxb-1", "REMINDER_GC_THRESHOLDS": raw})
+    assert [var for var, _ in info.value.problems] == ["REMINDER_GC_THRESHOLDS"]
+    assert repr(raw) in str(info.value)
+
+
 def test_token_value_never_in_errors() -> None:
     with pytest.raises(ServiceSettingsError) as info:
         ServiceSettings.from_env({"SLACK_BOT_TOKEN": "xoxb-has space", "WORKER_HTTP_PORT": "-1"})

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from coffeebuddy.infra.kafka.config import KafkaSettings, KafkaSettingsError
+from coffeebuddy.infra.kafka.reminder_worker import tune_gc
 from coffeebuddy.services.reminder_worker._app import EXIT_CONFIG, ReminderWorkerService
 from coffeebuddy.services.reminder_worker._logging import configure_logging
 from coffeebuddy.services.reminder_worker._settings import ServiceSettings, ServiceSettingsError
@@ -26,6 +27,7 @@ Configuration is read from the environment:
   WORKER_HTTP_PORT          /healthz, /readyz, /metrics (default 8080)
   WORKER_DRAIN_TIMEOUT_S    shutdown budget after SIGTERM (default 20)
   LOG_LEVEL                 default INFO (JSON lines on stderr)
+  REMINDER_GC_THRESHOLDS    cyclic GC thresholds, default 50000,20,100 ('python': Python's)
   OTEL_TRACES_EXPORTER      e.g. otlp or console: export traces (needs the [otel] extra);
                             with OTEL_SERVICE_NAME, OTEL_EXPORTER_OTLP_ENDPOINT, ...
 SIGTERM/SIGINT drains within the budget; a second signal exits at once.
@@ -75,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("configuration is valid")
         return 0
     log.info("starting coffeebuddy-reminder-worker %s", __version__)
+    tune_gc(service_settings.gc_thresholds)  # a process setting: here, not in the library
     provider = configure_tracing()  # before any client is built: they pick it up
     try:
         return asyncio.run(_serve(service_settings, kafka))

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 from pydantic import SecretStr
 
+from coffeebuddy.infra.kafka.reminder_worker import DEFAULT_GC_THRESHOLDS
+
 __all__ = ["ServiceSettings", "ServiceSettingsError"]
 
 DEFAULT_SLACK_API_BASE_URL = "https://slack.com/api/"
@@ -42,6 +44,8 @@ class ServiceSettings:
     clock_skew_s: float = 2.0
     max_pending: int = 100_000
     upgrade_from_delivery_log: bool = True
+    gc_thresholds: tuple[int, int, int] | None = DEFAULT_GC_THRESHOLDS
+    """The process's cyclic GC thresholds (`tune_gc`); None leaves Python's defaults."""
 
     def __repr__(self) -> str:
         token = "<set>" if self.slack_bot_token else "<unset>"
@@ -110,6 +114,7 @@ class ServiceSettings:
         upgrade = env.get("REMINDER_UPGRADE_FROM_DELIVERY_LOG", "1").strip().lower()
         if upgrade not in {"0", "1", "true", "false", "yes", "no"}:
             problems.append(("REMINDER_UPGRADE_FROM_DELIVERY_LOG", "must be 1 or 0"))
+        gc_thresholds = _gc_thresholds(env.get("REMINDER_GC_THRESHOLDS", ""), problems)
         level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             problems.append(("LOG_LEVEL", f"must be DEBUG, INFO, WARNING or ERROR, got {level!r}"))
@@ -131,4 +136,24 @@ class ServiceSettings:
             clock_skew_s=skew,
             max_pending=int(max_pending),
             upgrade_from_delivery_log=upgrade in {"1", "true", "yes"},
+            gc_thresholds=gc_thresholds,
         )
+
+
+def _gc_thresholds(raw: str, problems: list[tuple[str, str]]) -> tuple[int, int, int] | None:
+    """`REMINDER_GC_THRESHOLDS`: empty for ours, `python` for Python's own, or three integers."""
+    text = raw.strip().lower()
+    if not text:
+        return DEFAULT_GC_THRESHOLDS
+    if text == "python":
+        return None
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) == 3 and all(p.isdigit() and int(p) > 0 for p in parts):
+        return (int(parts[0]), int(parts[1]), int(parts[2]))
+    problems.append(
+        (
+            "REMINDER_GC_THRESHOLDS",
+            f"must be three positive integers like 50000,20,100 or 'python', got {raw.strip()!r}",
+        )
+    )
+    return DEFAULT_GC_THRESHOLDS

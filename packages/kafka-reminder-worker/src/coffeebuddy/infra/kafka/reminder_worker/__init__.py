@@ -6,11 +6,13 @@ from coffeebuddy.infra.kafka.reminder_worker._changelog import (
     KafkaChangelog,
     RecordSink,
 )
+from coffeebuddy.infra.kafka.reminder_worker._gc import DEFAULT_GC_THRESHOLDS, tune_gc
 from coffeebuddy.infra.kafka.reminder_worker._sender import ReminderSender, SendOutcome, SendResult
 from coffeebuddy.infra.kafka.reminder_worker._version import __version__
 from coffeebuddy.infra.kafka.reminder_worker._worker import ReminderWorker, WorkerHealth
 
 __all__ = [
+    "DEFAULT_GC_THRESHOLDS",
     "Changelog",
     "ConsumerFactory",
     "KafkaChangelog",
@@ -21,4 +23,5 @@ __all__ = [
     "SendResult",
     "WorkerHealth",
     "__version__",
+    "tune_gc",
 ]

@@ -168,7 +168,7 @@ class AttemptsMixin(WorkerCore):
         state = self._store.get(entry.partition)
         if state is not None:
             self._store.forget(state, entry.reminder_id)
-            self._set_pending_metric()
+            self._pending_changed()
         await self._tombstone(entry.partition, entry.reminder_id)
         await self._publish_dead_letter(entry, result.error or "permanent error")
 

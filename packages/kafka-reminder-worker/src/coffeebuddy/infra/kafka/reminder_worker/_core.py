@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -60,7 +61,7 @@ class WorkerCore:
         changelog: Changelog,
         config: WorkerConfig,
         *,
-        clock: Clock,
+        clock: Clock | None,
         metrics: ReminderMetrics | None,
         worker_id: str,
         source: str,
@@ -69,7 +70,10 @@ class WorkerCore:
         self._tracing = False  # ReminderWorker wraps the sender in spans when tracing is on
         self._changelog = changelog
         self._cfg = config
-        self._clock = clock
+        # the wall clock as epoch seconds; an injected clock (tests) is read through datetime
+        self._time: Callable[[], float] = (
+            time.time if clock is None else (lambda: clock().timestamp())
+        )
         self._metrics = metrics
         self.worker_id = worker_id
         self._source = source
@@ -85,7 +89,7 @@ class WorkerCore:
         self._rng = random.Random()  # noqa: S311 - jitter, not security
 
     def _now(self) -> float:
-        return self._clock().timestamp()
+        return self._time()
 
     # ------------------------------------------------------------------ ownership
 
@@ -166,7 +170,7 @@ class WorkerCore:
         state = self._store.get(partition)
         if state is not None:
             self._store.settle(state, reminder_id, keep_until)
-            self._set_pending_metric()
+            self._pending_changed()
         return self._write(
             partition,
             reminder_id,
@@ -203,17 +207,18 @@ class WorkerCore:
         if self._metrics is not None:
             self._metrics.dropped(kind, reason)
 
-    def _set_pending_metric(self) -> None:
-        if self._metrics is not None:
-            self._metrics.reminders_pending.set(self._store.pending_count())
+    def _pending_changed(self) -> None:
+        """Hook for the parts that react to the pending count (intake capacity)."""
 
     @property
     def ready(self) -> bool:
         raise NotImplementedError
 
     def _bind_ready_metrics(self) -> None:
-        """The readiness gauges read the worker at scrape time (nobody pushes them). A service
-        that composes a wider readiness (harness, Kafka probe) rebinds them to its own."""
+        """The readiness and pending gauges read the worker at scrape time (nobody pushes them).
+        A service that composes a wider readiness (harness, Kafka probe) rebinds those two."""
         if self._metrics is not None:
             self._metrics.worker_ready.set_function(lambda: 1 if self.ready else 0)
             self._metrics.slack_auth_ok.set_function(lambda: 1 if self._auth_ok else 0)
+            # read at scrape time too: intake changes it per record, a push would cost per record
+            self._metrics.reminders_pending.set_function(self._store.pending_count)

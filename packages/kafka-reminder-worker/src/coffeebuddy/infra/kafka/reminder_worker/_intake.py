@@ -67,8 +67,8 @@ class IntakeMixin(SchedulerMixin):
                 self._metrics.at_capacity.set(0)
             log.info("below max_pending again: intake resumed", extra={"worker_id": self.worker_id})
 
-    def _set_pending_metric(self) -> None:
-        super()._set_pending_metric()
+    def _pending_changed(self) -> None:
+        super()._pending_changed()
         if self._at_capacity and self._store.pending_count() < self._cfg.max_pending:
             self._capacity.set()
 
@@ -169,7 +169,7 @@ class IntakeMixin(SchedulerMixin):
         self._schedule(entry, max(due, self._now()))
         if self._metrics is not None:
             self._metrics.reminders_scheduled.labels(kind).inc()
-        self._set_pending_metric()
+        self._pending_changed()
         if log.isEnabledFor(logging.DEBUG):  # one line per reminder: DEBUG, and only if wanted
             log.debug("reminder scheduled", extra={**extra, "due_at": data.due_at.isoformat()})
 

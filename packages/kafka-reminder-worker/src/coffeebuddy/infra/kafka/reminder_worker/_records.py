@@ -16,7 +16,7 @@ from typing import Any
 
 from coffeebuddy.infra.kafka.models import REMINDER_STATE
 
-__all__ = ["StateRecord", "decode_state", "encode_state", "iso", "run_key", "ts"]
+__all__ = ["StateRecord", "decode_state", "encode_state", "iso", "iso_now", "run_key", "ts"]
 
 RUN_KEY_PREFIX = "run:"
 
@@ -41,6 +41,19 @@ def iso(value: float) -> str:
             _ISO_CACHE.clear()
         out = _ISO_CACHE[value] = datetime.fromtimestamp(value, UTC).isoformat()
     return out
+
+
+_NOW_ISO: list[Any] = [-1, ""]
+
+
+def iso_now(now: float) -> str:
+    """RFC 3339 of the current time to the millisecond, computed once per millisecond (the
+    `time` / `recorded_at` of every record written; `iso` would cache each distinct float)."""
+    ms = int(now * 1000)
+    if ms != _NOW_ISO[0]:
+        _NOW_ISO[0] = ms
+        _NOW_ISO[1] = datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+    return str(_NOW_ISO[1])
 
 
 def ts(value: str | None) -> float | None:
@@ -107,7 +120,7 @@ def encode_state(
     )
     data.update((name, value) for name, value in optional if value is not None)
     data["keep_until"] = iso(keep_until)
-    now_iso = iso(now)
+    now_iso = iso_now(now)
     data["recorded_at"] = now_iso
     envelope = {
         "specversion": "1.0",

@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from coffeebuddy.infra.kafka.models import (
@@ -47,10 +47,6 @@ if TYPE_CHECKING:
 __all__ = ["ReminderWorker", "WorkerHealth"]
 
 log = logging.getLogger("coffeebuddy.infra.kafka.reminder_worker")
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +133,7 @@ class ReminderWorker(IntakeMixin):
             sender,
             changelog,
             config,
-            clock=clock or _utc_now,
+            clock=clock,
             metrics=metrics,
             worker_id=worker_id or f"reminder-worker-{uuid.uuid4().hex[:12]}",
             source=source,
@@ -204,7 +200,7 @@ class ReminderWorker(IntakeMixin):
         await self._changelog.stop()
         for p in list(self._store.partitions):
             self._store.close(p)
-        self._set_pending_metric()
+        self._pending_changed()
 
     async def __aenter__(self) -> ReminderWorker:
         await self.start()
@@ -316,7 +312,7 @@ class ReminderWorker(IntakeMixin):
         self._changelog.release(numbers)
         self._store.compact()
         self._heap.compact(self._is_live)
-        self._set_pending_metric()
+        self._pending_changed()
         self._capacity.set()
         log.info("partitions revoked: timers dropped", extra={"partitions": sorted(numbers)})
 
@@ -348,7 +344,7 @@ class ReminderWorker(IntakeMixin):
                 entry, max(entry.next_at, entry.due, now) if entry.attempts else max(entry.due, now)
             )
         self._wake.set()
-        self._set_pending_metric()
+        self._pending_changed()
         log.info(
             "changelog partition %d restored: %d pending, %d settled, epoch %d (%.2f s)",
             partition,
@@ -389,7 +385,7 @@ class ReminderWorker(IntakeMixin):
                 self._drop_run_victims(state, rec.run_id, mark.blocks)
         elif entry is not None and not entry.in_flight:
             self._schedule(entry, max(entry.due, self._now()))
-        self._set_pending_metric()
+        self._pending_changed()
 
     async def _publish_dead_letter(self, entry: Pending, error: str) -> None:
         await publish_dead_letter(self._producer, self._events_topic, entry, error)
