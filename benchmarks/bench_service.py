@@ -50,8 +50,9 @@ from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
 
 GROUP = "service"
 CONCURRENCY = 64
-E2E_CONCURRENCY = int(os.environ.get("BENCH_E2E_CONCURRENCY", str(CONCURRENCY)))
-"""Send slots of the service end to end: each holds one claim -> read-back -> post round."""
+E2E_CONCURRENCY = os.environ.get("BENCH_E2E_CONCURRENCY", "")
+"""Send slots of the service end to end (empty: the service's default), each holding one claim ->
+read-back -> post round."""
 
 # The child process: a FakeSlackServer (or a plain aiohttp ceiling server) on its own loop; prints
 # its base URL, then answers one-line commands on stdin: count, posted (JSON wall-clock receive
@@ -263,7 +264,7 @@ async def _end_to_end(n: int) -> tuple[float, float, float, float]:
             slack_api_base_url=slack.base_url,
             http_host="127.0.0.1",
             http_port=0,
-            max_concurrent_sends=E2E_CONCURRENCY,
+            **({"max_concurrent_sends": int(E2E_CONCURRENCY)} if E2E_CONCURRENCY else {}),
         )
         service = ReminderWorkerService(settings, kafka, registry=CollectorRegistry())
         task = asyncio.create_task(service.run())

@@ -201,6 +201,21 @@ class FakeSender:
         return self.auth
 
 
+class PreparingSender(FakeSender):
+    """A FakeSender that is also a `PreparingSender`: records (reminder id, clock time) of each
+    `prepare`; `prepare_error` is raised by every prepare when set."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__(clock)
+        self.prepared: list[tuple[str, datetime]] = []
+        self.prepare_error: Exception | None = None
+
+    async def prepare(self, reminder: ReminderScheduledData) -> None:
+        self.prepared.append((reminder.reminder_id, self.clock()))
+        if self.prepare_error is not None:
+            raise self.prepare_error
+
+
 class FakeProducer:
     """Records dead letters; the first `failures` sends raise (a broker outage)."""
 
@@ -222,9 +237,15 @@ class FakeProducer:
 class Harness:
     """Drives one worker deterministically: no scheduler task, explicit rounds."""
 
-    def __init__(self, changelog: MemoryChangelog | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        changelog: MemoryChangelog | None = None,
+        *,
+        sender: type[FakeSender] = FakeSender,
+        **kwargs: Any,
+    ) -> None:
         self.clock = Clock()
-        self.sender = FakeSender(self.clock)
+        self.sender = sender(self.clock)
         self.registry = CollectorRegistry()
         self.metrics = ReminderMetrics(self.registry)
         self.changelog = changelog or MemoryChangelog()
@@ -283,9 +304,9 @@ class Harness:
         )
 
     async def settle(self) -> None:
-        """Wait for the attempts in flight to end."""
-        while self.worker._in_flight:
-            await asyncio.gather(*list(self.worker._in_flight))
+        """Wait for the attempts (and preparations) in flight to end."""
+        while self.worker._in_flight or self.worker._preparing:
+            await asyncio.gather(*list(self.worker._in_flight), *list(self.worker._preparing))
 
     def entry(self, rid: str, partition: int = 0) -> Pending:
         state = self.worker._store.get(partition)
@@ -362,6 +383,7 @@ class Kit:
     MemoryChangelog = MemoryChangelog
     Context = Context
     FakeSender = FakeSender
+    PreparingSender = PreparingSender
     FakeProducer = FakeProducer
     Harness = Harness
     TopicPartition = TopicPartition

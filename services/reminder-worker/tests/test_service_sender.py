@@ -10,10 +10,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from prometheus_client import CollectorRegistry
+from slack_sdk.errors import SlackApiError
 
 from coffeebuddy.infra.kafka.metrics import ReminderMetrics
 from coffeebuddy.infra.kafka.models import OrderLine, ReminderScheduledData
-from coffeebuddy.infra.kafka.reminder_worker import ReminderSender, SendOutcome
+from coffeebuddy.infra.kafka.reminder_worker import PreparingSender, ReminderSender, SendOutcome
+from coffeebuddy.infra.kafka.testing import wait_until
 from coffeebuddy.services.reminder_worker import SlackDMSender, block_id_for
 from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
 
@@ -111,6 +113,54 @@ async def test_channel_is_opened_once_per_user(
     assert len(fake_slack.calls("conversations.open")) == 1
     assert len(fake_slack.calls("chat.postMessage")) == 3
     assert {c.method for c in fake_slack.calls()} <= {"conversations.open", "chat.postMessage"}
+
+
+async def test_prepare_opens_the_dm_channel_ahead_so_the_send_only_posts(
+    sender: SlackDMSender, fake_slack: FakeSlackServer
+) -> None:
+    assert isinstance(sender, PreparingSender)
+    await sender.prepare(reminder(user="U0EARLY"))
+    assert [c.method for c in fake_slack.calls()] == ["conversations.open"]
+    assert fake_slack.messages() == []
+    assert (await sender.send(reminder(user="U0EARLY"), claim_time=NOW)).ok
+    assert [c.method for c in fake_slack.calls()] == ["conversations.open", "chat.postMessage"]
+
+
+async def test_prepare_raises_what_conversations_open_raised(
+    sender: SlackDMSender, fake_slack: FakeSlackServer
+) -> None:
+    fake_slack.fail("user_not_found", method="conversations.open", user="U0GONE")
+    with pytest.raises(SlackApiError, match="user_not_found"):
+        await sender.prepare(reminder(user="U0GONE"))
+    assert (await sender.send(reminder(user="U0GONE"), claim_time=NOW)).ok  # opened by the send
+
+
+async def test_concurrent_sends_to_one_user_share_one_conversations_open(
+    sender: SlackDMSender, fake_slack: FakeSlackServer
+) -> None:
+    fake_slack.slow(0.3, method="conversations.open")
+    results = await asyncio.gather(
+        sender.prepare(reminder("r0", user="U0SAME")),
+        *(sender.send(reminder(f"r{i}", user="U0SAME"), claim_time=NOW) for i in range(1, 6)),
+    )
+    assert all(r.ok for r in results[1:])
+    assert len(fake_slack.calls("conversations.open")) == 1
+    assert len(fake_slack.messages_for("U0SAME")) == 5
+
+
+async def test_a_cancelled_opener_does_not_cancel_the_sends_waiting_on_its_open(
+    sender: SlackDMSender, fake_slack: FakeSlackServer
+) -> None:
+    fake_slack.slow(0.5, method="conversations.open")
+    opener = asyncio.create_task(sender.prepare(reminder(user="U0WAIT")))
+    await asyncio.sleep(0)  # the opener's call is in flight
+    waiter = asyncio.create_task(sender.send(reminder("r-wait", user="U0WAIT"), claim_time=NOW))
+    await wait_until(lambda: len(fake_slack.calls("conversations.open")) == 1, timeout=5)
+    opener.cancel()
+    result = await asyncio.wait_for(waiter, 10)
+    assert result.ok, result
+    assert opener.cancelled()
+    assert len(fake_slack.messages_for("U0WAIT")) == 1
 
 
 async def test_rate_limit_maps_to_retry_after_and_nothing_is_posted(

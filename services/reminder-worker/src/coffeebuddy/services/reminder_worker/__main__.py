@@ -27,6 +27,7 @@ Configuration is read from the environment:
   WORKER_HTTP_PORT          /healthz, /readyz, /metrics (default 8080)
   WORKER_DRAIN_TIMEOUT_S    shutdown budget after SIGTERM (default 20)
   LOG_LEVEL                 default INFO (JSON lines on stderr)
+  REMINDER_*                see the README: sends in flight, DM channels opened ahead, ...
   REMINDER_GC_THRESHOLDS    cyclic GC thresholds, default 50000,20,100 ('python': Python's)
   OTEL_TRACES_EXPORTER      e.g. otlp or console: export traces (needs the [otel] extra);
                             with OTEL_SERVICE_NAME, OTEL_EXPORTER_OTLP_ENDPOINT, ...

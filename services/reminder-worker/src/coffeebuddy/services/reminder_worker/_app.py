@@ -205,6 +205,8 @@ class ReminderWorkerService:
             base_url=base_url,
             timeout=self.settings.slack_timeout_s,
             metrics=self.reminder_metrics,
+            # a connection per send slot, plus the worker's few DM-channel preparations
+            max_connections=self.settings.max_concurrent_sends + 8,
         )
 
     async def _probe_auth(self, sender: SlackDMSender) -> None:
@@ -318,6 +320,7 @@ class ReminderWorkerService:
             send_timeout=self.settings.slack_timeout_s,
             clock_skew=timedelta(seconds=self.settings.clock_skew_s),
             max_pending=self.settings.max_pending,
+            prepare_ahead=timedelta(seconds=self.settings.prepare_ahead_s),
             # upgrade: what the old delivery-log worker settled or claimed is honoured once
             legacy_deliveries_topic=(
                 REMINDER_DELIVERIES_TOPIC if self.settings.upgrade_from_delivery_log else None

@@ -8,6 +8,7 @@ no idempotency key, so nothing here retries on its own: the worker decides, and 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import OrderedDict
@@ -83,6 +84,8 @@ class SlackDMSender:
         self._auth_team_id = auth_team_id
         self._owns_session = owns_session
         self._channels: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._opening: dict[tuple[str, str], asyncio.Future[str]] = {}
+        """conversations.open calls in flight: concurrent sends to one user share one call."""
         self._cache_size = channel_cache_size
         self._durations: dict[tuple[str, str], Histogram] = {}
         self.bot_user_id: str | None = None
@@ -194,6 +197,11 @@ class SlackDMSender:
             return SendResult.sent(str(data.get("channel") or channel), str(data.get("ts") or ""))
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def prepare(self, reminder: ReminderScheduledData) -> None:
+        """Open and cache the recipient's DM channel ahead of the due time (`PreparingSender`):
+        at the due time only chat.postMessage is left. Raises what conversations.open raised."""
+        await self._channel_for(str(reminder.team_id), str(reminder.recipient_user_id))
+
     async def find_sent(
         self, reminder: ReminderScheduledData, *, since: datetime
     ) -> SendResult | None:
@@ -223,17 +231,39 @@ class SlackDMSender:
 
     # ------------------------------------------------------------------ internals
     async def _channel_for(self, team: str, user: str) -> str:
-        channel = self._channels.get((team, user))
+        key = (team, user)
+        channel = self._channels.get(key)
         if channel is not None:
-            self._channels.move_to_end((team, user))
+            self._channels.move_to_end(key)
             return channel
-        data = _data(await self._call("conversations.open", team, users=user))
-        channel = str((data.get("channel") or {}).get("id") or "")
-        if not channel:
-            raise ValueError("conversations.open returned no channel id")
-        self._channels[team, user] = channel
+        opening = self._opening.get(key)
+        if opening is not None:
+            try:
+                return await asyncio.shield(opening)  # the opener's cancellation spares us
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if opening.cancelled() and task is not None and not task.cancelling():
+                    return await self._channel_for(team, user)  # the opener was cancelled
+                raise
+        opening = self._opening[key] = asyncio.get_running_loop().create_future()
+        try:
+            data = _data(await self._call("conversations.open", team, users=user))
+            channel = str((data.get("channel") or {}).get("id") or "")
+            if not channel:
+                raise ValueError("conversations.open returned no channel id")
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                opening.cancel()
+            else:
+                opening.set_exception(exc)
+                opening.exception()  # retrieved: waiters may be none
+            raise
+        finally:
+            del self._opening[key]
+        self._channels[key] = channel
         if len(self._channels) > self._cache_size:
             self._channels.popitem(last=False)
+        opening.set_result(channel)
         return channel
 
     async def _call(self, method: str, team: str | None, **kwargs: Any) -> AsyncSlackResponse:

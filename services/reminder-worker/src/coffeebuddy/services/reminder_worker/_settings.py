@@ -39,10 +39,13 @@ class ServiceSettings:
     log_level: str = "INFO"
     dev_fake_slack: bool = False
     late_grace_s: float = 900.0
-    max_concurrent_sends: int = 64
+    max_concurrent_sends: int = 256
+    """A slot mostly waits (claim round trip, then Slack's answer), so it takes many to keep
+    up with a burst: 64 capped one worker at ~1,000 DMs/s against a local fake Slack."""
     auth_probe_max_s: float = 30.0
     clock_skew_s: float = 2.0
     max_pending: int = 100_000
+    prepare_ahead_s: float = 30.0
     upgrade_from_delivery_log: bool = True
     gc_thresholds: tuple[int, int, int] | None = DEFAULT_GC_THRESHOLDS
     """The process's cyclic GC thresholds (`tune_gc`); None leaves Python's defaults."""
@@ -107,8 +110,9 @@ class ServiceSettings:
         drain = number("WORKER_DRAIN_TIMEOUT_S", 20.0, low=1, high=3600)
         timeout = number("SLACK_TIMEOUT_S", 10.0, low=0.1, high=120)
         grace = number("REMINDER_LATE_GRACE_S", 900.0, low=0, high=7 * 86400)
-        sends = number("REMINDER_MAX_CONCURRENT_SENDS", 64, low=1, high=1024)
+        sends = number("REMINDER_MAX_CONCURRENT_SENDS", 256, low=1, high=1024)
         skew = number("REMINDER_CLOCK_SKEW_S", 2.0, low=0, high=600)
+        prepare_ahead = number("REMINDER_PREPARE_AHEAD_S", 30.0, low=0, high=3600)
         max_pending = number("REMINDER_MAX_PENDING", 100_000, low=1, high=10_000_000)
         probe_max = number("SLACK_AUTH_PROBE_MAX_S", 30.0, low=0.5, high=3600)
         upgrade = env.get("REMINDER_UPGRADE_FROM_DELIVERY_LOG", "1").strip().lower()
@@ -135,6 +139,7 @@ class ServiceSettings:
             auth_probe_max_s=probe_max,
             clock_skew_s=skew,
             max_pending=int(max_pending),
+            prepare_ahead_s=prepare_ahead,
             upgrade_from_delivery_log=upgrade in {"1", "true", "yes"},
             gc_thresholds=gc_thresholds,
         )

@@ -7,7 +7,12 @@ from coffeebuddy.infra.kafka.reminder_worker._changelog import (
     RecordSink,
 )
 from coffeebuddy.infra.kafka.reminder_worker._gc import DEFAULT_GC_THRESHOLDS, tune_gc
-from coffeebuddy.infra.kafka.reminder_worker._sender import ReminderSender, SendOutcome, SendResult
+from coffeebuddy.infra.kafka.reminder_worker._sender import (
+    PreparingSender,
+    ReminderSender,
+    SendOutcome,
+    SendResult,
+)
 from coffeebuddy.infra.kafka.reminder_worker._version import __version__
 from coffeebuddy.infra.kafka.reminder_worker._worker import ReminderWorker, WorkerHealth
 
@@ -16,6 +21,7 @@ __all__ = [
     "Changelog",
     "ConsumerFactory",
     "KafkaChangelog",
+    "PreparingSender",
     "RecordSink",
     "ReminderSender",
     "ReminderWorker",

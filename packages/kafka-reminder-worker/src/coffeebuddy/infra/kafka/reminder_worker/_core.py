@@ -6,18 +6,20 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from coffeebuddy.infra.kafka.reminder_worker._entry import Pending
 from coffeebuddy.infra.kafka.reminder_worker._records import encode_state, run_key
+from coffeebuddy.infra.kafka.reminder_worker._sender import PreparingSender
 from coffeebuddy.infra.kafka.reminder_worker._store import PartitionState, ScheduleStore
 from coffeebuddy.infra.kafka.reminder_worker._timers import TimerHeap
 
 if TYPE_CHECKING:
     from coffeebuddy.infra.kafka.metrics import ReminderMetrics
+    from coffeebuddy.infra.kafka.models import ReminderScheduledData
     from coffeebuddy.infra.kafka.reminder_worker._changelog import Changelog
     from coffeebuddy.infra.kafka.reminder_worker._sender import ReminderSender
 
@@ -26,6 +28,9 @@ __all__ = ["Clock", "WorkerConfig", "WorkerCore"]
 log = logging.getLogger("coffeebuddy.infra.kafka.reminder_worker")
 
 Clock = Callable[[], datetime]
+
+_PREPARE_CONCURRENCY = 8
+"""Preparations (`PreparingSender.prepare`) running at once; they do not take send slots."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +49,7 @@ class WorkerConfig:
     clock_skew: float
     max_pending: int
     max_concurrent_sends: int
+    prepare_ahead: float = 0.0
 
     @property
     def claim_ttl(self) -> float:
@@ -79,9 +85,16 @@ class WorkerCore:
         self._source = source
         self._store = ScheduleStore()
         self._heap = TimerHeap()
+        self._soon = TimerHeap()
+        """Entries within `prepare_ahead` of their time, moved out of `_heap` and prepared."""
+        self._prepare: Callable[[ReminderScheduledData], Awaitable[None]] | None = (
+            sender.prepare if isinstance(sender, PreparingSender) else None
+        )
         self._recipient_wait: dict[str, float] = {}
         self._wake = asyncio.Event()
         self._sends = asyncio.Semaphore(config.max_concurrent_sends)
+        self._prepare_slots = asyncio.Semaphore(_PREPARE_CONCURRENCY)
+        self._preparing: set[asyncio.Task[None]] = set()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._auth_ok = True
         self._auth_error: str | None = None

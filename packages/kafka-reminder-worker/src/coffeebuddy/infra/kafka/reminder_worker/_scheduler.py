@@ -1,5 +1,6 @@
-"""The scheduler: fires due reminders (one send slot each), re-queues retries, tombstones
-settled state whose lifetime ended, and probes the sender while its configuration is broken."""
+"""The scheduler: prepares reminders about to fall due, fires due ones (one send slot each),
+re-queues retries, tombstones settled state whose lifetime ended, and probes the sender while
+its configuration is broken."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import contextlib
 import logging
 from typing import Any
 
+from coffeebuddy.infra.kafka.models import ReminderScheduledData
 from coffeebuddy.infra.kafka.reminder_worker._attempt import AttemptOutcome, AttemptsMixin
 from coffeebuddy.infra.kafka.reminder_worker._decisions import (
     FireStep,
@@ -24,6 +26,9 @@ log = logging.getLogger("coffeebuddy.infra.kafka.reminder_worker")
 
 _BATCH = 1000
 """Due reminders taken from the heap per scheduler round."""
+
+_PREPARE_BACKLOG = 5000
+"""Preparations waiting at most; past that a reminder is not prepared (its send does the work)."""
 
 
 class SchedulerMixin(AttemptsMixin):
@@ -42,13 +47,48 @@ class SchedulerMixin(AttemptsMixin):
             self._prune(now)
         if not self._auth_ok:
             return 1.0
-        batch = self._heap.pop_due(now, self._is_live, _BATCH)
+        # two stages: an entry leaves the heap `ahead` s before its time (prepared meanwhile)
+        # and fires from the small `soon` heap at its time; ahead 0 is the plain schedule
+        ahead = self._cfg.prepare_ahead if self._prepare is not None else 0.0
+        moved = self._heap.pop_due(now + ahead, self._is_live, _BATCH)
+        for entry in moved:
+            self._soon.push(entry, entry.next_at)
+            if ahead:
+                self._start_prepare(entry)
+        batch = self._soon.pop_due(now, self._is_live, _BATCH)
         if batch:
             for entry in batch:
                 await self._fire(entry)
             return 0.0
-        head = self._heap.next_time(self._is_live)
-        return None if head is None else max(0.0, head - now)
+        if len(moved) == _BATCH:
+            return 0.0
+        heads = [self._soon.next_time(self._is_live)]
+        later = self._heap.next_time(self._is_live)
+        heads.append(None if later is None else later - ahead)
+        times = [t for t in heads if t is not None]
+        return max(0.0, min(times) - now) if times else None
+
+    def _start_prepare(self, entry: Pending) -> None:
+        if len(self._preparing) >= _PREPARE_BACKLOG:
+            return
+        task = asyncio.create_task(self._prepare_one(entry))
+        self._preparing.add(task)
+        task.add_done_callback(self._preparing.discard)
+
+    async def _prepare_one(self, entry: Pending) -> None:
+        """Best effort: a failure is logged at DEBUG and leaves the work to the send."""
+        assert self._prepare is not None
+        async with self._prepare_slots:
+            if not self._owns(entry):
+                return
+            try:
+                await self._prepare(ReminderScheduledData.model_validate_json(entry.payload))
+            except Exception as exc:
+                log.debug(
+                    "preparing a reminder failed (%s); its send will do the work",
+                    type(exc).__name__,
+                    extra=self._extra(entry, error_class=type(exc).__name__),
+                )
 
     def _prune(self, now: float) -> None:
         for user in [u for u, t in self._recipient_wait.items() if t <= now]:

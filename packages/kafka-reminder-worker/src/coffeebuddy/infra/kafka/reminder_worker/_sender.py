@@ -9,7 +9,7 @@ from typing import Protocol, runtime_checkable
 
 from coffeebuddy.infra.kafka.models import ReminderScheduledData
 
-__all__ = ["ReminderSender", "SendOutcome", "SendResult"]
+__all__ = ["PreparingSender", "ReminderSender", "SendOutcome", "SendResult"]
 
 
 class SendOutcome(enum.StrEnum):
@@ -90,3 +90,12 @@ class ReminderSender(Protocol):
     async def check_auth(self) -> SendResult:
         """Probe credentials and scopes (auth.test): SENT healthy, CONFIGURATION still broken."""
         ...
+
+
+@runtime_checkable
+class PreparingSender(Protocol):
+    """A sender that can get ready for a reminder before it falls due (Slack: open and cache the
+    DM channel), so that only the post itself is left on the on-time path. Optional: the worker
+    calls it when the sender has it, best effort (a failure only leaves the work to `send`)."""
+
+    async def prepare(self, reminder: ReminderScheduledData) -> None: ...

@@ -38,5 +38,7 @@ def validate_settings(cfg: WorkerConfig) -> None:
         problems.append(f"claim_start_window must be positive (got {cfg.claim_start_window} s)")
     if cfg.clock_skew < 0:
         problems.append(f"clock_skew must not be negative (got {cfg.clock_skew} s)")
+    if cfg.prepare_ahead < 0:
+        problems.append(f"prepare_ahead must not be negative (got {cfg.prepare_ahead} s)")
     if problems:
         raise ValueError("ReminderWorker: " + "; ".join(problems))

@@ -12,18 +12,22 @@ from coffeebuddy.infra.kafka.reminder_worker._entry import Pending
 __all__ = ["TimerHeap", "backoff_delay"]
 
 
+_SEQ = itertools.count()
+"""Push sequence numbers shared by every heap: an entry's latest push, in whichever heap, is the
+only live item of it."""
+
+
 class TimerHeap:
     """Min-heap of (time, seq, entry) with lazy deletion: an item is live only while it is the
     entry's latest push (`entry.heap_seq == seq`) and `is_live(entry)` (still registered)."""
 
-    __slots__ = ("_heap", "_seq")
+    __slots__ = ("_heap",)
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, Pending]] = []
-        self._seq = itertools.count()
 
     def push(self, entry: Pending, at: float) -> None:
-        seq = next(self._seq)
+        seq = next(_SEQ)
         entry.next_at = at
         entry.heap_seq = seq
         heapq.heappush(self._heap, (at, seq, entry))

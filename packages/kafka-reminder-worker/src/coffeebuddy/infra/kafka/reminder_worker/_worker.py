@@ -68,6 +68,8 @@ class ReminderWorker(IntakeMixin):
     Give `process_event` to a `KafkaConsumerHarness` subscribed to the reminder and run topics,
     with `on_assign` / `on_revoke`. State lives in the changelog topic (co-partitioned with the
     reminder events); every record completes as soon as its state change is acknowledged.
+    A sender that is also a `PreparingSender` is asked to prepare each reminder `prepare_ahead`
+    before it falls due (Slack: open the DM channel), off the on-time path; 0 turns that off.
     """
 
     def __init__(
@@ -97,7 +99,8 @@ class ReminderWorker(IntakeMixin):
         send_timeout: float = 10.0,
         claim_start_window: float = 5.0,
         clock_skew: timedelta = timedelta(seconds=2),
-        max_concurrent_sends: int = 64,
+        max_concurrent_sends: int = 256,
+        prepare_ahead: timedelta = timedelta(seconds=30),
         worker_id: str | None = None,
         source: str = "/coffeebuddy/reminder-worker",
         tracing: bool | None = None,
@@ -116,6 +119,7 @@ class ReminderWorker(IntakeMixin):
             clock_skew=clock_skew.total_seconds(),
             max_pending=max_pending,
             max_concurrent_sends=max_concurrent_sends,
+            prepare_ahead=prepare_ahead.total_seconds(),
         )
         validate_settings(config)
         self._events_topic = events_topic or REMINDER_EVENTS_TOPIC
@@ -186,7 +190,7 @@ class ReminderWorker(IntakeMixin):
     async def stop(self) -> None:
         """Stop the scheduler, let running sends finish (bounded), flush the changelog."""
         self._started = False
-        for task in (self._scheduler, self._prober, *self._restores.values()):
+        for task in (self._scheduler, self._prober, *self._restores.values(), *self._preparing):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -312,6 +316,7 @@ class ReminderWorker(IntakeMixin):
         self._changelog.release(numbers)
         self._store.compact()
         self._heap.compact(self._is_live)
+        self._soon.compact(self._is_live)
         self._pending_changed()
         self._capacity.set()
         log.info("partitions revoked: timers dropped", extra={"partitions": sorted(numbers)})
