@@ -304,9 +304,12 @@ class Harness:
         )
 
     async def settle(self) -> None:
-        """Wait for the attempts (and preparations) in flight to end."""
+        """Wait for the attempts (and preparations) in flight to end and be forgotten."""
         while self.worker._in_flight or self.worker._preparing:
             await asyncio.gather(*list(self.worker._in_flight), *list(self.worker._preparing))
+            # on 3.12 gather of finished tasks returns without yielding, before their
+            # done callbacks (which forget them) ran
+            await asyncio.sleep(0)
 
     def entry(self, rid: str, partition: int = 0) -> Pending:
         state = self.worker._store.get(partition)
