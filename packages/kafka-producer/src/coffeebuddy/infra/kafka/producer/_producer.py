@@ -1,7 +1,8 @@
 """`KafkaEventProducer`: typed CloudEvents publishing, metrics, bounded close, self-repair.
 
-Past 400 lines for one reason: it is a single class whose publish paths share one send path
-(pending futures, metrics, fatal-error repair); splitting it would expose that state across modules.
+Past 400 lines for one reason: it is a single class whose publish paths share two send paths (record
+by record; whole batches for known partitions, built in `_batches`) and their state (pending
+futures, metrics, fatal-error repair); splitting it would expose that state across modules.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Self
 from coffeebuddy.infra.kafka.config import KafkaSettings, abandon_producer, check_connection
 from coffeebuddy.infra.kafka.metrics import KafkaMetrics
 from coffeebuddy.infra.kafka.models import ContentMode, check_partitionkey, encode_event
+from coffeebuddy.infra.kafka.producer._batches import BatchingProducer, submit_batches
 from coffeebuddy.infra.kafka.producer._client import ProducerFactory, ProducerLike, default_factory
 from coffeebuddy.infra.kafka.producer._errors import (
     FATAL_PRODUCER_ERRORS,
@@ -324,11 +326,15 @@ class KafkaEventProducer:
         topic = require_topic(topic)
         if not records:
             return []
+        hdrs = header_list(headers)
+        partitions = [part for _, _, part in records]
+        if not hdrs and None not in partitions and isinstance(self._live(), BatchingProducer):
+            return await self._send_partitioned(topic.name, records)  # type: ignore[arg-type]
         return await self._send_batch(
             topic.name,
             [(key, value) for key, value, _ in records],
-            header_list(headers),
-            partitions=[part for _, _, part in records],
+            hdrs,
+            partitions=partitions,
         )
 
     # -- internals -------------------------------------------------------------------------
@@ -400,14 +406,31 @@ class KafkaEventProducer:
             for span, result in zip(spans, results, strict=True):
                 record_send(span, result)
             spans.clear()
+        metas = [
+            md
+            if isinstance(md, BaseException)
+            else RecordMetadata(md.topic, md.partition, md.offset)
+            for md in results
+        ]
+        return await self._settle(tm, start, generation, [v for _, v in encoded], metas)
+
+    async def _settle(
+        self,
+        tm: _TopicMetrics,
+        start: float,
+        generation: int,
+        values: Sequence[bytes | None],
+        metas: list[RecordMetadata | BaseException],
+    ) -> list[RecordMetadata]:
+        """Count a batch's outcome; raise `PublishBatchError` naming every failed record."""
         out: list[RecordMetadata] = []
         failures: list[BaseException] = []
         sent_bytes = 0
-        for (_, value), md in zip(encoded, results, strict=True):
+        for value, md in zip(values, metas, strict=True):
             if isinstance(md, BaseException):
                 failures.append(md)
             else:
-                out.append(RecordMetadata(md.topic, md.partition, md.offset))
+                out.append(md)
                 sent_bytes += len(value or b"")
         tm.duration.observe(time.perf_counter() - start)
         if out:
@@ -416,8 +439,38 @@ class KafkaEventProducer:
         if failures:
             tm.error.inc(len(failures))
             await self._on_error(failures[0], generation)
-            raise PublishBatchError(len(encoded), failures) from failures[0]
+            raise PublishBatchError(len(values), failures) from failures[0]
         return out
+
+    async def _send_partitioned(
+        self, topic: str, records: Sequence[tuple[bytes | None, bytes | None, int]]
+    ) -> list[RecordMetadata]:
+        """`_send_batch` for records whose partitions are known, as whole aiokafka batches."""
+        producer = self._live()
+        assert isinstance(producer, BatchingProducer)
+        generation = self._generation
+        tm = self._tm(topic)
+        start = time.perf_counter()
+        futures: list[asyncio.Future[Any]] = []
+        try:
+            futures, where = await submit_batches(producer, topic, records)
+            self._pending.update(futures)
+            results = await asyncio.gather(*futures, return_exceptions=True)
+        except BaseException as exc:
+            self._pending.difference_update(futures)
+            tm.error.inc(len(records))
+            await self._on_error(exc, generation)
+            raise
+        self._pending.difference_update(futures)
+        metas: list[RecordMetadata | BaseException] = []
+        for (_, _, partition), (b, rel) in zip(records, where, strict=True):
+            md = results[b]
+            metas.append(
+                md
+                if isinstance(md, BaseException)
+                else RecordMetadata(topic, partition, md.offset + rel)
+            )
+        return await self._settle(tm, start, generation, [v for _, v, _ in records], metas)
 
     async def _on_error(self, exc: BaseException, generation: int) -> None:
         if isinstance(exc, FATAL_PRODUCER_ERRORS):

@@ -10,8 +10,10 @@ from __future__ import annotations
 import itertools
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from json.encoder import encode_basestring
 from typing import Any
 
 from coffeebuddy.infra.kafka.models import REMINDER_STATE
@@ -21,6 +23,8 @@ __all__ = ["StateRecord", "decode_state", "encode_state", "iso", "iso_now", "run
 RUN_KEY_PREFIX = "run:"
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_q: Callable[[str], str] = encode_basestring
+"""A JSON string literal (C-accelerated, non-ASCII kept, as `_dumps` writes them)."""
 _ids = itertools.count()
 _ID_PREFIX = os.urandom(6).hex()
 """Record ids: a per-process random prefix and a counter (unique per source, cheaper than uuid4)."""
@@ -104,39 +108,70 @@ def encode_state(
     slack_channel: str | None = None,
     slack_ts: str | None = None,
 ) -> bytes:
-    """The CloudEvents JSON of one state change (`reminder` is the reminder data's JSON)."""
-    data: dict[str, Any] = {"run_id": run_id, "state_key": state_key, "status": status}
-    optional = (
+    """The CloudEvents JSON of one state change (`reminder` is the reminder data's JSON).
+
+    Assembled from escaped pieces (no dict, no json.dumps): this runs once per input record and
+    twice per post. Times of the reminder's own lifetime repeat and are cached; the event time
+    is per event and formatted without the cache."""
+    parts = [
+        _head(source, writer),
+        ',"id":"',
+        _ID_PREFIX,
+        "-",
+        str(next(_ids)),
+        '","subject":',
+        _q(run_id),
+        ',"time":"',
+        iso_now(now),
+        '","data":{"run_id":',
+        _q(run_id),
+        ',"state_key":',
+        _q(state_key),
+        ',"status":',
+        _q(status),
+    ]
+    for name, text in (
         ("reminder_id", reminder_id),
         ("event_id", event_id),
-        ("event_time", None if event_time is None else iso(event_time)),
         ("reason", reason),
         ("owner", owner),
-        ("epoch", epoch),
-        ("claimed_at", None if claimed_at is None else iso(claimed_at)),
-        ("deadline", None if deadline is None else iso(deadline)),
         ("slack_channel", slack_channel),
         ("slack_ts", slack_ts),
-    )
-    data.update((name, value) for name, value in optional if value is not None)
-    data["keep_until"] = iso(keep_until)
-    now_iso = iso_now(now)
-    data["recorded_at"] = now_iso
-    envelope = {
-        "specversion": "1.0",
-        "id": f"{_ID_PREFIX}-{next(_ids)}",
-        "source": source,
-        "type": REMINDER_STATE,
-        "subject": run_id,
-        "time": now_iso,
-        "datacontenttype": "application/json",
-        "coffeebuddywriter": writer,
-    }
-    head = _dumps(envelope)[:-1].encode()
-    body = _dumps(data)
+    ):
+        if text is not None:
+            parts += (',"', name, '":', _q(text))
+    if event_time is not None:
+        parts += (',"event_time":"', datetime.fromtimestamp(event_time, UTC).isoformat(), '"')
+    if epoch is not None:
+        parts += (',"epoch":', str(int(epoch)))
+    if claimed_at is not None:
+        parts += (',"claimed_at":"', iso(claimed_at), '"')
+    if deadline is not None:
+        parts += (',"deadline":"', iso(deadline), '"')
+    parts += (',"keep_until":"', iso(keep_until), '","recorded_at":"', iso_now(now), '"')
+    head = "".join(parts).encode()
     if reminder is None:
-        return head + b',"data":' + body.encode() + b"}"
-    return head + b',"data":' + body[:-1].encode() + b',"reminder":' + reminder + b"}}"
+        return head + b"}}"
+    return head + b',"reminder":' + reminder + b"}}"
+
+
+_HEADS: dict[tuple[str, str], str] = {}
+
+
+def _head(source: str, writer: str) -> str:
+    """The envelope's constant part for one writer (its marker `"coffeebuddywriter":"<id>"`
+    lets the worker skip its own records unread)."""
+    head = _HEADS.get((source, writer))
+    if head is None:
+        head = _HEADS[source, writer] = (
+            '{"specversion":"1.0","type":"'
+            + REMINDER_STATE
+            + '","datacontenttype":"application/json","source":'
+            + _q(source)
+            + ',"coffeebuddywriter":'
+            + _q(writer)
+        )
+    return head
 
 
 def decode_state(value: bytes) -> StateRecord:
