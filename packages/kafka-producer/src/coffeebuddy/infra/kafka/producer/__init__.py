@@ -1,6 +1,5 @@
 """Metrics-aware CloudEvents producer for CoffeeBuddy topics."""
 
-from coffeebuddy.infra.kafka.producer._client import ProducerFactory, ProducerLike
 from coffeebuddy.infra.kafka.producer._errors import (
     FATAL_PRODUCER_ERRORS,
     EventNotAllowedError,
@@ -10,6 +9,7 @@ from coffeebuddy.infra.kafka.producer._errors import (
 )
 from coffeebuddy.infra.kafka.producer._producer import CloseReport, KafkaEventProducer
 from coffeebuddy.infra.kafka.producer._records import Headers, RecordMetadata, validate_traceparent
+from coffeebuddy.infra.kafka.producer._seam import ProducerFactory, ProducerLike
 from coffeebuddy.infra.kafka.producer._tracing import (
     OTEL_AVAILABLE,
     TRACE_HEADERS,

@@ -20,7 +20,6 @@ from coffeebuddy.infra.kafka.config import KafkaSettings, abandon_producer, chec
 from coffeebuddy.infra.kafka.metrics import KafkaMetrics
 from coffeebuddy.infra.kafka.models import ContentMode, check_partitionkey, encode_event
 from coffeebuddy.infra.kafka.producer._batches import BatchingProducer, submit_batches
-from coffeebuddy.infra.kafka.producer._client import ProducerFactory, ProducerLike, default_factory
 from coffeebuddy.infra.kafka.producer._errors import (
     FATAL_PRODUCER_ERRORS,
     EventNotAllowedError,
@@ -36,6 +35,7 @@ from coffeebuddy.infra.kafka.producer._records import (
     require_topic,
     validate_traceparent,
 )
+from coffeebuddy.infra.kafka.producer._seam import ProducerFactory, ProducerLike, default_factory
 from coffeebuddy.infra.kafka.producer._tracing import (
     producer_span,
     record_send,
