@@ -30,10 +30,11 @@ async def submit_batches(
     producer: BatchingProducer,
     topic: str,
     records: Sequence[tuple[bytes | None, bytes | None, int]],
-) -> tuple[list[asyncio.Future[Any]], list[tuple[int, int]]]:
-    """Queue `(key, value, partition)` records; returns the batch futures and, per record,
+    futures: list[asyncio.Future[Any]],
+) -> list[tuple[int, int]]:
+    """Queue `(key, value, partition)` records, appending each batch's future to `futures` as it
+    is queued (the caller tracks them even if a later batch fails to queue); returns, per record,
     (index of its batch future, its offset within that batch)."""
-    futures: list[asyncio.Future[Any]] = []
     where: list[tuple[int, int]] = [(0, 0)] * len(records)
     by_partition: dict[int, list[int]] = {}
     for i, (_, _, partition) in enumerate(records):
@@ -54,4 +55,4 @@ async def submit_batches(
             where[i] = (len(futures), count)
             count += 1
         futures.append(await producer.send_batch(batch, topic, partition=partition))
-    return futures, where
+    return where

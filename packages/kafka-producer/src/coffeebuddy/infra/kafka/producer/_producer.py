@@ -328,8 +328,10 @@ class KafkaEventProducer:
             return []
         hdrs = header_list(headers)
         partitions = [part for _, _, part in records]
-        if not hdrs and None not in partitions and isinstance(self._live(), BatchingProducer):
-            return await self._send_partitioned(topic.name, records)  # type: ignore[arg-type]
+        producer = self._live()
+        if not hdrs and None not in partitions and isinstance(producer, BatchingProducer):
+            # every partition is known (checked above; mypy cannot narrow the tuples)
+            return await self._send_partitioned(producer, topic.name, records)  # type: ignore[arg-type]
         return await self._send_batch(
             topic.name,
             [(key, value) for key, value, _ in records],
@@ -443,17 +445,18 @@ class KafkaEventProducer:
         return out
 
     async def _send_partitioned(
-        self, topic: str, records: Sequence[tuple[bytes | None, bytes | None, int]]
+        self,
+        producer: BatchingProducer,
+        topic: str,
+        records: Sequence[tuple[bytes | None, bytes | None, int]],
     ) -> list[RecordMetadata]:
         """`_send_batch` for records whose partitions are known, as whole aiokafka batches."""
-        producer = self._live()
-        assert isinstance(producer, BatchingProducer)
         generation = self._generation
         tm = self._tm(topic)
         start = time.perf_counter()
         futures: list[asyncio.Future[Any]] = []
         try:
-            futures, where = await submit_batches(producer, topic, records)
+            where = await submit_batches(producer, topic, records, futures)
             self._pending.update(futures)
             results = await asyncio.gather(*futures, return_exceptions=True)
         except BaseException as exc:

@@ -62,10 +62,9 @@ class SchedulerMixin(AttemptsMixin):
             return 0.0
         if len(moved) == _BATCH:
             return 0.0
-        heads = [self._soon.next_time(self._is_live)]
+        soon = self._soon.next_time(self._is_live)
         later = self._heap.next_time(self._is_live)
-        heads.append(None if later is None else later - ahead)
-        times = [t for t in heads if t is not None]
+        times = [t for t in (soon, None if later is None else later - ahead) if t is not None]
         return max(0.0, min(times) - now) if times else None
 
     def _start_prepare(self, entry: Pending) -> None:

@@ -5,6 +5,9 @@ SASL_PLAINTEXT and SASL_SSL (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512), with a CA mad
 users created at format time and the standard authorizer. The PLAINTEXT and SSL listeners are the
 trusted admin way in (their ``ANONYMOUS`` principal is a super user, like ``admin``); the SASL
 listeners authenticate every other user, who gets only the ACLs a test grants.
+
+About 400 lines for one reason: a single class owning the nodes' processes and their listeners
+(start, kill, restart, client settings per listener); the KRaft files are written by `_kraft`.
 """
 
 from __future__ import annotations
