@@ -129,7 +129,7 @@ async def _main(args: argparse.Namespace) -> int:
 async def _broker(kind: str) -> AsyncIterator[tuple[str, dict[str, str]]]:
     """The broker the whole run uses: ``(bootstrap servers, KAFKA_* variables)``."""
     if kind == "apache":
-        async with ApacheKafka(name="apache-kafka-bench", heap="1g") as cluster:
+        async with ApacheKafka(name="apache-kafka-bench", heap="1g", quick_jit=False) as cluster:
             yield cluster.bootstrap_servers, cluster.env()  # production defaults: acks=all, idem.
         return
     async with EmbeddedBroker() as broker:
