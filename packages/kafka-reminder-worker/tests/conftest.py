@@ -253,6 +253,8 @@ class Harness:
         kwargs.setdefault("retry_initial", 1.0)
         kwargs.setdefault("retry_max", 8.0)
         kwargs.setdefault("metrics", self.metrics)
+        # rounds fire what is due now; claiming ahead has its own tests (test_..._claim_ahead)
+        kwargs.setdefault("claim_ahead", timedelta(0))
         self.worker = ReminderWorker(
             self.sender,
             self.producer,  # type: ignore[arg-type]

@@ -180,6 +180,10 @@ def test_good_settings_pass() -> None:
         ({"send_timeout": 0.0}, "send_timeout must be positive"),
         ({"claim_start_window": -1.0}, "claim_start_window must be positive (got -1.0 s)"),
         ({"clock_skew": -0.5}, "clock_skew must not be negative (got -0.5 s)"),
+        (
+            {"claim_ahead": 5.0},
+            "claim_ahead must be >= 0 and below claim_start_window (5.0 s) (got 5.0 s)",
+        ),
     ],
 )
 def test_each_bad_setting_is_named_with_its_value(change: dict[str, Any], named: str) -> None:

@@ -36,6 +36,7 @@ def test_every_problem_is_reported_at_once_and_names_the_variable() -> None:
                 "WORKER_DRAIN_TIMEOUT_S": "0",
                 "SLACK_API_BASE_URL": "slack.com/api",
                 "LOG_LEVEL": "chatty",
+                "REMINDER_CLAIM_AHEAD_S": "5",
             }
         )
     variables = {var for var, _ in info.value.problems}
@@ -45,8 +46,16 @@ def test_every_problem_is_reported_at_once_and_names_the_variable() -> None:
         "WORKER_DRAIN_TIMEOUT_S",
         "SLACK_API_BASE_URL",
         "LOG_LEVEL",
+        "REMINDER_CLAIM_AHEAD_S",
     }
     assert "eighty" in str(info.value)
+    assert "REMINDER_CLAIM_AHEAD_S: must be between 0 and 4, got 5" in str(info.value)
+
+
+def test_claim_ahead_defaults_to_a_quarter_second_and_can_be_turned_off() -> None:
+    assert ServiceSettings.from_env({"SLACK_BOT_TOKEN": "xoxb-1"}).claim_ahead_s == 0.25
+    env = {"SLACK_BOT_TOKEN": "xoxb-1", "REMINDER_CLAIM_AHEAD_S": "0"}
+    assert ServiceSettings.from_env(env).claim_ahead_s == 0.0
 
 
 @pytest.mark.parametrize(

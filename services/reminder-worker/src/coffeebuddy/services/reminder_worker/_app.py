@@ -321,6 +321,7 @@ class ReminderWorkerService:
             clock_skew=timedelta(seconds=self.settings.clock_skew_s),
             max_pending=self.settings.max_pending,
             prepare_ahead=timedelta(seconds=self.settings.prepare_ahead_s),
+            claim_ahead=timedelta(seconds=self.settings.claim_ahead_s),
             # upgrade: what the old delivery-log worker settled or claimed is honoured once
             legacy_deliveries_topic=(
                 REMINDER_DELIVERIES_TOPIC if self.settings.upgrade_from_delivery_log else None

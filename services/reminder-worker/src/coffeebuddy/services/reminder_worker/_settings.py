@@ -46,6 +46,8 @@ class ServiceSettings:
     clock_skew_s: float = 2.0
     max_pending: int = 100_000
     prepare_ahead_s: float = 30.0
+    claim_ahead_s: float = 0.25
+    """A due reminder's claim is written this long before its time (the post starts at it)."""
     upgrade_from_delivery_log: bool = True
     gc_thresholds: tuple[int, int, int] | None = DEFAULT_GC_THRESHOLDS
     """The process's cyclic GC thresholds (`tune_gc`); None leaves Python's defaults."""
@@ -113,6 +115,7 @@ class ServiceSettings:
         sends = number("REMINDER_MAX_CONCURRENT_SENDS", 256, low=1, high=1024)
         skew = number("REMINDER_CLOCK_SKEW_S", 2.0, low=0, high=600)
         prepare_ahead = number("REMINDER_PREPARE_AHEAD_S", 30.0, low=0, high=3600)
+        claim_ahead = number("REMINDER_CLAIM_AHEAD_S", 0.25, low=0, high=4)
         max_pending = number("REMINDER_MAX_PENDING", 100_000, low=1, high=10_000_000)
         probe_max = number("SLACK_AUTH_PROBE_MAX_S", 30.0, low=0.5, high=3600)
         upgrade = env.get("REMINDER_UPGRADE_FROM_DELIVERY_LOG", "1").strip().lower()
@@ -140,6 +143,7 @@ class ServiceSettings:
             clock_skew_s=skew,
             max_pending=int(max_pending),
             prepare_ahead_s=prepare_ahead,
+            claim_ahead_s=claim_ahead,
             upgrade_from_delivery_log=upgrade in {"1", "true", "yes"},
             gc_thresholds=gc_thresholds,
         )

@@ -35,9 +35,9 @@ def _dt(value: float) -> datetime:
 class AttemptsMixin(WorkerCore):
     """Delivery attempts; the scheduler starts one per due reminder after taking a send slot."""
 
-    async def _run_attempt(self, entry: Pending, step: FireStep) -> None:
+    async def _run_attempt(self, entry: Pending, step: FireStep, at: float = 0.0) -> None:
         try:
-            outcome = await self._deliver(entry, step)
+            outcome = await self._deliver(entry, step, at)
         except asyncio.CancelledError:
             entry.in_flight = False
             raise
@@ -50,13 +50,18 @@ class AttemptsMixin(WorkerCore):
             outcome = AttemptOutcome.RETRY
         self._after_attempt(entry, outcome)
 
-    async def _deliver(self, entry: Pending, step: FireStep) -> AttemptOutcome:
+    async def _deliver(self, entry: Pending, step: FireStep, at: float = 0.0) -> AttemptOutcome:
+        """History check (at `at`), claim (up to `claim_ahead` before `at`), fence, post at `at`
+        or later, outcome."""
         state = self._store.get(entry.partition)
         if state is None or not self._owns(entry):
             return AttemptOutcome.ABANDONED
         epoch = state.epoch
         reminder = ReminderScheduledData.model_validate_json(entry.payload)
         if step is FireStep.CHECK_HISTORY:
+            await self._wait_until(at)  # not before the old claim's deadline plus the skew
+            if not self._owns(entry, epoch):
+                return AttemptOutcome.ABANDONED
             assert entry.claimed_at is not None
             found = await self._find_sent(entry, reminder, entry.claimed_at - self._cfg.clock_skew)
             if found is not None and found.outcome is SendOutcome.SENT:
@@ -88,6 +93,10 @@ class AttemptsMixin(WorkerCore):
             entry.next_at = deadline + self._cfg.clock_skew
             return AttemptOutcome.RETRY
         assert entry.claim_deadline is not None
+        await self._wait_until(at)
+        run = state.runs.get(entry.run_id)
+        if entry.cancel_after is not None or (run is not None and run.blocks(entry.kind)):
+            return AttemptOutcome.RETRY  # cancelled while claimed ahead: nothing posted
         if not may_start_post(
             owned=read and self._owns(entry, epoch),
             epoch_now=state.epoch,

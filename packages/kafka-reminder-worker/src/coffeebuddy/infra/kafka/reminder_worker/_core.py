@@ -50,6 +50,9 @@ class WorkerConfig:
     max_pending: int
     max_concurrent_sends: int
     prepare_ahead: float = 0.0
+    claim_ahead: float = 0.0
+    """A due reminder takes its send slot and writes its claim this long before its time, so
+    the claim's round trip is done when the post starts (never before the time)."""
 
     @property
     def claim_ttl(self) -> float:
@@ -80,6 +83,7 @@ class WorkerCore:
         self._time: Callable[[], float] = (
             time.time if clock is None else (lambda: clock().timestamp())
         )
+        self._wall_clock = clock is None
         self._metrics = metrics
         self.worker_id = worker_id
         self._source = source
@@ -103,6 +107,11 @@ class WorkerCore:
 
     def _now(self) -> float:
         return self._time()
+
+    async def _wait_until(self, at: float) -> None:
+        """Until the worker's clock reads `at` (an injected clock is read again every 50 ms)."""
+        while (left := at - self._now()) > 0:  # noqa: ASYNC110 - a clock reading, no event
+            await asyncio.sleep(left if self._wall_clock else min(left, 0.05))
 
     # ------------------------------------------------------------------ ownership
 

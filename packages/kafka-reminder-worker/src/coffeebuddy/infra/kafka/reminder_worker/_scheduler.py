@@ -48,14 +48,17 @@ class SchedulerMixin(AttemptsMixin):
         if not self._auth_ok:
             return 1.0
         # two stages: an entry leaves the heap `ahead` s before its time (prepared meanwhile)
-        # and fires from the small `soon` heap at its time; ahead 0 is the plain schedule
-        ahead = self._cfg.prepare_ahead if self._prepare is not None else 0.0
+        # and fires from the small `soon` heap `lead` s before its time (claim, then post at its
+        # time); ahead and lead 0 are the plain schedule
+        lead = self._cfg.claim_ahead
+        prepare = self._prepare is not None and self._cfg.prepare_ahead > 0
+        ahead = max(lead, self._cfg.prepare_ahead if prepare else 0.0)
         moved = self._heap.pop_due(now + ahead, self._is_live, _BATCH)
         for entry in moved:
             self._soon.push(entry, entry.next_at)
-            if ahead:
+            if prepare:
                 self._start_prepare(entry)
-        batch = self._soon.pop_due(now, self._is_live, _BATCH)
+        batch = self._soon.pop_due(now + lead, self._is_live, _BATCH)
         if batch:
             for entry in batch:
                 await self._fire(entry)
@@ -64,7 +67,7 @@ class SchedulerMixin(AttemptsMixin):
             return 0.0
         soon = self._soon.next_time(self._is_live)
         later = self._heap.next_time(self._is_live)
-        times = [t for t in (soon, None if later is None else later - ahead) if t is not None]
+        times = [t - d for t, d in ((soon, lead), (later, ahead)) if t is not None]
         return max(0.0, min(times) - now) if times else None
 
     def _start_prepare(self, entry: Pending) -> None:
@@ -108,7 +111,8 @@ class SchedulerMixin(AttemptsMixin):
         state = self._store.get(entry.partition)
         if state is None or not self._owns(entry):
             return
-        now = self._now()
+        # decided as of the post's time: a reminder fires up to `claim_ahead` before it
+        now = max(self._now(), entry.next_at)
         run = state.runs.get(entry.run_id)
         wait = 0.0
         if self._recipient_wait:
@@ -135,7 +139,7 @@ class SchedulerMixin(AttemptsMixin):
         else:
             entry.in_flight = True
             await self._sends.acquire()  # the claim is written only once a send slot is ours
-            task = asyncio.create_task(self._run_attempt(entry, step))
+            task = asyncio.create_task(self._run_attempt(entry, step, now))
             task.add_done_callback(lambda _t: self._sends.release())
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)

@@ -40,5 +40,10 @@ def validate_settings(cfg: WorkerConfig) -> None:
         problems.append(f"clock_skew must not be negative (got {cfg.clock_skew} s)")
     if cfg.prepare_ahead < 0:
         problems.append(f"prepare_ahead must not be negative (got {cfg.prepare_ahead} s)")
+    if cfg.claim_ahead < 0 or 0 < cfg.claim_start_window <= cfg.claim_ahead:
+        problems.append(
+            f"claim_ahead must be >= 0 and below claim_start_window ({cfg.claim_start_window} s)"
+            f" (got {cfg.claim_ahead} s)"
+        )
     if problems:
         raise ValueError("ReminderWorker: " + "; ".join(problems))

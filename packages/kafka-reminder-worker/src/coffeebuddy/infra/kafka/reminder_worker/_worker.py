@@ -70,6 +70,7 @@ class ReminderWorker(IntakeMixin):
     reminder events); every record completes as soon as its state change is acknowledged.
     A sender that is also a `PreparingSender` is asked to prepare each reminder `prepare_ahead`
     before it falls due (Slack: open the DM channel), off the on-time path; 0 turns that off.
+    Each due reminder writes its claim `claim_ahead` before its time and posts at its time.
     """
 
     def __init__(
@@ -101,6 +102,7 @@ class ReminderWorker(IntakeMixin):
         clock_skew: timedelta = timedelta(seconds=2),
         max_concurrent_sends: int = 256,
         prepare_ahead: timedelta = timedelta(seconds=30),
+        claim_ahead: timedelta = timedelta(milliseconds=250),
         worker_id: str | None = None,
         source: str = "/coffeebuddy/reminder-worker",
         tracing: bool | None = None,
@@ -120,6 +122,7 @@ class ReminderWorker(IntakeMixin):
             max_pending=max_pending,
             max_concurrent_sends=max_concurrent_sends,
             prepare_ahead=prepare_ahead.total_seconds(),
+            claim_ahead=claim_ahead.total_seconds(),
         )
         validate_settings(config)
         self._events_topic = events_topic or REMINDER_EVENTS_TOPIC
