@@ -10,7 +10,7 @@ from typing import Any
 
 from coffeebuddy.infra.kafka.models import ReminderScheduledData
 from coffeebuddy.infra.kafka.reminder_worker._core import WorkerCore
-from coffeebuddy.infra.kafka.reminder_worker._decisions import FireStep, may_start_post
+from coffeebuddy.infra.kafka.reminder_worker._decisions import FireStep, is_blocked, may_start_post
 from coffeebuddy.infra.kafka.reminder_worker._entry import Pending
 from coffeebuddy.infra.kafka.reminder_worker._sender import SendOutcome, SendResult
 from coffeebuddy.infra.kafka.reminder_worker._timers import backoff_delay
@@ -94,8 +94,7 @@ class AttemptsMixin(WorkerCore):
             return AttemptOutcome.RETRY
         assert entry.claim_deadline is not None
         await self._wait_until(at)
-        run = state.runs.get(entry.run_id)
-        if entry.cancel_after is not None or (run is not None and run.blocks(entry.kind)):
+        if is_blocked(entry, state.runs.get(entry.run_id)):
             return AttemptOutcome.RETRY  # cancelled while claimed ahead: nothing posted
         if not may_start_post(
             owned=read and self._owns(entry, epoch),

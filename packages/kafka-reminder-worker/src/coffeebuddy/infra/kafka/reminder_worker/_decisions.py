@@ -16,6 +16,7 @@ __all__ = [
     "check_claim",
     "decide_fire",
     "decide_schedule",
+    "is_blocked",
     "may_start_post",
 ]
 
@@ -114,6 +115,13 @@ def check_claim(entry: Pending, *, owner: str, epoch: int, now: float, skew: flo
     return ClaimCheck.FOREIGN_EXPIRED
 
 
+def is_blocked(entry: Pending, run: RunMark | None) -> bool:
+    """Cancelled while pending or in flight, or its run's close / cancellation rules it out."""
+    if entry.cancel_after is not None:
+        return True
+    return run is not None and run.blocks(entry.kind) is not None
+
+
 def decide_fire(
     entry: Pending,
     *,
@@ -123,8 +131,7 @@ def decide_fire(
     claim: ClaimCheck,
 ) -> FireStep:
     """A due reminder: drop, wait, check the history or claim and send."""
-    reason = run.blocks(entry.kind) if run is not None else None
-    if reason is not None or entry.cancel_after is not None:
+    if is_blocked(entry, run):
         return FireStep.DROP_BLOCKED
     if now > entry.expires:
         return FireStep.EXPIRE

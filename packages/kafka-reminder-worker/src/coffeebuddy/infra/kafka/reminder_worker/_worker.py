@@ -1,5 +1,9 @@
 """ReminderWorker: the harness handler. Turns input events into changelog state (completing each
-record once its state is acknowledged), restores owned partitions, and runs the scheduler."""
+record once its state is acknowledged), restores owned partitions, and runs the scheduler.
+
+About 400 lines for one reason: the public class's constructor (every tunable, validated and
+documented) and its lifecycle (start, assign, revoke, stop, health); the parts are mixins.
+"""
 
 from __future__ import annotations
 
