@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import select
+import socket
+import sys
 import time
 from collections import Counter
 
@@ -180,3 +183,31 @@ async def test_any_token_mode_on_the_callers_loop() -> None:
         assert "xoxb" not in repr(server)
     with pytest.raises(RuntimeError, match="not started"):
         _ = FakeSlackServer().base_url
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="needs Linux's SYN drop on a full accept queue")
+async def test_a_burst_of_connections_is_queued_not_dropped() -> None:
+    # The server's loop cannot accept while this test holds it: the kernel's accept queue alone
+    # must hold the burst. A SYN dropped from a full queue would leave its socket unconnected for
+    # TCP's 1 s retransmit, a delay the reminder burst bench once measured as Slack's.
+    burst = 600  # a worker's send slots and more; aiohttp's default queue holds 128
+    async with FakeSlackServer() as slack:
+        port = int(slack.base_url.split(":")[2].split("/")[0])
+        sockets = [socket.socket() for _ in range(burst)]
+        try:
+            for sock in sockets:
+                sock.setblocking(False)
+                sock.connect_ex(("127.0.0.1", port))
+            poller = select.poll()
+            for sock in sockets:
+                poller.register(sock, select.POLLOUT)
+            connected: set[int] = set()
+            deadline = time.monotonic() + 0.5  # well inside the 1 s SYN retransmit
+            while len(connected) < burst and time.monotonic() < deadline:
+                for fd, _ in poller.poll(50):
+                    connected.add(fd)
+                    poller.unregister(fd)
+            assert len(connected) == burst, f"{burst - len(connected)} connections not queued"
+        finally:
+            for sock in sockets:
+                sock.close()

@@ -33,6 +33,11 @@ __all__ = ["FakeSlackServer"]
 
 _POLL_S = 0.01
 
+LISTEN_BACKLOG = 1024
+"""Pending connections the fake's socket queues (aiohttp's default is 128). A burst of a few hundred
+sends opens as many connections at once; with a short queue the kernel drops SYNs and each dropped
+client waits out TCP's 1 s retransmit, a delay real Slack's edge does not add."""
+
 
 class FakeSlackServer(FaultScript):
     """The Slack Web API subset the reminder worker calls, on a free loopback port.
@@ -87,7 +92,7 @@ class FakeSlackServer(FaultScript):
         self._closing = asyncio.Event()
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, 0)
+        site = web.TCPSite(self._runner, self._host, 0, backlog=LISTEN_BACKLOG)
         await site.start()
         self._port = int(self._runner.addresses[0][1])
 
