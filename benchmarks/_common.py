@@ -6,10 +6,12 @@ measured in the same run: a ratio is only worth reading next to the spreads of b
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
 import re
 import statistics
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -138,6 +140,19 @@ def merge_rounds(per_round: Sequence[Sequence[BenchRow]]) -> list[BenchRow]:
             )
         )
     return out
+
+
+@contextlib.contextmanager
+def input_frozen() -> Iterator[None]:
+    """Objects built so far (the bench's input: tens of thousands of events) sit out every GC pass
+    until the block ends. Else each full collection scans them, and whichever side of a ratio it
+    lands in loses a tenth or more of its round: noise that is the bench's, not the code's."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 async def rounds(count: int, measure: Callable[[], Awaitable[float]]) -> list[float]:

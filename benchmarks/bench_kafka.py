@@ -3,7 +3,9 @@
 All numbers come from one run on the embedded broker with ~300-byte `ReminderScheduled` events:
 
 - producer: `KafkaEventProducer.publish_many` (validation, encode, key, headers, metrics) vs raw
-  `AIOKafkaProducer` with the same settings doing the same encode + send-all-then-gather.
+  `AIOKafkaProducer` with the same settings doing the same encode + send-all-then-gather. The
+  input events are kept out of GC passes meanwhile (`input_frozen`) for both sides, and so is
+  everything built before the consumer rounds.
 - consumer: `KafkaConsumerHarness` (decode, no-op handler, offset tracking, commits,
   metrics) vs a raw aiokafka `getmany` loop doing the same pydantic decode and periodic
   commits, and vs FastStream 0.7.8's aiokafka subscriber decoding the same model.
@@ -21,7 +23,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from _common import BenchContext, BenchRow
+from _common import BenchContext, BenchRow, input_frozen
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from prometheus_client import CollectorRegistry
@@ -240,9 +242,10 @@ async def run(ctx: BenchContext) -> list[BenchRow]:
     produce_topic = await _create_topic(settings)
     wrapper_rates: list[float] = []
     raw_rates: list[float] = []
-    for _ in range(1 if ctx.quick else 5):  # interleaved, so drift hits both alike
-        raw_rates.append(await _produce_raw(settings, produce_topic, events))
-        wrapper_rates.append(await _produce_wrapper(settings, produce_topic, events))
+    with input_frozen():
+        for _ in range(1 if ctx.quick else 5):  # interleaved, so drift hits both alike
+            raw_rates.append(await _produce_raw(settings, produce_topic, events))
+            wrapper_rates.append(await _produce_wrapper(settings, produce_topic, events))
 
     consume_topic = await _create_topic(settings)
     # No content-type header here: FastStream 0.7.8 only JSON-decodes bodies whose content type
@@ -251,12 +254,13 @@ async def run(ctx: BenchContext) -> list[BenchRow]:
     harness_rates: list[float] = []
     raw_consumer_rates: list[float] = []
     faststream_rates: list[float] = []
-    for _ in range(rounds):
-        raw_consumer_rates.append(await _consume_raw(settings, consume_topic, consume_count))
-        harness_rates.append(await _consume_harness(settings, consume_topic, consume_count))
-        faststream_rates.append(
-            await _consume_faststream(settings, consume_topic, faststream_count)
-        )
+    with input_frozen():
+        for _ in range(rounds):
+            raw_consumer_rates.append(await _consume_raw(settings, consume_topic, consume_count))
+            harness_rates.append(await _consume_harness(settings, consume_topic, consume_count))
+            faststream_rates.append(
+                await _consume_faststream(settings, consume_topic, faststream_count)
+            )
 
     def row(
         name: str, values: list[float], baseline: str, base: list[float], target: float

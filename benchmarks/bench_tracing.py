@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from _common import BenchContext, BenchRow
+from _common import BenchContext, BenchRow, input_frozen
 from bench_kafka import _Clock, _consume_raw, _create_topic, _events, _produce_raw
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
@@ -185,25 +185,27 @@ async def run(ctx: BenchContext) -> list[BenchRow]:
 
     provider = _provider()
     topic = await _create_topic(settings)
-    raw, off, on = await _medians(
-        rounds,
-        lambda: _produce_raw(settings, topic, events),
-        lambda: _produce(settings, topic, events, None),
-        lambda: _produce(settings, topic, events, provider),
-    )
+    with input_frozen():  # the bench's events sit out GC passes, for every variant alike
+        raw, off, on = await _medians(
+            rounds,
+            lambda: _produce_raw(settings, topic, events),
+            lambda: _produce(settings, topic, events, None),
+            lambda: _produce(settings, topic, events, provider),
+        )
 
     consume_topic = await _create_topic(settings)
     async with KafkaEventProducer(
         settings, metrics=KafkaMetrics(CollectorRegistry()), tracer_provider=provider
     ) as seed:  # records as our producers write them: content-type + traceparent
         await seed.publish_many(consume_topic, _events(count))
-    raw_consume, harness_before, harness_off, harness_on = await _medians(
-        rounds,
-        lambda: _consume_raw(settings, consume_topic, count),
-        lambda: _consume(settings, consume_topic, count, None, before=True),
-        lambda: _consume(settings, consume_topic, count, None),
-        lambda: _consume(settings, consume_topic, count, provider),
-    )
+    with input_frozen():
+        raw_consume, harness_before, harness_off, harness_on = await _medians(
+            rounds,
+            lambda: _consume_raw(settings, consume_topic, count),
+            lambda: _consume(settings, consume_topic, count, None, before=True),
+            lambda: _consume(settings, consume_topic, count, None),
+            lambda: _consume(settings, consume_topic, count, provider),
+        )
     provider.shutdown()
     rows: list[Any] = [
         _row(

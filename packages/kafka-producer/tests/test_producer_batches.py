@@ -24,11 +24,15 @@ class _Batch:
     def __init__(self, room: int) -> None:
         self.room = room
         self.records: list[tuple[bytes | None, bytes | None]] = []
+        self.headers: list[tuple[str, bytes]] = []
 
-    def append(self, *, key: bytes | None, value: bytes | None, timestamp: Any) -> object | None:
+    def append(
+        self, *, key: bytes | None, value: bytes | None, timestamp: Any, headers: Any = ()
+    ) -> object | None:
         if len(self.records) >= self.room:
             return None
         self.records.append((key, value))
+        self.headers = list(headers)
         return object()
 
 

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import MessageSizeTooLargeError
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from prometheus_client import CollectorRegistry
 
 from coffeebuddy.infra.kafka.config import KafkaSettings
@@ -18,6 +20,7 @@ from coffeebuddy.infra.kafka.models import (
     RunCreated,
     RunCreatedData,
     decode_event,
+    encode_event,
 )
 from coffeebuddy.infra.kafka.producer import (
     EventNotAllowedError,
@@ -216,3 +219,54 @@ async def test_close_reports_undelivered_when_broker_is_gone(
     assert took < 3.0
     with pytest.raises(Exception):  # noqa: B017, PT011 - the caller learns its records failed
         await pending
+
+
+async def test_publish_many_puts_each_key_where_send_would_with_each_records_offset(
+    kafka_settings: KafkaSettings, unique_topic: TopicFactory, registry: CollectorRegistry
+) -> None:
+    # publish_many chooses partitions itself (whole batches); publish goes through aiokafka's
+    # send and its partitioner. Both must agree for every key, or a key's records would split.
+    topic = unique_topic(7, event_types=REMINDER_EVENT_TYPES)
+    events = [reminder(f"run-{i % 150}", i) for i in range(600)]
+    async with KafkaEventProducer(kafka_settings, metrics=KafkaMetrics(registry)) as producer:
+        results = await producer.publish_many(topic, events)
+        singles = {
+            f"run-{k}": await producer.publish(topic, reminder(f"run-{k}", 1000 + k))
+            for k in range(150)
+        }
+    assert len({md.partition for md in results}) == 7
+    for event, md in zip(events, results, strict=True):
+        assert md.partition == singles[event.data.run_id].partition, event.data.run_id
+    records = await read_all(kafka_settings, topic.name, 750)
+    stored = {(r.partition, r.offset): r for r in records}
+    for event, md in zip(events, results, strict=True):
+        record = stored[(md.partition, md.offset)]  # the offset returned is the record's own
+        assert decode_event(record.value).id == event.id
+        assert record.key == event.data.run_id.encode()
+        assert dict(record.headers)["content-type"] == CONTENT_TYPE.encode()
+    for key, md in singles.items():  # a later publish of a key lands after its batch records
+        assert md.offset > max(r.offset for r in results if r.partition == md.partition), key
+
+
+async def test_publish_many_refuses_an_oversized_record_before_sending_any(
+    kafka_settings: KafkaSettings, reminder_topic: TopicConfig, registry: CollectorRegistry
+) -> None:
+    small = [reminder("run-1", i) for i in range(3)]
+    big = reminder("run-1", 3).model_copy(
+        update={"data": small[0].data.model_copy(update={"place": "P" * 120})}
+    )
+
+    def size(event: ReminderScheduled) -> int:  # as aiokafka's send measures a record
+        header = [("content-type", CONTENT_TYPE.encode())]
+        return int(
+            DefaultRecordBatchBuilder.estimate_size_in_bytes(b"run-1", encode_event(event), header)
+        )
+
+    limit = size(small[0]) + 50
+    assert size(big) > limit
+    settings = kafka_settings.with_overrides(max_request_size=limit, max_batch_size=limit)
+    async with KafkaEventProducer(settings, metrics=KafkaMetrics(registry)) as producer:
+        with pytest.raises(MessageSizeTooLargeError, match=r"record 2 for .* nothing of this call"):
+            await producer.publish_many(reminder_topic, [*small[:2], big, small[2]])
+        md = await producer.publish(reminder_topic, small[2])
+    assert md.offset == 0  # nothing of the refused call reached the partition

@@ -1,8 +1,9 @@
 """`KafkaEventProducer`: typed CloudEvents publishing, metrics, bounded close, self-repair.
 
 Past 400 lines for one reason: it is a single class whose publish paths share two send paths (record
-by record; whole batches for known partitions, built in `_batches`) and their state (pending
-futures, metrics, fatal-error repair); splitting it would expose that state across modules.
+by record; whole batches, built in `_batches`, for known partitions and for `publish_many`'s keyed
+records) and their state (sends in flight, `_inflight`; metrics; fatal-error repair); splitting the
+class would expose that state across modules. What a send's outcome counts is in `_outcome`.
 """
 
 from __future__ import annotations
@@ -19,13 +20,21 @@ from typing import Any, Self
 from coffeebuddy.infra.kafka.config import KafkaSettings, abandon_producer, check_connection
 from coffeebuddy.infra.kafka.metrics import KafkaMetrics
 from coffeebuddy.infra.kafka.models import ContentMode, check_partitionkey, encode_event
-from coffeebuddy.infra.kafka.producer._batches import BatchingProducer, submit_batches
+from coffeebuddy.infra.kafka.producer._batches import (
+    BatchingProducer,
+    PartitionLookup,
+    check_record_sizes,
+    partition_by_key,
+    submit_batches,
+)
 from coffeebuddy.infra.kafka.producer._errors import (
     FATAL_PRODUCER_ERRORS,
     EventNotAllowedError,
     ProducerClosedError,
     PublishBatchError,
 )
+from coffeebuddy.infra.kafka.producer._inflight import InFlight
+from coffeebuddy.infra.kafka.producer._outcome import TopicMetrics, tally
 from coffeebuddy.infra.kafka.producer._records import (
     CONTENT_TYPE_HEADER,
     Headers,
@@ -52,18 +61,6 @@ class CloseReport:
     """Outcome of `close()`: records accepted but not acknowledged by the deadline."""
 
     undelivered: int
-
-
-class _TopicMetrics:
-    """Pre-resolved label children for one topic, so the hot path does no label lookups."""
-
-    __slots__ = ("bytes", "duration", "error", "success")
-
-    def __init__(self, metrics: KafkaMetrics, topic: str) -> None:
-        self.success = metrics.messages_produced.labels(topic, "success")
-        self.error = metrics.messages_produced.labels(topic, "error")
-        self.duration = metrics.produce_duration.labels(topic)
-        self.bytes = metrics.bytes_produced.labels(topic)
 
 
 class KafkaEventProducer:
@@ -94,8 +91,8 @@ class KafkaEventProducer:
         self._producer: ProducerLike | None = None
         self._generation = 0
         self._recreate_lock = asyncio.Lock()
-        self._pending: set[asyncio.Future[Any]] = set()
-        self._topic_metrics: dict[str, _TopicMetrics] = {}
+        self._pending = InFlight()
+        self._topic_metrics: dict[str, TopicMetrics] = {}
         self._closed = False
         self.recreated = 0
         """How many times a fatal error made the wrapper replace the aiokafka producer."""
@@ -113,7 +110,7 @@ class KafkaEventProducer:
     @property
     def outstanding(self) -> int:
         """Records sent and not yet acknowledged (or failed)."""
-        return sum(1 for f in self._pending if not f.done())
+        return self._pending.unacknowledged()
 
     @property
     def started(self) -> bool:
@@ -161,14 +158,9 @@ class KafkaEventProducer:
         deadline = loop.time() + (self._close_timeout if timeout is None else timeout)
         with contextlib.suppress(Exception, TimeoutError):
             await asyncio.wait_for(producer.flush(), timeout=max(0.0, deadline - loop.time()))
-        undelivered = sum(
-            1 for f in self._pending if not f.done() or f.cancelled() or f.exception() is not None
-        )
+        undelivered = self._pending.undelivered()
         await self._stop_bounded(producer, max(0.5, deadline - loop.time()))
-        for fut in self._pending:
-            if not fut.done():
-                fut.set_exception(ProducerClosedError("producer closed before delivery"))
-        self._pending.clear()
+        self._pending.fail_all(ProducerClosedError("producer closed before delivery"))
         self._producer = None
         if undelivered:
             log.warning("Kafka producer closed with %d undelivered record(s)", undelivered)
@@ -187,10 +179,10 @@ class KafkaEventProducer:
         await abandon_producer(producer, limit=1.0)
 
     # -- publishing ----------------------------------------------------------------------
-    def _tm(self, topic: str) -> _TopicMetrics:
+    def _tm(self, topic: str) -> TopicMetrics:
         tm = self._topic_metrics.get(topic)
         if tm is None:
-            tm = self._topic_metrics[topic] = _TopicMetrics(self._metrics, topic)
+            tm = self._topic_metrics[topic] = TopicMetrics(self._metrics, topic)
         return tm
 
     def _live(self) -> ProducerLike:
@@ -268,6 +260,11 @@ class KafkaEventProducer:
                 raise EventNotAllowedError(topic.name, str(event_type), topic.event_types)
         if not encoded:
             return []
+        producer = self._live()
+        if isinstance(producer, BatchingProducer) and isinstance(producer, PartitionLookup):
+            check_record_sizes(topic.name, encoded, hdrs, self._settings.max_request_size)
+            keyed = await partition_by_key(producer, topic.name, encoded)
+            return await self._send_partitioned(producer, topic.name, keyed, hdrs)
         return await self._send_batch(topic.name, encoded, hdrs)
 
     async def _publish_each(
@@ -357,11 +354,11 @@ class KafkaEventProducer:
                 topic, value=value, key=key, headers=headers, partition=partition
             )
             future = asyncio.ensure_future(fut)
-            self._pending.add(future)
+            self._pending.add((future,))
             try:
                 md = await future
             finally:
-                self._pending.discard(future)
+                self._pending.forget((future,))
         except BaseException as exc:
             tm.error.inc()
             await self._on_error(exc, generation)
@@ -396,14 +393,14 @@ class KafkaEventProducer:
                     await send(topic, value=value, key=key, headers=hdrs, partition=part)
                 )
                 futures.append(future)
-            pending.update(futures)
+            pending.add(futures)
             results = await asyncio.gather(*futures, return_exceptions=True)
         except BaseException as exc:
-            pending.difference_update(futures)
+            pending.forget(futures)
             tm.error.inc(len(encoded))
             await self._on_error(exc, generation)
             raise
-        pending.difference_update(futures)
+        pending.forget(futures)
         if spans:
             for span, result in zip(spans, results, strict=True):
                 record_send(span, result)
@@ -418,28 +415,15 @@ class KafkaEventProducer:
 
     async def _settle(
         self,
-        tm: _TopicMetrics,
+        tm: TopicMetrics,
         start: float,
         generation: int,
         values: Sequence[bytes | None],
         metas: list[RecordMetadata | BaseException],
     ) -> list[RecordMetadata]:
         """Count a batch's outcome; raise `PublishBatchError` naming every failed record."""
-        out: list[RecordMetadata] = []
-        failures: list[BaseException] = []
-        sent_bytes = 0
-        for value, md in zip(values, metas, strict=True):
-            if isinstance(md, BaseException):
-                failures.append(md)
-            else:
-                out.append(md)
-                sent_bytes += len(value or b"")
-        tm.duration.observe(time.perf_counter() - start)
-        if out:
-            tm.success.inc(len(out))
-            tm.bytes.inc(sent_bytes)
+        out, failures = tally(tm, start, values, metas)
         if failures:
-            tm.error.inc(len(failures))
             await self._on_error(failures[0], generation)
             raise PublishBatchError(len(values), failures) from failures[0]
         return out
@@ -449,6 +433,7 @@ class KafkaEventProducer:
         producer: BatchingProducer,
         topic: str,
         records: Sequence[tuple[bytes | None, bytes | None, int]],
+        headers: Sequence[tuple[str, bytes]] = (),
     ) -> list[RecordMetadata]:
         """`_send_batch` for records whose partitions are known, as whole aiokafka batches."""
         generation = self._generation
@@ -456,15 +441,18 @@ class KafkaEventProducer:
         start = time.perf_counter()
         futures: list[asyncio.Future[Any]] = []
         try:
-            where = await submit_batches(producer, topic, records, futures)
-            self._pending.update(futures)
+            where = await submit_batches(producer, topic, records, futures, headers)
+            per_batch = [0] * len(futures)
+            for b, _ in where:
+                per_batch[b] += 1
+            self._pending.add(futures, per_batch)
             results = await asyncio.gather(*futures, return_exceptions=True)
         except BaseException as exc:
-            self._pending.difference_update(futures)
+            self._pending.forget(futures)
             tm.error.inc(len(records))
             await self._on_error(exc, generation)
             raise
-        self._pending.difference_update(futures)
+        self._pending.forget(futures)
         metas: list[RecordMetadata | BaseException] = []
         for (_, _, partition), (b, rel) in zip(records, where, strict=True):
             md = results[b]
