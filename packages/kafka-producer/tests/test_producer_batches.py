@@ -1,20 +1,29 @@
-"""`send_raw_many` with known partitions goes as whole aiokafka batches (`create_batch` /
-`send_batch`): per-record offsets, order within a partition, full batches, failures counted."""
+"""`send_raw_many` with known partitions, and `publish_many` with each key's partition, go as whole
+aiokafka batches (`create_batch` / `send_batch`): per-record offsets, order within a partition,
+full batches, headers, failures counted."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import namedtuple
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from aiokafka.errors import KafkaTimeoutError, ProducerFenced
+from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import CollectorRegistry
 
 from coffeebuddy.infra.kafka.config import KafkaSettings
 from coffeebuddy.infra.kafka.metrics import KafkaMetrics
+from coffeebuddy.infra.kafka.models import (
+    CONTENT_TYPE,
+    ReminderScheduled,
+    ReminderScheduledData,
+    encode_event,
+)
 from coffeebuddy.infra.kafka.producer import KafkaEventProducer, PublishBatchError
-from coffeebuddy.infra.kafka.topics import REMINDER_STATE_CHANGELOG_TOPIC
+from coffeebuddy.infra.kafka.topics import REMINDER_EVENTS_TOPIC, REMINDER_STATE_CHANGELOG_TOPIC
 
 _Md = namedtuple("_Md", "topic partition offset")
 TOPIC = REMINDER_STATE_CHANGELOG_TOPIC
@@ -46,6 +55,7 @@ class BatchingFake:
         self.raise_on_submit: BaseException | None = None
         self.sends = 0
         self.stopped = False
+        self.headers: list[list[tuple[str, bytes]]] = []  # each submitted batch's record headers
 
     async def start(self) -> None: ...
 
@@ -71,6 +81,7 @@ class BatchingFake:
         if self.fail:
             loop.call_soon(fut.set_exception, self.fail.pop(0))
             return fut
+        self.headers.append(batch.headers)
         log = self.logs.setdefault(partition, [])
         base = len(log)
         log.extend(batch.records)
@@ -93,9 +104,9 @@ def make(fake: BatchingFake) -> tuple[KafkaEventProducer, CollectorRegistry, lis
     return producer, registry, created
 
 
-def _count(registry: CollectorRegistry, outcome: str) -> float | None:
+def _count(registry: CollectorRegistry, outcome: str, topic: str = TOPIC.name) -> float | None:
     return registry.get_sample_value(
-        "coffeebuddy_kafka_messages_produced_total", {"topic": TOPIC.name, "outcome": outcome}
+        "coffeebuddy_kafka_messages_produced_total", {"topic": topic, "outcome": outcome}
     )
 
 
@@ -149,3 +160,63 @@ async def test_records_without_a_partition_or_with_headers_go_record_by_record()
         await producer.send_raw_many(TOPIC, [(b"a", b"1", 0)], headers={"h": b"1"})
     assert fake.sends == 2
     assert fake.logs == {}
+
+
+class KeyedFake(BatchingFake):
+    """A BatchingFake that also knows a topic's partitions, as `AIOKafkaProducer` does."""
+
+    def __init__(self, partitions: int) -> None:
+        super().__init__(room=1000)
+        self.partitions = set(range(partitions))
+        self.metadata_error: BaseException | None = None
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        if self.metadata_error is not None:
+            raise self.metadata_error
+        return self.partitions
+
+
+def _reminders(count: int) -> list[ReminderScheduled]:
+    due = datetime(2026, 12, 2, 9, 30, tzinfo=UTC)
+    return [
+        ReminderScheduled.create(
+            data=ReminderScheduledData(
+                reminder_id=f"run-{i % 5}:runner",
+                kind="runner",
+                run_id=f"run-{i % 5}",
+                team_id="T1",
+                channel_id="C1",
+                recipient_user_id="U1",
+                due_at=due,
+                place="Cafe",
+            )
+        )
+        for i in range(count)
+    ]
+
+
+async def test_publish_many_fills_batches_on_each_keys_partition_with_the_headers() -> None:
+    fake = KeyedFake(partitions=4)
+    producer, registry, _ = make(fake)
+    events = _reminders(20)
+    async with producer:
+        metas = await producer.publish_many(REMINDER_EVENTS_TOPIC, events)
+    assert fake.sends == 0  # never record by record
+    everything = sorted(fake.partitions)
+    for event, md in zip(events, metas, strict=True):
+        key = event.data.run_id.encode()
+        assert md.partition == DefaultPartitioner()(key, everything, everything)  # aiokafka's rule
+        assert fake.logs[md.partition][md.offset] == (key, encode_event(event))
+    assert fake.headers == [[("content-type", CONTENT_TYPE.encode())]] * len(fake.logs)
+    assert _count(registry, "success", REMINDER_EVENTS_TOPIC.name) == 20
+
+
+async def test_publish_many_without_metadata_counts_every_record_as_failed() -> None:
+    fake = KeyedFake(partitions=4)
+    fake.metadata_error = KafkaTimeoutError()
+    producer, registry, _ = make(fake)
+    async with producer:
+        with pytest.raises(KafkaTimeoutError):
+            await producer.publish_many(REMINDER_EVENTS_TOPIC, _reminders(3))
+    assert fake.logs == {}
+    assert _count(registry, "error", REMINDER_EVENTS_TOPIC.name) == 3

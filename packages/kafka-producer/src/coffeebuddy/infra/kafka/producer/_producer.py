@@ -263,7 +263,13 @@ class KafkaEventProducer:
         producer = self._live()
         if isinstance(producer, BatchingProducer) and isinstance(producer, PartitionLookup):
             check_record_sizes(topic.name, encoded, hdrs, self._settings.max_request_size)
-            keyed = await partition_by_key(producer, topic.name, encoded)
+            generation = self._generation
+            try:
+                keyed = await partition_by_key(producer, topic.name, encoded)
+            except BaseException as exc:  # no metadata: counted as `send` failing would be
+                self._tm(topic.name).error.inc(len(encoded))
+                await self._on_error(exc, generation)
+                raise
             return await self._send_partitioned(producer, topic.name, keyed, hdrs)
         return await self._send_batch(topic.name, encoded, hdrs)
 
