@@ -4,6 +4,7 @@ broker, with a recording in-process sender (the Slack HTTP path is tested by the
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from coffeebuddy.infra.kafka.config import KafkaSettings
@@ -40,6 +41,8 @@ from coffeebuddy.infra.kafka.topics import (
     RUN_EVENTS_TOPIC,
     TopicConfig,
 )
+from coffeebuddy.services.reminder_worker import SlackDMSender
+from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
 
 WAIT = 20.0
 
@@ -267,6 +270,35 @@ async def changelog_states(
         assert isinstance(event, ReminderState)
         assert event.data.state_key == key
         out.append((key, str(event.data.status)))
+    return out
+
+
+async def changelog_data(
+    settings: KafkaSettings, topic: TopicConfig, key: str
+) -> list[dict[str, Any]]:
+    """The `data` of every changelog record of `key` so far, in offset order."""
+    kwargs = settings.consumer_kwargs(None)
+    kwargs.pop("group_id", None)
+    consumer = AIOKafkaConsumer(**{**kwargs, "auto_offset_reset": "earliest"})
+    await consumer.start()
+    out: list[dict[str, Any]] = []
+    try:
+        tps = [TopicPartition(topic.name, p) for p in range(topic.partitions)]
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+
+        async def behind() -> bool:
+            return any([await consumer.position(tp) < ends[tp] for tp in tps])
+
+        while await behind():
+            for recs in (await consumer.getmany(timeout_ms=200)).values():
+                out.extend(
+                    json.loads(r.value)["data"]
+                    for r in recs
+                    if r.key == key.encode() and r.value is not None
+                )
+    finally:
+        await consumer.stop()
     return out
 
 
@@ -573,3 +605,48 @@ async def test_upgrade_legacy_claim_without_sent_record_is_checked_before_sendin
     assert sender.ids() == ["crash-unposted"]
     final = dict(await changelog_states(kafka_settings, topics.changelog, 5))
     assert final == {"crash-posted": "sent", "crash-unposted": "sent"}
+
+
+@pytest.mark.xfail(strict=True, reason="issue 21 scenario 1: reproduced on main, fixed next")
+async def test_the_fence_covers_the_whole_slack_exchange(
+    kafka_settings: KafkaSettings, topics: Topics, fake_slack: FakeSlackServer
+) -> None:
+    """Issue 21, scenario 1: with Slack answering conversations.open slowly (just under the
+    client timeout), no chat.postMessage may start later than the claim's start window after
+    the claim, or a new owner that waited out the deadline posts a second DM."""
+    window, timeout, open_delay = 0.5, 3.0, 1.5
+    fake_slack.slow(open_delay, count=None, method="conversations.open")
+    sender = SlackDMSender.create(fake_slack.token, base_url=fake_slack.base_url, timeout=timeout)
+    try:
+        async with running(
+            kafka_settings,
+            topics,
+            sender,  # type: ignore[arg-type]
+            claim_start_window=window,
+            send_timeout=timeout,
+            prepare_ahead=timedelta(0),
+        ) as r:
+            await r.producer.publish(
+                topics.reminders, reminder("r-open", user="U0FENCE", due=soon(1))
+            )
+            await wait_until(
+                lambda: fake_slack.messages_for("U0FENCE") != [],
+                timeout=WAIT,
+                message="the reminder is posted",
+            )
+            await wait_until(lambda: r.worker.pending_count == 0, timeout=WAIT, message="settled")
+    finally:
+        await sender.close()
+    claims = [
+        datetime.fromisoformat(d["claimed_at"]).timestamp()
+        for d in await changelog_data(kafka_settings, topics.changelog, "r-open")
+        if d["status"] == "claimed"
+    ]
+    [post] = [c for c in fake_slack.calls("chat.postMessage") if c.ok]
+    started = post.time  # the fake records a call when its request arrives
+    latest_claim = max(c for c in claims if c <= started)
+    assert started - latest_claim <= window + 0.25, (
+        f"chat.postMessage arrived {started - latest_claim:.2f} s after its claim "
+        f"(start window {window} s)"
+    )
+    assert len(fake_slack.messages_for("U0FENCE")) == 1
