@@ -52,6 +52,13 @@ from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
 
 GROUP = "service"
 CONCURRENCY = 64
+
+
+def _open() -> bool:
+    """The worker's fence, always open: these calls measure the sender alone."""
+    return True
+
+
 E2E_CONCURRENCY = os.environ.get("BENCH_E2E_CONCURRENCY", "")
 """Send slots of the service end to end (empty: the service's default), each holding one claim ->
 read-back -> post round."""
@@ -229,7 +236,7 @@ async def _dm_rate(n: int, base_url: str, token: str) -> float:
     reminders = [_reminder(i, now) for i in range(n)]
 
     async def send(i: int) -> None:
-        result = await sender.send(reminders[i], claim_time=now)
+        result = await sender.send(reminders[i], claim_time=now, fence=_open)
         assert result.ok, result
 
     rate = await _bounded(n, send)

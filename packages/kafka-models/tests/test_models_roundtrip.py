@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,12 +20,11 @@ from coffeebuddy.infra.kafka.models import (
     OrderLine,
     ReminderCancelled,
     ReminderCancelledData,
-    ReminderDelivery,
-    ReminderDeliveryData,
     ReminderScheduled,
     ReminderScheduledData,
     ReminderState,
     ReminderStateData,
+    ReminderStatus,
     RunCancelled,
     RunCancelledData,
     RunClosed,
@@ -128,25 +128,11 @@ DATA: dict[type[CloudEvent[Any]], st.SearchStrategy[Any]] = {
     ReminderCancelled: st.builds(
         ReminderCancelledData, run_id=run_ids, reminder_id=reminder_ids, reason=reasons
     ),
-    ReminderDelivery: st.builds(
-        ReminderDeliveryData,
-        reminder_id=reminder_ids,
-        run_id=run_ids,
-        status=st.sampled_from(["claimed", "sent", "dropped"]),
-        reason=reasons,
-        due_at=times,
-        recorded_at=times,
-        slack_channel=st.none() | channel_ids,
-        slack_ts=st.none() | st.from_regex(r"\A[0-9]{10}\.[0-9]{6}\Z"),
-        claimed_at=st.none() | times,
-    ),
     ReminderState: st.builds(
         ReminderStateData,
         run_id=run_ids,
         state_key=reminder_ids,
-        status=st.sampled_from(
-            ["scheduled", "cancelled", "claimed", "sent", "dropped", "run_closed", "run_cancelled"]
-        ),
+        status=st.sampled_from(list(ReminderStatus)),
         reminder_id=st.none() | reminder_ids,
         reminder=st.none() | scheduled_data(),
         event_id=st.none() | ids,
@@ -158,6 +144,8 @@ DATA: dict[type[CloudEvent[Any]], st.SearchStrategy[Any]] = {
         deadline=st.none() | times,
         slack_channel=st.none() | channel_ids,
         slack_ts=st.none() | st.from_regex(r"\A[0-9]{10}\.[0-9]{6}\Z"),
+        dlq_offset=st.none() | st.integers(min_value=0, max_value=2**40),
+        run_cancelled=st.none() | st.booleans(),
         keep_until=times,
         recorded_at=times,
     ),
@@ -245,3 +233,15 @@ def test_binary_mode_round_trip_matches_structured(event: CloudEvent[Any]) -> No
     assert decoded == event
     assert encode_record(decoded, "binary") == (value, headers)
     assert decode_record(*encode_record(event, "structured")) == event
+
+
+def test_state_record_times_are_rfc3339_to_the_millisecond_and_follow_the_clock() -> None:
+    from datetime import datetime as _dt
+
+    from coffeebuddy.infra.kafka.models._state import _iso_now as iso_now
+
+    first = iso_now(1_700_000_000.1234)
+    assert first == "2023-11-14T22:13:20.123+00:00"
+    assert iso_now(1_700_000_000.1239) == first  # same millisecond
+    assert iso_now(1_700_000_001.5) == "2023-11-14T22:13:21.500+00:00"
+    assert _dt.fromisoformat(first).timestamp() == pytest.approx(1_700_000_000.123)

@@ -19,6 +19,12 @@ from coffeebuddy.services.reminder_worker import (
 )
 from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
 
+
+def _open() -> bool:
+    """The worker's fence, always open: these calls test the sender alone."""
+    return True
+
+
 DUE = datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
 
 
@@ -44,7 +50,7 @@ async def test_kit_sender_posts_a_dm_and_finds_it_again(fake_slack: FakeSlackSer
         assert isinstance(sender, ReminderSender)
         assert (await sender.check_auth()).ok
         claim = datetime.now(UTC)
-        result = await sender.send(_reminder(), claim_time=claim)
+        result = await sender.send(_reminder(), claim_time=claim, fence=_open)
         assert result.outcome is SendOutcome.SENT
         (message,) = fake_slack.messages_for("U0KIT")
         assert message.block_ids == ["kit-rem-1"]
@@ -53,7 +59,7 @@ async def test_kit_sender_posts_a_dm_and_finds_it_again(fake_slack: FakeSlackSer
         assert found is not None
         assert found.ts == message.ts
         fake_slack.rate_limit(1, retry_after=3)
-        limited = await sender.send(_reminder(), claim_time=claim)
+        limited = await sender.send(_reminder(), claim_time=claim, fence=_open)
         assert limited.outcome is SendOutcome.RATE_LIMITED
         assert limited.retry_after == 3
     finally:
