@@ -41,7 +41,8 @@ async def check_copartitioned(settings: KafkaSettings, topics: WorkerTopics) -> 
     kwargs: dict[str, Any] = settings.consumer_kwargs(None)
     kwargs.pop("group_id", None)
     kwargs.pop("group_instance_id", None)
-    consumer = AIOKafkaConsumer(**kwargs, enable_auto_commit=False)
+    kwargs["enable_auto_commit"] = False
+    consumer = AIOKafkaConsumer(**kwargs)
     await consumer.start()
     try:
         names = (topics.reminders.name, topics.runs.name, topics.changelog.name)
