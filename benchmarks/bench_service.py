@@ -32,14 +32,13 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 from _common import BenchContext, BenchRow, merge_rounds
 from prometheus_client import CollectorRegistry
-from pydantic import SecretStr
 from slack_sdk.web.async_client import AsyncWebClient
 
 from coffeebuddy.infra.kafka.config import KafkaSettings
 from coffeebuddy.infra.kafka.models import ReminderScheduled, ReminderScheduledData
 from coffeebuddy.infra.kafka.producer import KafkaEventProducer
 from coffeebuddy.infra.kafka.provision import ensure_topics
-from coffeebuddy.infra.kafka.reminder_worker import DEFAULT_GC_THRESHOLDS, tune_gc
+from coffeebuddy.infra.kafka.reminder_worker import tune_gc
 from coffeebuddy.infra.kafka.testing import EmbeddedBroker
 from coffeebuddy.infra.kafka.topics import REMINDER_EVENTS_TOPIC
 from coffeebuddy.services.reminder_worker import (
@@ -284,12 +283,14 @@ async def _end_to_end(n: int) -> tuple[float, float, float, float, int | None]:
             }
         )
         assert (await ensure_topics(kafka, "dev")).ok
-        settings = ServiceSettings(
-            slack_bot_token=SecretStr(slack.token),
-            slack_api_base_url=slack.base_url,
-            http_host="127.0.0.1",
-            http_port=0,
-            **({"max_concurrent_sends": int(E2E_CONCURRENCY)} if E2E_CONCURRENCY else {}),
+        settings = ServiceSettings.from_env(
+            {
+                "SLACK_BOT_TOKEN": slack.token,
+                "SLACK_API_BASE_URL": slack.base_url,
+                "WORKER_HTTP_HOST": "127.0.0.1",
+                "WORKER_HTTP_PORT": "0",
+                **({"REMINDER_MAX_CONCURRENT_SENDS": E2E_CONCURRENCY} if E2E_CONCURRENCY else {}),
+            }
         )
         service = ReminderWorkerService(settings, kafka, registry=CollectorRegistry())
         task = asyncio.create_task(service.run())
@@ -321,7 +322,7 @@ async def _end_to_end(n: int) -> tuple[float, float, float, float, int | None]:
 
 async def run(ctx: BenchContext) -> list[BenchRow]:
     # the deployable's GC setting (its main calls the same), restored after
-    old = tune_gc(None if os.environ.get("BENCH_PYTHON_GC") else DEFAULT_GC_THRESHOLDS)
+    old = tune_gc(None) if os.environ.get("BENCH_PYTHON_GC") else tune_gc()
     try:
         return merge_rounds([await _round(ctx) for _ in range(ctx.rounds)])
     finally:

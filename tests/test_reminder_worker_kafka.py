@@ -148,7 +148,6 @@ async def running(
     slow_revoke: float = 0.0,
     revoke_timeout: float | None = None,
     changelog_for: Any = None,
-    wait_ready: bool = True,
     **worker_kwargs: Any,
 ) -> AsyncIterator[Running]:
     registry = CollectorRegistry()
@@ -197,7 +196,7 @@ async def running(
             task = asyncio.create_task(harness.run())
             try:
                 await wait_until(
-                    lambda: harness.health().ready or task.done() or not wait_ready,
+                    lambda: harness.health().ready or task.done(),
                     timeout=WAIT,
                     message="harness joined the group",
                 )

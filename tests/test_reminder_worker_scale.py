@@ -176,10 +176,10 @@ async def test_post_held_in_flight_across_a_handover_gives_one_dm(
     from coffeebuddy.services.reminder_worker import SlackDMSender, block_id_for
 
     one = Topics(
-        reminders=unique_topic(1, event_types=_h.REMINDER_EVENTS_TOPIC.event_types),
-        runs=unique_topic(1, event_types=_h.RUN_EVENTS_TOPIC.event_types),
+        reminders=unique_topic(2, event_types=_h.REMINDER_EVENTS_TOPIC.event_types),
+        runs=unique_topic(2, event_types=_h.RUN_EVENTS_TOPIC.event_types),
         changelog=unique_topic(
-            1,
+            2,
             key_field="state_key",
             event_types=_h.REMINDER_STATE_CHANGELOG_TOPIC.event_types,
             dead_letter=False,
@@ -194,19 +194,19 @@ async def test_post_held_in_flight_across_a_handover_gives_one_dm(
     try:
         async with (
             running(kafka_settings, one, senders[0], group=group, **timing) as w1,
-            # with one partition the range assignor leaves one member idle (not ready)
-            running(kafka_settings, one, senders[1], group=group, wait_ready=False, **timing) as w2,
+            running(kafka_settings, one, senders[1], group=group, **timing) as w2,
         ):
             await wait_until(
-                lambda: bool(w1.harness.assignment() or w2.harness.assignment()),
+                lambda: bool(w1.harness.assignment() and w2.harness.assignment()),
                 timeout=WAIT,
-                message="someone owns the partition",
+                message="each member owns a partition",
             )
-            owner, other = (w1, w2) if w1.harness.assignment() else (w2, w1)
             fake_slack.slow(3.0)
-            await owner.producer.publish(
+            meta = await w1.producer.publish(
                 one.reminders, reminder("held", user="U0HELD", due=soon(0))
             )
+            held = (one.reminders.name, meta.partition)
+            owner, other = (w1, w2) if held in w1.harness.assignment() else (w2, w1)
             await wait_until(
                 lambda: bool(fake_slack.calls("chat.postMessage")),
                 timeout=WAIT,
@@ -214,7 +214,7 @@ async def test_post_held_in_flight_across_a_handover_gives_one_dm(
             )
             stop = asyncio.create_task(owner.harness.stop())
             await wait_until(
-                lambda: bool(other.harness.assignment()), timeout=WAIT, message="handed over"
+                lambda: held in other.harness.assignment(), timeout=WAIT, message="handed over"
             )
             await stop
             await wait_until(

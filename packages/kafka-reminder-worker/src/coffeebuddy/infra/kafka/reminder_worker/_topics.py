@@ -13,6 +13,7 @@ from coffeebuddy.infra.kafka.topics import (
     REMINDER_EVENTS_TOPIC,
     REMINDER_HISTORY_TOPIC,
     REMINDER_STATE_CHANGELOG_TOPIC,
+    REMINDER_WORKER_GROUP,
     RUN_EVENTS_TOPIC,
     TopicConfig,
 )
@@ -25,12 +26,14 @@ __all__ = ["WorkerTopics", "check_copartitioned"]
 
 @dataclass(frozen=True, slots=True)
 class WorkerTopics:
-    """The catalog's topics by default; tests pass their own."""
+    """The topics the worker reads and writes, and the consumer group it runs in (labels of its
+    dead-letter metric): the catalog's by default; tests pass their own."""
 
     reminders: TopicConfig = REMINDER_EVENTS_TOPIC
     runs: TopicConfig = RUN_EVENTS_TOPIC
     changelog: TopicConfig = REMINDER_STATE_CHANGELOG_TOPIC
     history: TopicConfig = REMINDER_HISTORY_TOPIC
+    group: str = REMINDER_WORKER_GROUP.name
 
 
 async def check_copartitioned(settings: KafkaSettings, topics: WorkerTopics) -> None:

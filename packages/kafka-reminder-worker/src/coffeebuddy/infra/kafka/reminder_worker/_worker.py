@@ -33,7 +33,6 @@ from coffeebuddy.infra.kafka.reminder_worker._settings import ReminderSettings
 from coffeebuddy.infra.kafka.reminder_worker._state import PartitionState, ReminderState
 from coffeebuddy.infra.kafka.reminder_worker._supervisor import Supervisor
 from coffeebuddy.infra.kafka.reminder_worker._topics import WorkerTopics, check_copartitioned
-from coffeebuddy.infra.kafka.topics import REMINDER_WORKER_GROUP
 
 if TYPE_CHECKING:
     from coffeebuddy.infra.kafka.config import KafkaSettings
@@ -135,7 +134,7 @@ class ReminderWorker:
             dead_letters=DeadLetters(
                 producer,
                 topics.reminders,
-                group=REMINDER_WORKER_GROUP.name,
+                group=topics.group,
                 kafka_metrics=kafka_metrics,
             ),
             metrics=reminder_metrics,
