@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -115,6 +116,7 @@ class Dockerfile:
     env: dict[str, str]
     healthcheck_path: str | None
     useradd_uid: int | None
+    useradd_gid: int | None
 
     @classmethod
     def read(cls, path: Path = DOCKERFILE) -> Dockerfile:
@@ -128,12 +130,14 @@ class Dockerfile:
         users = re.findall(r"^USER (\S+)$", runtime, flags=re.MULTILINE)
         health = re.search(r"^HEALTHCHECK .*?(/\w+)'", runtime, flags=re.MULTILINE)
         uid = re.search(r"useradd .*--uid (\d+)", runtime)
+        gid = re.search(r"useradd .*--gid (\d+)", runtime)
         return cls(
             user=users[-1],
             expose=[int(p) for p in re.findall(r"^EXPOSE (\d+)$", runtime, flags=re.MULTILINE)],
             env=env,
             healthcheck_path=health.group(1) if health else None,
             useradd_uid=int(uid.group(1)) if uid else None,
+            useradd_gid=int(gid.group(1)) if gid else None,
         )
 
 
@@ -301,6 +305,7 @@ def docker_api(engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                 stderr=log,
                 start_new_session=True,
             )
+            log.close()  # the service holds its own copy
             env.setenv("DOCKER_HOST", f"unix://{socket_path}")
 
             def answers() -> bool:
@@ -346,7 +351,7 @@ class DeployedWorker:
 
         self.pod = pod
         self.name = f"coffeebuddy-worker-{uuid.uuid4().hex[:8]}"
-        container = DockerContainer(image)
+        container = DockerContainer(image).with_name(self.name)
         for key, value in env.items():
             container.with_env(key, value)
         for mount, size in pod.writable_mounts.items():
@@ -355,7 +360,6 @@ class DeployedWorker:
             container.with_volume_mapping(host_dir, mount, mode="ro")
         security_opt = [] if pod.allow_privilege_escalation else ["no-new-privileges"]
         container.with_kwargs(
-            name=self.name,
             user=f"{pod.uid}:{pod.gid}",
             read_only=pod.read_only_root,
             cap_drop=pod.cap_drop,
@@ -396,6 +400,16 @@ class DeployedWorker:
     def logs(self) -> str:
         out, err = self._container.get_logs()
         return (out + err).decode(errors="replace")
+
+    def records(self) -> list[dict[str, Any]]:
+        """The worker's JSON log lines (one object per line on stderr)."""
+        found = []
+        for line in self.logs().splitlines():
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+                if isinstance(record, dict):
+                    found.append(record)
+        return found
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.logs().splitlines()[-lines:])
@@ -445,7 +459,7 @@ class DeployedWorker:
         return sum(values)
 
     def exec_python(self, code: str) -> str:
-        result = self.wrapped.exec_run(["python", "-c", code], user=f"{self.pod.uid}")
+        result = self.wrapped.exec_run(["python", "-c", code])
         assert result.exit_code == 0, result.output.decode(errors="replace")
         return str(result.output.decode())
 
@@ -462,6 +476,11 @@ class DeployedWorker:
         return int(self.wrapped.wait(timeout=60)["StatusCode"])
 
     def remove(self) -> None:
+        """SIGTERM first, as a rollout does: a SIGKILLed member would hold the group's
+        partitions for its session timeout (45 s) and slow the next test's start."""
+        with contextlib.suppress(Exception):
+            if self.state().get("Running"):
+                self.wrapped.stop(timeout=self.pod.grace_s)
         with contextlib.suppress(Exception):
             self.wrapped.remove(force=True)
 

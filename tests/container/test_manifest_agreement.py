@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 def test_the_image_user_is_the_pods_non_root_user(pod: PodSpec, dockerfile: Dockerfile) -> None:
     # runAsNonRoot is only checkable by the kubelet with a numeric USER in the image.
     assert dockerfile.user == f"{pod.uid}:{pod.gid}"
-    assert dockerfile.useradd_uid == pod.uid
+    # the image's own user entry agrees (a process of the image's user gets the pod's group)
+    assert (dockerfile.useradd_uid, dockerfile.useradd_gid) == (pod.uid, pod.gid)
     assert pod.uid != 0
     assert pod.run_as_non_root
 
