@@ -232,8 +232,7 @@ def local_base(engine: Engine) -> str:
         engine.run("import", str(tarball), rootfs_image, timeout=600)
         with tempfile.TemporaryDirectory() as context:
             (Path(context) / "Containerfile").write_text(
-                f"FROM {rootfs_image}\nRUN {BASE_RECIPE['venv']}\n"
-                'CMD ["python3"]\n'
+                f'FROM {rootfs_image}\nRUN {BASE_RECIPE["venv"]}\nCMD ["python3"]\n'
             )
             engine.run(
                 "build",
@@ -301,7 +300,15 @@ def _target(engine: Engine, base: str) -> dict[str, str]:
         "[:2], 'machine': platform.machine(), 'libc': os.confstr('CS_GNU_LIBC_VERSION') or ''}))"
     )
     out = engine.run(
-        "run", "--rm", "--network", "none", "--entrypoint", "python", base, "-c", script,
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--entrypoint",
+        "python",
+        base,
+        "-c",
+        script,
         timeout=120,
     ).stdout
     target: dict[str, str] = json.loads(out.strip().splitlines()[-1])

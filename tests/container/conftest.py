@@ -201,7 +201,9 @@ def read_pod() -> PodSpec:
     for mount in container.get("volumeMounts", []):
         volume = volumes[mount["name"]]
         if "emptyDir" in volume and not mount.get("readOnly", False):
-            writable[mount["mountPath"]] = int(quantity(volume["emptyDir"].get("sizeLimit", "64Mi")))
+            writable[mount["mountPath"]] = int(
+                quantity(volume["emptyDir"].get("sizeLimit", "64Mi"))
+            )
         else:
             assert mount.get("readOnly", False), f"{mount} is writable and not an emptyDir"
             read_only[mount["mountPath"]] = mount["name"]
@@ -257,7 +259,8 @@ def image_tool() -> ModuleType:
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / "image.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
@@ -414,7 +417,7 @@ class DeployedWorker:
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.logs().splitlines()[-lines:])
 
-    async def get(self, path: str, timeout: float = 3.0) -> tuple[int, str]:
+    async def get(self, path: str, timeout: float = 3.0) -> tuple[int, str]:  # noqa: ASYNC109
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session,
             session.get(self.url + path) as response,
@@ -507,7 +510,9 @@ class Deployed:
         }
         assert set(secrets) == set(self.pod.secret_env), self.pod.secret_env
         overrides = {
-            "KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap(self.pod.config["KAFKA_SECURITY_PROTOCOL"]),
+            "KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap(
+                self.pod.config["KAFKA_SECURITY_PROTOCOL"]
+            ),
             "SLACK_API_BASE_URL": slack.base_url,
             "REMINDER_UPGRADE_FROM_DELIVERY_LOG": "0",
         }

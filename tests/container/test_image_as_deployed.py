@@ -11,9 +11,12 @@ probes check, on the manifest's port and paths, within the startup probe's budge
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+import aiohttp
 import pytest
 
 from coffeebuddy.infra.kafka.producer import KafkaEventProducer
@@ -111,7 +114,7 @@ async def test_one_reminder_gives_exactly_one_dm(
         return await worker.metric("coffeebuddy_reminders_pending") == 0
 
     await wait_until(settled, timeout=30, message="no reminder pending in the container")
-    code, seconds = worker.terminate()
+    code, _ = worker.terminate()
     assert code == 0, worker.log_tail()
     assert workers.delivered(fake_slack)["ctr-one"] == 1
     (message,) = fake_slack.messages_with_block_id("ctr-one")
@@ -144,10 +147,21 @@ async def test_sigterm_drains_and_exits_zero_within_the_grace_period(
         timeout=30,
         message="the post in flight",
     )
-    code, seconds = worker.terminate()
+    # SIGTERM as the kubelet sends it; meanwhile the readiness probe must say "draining" (the
+    # endpoints controller takes the pod out of the Service on it)
+    readiness = pod.probes["readiness"]
+    stopping = asyncio.ensure_future(asyncio.to_thread(worker.terminate))
+    seen: list[tuple[int, str]] = []
+    while not stopping.done():
+        with contextlib.suppress(OSError, aiohttp.ClientError, asyncio.TimeoutError):
+            seen.append(await worker.get(readiness.path, timeout=readiness.timeout_s))
+        await asyncio.wait({stopping}, timeout=0.1)  # the probe's pace, not a synchronisation
+    code, seconds = await stopping
     logs = worker.logs()
     assert code == 0, worker.log_tail()
     assert seconds < float(pod.config["WORKER_DRAIN_TIMEOUT_S"]) < pod.grace_s
+    assert any(status == 503 and "draining" in body for status, body in seen), seen
+    assert all(status != 200 for status, _ in seen[1:]), seen
     assert "reminder worker stopped (exit code 0)" in logs
     assert workers.delivered(fake_slack) == {"ctr-inflight": 1}
     _scan(leak_check, fake_slack, worker)

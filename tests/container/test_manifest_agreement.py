@@ -38,8 +38,9 @@ def test_one_port_for_the_probes_the_scrape_and_the_service(
     (service_port,) = service["spec"]["ports"]
     assert service_port["targetPort"] in pod.ports
     assert int(service["metadata"]["annotations"]["prometheus.io/port"]) == port
-    assert service["metadata"]["annotations"]["prometheus.io/path"] == (
-        pod.annotations["prometheus.io/path"]
+    assert (
+        service["metadata"]["annotations"]["prometheus.io/path"]
+        == (pod.annotations["prometheus.io/path"])
     )
 
 
