@@ -285,8 +285,9 @@ def image(engine: Any, report: list[str]) -> str:
 
 
 @pytest.fixture(scope="session")
-def docker_api(engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """DOCKER_HOST for testcontainers: podman's Docker-compatible API on a private socket."""
+def docker_api(engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """testcontainers' `docker_client_kw`: podman's Docker-compatible API on a private socket
+    (given to these containers only: DOCKER_HOST stays as it is for everything else)."""
     try:
         import docker
         from testcontainers.core.config import testcontainers_config
@@ -295,12 +296,12 @@ def docker_api(engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     # Ryuk (the reaper) is an image from Docker Hub, which no registry here serves; every
     # container is removed by `deployed` instead, and leftovers of a killed run at the next start.
     testcontainers_config.ryuk_disabled = True
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
-        service: subprocess.Popen[bytes] | None = None
-        if engine.name == "podman":
-            socket_path = tmp_path_factory.mktemp("podman") / "podman.sock"
-            log = (socket_path.parent / "service.log").open("wb")
+    client_kw: dict[str, Any] = {}
+    service: subprocess.Popen[bytes] | None = None
+    if engine.name == "podman":
+        socket_path = tmp_path_factory.mktemp("podman") / "podman.sock"
+        log_path = socket_path.parent / "service.log"
+        with log_path.open("wb") as log:  # the service keeps its own copy of the descriptor
             service = subprocess.Popen(
                 engine.command("system", "service", "--time=600", f"unix://{socket_path}"),
                 env=engine.env,
@@ -308,35 +309,34 @@ def docker_api(engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                 stderr=log,
                 start_new_session=True,
             )
-            log.close()  # the service holds its own copy
-            env.setenv("DOCKER_HOST", f"unix://{socket_path}")
+        client_kw["environment"] = {"DOCKER_HOST": f"unix://{socket_path}"}
 
-            def answers() -> bool:
-                assert service is not None
-                if service.poll() is not None:
-                    raise AssertionError(f"podman system service exited: {log.name}")
+        def answers() -> bool:
+            assert service is not None
+            if service.poll() is not None:
+                raise AssertionError(f"podman system service exited: {log_path.read_text()}")
+            try:
+                client = docker.from_env(timeout=5, **client_kw)
                 try:
-                    client = docker.from_env(timeout=5)
-                    try:
-                        return bool(client.ping())
-                    finally:
-                        client.close()
-                except docker.errors.DockerException:
-                    return False
+                    return bool(client.ping())
+                finally:
+                    client.close()
+            except docker.errors.DockerException:
+                return False
 
-            wait_until_sync(answers, timeout=30, message="podman system service answers")
+        wait_until_sync(answers, timeout=30, message="podman system service answers")
+    _remove_leftovers(engine)
+    try:
+        yield client_kw
+    finally:
         _remove_leftovers(engine)
-        try:
-            yield
-        finally:
-            _remove_leftovers(engine)
-            if service is not None:
-                os.killpg(service.pid, signal.SIGTERM)
-                try:
-                    service.wait(15)
-                except subprocess.TimeoutExpired:
-                    os.killpg(service.pid, signal.SIGKILL)
-                    service.wait(15)
+        if service is not None:
+            os.killpg(service.pid, signal.SIGTERM)
+            try:
+                service.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(service.pid, signal.SIGKILL)
+                service.wait(15)
 
 
 def _remove_leftovers(engine: Any) -> None:
@@ -349,12 +349,19 @@ def _remove_leftovers(engine: Any) -> None:
 class DeployedWorker:
     """The image run as the Deployment runs it (testcontainers over the engine's Docker API)."""
 
-    def __init__(self, pod: PodSpec, image: str, env: dict[str, str], volumes: dict[str, str]):
+    def __init__(
+        self,
+        pod: PodSpec,
+        image: str,
+        env: dict[str, str],
+        volumes: dict[str, str],
+        client_kw: dict[str, Any],
+    ) -> None:
         from testcontainers.core.container import DockerContainer
 
         self.pod = pod
         self.name = f"coffeebuddy-worker-{uuid.uuid4().hex[:8]}"
-        container = DockerContainer(image).with_name(self.name)
+        container = DockerContainer(image, docker_client_kw=client_kw).with_name(self.name)
         for key, value in env.items():
             container.with_env(key, value)
         for mount, size in pod.writable_mounts.items():
@@ -495,6 +502,7 @@ class Deployed:
     pod: PodSpec
     image: str
     folder: Path
+    client_kw: dict[str, Any]
     started: list[DeployedWorker] = field(default_factory=list)
 
     def env(self, cluster: ApacheKafka, slack: FakeSlackServer) -> dict[str, str]:
@@ -534,7 +542,7 @@ class Deployed:
 
     def start(self, cluster: ApacheKafka, slack: FakeSlackServer) -> DeployedWorker:
         worker = DeployedWorker(
-            self.pod, self.image, self.env(cluster, slack), self.ca_volume(cluster)
+            self.pod, self.image, self.env(cluster, slack), self.ca_volume(cluster), self.client_kw
         )
         self.started.append(worker)
         return worker.start()
@@ -542,9 +550,12 @@ class Deployed:
 
 @pytest.fixture
 def deployed(
-    pod: PodSpec, image: str, docker_api: None, tmp_path_factory: pytest.TempPathFactory
+    pod: PodSpec,
+    image: str,
+    docker_api: dict[str, Any],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Deployed]:
-    factory = Deployed(pod, image, tmp_path_factory.mktemp("deployed"))
+    factory = Deployed(pod, image, tmp_path_factory.mktemp("deployed"), docker_api)
     yield factory
     for worker in factory.started:
         worker.remove()
