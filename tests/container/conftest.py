@@ -47,11 +47,8 @@ DEPLOY = SERVICE / "deploy"
 DOCKERFILE = SERVICE / "Dockerfile"
 CONTAINER_MARKER = "container"
 TEST_LABEL = "coffeebuddy.tests"
-#: What a test run changes in the ConfigMap's environment: where the broker and Slack are, and
-#: the legacy delivery-log upgrade (being removed from the worker; nothing to upgrade here).
-ENDPOINT_OVERRIDES = frozenset(
-    {"KAFKA_BOOTSTRAP_SERVERS", "SLACK_API_BASE_URL", "REMINDER_UPGRADE_FROM_DELIVERY_LOG"}
-)
+#: What a test run changes in the ConfigMap's environment: where the broker and Slack are.
+ENDPOINT_OVERRIDES = frozenset({"KAFKA_BOOTSTRAP_SERVERS", "SLACK_API_BASE_URL"})
 _REPORT = pytest.StashKey[list[str]]()
 
 
@@ -522,7 +519,6 @@ class Deployed:
                 self.pod.config["KAFKA_SECURITY_PROTOCOL"]
             ),
             "SLACK_API_BASE_URL": slack.base_url,
-            "REMINDER_UPGRADE_FROM_DELIVERY_LOG": "0",
         }
         assert set(overrides) == ENDPOINT_OVERRIDES
         return {**self.pod.config, **overrides, **secrets}
