@@ -84,8 +84,8 @@ def test_kit_settings_require_a_token_and_never_show_it() -> None:
     assert {t.name for t in REQUIRED_TOPICS} >= {
         "coffeebuddy.reminder.events",
         "coffeebuddy.run.events",
-        "coffeebuddy.reminder.deliveries",
         "coffeebuddy.reminder.state-changelog",
+        "coffeebuddy.reminder.history",
     }
 
 
