@@ -42,7 +42,7 @@ from coffeebuddy.infra.kafka.topics import (
     RUN_EVENTS_TOPIC,
     TopicConfig,
 )
-from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
+from coffeebuddy.services.fake_slack import FakeSlackServer
 
 if TYPE_CHECKING:
     from conftest import LeakCheck, Workers

@@ -27,8 +27,8 @@ from coffeebuddy.infra.kafka.topics import (
     REMINDER_STATE_CHANGELOG_TOPIC,
     RUN_EVENTS_TOPIC,
 )
+from coffeebuddy.services.fake_slack import FakeSlackServer
 from coffeebuddy.services.reminder_worker import SlackDMSender
-from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
 
 WAIT = 20.0
 

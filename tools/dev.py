@@ -51,12 +51,12 @@ from coffeebuddy.infra.kafka.topics import (
     REMINDER_STATE_CHANGELOG_TOPIC,
     RUN_EVENTS_TOPIC,
 )
+from coffeebuddy.services.fake_slack import FakeSlackServer
 from coffeebuddy.services.reminder_worker import (
     ReminderWorkerService,
     ServiceSettings,
     configure_logging,
 )
-from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
 
 SOURCE = "/coffeebuddy/dev-demo"
 TEAM, CHANNEL = "T0COFFEE", "C0COFFEE"
