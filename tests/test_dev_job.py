@@ -173,6 +173,9 @@ def test_after_the_demo_the_printed_commands_work_and_are_narrated_then_ctrl_c(
     assert reminder_id is not None, mine.stderr
     garbled = run(bad)
     assert garbled.returncode == 0, garbled.stderr
+    stale = run(publish.replace("--due-in 30", "--due-in=-20m"))  # past its expiry: rejected
+    stale_id = re.search(r"reminder (\S+) for U0DEVUSER", stale.stderr)
+    assert stale_id is not None, stale.stderr
     mine_id = re.escape(reminder_id.group(1))
     job.wait_for(rf"schedule  last-call reminder {mine_id} for U0DEVUSER .*\(your event\)")
     job.wait_for(r"DM        -> U0DEVUSER \(last-call\) due .* delivered [+-]\d+ ms late")
@@ -183,6 +186,7 @@ def test_after_the_demo_the_printed_commands_work_and_are_narrated_then_ctrl_c(
     job.wait_for(
         r"list them: hatch run coffeebuddy-kafka dlq inspect coffeebuddy\.reminder\.events"
     )
+    job.wait_for(rf"dropped   {re.escape(stale_id.group(1))}: expired$")
     seen = run(tail.replace("events tail", "events tail --from-beginning -e"))
     assert seen.returncode == 0, seen.stderr
     assert "UNDECODABLE" in seen.stdout

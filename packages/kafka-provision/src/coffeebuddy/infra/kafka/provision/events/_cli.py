@@ -113,13 +113,14 @@ def _read_data(arg: str | None) -> dict[str, Any]:
 
 
 def _due_in(text: str) -> timedelta:
-    """`30`, `30s`, `2m`, `1h30m`."""
+    """`30`, `30s`, `2m`, `1h30m`; negative (`-20m`) for a reminder already due."""
     try:
         return timedelta(seconds=float(text))
     except ValueError:
         pass
+    sign = -1 if text.strip().startswith("-") else 1
     try:
-        return parse_duration(text)
+        return sign * parse_duration(text.strip().removeprefix("-"))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -227,7 +228,8 @@ def add_events_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
         type=_due_in,
         default=timedelta(seconds=30),
         metavar="DURATION",
-        help="reminder.scheduled: due this long from now (30, 30s, 2m; default 30s)",
+        help="reminder.scheduled: due this long from now (30, 30s, 2m; default 30s; "
+        "--due-in=-20m for one already past its expiry, which the worker drops)",
     )
     publish.add_argument(
         "--reminder-id", metavar="ID", help="reminder id (default <run id>:<kind>)"
