@@ -46,8 +46,9 @@ def markdown_files() -> list[Path]:
     return sorted(p for p in files if p.is_file())
 
 
-def _prose_lines(text: str) -> list[tuple[int, str]]:
-    """(line number, line) outside fenced code blocks, inline code spans blanked."""
+def _prose_lines(text: str, *, blank_code: bool = True) -> list[tuple[int, str]]:
+    """(line number, line) outside fenced code blocks; inline code spans blanked (links in
+    them are not links) unless `blank_code` is False (a heading's slug keeps their text)."""
     out: list[tuple[int, str]] = []
     fence: str | None = None
     for number, line in enumerate(text.splitlines(), 1):
@@ -60,8 +61,10 @@ def _prose_lines(text: str) -> list[tuple[int, str]]:
             if marker.startswith(fence):
                 fence = None
                 continue
-        if fence is None:
+        if fence is None and blank_code:
             out.append((number, _INLINE_CODE.sub(lambda m: " " * len(m.group(0)), line)))
+        elif fence is None:
+            out.append((number, line))
     return out
 
 
@@ -82,7 +85,7 @@ def github_slug(heading: str) -> str:
 def anchors_of(path: Path) -> frozenset[str]:
     seen: dict[str, int] = {}
     found: set[str] = set()
-    for _, line in _prose_lines(path.read_text(encoding="utf-8")):
+    for _, line in _prose_lines(path.read_text(encoding="utf-8"), blank_code=False):
         found.update(_HTML_ANCHOR.findall(line))
         match = _HEADING.match(line)
         if not match:
@@ -164,10 +167,10 @@ def test_github_slugs(heading: str, slug: str) -> None:
 def test_broken_links_are_found(tmp_path: Path) -> None:
     """The checker itself: a missing file, a missing anchor, a repeated heading's anchor."""
     (tmp_path / "docs").mkdir()
-    (tmp_path / "docs" / "b.md").write_text("# Setup\n\n## Run it\n\n## Run it\n")
+    (tmp_path / "docs" / "b.md").write_text("# Setup\n\n## Run it\n\n## Run it\n\n## `x.y` z\n")
     (tmp_path / "a.md").write_text(
         "# Top\n\n"
-        "[ok](docs/b.md#run-it) [second](docs/b.md#run-it-1) [self](#top) [dir](docs/)\n"
+        "[ok](docs/b.md#run-it) [second](docs/b.md#run-it-1) [self](#top) [dir](docs/b.md#xy-z)\n"
         "[gone](docs/c.md) [bad anchor](docs/b.md#running) [web](https://example.com/x)\n"
         "`[in code](nowhere.md)`\n\n"
         "```\n[in a block](nowhere.md)\n```\n\n"
