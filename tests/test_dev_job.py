@@ -233,3 +233,30 @@ def test_ctrl_c_during_start_up_stops_the_worker_then_the_broker(dev_job: list[D
     assert " DM " not in out
     assert out.splitlines()[-1].endswith("stopped during start-up or the demo")
     _stopped_in_order(out)
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "message"),
+    [
+        (
+            {"SLACK_BOT_TOKEN": "xoxb-not-a-real-token"},
+            (),
+            "also set COFFEEBUDDY_DEV_SLACK_USER to the Slack user id (U...) who should receive",
+        ),
+        ({"PATH": str(BIN)}, ("--observe",), "prometheus is not installed: --observe runs a local"),
+    ],
+)
+def test_what_the_dev_job_needs_is_named_before_anything_starts(
+    env: dict[str, str], args: tuple[str, ...], message: str
+) -> None:
+    done = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "dev.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env() | env,
+        check=False,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert message in done.stderr
+    assert "broker" not in done.stdout
