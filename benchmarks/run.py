@@ -108,17 +108,35 @@ def _cell(text: str) -> str:
 
 
 def render_markdown(
-    rows: Sequence[BenchRow], *, broker: str, quick: bool, when: datetime, machine: str
+    rows: Sequence[BenchRow],
+    *,
+    broker: str,
+    quick: bool,
+    when: datetime,
+    machine: str,
+    load: tuple[float, float] | None = None,
+    note: str | None = None,
 ) -> str:
-    """This run's tables as Markdown: a dated heading, then one table per bench group."""
+    """This run's tables as Markdown: a dated heading, the conditions, one table per group.
+
+    `load` is the 1-minute load average at the start and the end of the run: on a shared
+    machine it says how much of a slow number was other work.
+    """
     mode = "quick: one round, fewer messages" if quick else "medians of rounds"
+    conditions = (
+        f" Load average (1 min) {load[0]:.1f} at the start, {load[1]:.1f} at the end."
+        if load
+        else ""
+    )
     lines = [
         f"## Current run: {when:%Y-%m-%d} ({broker} broker, {mode}, {machine})",
         "",
         f"`hatch run bench{' --broker apache' if broker == 'apache' else ''} --markdown`, "
-        f"{when:%Y-%m-%d %H:%M} UTC. Spreads are half the range of the rounds; ratios are "
-        "against baselines measured in the same run.",
+        f"{when:%Y-%m-%d %H:%M} UTC.{conditions} Spreads are half the range of the rounds; "
+        "ratios are against baselines measured in the same run.",
     ]
+    if note:
+        lines += ["", f"Note: {note}"]
     groups: dict[str, list[BenchRow]] = {}
     for row in rows:
         groups.setdefault(row.group, []).append(row)
@@ -176,18 +194,40 @@ def merge_results(existing: str | None, generated: str) -> str:
     return f"{head}{BEGIN}\n{generated.strip()}\n{END}{between}{HISTORY}\n\n{body}".rstrip() + "\n"
 
 
-def write_results(target: Path, rows: Sequence[BenchRow], *, broker: str, quick: bool) -> None:
+def write_results(
+    target: Path,
+    rows: Sequence[BenchRow],
+    *,
+    broker: str,
+    quick: bool,
+    load: tuple[float, float] | None,
+    note: str | None,
+) -> None:
     """Merge this run's tables into `target` (created when missing)."""
     machine = f"{os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.system()}"
     generated = render_markdown(
-        rows, broker=broker, quick=quick, when=datetime.now(UTC), machine=machine
+        rows,
+        broker=broker,
+        quick=quick,
+        when=datetime.now(UTC),
+        machine=machine,
+        load=load,
+        note=note,
     )
     old = target.read_text(encoding="utf-8") if target.exists() else None
     target.write_text(merge_results(old, generated), encoding="utf-8")
     print(f"wrote this run's tables to {target}", file=sys.stderr)
 
 
+def _load_average() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except OSError:  # not available on this platform
+        return None
+
+
 async def _main(args: argparse.Namespace) -> int:
+    load_at_start = _load_average()
     modules = sorted(HERE.glob("bench_*.py"))
     if args.only:
         modules = [m for m in modules if m.stem.removeprefix("bench_") in args.only]
@@ -221,7 +261,17 @@ async def _main(args: argparse.Namespace) -> int:
     for failure in failures:
         print(f"FAILED {failure}", file=sys.stderr)
     if args.markdown is not None and not failures:
-        write_results(Path(args.markdown), rows, broker=args.broker, quick=args.quick)
+        load_at_end = _load_average()
+        write_results(
+            Path(args.markdown),
+            rows,
+            broker=args.broker,
+            quick=args.quick,
+            load=None
+            if load_at_start is None or load_at_end is None
+            else (load_at_start, load_at_end),
+            note=args.note,
+        )
     elif args.markdown is not None:
         print(f"{args.markdown} not written: a bench module failed", file=sys.stderr)
     return 1 if failures else 0
@@ -264,6 +314,9 @@ def main() -> int:
         metavar="FILE",
         help="write this run's tables as Markdown into FILE (default benchmarks/RESULTS.md), "
         "keeping its history of earlier runs",
+    )
+    parser.add_argument(
+        "--note", help="with --markdown: a line about this run's conditions, kept with its tables"
     )
     args = parser.parse_args()
     if args.markdown == str(RESULTS) and (args.quick or args.only):

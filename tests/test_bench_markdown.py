@@ -54,6 +54,15 @@ def test_markdown_tables_are_dated_grouped_and_escaped() -> None:
     assert "| memory per pending reminder (100,000 pending) | 832 ±0% | bytes | 3 | - | - |" in text
     assert "| <= 1024 bytes | yes |" in text
     assert "| raw \\| aiokafka 5 | 2.00x |" in text
+    assert "Load average" not in text
+    noted = run.render_markdown(
+        _rows(832.0), broker="apache", quick=True, when=datetime(2026, 12, 7, tzinfo=UTC),
+        machine="2 CPUs", load=(2.31, 5.3), note="shared with a soak test",
+    )  # fmt: skip
+    assert "(apache broker, quick: one round, fewer messages, 2 CPUs)" in noted
+    assert "`hatch run bench --broker apache --markdown`" in noted
+    assert "Load average (1 min) 2.3 at the start, 5.3 at the end." in noted
+    assert "\nNote: shared with a soak test\n" in noted
 
 
 def test_a_new_run_replaces_the_generated_part_and_moves_it_into_the_history() -> None:
