@@ -35,9 +35,12 @@ from coffeebuddy.infra.kafka.models import (
 )
 from coffeebuddy.infra.kafka.producer import KafkaEventProducer
 from coffeebuddy.infra.kafka.reminder_worker import (
-    DEFAULT_GC_THRESHOLDS,
+    Fence,
+    KafkaChangelog,
+    ReminderSettings,
     ReminderWorker,
     SendResult,
+    WorkerTopics,
     tune_gc,
 )
 from coffeebuddy.infra.kafka.topics import (
@@ -85,7 +88,11 @@ class _NoopSender:
         self.expect = expect
         self.all_sent = asyncio.Event()
 
-    async def send(self, reminder: ReminderScheduledData, *, claim_time: datetime) -> SendResult:
+    async def send(
+        self, reminder: ReminderScheduledData, *, claim_time: datetime, fence: Fence
+    ) -> SendResult:
+        if not fence():
+            return SendResult.fenced()
         self.sent_at[reminder.reminder_id] = time.time()
         if len(self.sent_at) >= self.expect:
             self.all_sent.set()
@@ -136,14 +143,23 @@ async def _topic(ctx: BenchContext, base: TopicConfig, partitions: int = 1) -> T
 
 
 async def _worker(
-    ctx: BenchContext, producer: KafkaEventProducer, changelog: TopicConfig, **kw: Any
+    ctx: BenchContext,
+    producer: KafkaEventProducer,
+    changelog: TopicConfig,
+    *,
+    sender: Any = None,
+    reminders: TopicConfig = REMINDER_EVENTS_TOPIC,
+    runs: TopicConfig = RUN_EVENTS_TOPIC,
+    **settings: Any,
 ) -> ReminderWorker:
+    """A started worker with its own changelog topic. The history is off here: its cost is
+    measured in the service group, end to end, against the same run without it."""
     worker = ReminderWorker(
-        kw.pop("sender", None) or _NoopSender(),
+        sender or _NoopSender(),
         producer,
-        ctx.settings,
-        changelog_topic=changelog,
-        **kw,
+        ReminderSettings(history=False, **settings),
+        changelog=KafkaChangelog(ctx.settings, changelog, producer),
+        topics=WorkerTopics(reminders=reminders, runs=runs, changelog=changelog),
     )
     await worker.start()
     return worker
@@ -238,7 +254,9 @@ async def _lag_rows(ctx: BenchContext, producer: KafkaEventProducer) -> list[Ben
     runs = await _topic(ctx, RUN_EVENTS_TOPIC, 3)
     runs = runs.model_copy(update={"dead_letter_topic": runs.name + ".dlq"})
     changelog = await _topic(ctx, REMINDER_STATE_CHANGELOG_TOPIC, 3)
-    worker = await _worker(ctx, producer, changelog, events_topic=reminders, max_pending=n + 10)
+    worker = await _worker(
+        ctx, producer, changelog, reminders=reminders, runs=runs, max_pending=n + 10
+    )
     group = f"bench-lag-{uuid.uuid4().hex[:6]}"
     harness = KafkaConsumerHarness(
         ctx.settings,
@@ -409,7 +427,7 @@ async def _burst_rows(ctx: BenchContext, producer: KafkaEventProducer) -> list[B
 async def run(ctx: BenchContext) -> list[BenchRow]:
     per_round: list[list[BenchRow]] = []
     # the deployable's GC setting (its main calls the same), restored after
-    old = tune_gc(None if os.environ.get("BENCH_PYTHON_GC") else DEFAULT_GC_THRESHOLDS)
+    old = tune_gc(None) if os.environ.get("BENCH_PYTHON_GC") else tune_gc()
     try:
         async with KafkaEventProducer(ctx.settings) as producer:
             for _ in range(ctx.rounds):

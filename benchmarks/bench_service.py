@@ -32,26 +32,32 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 from _common import BenchContext, BenchRow, merge_rounds
 from prometheus_client import CollectorRegistry
-from pydantic import SecretStr
 from slack_sdk.web.async_client import AsyncWebClient
 
 from coffeebuddy.infra.kafka.config import KafkaSettings
 from coffeebuddy.infra.kafka.models import ReminderScheduled, ReminderScheduledData
 from coffeebuddy.infra.kafka.producer import KafkaEventProducer
 from coffeebuddy.infra.kafka.provision import ensure_topics
-from coffeebuddy.infra.kafka.reminder_worker import DEFAULT_GC_THRESHOLDS, tune_gc
+from coffeebuddy.infra.kafka.reminder_worker import tune_gc
 from coffeebuddy.infra.kafka.testing import EmbeddedBroker
 from coffeebuddy.infra.kafka.topics import REMINDER_EVENTS_TOPIC
+from coffeebuddy.services.fake_slack import FakeSlackServer
 from coffeebuddy.services.reminder_worker import (
     ReminderWorkerService,
     ServiceSettings,
     SlackDMSender,
     render_reminder,
 )
-from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
 
 GROUP = "service"
 CONCURRENCY = 64
+
+
+def _open() -> bool:
+    """The worker's fence, always open: these calls measure the sender alone."""
+    return True
+
+
 E2E_CONCURRENCY = os.environ.get("BENCH_E2E_CONCURRENCY", "")
 """Send slots of the service end to end (empty: the service's default), each holding one claim ->
 read-back -> post round."""
@@ -62,7 +68,7 @@ read-back -> post round."""
 _CHILD = r"""
 import asyncio, json, sys
 from aiohttp import web
-from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
+from coffeebuddy.services.fake_slack import FakeSlackServer
 
 async def ceiling():
     async def handler(request):
@@ -229,7 +235,7 @@ async def _dm_rate(n: int, base_url: str, token: str) -> float:
     reminders = [_reminder(i, now) for i in range(n)]
 
     async def send(i: int) -> None:
-        result = await sender.send(reminders[i], claim_time=now)
+        result = await sender.send(reminders[i], claim_time=now, fence=_open)
         assert result.ok, result
 
     rate = await _bounded(n, send)
@@ -277,12 +283,14 @@ async def _end_to_end(n: int) -> tuple[float, float, float, float, int | None]:
             }
         )
         assert (await ensure_topics(kafka, "dev")).ok
-        settings = ServiceSettings(
-            slack_bot_token=SecretStr(slack.token),
-            slack_api_base_url=slack.base_url,
-            http_host="127.0.0.1",
-            http_port=0,
-            **({"max_concurrent_sends": int(E2E_CONCURRENCY)} if E2E_CONCURRENCY else {}),
+        settings = ServiceSettings.from_env(
+            {
+                "SLACK_BOT_TOKEN": slack.token,
+                "SLACK_API_BASE_URL": slack.base_url,
+                "WORKER_HTTP_HOST": "127.0.0.1",
+                "WORKER_HTTP_PORT": "0",
+                **({"REMINDER_MAX_CONCURRENT_SENDS": E2E_CONCURRENCY} if E2E_CONCURRENCY else {}),
+            }
         )
         service = ReminderWorkerService(settings, kafka, registry=CollectorRegistry())
         task = asyncio.create_task(service.run())
@@ -314,7 +322,7 @@ async def _end_to_end(n: int) -> tuple[float, float, float, float, int | None]:
 
 async def run(ctx: BenchContext) -> list[BenchRow]:
     # the deployable's GC setting (its main calls the same), restored after
-    old = tune_gc(None if os.environ.get("BENCH_PYTHON_GC") else DEFAULT_GC_THRESHOLDS)
+    old = tune_gc(None) if os.environ.get("BENCH_PYTHON_GC") else tune_gc()
     try:
         return merge_rounds([await _round(ctx) for _ in range(ctx.rounds)])
     finally:

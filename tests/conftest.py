@@ -33,7 +33,7 @@ from coffeebuddy.infra.kafka.testing import (
     free_port,
     wait_until,
 )
-from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
+from coffeebuddy.services.fake_slack import FakeSlackServer
 
 _PEM_BODY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----\n(.*?)\n-----END", re.DOTALL)
 
@@ -175,8 +175,7 @@ class WorkerProcess:
             "SLACK_BOT_TOKEN": slack.token,
             "SLACK_API_BASE_URL": slack.base_url,
             "SLACK_TIMEOUT_S": "2",
-            "SLACK_AUTH_PROBE_MAX_S": "1",
-            "REMINDER_CLAIM_LEASE_S": "5",
+            "REMINDER_AUTH_PROBE_MAX_S": "1",
             "WORKER_HTTP_HOST": "127.0.0.1",
             "WORKER_HTTP_PORT": str(free_port()),
             "WORKER_DRAIN_TIMEOUT_S": "10",

@@ -34,7 +34,7 @@ from coffeebuddy.infra.kafka.provision import (
     inspect_dead_letters,
     replay_dead_letters,
 )
-from coffeebuddy.infra.kafka.reminder_worker import ReminderWorker
+from coffeebuddy.infra.kafka.reminder_worker import ReminderSettings, ReminderWorker, WorkerTopics
 from coffeebuddy.infra.kafka.testing import TopicFactory, wait_until
 from coffeebuddy.infra.kafka.topics import (
     CATALOG,
@@ -44,8 +44,8 @@ from coffeebuddy.infra.kafka.topics import (
     RUN_EVENTS_TOPIC,
     TopicConfig,
 )
+from coffeebuddy.services.fake_slack import FakeSlackServer
 from coffeebuddy.services.reminder_worker import SlackDMSender
-from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
 
 WAIT = 20.0
 USER = "U0REPLAY1"
@@ -103,16 +103,22 @@ async def worker_running(
             worker = ReminderWorker(
                 sender,
                 producer,
+                ReminderSettings(
+                    retry_initial_s=0.1,
+                    retry_max_s=1.0,
+                    auth_probe_initial_s=0.2,
+                    auth_probe_max_s=1.0,
+                    history=False,
+                ),
                 settings,
-                events_topic=topics.reminders,
-                changelog_topic=topics.changelog,
+                topics=WorkerTopics(
+                    reminders=topics.reminders,
+                    runs=topics.runs,
+                    changelog=topics.changelog,
+                    group=group,
+                ),
                 metrics=reminder_metrics,
                 kafka_metrics=kafka_metrics,
-                group=group,
-                retry_initial=0.1,
-                retry_max=1.0,
-                auth_probe_initial=0.2,
-                auth_probe_max=1.0,
             )
             async with worker:
                 harness = KafkaConsumerHarness(

@@ -4,6 +4,7 @@ broker, with a recording in-process sender (the Slack HTTP path is tested by the
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,15 +13,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from coffeebuddy.infra.kafka.config import KafkaSettings
 from coffeebuddy.infra.kafka.consumer import KafkaConsumerHarness, RetryPolicy
 from coffeebuddy.infra.kafka.metrics import KafkaMetrics, ReminderMetrics
 from coffeebuddy.infra.kafka.models import (
-    ReminderDelivery,
-    ReminderDeliveryData,
     ReminderScheduled,
     ReminderScheduledData,
     ReminderState,
@@ -31,15 +30,22 @@ from coffeebuddy.infra.kafka.models import (
     decode_event,
 )
 from coffeebuddy.infra.kafka.producer import KafkaEventProducer
-from coffeebuddy.infra.kafka.reminder_worker import ReminderWorker, SendResult
+from coffeebuddy.infra.kafka.reminder_worker import (
+    Fence,
+    ReminderSettings,
+    ReminderWorker,
+    SendResult,
+    WorkerTopics,
+)
 from coffeebuddy.infra.kafka.testing import TopicFactory, wait_until
 from coffeebuddy.infra.kafka.topics import (
-    REMINDER_DELIVERIES_TOPIC,
     REMINDER_EVENTS_TOPIC,
     REMINDER_STATE_CHANGELOG_TOPIC,
     RUN_EVENTS_TOPIC,
     TopicConfig,
 )
+from coffeebuddy.services.fake_slack import FakeSlackServer
+from coffeebuddy.services.reminder_worker import SlackDMSender
 
 WAIT = 20.0
 
@@ -62,7 +68,11 @@ class RecordingSender:
     posted_before: set[str] = field(default_factory=set)
     find_calls: list[str] = field(default_factory=list)
 
-    async def send(self, reminder: ReminderScheduledData, *, claim_time: datetime) -> SendResult:
+    async def send(
+        self, reminder: ReminderScheduledData, *, claim_time: datetime, fence: Fence
+    ) -> SendResult:
+        if not fence():
+            return SendResult.fenced()
         now = datetime.now(UTC)
         self.attempts.append(Sent(reminder.reminder_id, now))
         if self.broken:
@@ -96,7 +106,6 @@ class RecordingSender:
 class Topics:
     reminders: TopicConfig
     runs: TopicConfig
-    deliveries: TopicConfig
     changelog: TopicConfig
 
 
@@ -105,12 +114,6 @@ def topics(unique_topic: TopicFactory) -> Topics:
     return Topics(
         reminders=unique_topic(2, event_types=REMINDER_EVENTS_TOPIC.event_types),
         runs=unique_topic(2, event_types=RUN_EVENTS_TOPIC.event_types),
-        deliveries=unique_topic(
-            2,
-            key_field="reminder_id",
-            event_types=REMINDER_DELIVERIES_TOPIC.event_types,
-            dead_letter=False,
-        ),
         changelog=unique_topic(
             2,
             key_field="state_key",
@@ -151,20 +154,22 @@ async def running(
     metrics = ReminderMetrics(registry)
     kafka_metrics = KafkaMetrics(registry)
     async with KafkaEventProducer(settings) as producer:
-        worker_kwargs.setdefault("legacy_claim_lease", timedelta(seconds=1))
-        worker_kwargs.setdefault("retry_initial", 0.1)
-        worker_kwargs.setdefault("retry_max", 1.0)
-        worker_kwargs.setdefault("legacy_deliveries_topic", topics.deliveries)
-        if changelog_for is not None:
-            worker_kwargs["changelog"] = changelog_for(producer)
+        worker_kwargs.setdefault("retry_initial_s", 0.1)
+        worker_kwargs.setdefault("retry_max_s", 1.0)
+        worker_kwargs.setdefault("history", False)
+        changelog = changelog_for(producer) if changelog_for is not None else None
+        clock = worker_kwargs.pop("clock", None)
         worker = ReminderWorker(
             sender,
             producer,
+            ReminderSettings(**worker_kwargs),
             settings,
-            events_topic=topics.reminders,
-            changelog_topic=topics.changelog,
+            changelog=changelog,
+            topics=WorkerTopics(
+                reminders=topics.reminders, runs=topics.runs, changelog=topics.changelog
+            ),
             metrics=metrics,
-            **worker_kwargs,
+            clock=clock,
         )
 
         async def on_revoke(partitions: Any) -> None:
@@ -270,11 +275,40 @@ async def changelog_states(
     return out
 
 
+async def changelog_data(
+    settings: KafkaSettings, topic: TopicConfig, key: str
+) -> list[dict[str, Any]]:
+    """The `data` of every changelog record of `key` so far, in offset order."""
+    kwargs = settings.consumer_kwargs(None)
+    kwargs.pop("group_id", None)
+    consumer = AIOKafkaConsumer(**{**kwargs, "auto_offset_reset": "earliest"})
+    await consumer.start()
+    out: list[dict[str, Any]] = []
+    try:
+        tps = [TopicPartition(topic.name, p) for p in range(topic.partitions)]
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+
+        async def behind() -> bool:
+            return any([await consumer.position(tp) < ends[tp] for tp in tps])
+
+        while await behind():
+            for recs in (await consumer.getmany(timeout_ms=200)).values():
+                out.extend(
+                    json.loads(r.value)["data"]
+                    for r in recs
+                    if r.key == key.encode() and r.value is not None
+                )
+    finally:
+        await consumer.stop()
+    return out
+
+
 async def test_delivers_on_time_never_early_and_drops_expired(
     kafka_settings: KafkaSettings, topics: Topics
 ) -> None:
     sender = RecordingSender()
-    async with running(kafka_settings, topics, sender, late_grace=timedelta(minutes=1)) as r:
+    async with running(kafka_settings, topics, sender, late_grace_s=60) as r:
         events = [
             reminder("r-1", run_id="run-a", due=soon(1.0)),
             reminder("r-2", run_id="run-b", due=soon(1.5)),
@@ -408,7 +442,7 @@ async def test_configuration_error_keeps_backlog_then_resumes(
 ) -> None:
     sender = RecordingSender(broken=True)
     async with running(
-        kafka_settings, topics, sender, auth_probe_initial=0.1, auth_probe_max=0.3
+        kafka_settings, topics, sender, auth_probe_initial_s=0.1, auth_probe_max_s=0.3
     ) as r:
         for i in range(3):
             await r.producer.publish(
@@ -416,11 +450,7 @@ async def test_configuration_error_keeps_backlog_then_resumes(
             )
         # Not ready for the right reason: a partition still restoring also reads "not ready".
         await wait_until(
-            lambda: (
-                not r.worker.ready
-                and r.count("coffeebuddy_slack_auth_ok") == 0
-                and r.count("coffeebuddy_reminder_worker_ready") == 0
-            ),
+            lambda: not r.worker.ready and not r.worker.health().slack_auth_ok,
             timeout=WAIT,
             message="worker not ready because Slack auth fails",
         )
@@ -428,19 +458,14 @@ async def test_configuration_error_keeps_backlog_then_resumes(
         await wait_until(lambda: sender.auth_calls >= 2, timeout=WAIT, message="auth probed")
         assert sender.sent == []
         assert r.worker.pending_count == 3  # backlog kept, nothing burned
-        assert (
-            r.count(
-                "coffeebuddy_reminders_failed_total", kind="runner", error_class="configuration"
-            )
-            >= 1
-        )
+        assert sender.attempts == []  # the start-up credentials check found it before any post
         assert r.metrics.registry.get_sample_value(
             "coffeebuddy_reminders_dropped_total", {"kind": "runner", "reason": "expired"}
         ) in (None, 0.0)
         sender.broken = False
         await wait_until(lambda: len(sender.sent) == 3, timeout=WAIT, message="backlog delivered")
         await wait_until(lambda: r.worker.ready, timeout=WAIT, message="ready again")
-        assert r.count("coffeebuddy_slack_auth_ok") == 1
+        assert r.worker.health().slack_auth_ok
     assert sorted(sender.ids()) == ["c-0", "c-1", "c-2"]
 
 
@@ -480,16 +505,20 @@ async def test_format_rejection_is_dead_lettered_and_replay_delivers_once(
         assert "invalid_blocks" in headers["coffeebuddy.dlq.error.message"]
         assert sender.sent == []
         await wait_until(lambda: r.worker.pending_count == 0, timeout=WAIT, message="settled")
-        # the claim was released with a tombstone written before the record was dead-lettered
+        # settled as dead-lettered (where it was parked); a replay is a fresh schedule
         states = await changelog_states(kafka_settings, topics.changelog, 3)
-        assert [st for key, st in states if key == "bad"] == ["scheduled", "claimed", None]
+        assert [st for key, st in states if key == "bad"] == [
+            "scheduled",
+            "claimed",
+            "dead_lettered",
+        ]
         # ops fixed the template and replays the dead letter: delivered exactly once, at once
         await r.producer.send_raw(topics.reminders, dead.value, key=dead.key, headers=[])
         await r.producer.send_raw(topics.reminders, dead.value, key=dead.key, headers=[])
         await wait_until(
             lambda: sender.ids() == ["bad"],
             timeout=15.0,
-            message="replay sent at once (the claim was released)",
+            message="replay sent at once (a dead letter holds no claim)",
         )
         await wait_until(
             lambda: (
@@ -501,7 +530,7 @@ async def test_format_rejection_is_dead_lettered_and_replay_delivers_once(
         )
     assert sender.ids() == ["bad"]
     assert [a.reminder_id for a in sender.attempts] == ["bad", "bad"]
-    assert sender.find_calls == []  # a released claim needs no history check
+    assert sender.find_calls == []  # a dead letter leaves no claim: no history check
 
 
 async def test_two_workers_in_one_group_send_each_reminder_once(
@@ -536,40 +565,45 @@ async def test_two_workers_in_one_group_send_each_reminder_once(
         assert s.at >= due
 
 
-async def test_upgrade_legacy_claim_without_sent_record_is_checked_before_sending(
-    kafka_settings: KafkaSettings, topics: Topics
+async def test_the_fence_covers_the_whole_slack_exchange(
+    kafka_settings: KafkaSettings, topics: Topics, fake_slack: FakeSlackServer
 ) -> None:
-    """A worker of the delivery-log format claimed two reminders and died before writing
-    `sent`: one had been posted (found in the DM history), the other not. The upgraded worker
-    reads the old log once and sends only the second."""
-    sender = RecordingSender(posted_before={"crash-posted"})
-    claimed_at = datetime.now(UTC) - timedelta(minutes=1)
-    async with KafkaEventProducer(kafka_settings) as producer:
-        for rid in ("crash-posted", "crash-unposted"):
-            await producer.publish(
-                topics.deliveries,
-                ReminderDelivery.create(
-                    data=ReminderDeliveryData(
-                        run_id="run-crash",
-                        reminder_id=rid,
-                        status="claimed",
-                        due_at=claimed_at,
-                        recorded_at=claimed_at,
-                        claimed_at=claimed_at,
-                    )
-                ),
-            )
-    async with running(kafka_settings, topics, sender) as r:
-        for rid in ("crash-posted", "crash-unposted"):
+    """Issue 21, scenario 1: with Slack answering conversations.open slowly (just under the
+    client timeout), no chat.postMessage may start later than the claim's start window after
+    the claim, or a new owner that waited out the deadline posts a second DM."""
+    window, timeout, open_delay = 0.5, 3.0, 1.5
+    fake_slack.slow(open_delay, count=None, method="conversations.open")
+    sender = SlackDMSender.create(fake_slack.token, base_url=fake_slack.base_url, timeout=timeout)
+    try:
+        async with running(
+            kafka_settings,
+            topics,
+            sender,  # type: ignore[arg-type]
+            claim_start_window_s=window,
+            send_timeout_s=timeout,
+            prepare_ahead_s=0,
+        ) as r:
             await r.producer.publish(
-                topics.reminders, reminder(rid, run_id="run-crash", due=claimed_at)
+                topics.reminders, reminder("r-open", user="U0FENCE", due=soon(1))
             )
-        await wait_until(lambda: sender.ids() == ["crash-unposted"], timeout=WAIT, message="sent")
-        await wait_until(lambda: r.worker.pending_count == 0, timeout=WAIT, message="settled")
-        assert (
-            r.count("coffeebuddy_reminders_dropped_total", kind="runner", reason="duplicate") == 1
-        )
-    assert sorted(sender.find_calls) == ["crash-posted", "crash-unposted"]
-    assert sender.ids() == ["crash-unposted"]
-    final = dict(await changelog_states(kafka_settings, topics.changelog, 5))
-    assert final == {"crash-posted": "sent", "crash-unposted": "sent"}
+            await wait_until(
+                lambda: fake_slack.messages_for("U0FENCE") != [],
+                timeout=WAIT,
+                message="the reminder is posted",
+            )
+            await wait_until(lambda: r.worker.pending_count == 0, timeout=WAIT, message="settled")
+    finally:
+        await sender.close()
+    claims = [
+        datetime.fromisoformat(d["claimed_at"]).timestamp()
+        for d in await changelog_data(kafka_settings, topics.changelog, "r-open")
+        if d["status"] == "claimed"
+    ]
+    [post] = [c for c in fake_slack.calls("chat.postMessage") if c.ok]
+    started = post.time  # the fake records a call when its request arrives
+    latest_claim = max(c for c in claims if c <= started)
+    assert started - latest_claim <= window + 0.25, (
+        f"chat.postMessage arrived {started - latest_claim:.2f} s after its claim "
+        f"(start window {window} s)"
+    )
+    assert len(fake_slack.messages_for("U0FENCE")) == 1

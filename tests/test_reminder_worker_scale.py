@@ -16,11 +16,10 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 
 from coffeebuddy.infra.kafka.config import KafkaSettings, topic_partitions
-from coffeebuddy.infra.kafka.models import ReminderDelivery, ReminderDeliveryData
 from coffeebuddy.infra.kafka.producer import KafkaEventProducer
 from coffeebuddy.infra.kafka.reminder_worker import KafkaChangelog
 from coffeebuddy.infra.kafka.testing import wait_until
-from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
+from coffeebuddy.services.fake_slack import FakeSlackServer
 
 _spec = importlib.util.spec_from_file_location(
     "reminder_worker_kafka_helpers", Path(__file__).with_name("test_reminder_worker_kafka.py")
@@ -177,27 +176,17 @@ async def test_post_held_in_flight_across_a_handover_gives_one_dm(
     from coffeebuddy.services.reminder_worker import SlackDMSender, block_id_for
 
     one = Topics(
-        reminders=unique_topic(1, event_types=_h.REMINDER_EVENTS_TOPIC.event_types),
-        runs=unique_topic(1, event_types=_h.RUN_EVENTS_TOPIC.event_types),
-        deliveries=unique_topic(
-            1,
-            key_field="reminder_id",
-            event_types=_h.REMINDER_DELIVERIES_TOPIC.event_types,
-            dead_letter=False,
-        ),
+        reminders=unique_topic(2, event_types=_h.REMINDER_EVENTS_TOPIC.event_types),
+        runs=unique_topic(2, event_types=_h.RUN_EVENTS_TOPIC.event_types),
         changelog=unique_topic(
-            1,
+            2,
             key_field="state_key",
             event_types=_h.REMINDER_STATE_CHANGELOG_TOPIC.event_types,
             dead_letter=False,
         ),
     )
     group = f"test-handover-{uuid.uuid4().hex[:8]}"
-    timing = {
-        "send_timeout": 4.0,
-        "claim_start_window": 1.0,
-        "clock_skew": timedelta(seconds=0.5),
-    }
+    timing = {"send_timeout_s": 4.0, "claim_start_window_s": 1.0, "clock_skew_s": 0.5}
     senders = [
         SlackDMSender.create(fake_slack.token, base_url=fake_slack.base_url, timeout=4.0)
         for _ in range(2)
@@ -208,15 +197,16 @@ async def test_post_held_in_flight_across_a_handover_gives_one_dm(
             running(kafka_settings, one, senders[1], group=group, **timing) as w2,
         ):
             await wait_until(
-                lambda: bool(w1.harness.assignment() or w2.harness.assignment()),
+                lambda: bool(w1.harness.assignment() and w2.harness.assignment()),
                 timeout=WAIT,
-                message="someone owns the partition",
+                message="each member owns a partition",
             )
-            owner, other = (w1, w2) if w1.harness.assignment() else (w2, w1)
             fake_slack.slow(3.0)
-            await owner.producer.publish(
+            meta = await w1.producer.publish(
                 one.reminders, reminder("held", user="U0HELD", due=soon(0))
             )
+            held = (one.reminders.name, meta.partition)
+            owner, other = (w1, w2) if held in w1.harness.assignment() else (w2, w1)
             await wait_until(
                 lambda: bool(fake_slack.calls("chat.postMessage")),
                 timeout=WAIT,
@@ -224,7 +214,7 @@ async def test_post_held_in_flight_across_a_handover_gives_one_dm(
             )
             stop = asyncio.create_task(owner.harness.stop())
             await wait_until(
-                lambda: bool(other.harness.assignment()), timeout=WAIT, message="handed over"
+                lambda: held in other.harness.assignment(), timeout=WAIT, message="handed over"
             )
             await stop
             await wait_until(
@@ -369,62 +359,3 @@ async def test_a_killed_changelog_reader_turns_readiness_false_then_recovers(
         await wait_until(lambda: r.worker.ready, timeout=WAIT, message="reader restarted")
         await r.producer.publish(topics.reminders, reminder("after", due=soon(0.2)))
         await wait_until(lambda: sender.ids() == ["after"], timeout=WAIT, message="delivering")
-
-
-async def test_upgrade_from_the_delivery_log_format_loses_nothing_and_sends_nothing_twice(
-    kafka_settings: KafkaSettings, topics: Any
-) -> None:
-    """What the delivery-log worker left behind: a sent reminder and a dropped one (both with
-    their input records still uncommitted, as that worker held them), a claimed one it posted
-    before dying, and a pending one far ahead. The new worker replays the input (its group's
-    offsets are where the old worker left them), honours the old log once, and from then on
-    keeps everything in its changelog."""
-    sender = RecordingSender(posted_before={"was-claimed"})
-    now = datetime.now(UTC)
-    async with KafkaEventProducer(kafka_settings) as producer:
-        for rid, status in (
-            ("was-sent", "sent"),
-            ("was-dropped", "dropped"),
-            ("was-claimed", "claimed"),
-        ):
-            await producer.publish(
-                topics.deliveries,
-                ReminderDelivery.create(
-                    data=ReminderDeliveryData(
-                        run_id="run-up",
-                        reminder_id=rid,
-                        status=status,  # type: ignore[arg-type]
-                        due_at=now - timedelta(seconds=30),
-                        recorded_at=now,
-                        claimed_at=now - timedelta(seconds=20),
-                    )
-                ),
-            )
-        for rid in ("was-sent", "was-dropped", "was-claimed"):
-            await producer.publish(
-                topics.reminders, reminder(rid, run_id="run-up", due=now - timedelta(seconds=30))
-            )
-        await producer.publish(topics.reminders, reminder("pending", run_id="run-up", due=soon(2)))
-    async with running(kafka_settings, topics, sender) as r:
-        await wait_until(lambda: "pending" in sender.ids(), timeout=WAIT, message="pending sent")
-        await wait_until(lambda: r.worker.pending_count == 0, timeout=WAIT, message="settled")
-    assert sender.ids() == ["pending"]
-    assert sender.find_calls == ["was-claimed"]
-    final = dict(await changelog_states(kafka_settings, topics.changelog, 6))
-    assert final == {
-        "was-sent": "sent",
-        "was-dropped": "dropped",
-        "was-claimed": "sent",
-        "pending": "sent",
-    }
-    # after the upgrade the old log is not needed: a worker without it decides the same
-    async with running(kafka_settings, topics, sender, legacy_deliveries_topic=None) as r2:
-        await wait_until(
-            lambda: (
-                r2.count("coffeebuddy_reminders_dropped_total", kind="runner", reason="duplicate")
-                >= 4
-            ),
-            timeout=WAIT,
-            message="all four known from the changelog alone",
-        )
-    assert sender.ids() == ["pending"]

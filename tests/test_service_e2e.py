@@ -38,7 +38,7 @@ from coffeebuddy.infra.kafka.testing import (
     wait_until,
 )
 from coffeebuddy.infra.kafka.topics import REMINDER_EVENTS_DLQ_TOPIC, REMINDER_EVENTS_TOPIC
-from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
+from coffeebuddy.services.fake_slack import FakeSlackServer
 
 READY_TIMEOUT = 45.0
 
@@ -148,7 +148,7 @@ class Stack:
             "SLACK_BOT_TOKEN": self.slack.token,
             "SLACK_API_BASE_URL": self.slack.base_url,
             "SLACK_TIMEOUT_S": "2",
-            "SLACK_AUTH_PROBE_MAX_S": "1",
+            "REMINDER_AUTH_PROBE_MAX_S": "1",
             "REMINDER_CLOCK_SKEW_S": "1",
             "WORKER_HTTP_HOST": "127.0.0.1",
             "WORKER_HTTP_PORT": str(free_port()),

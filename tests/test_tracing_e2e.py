@@ -20,15 +20,15 @@ from coffeebuddy.infra.kafka.consumer import KafkaConsumerHarness
 from coffeebuddy.infra.kafka.metrics import KafkaMetrics, ReminderMetrics
 from coffeebuddy.infra.kafka.models import ReminderScheduled, ReminderScheduledData
 from coffeebuddy.infra.kafka.producer import KafkaEventProducer
-from coffeebuddy.infra.kafka.reminder_worker import ReminderWorker
+from coffeebuddy.infra.kafka.reminder_worker import ReminderSettings, ReminderWorker, WorkerTopics
 from coffeebuddy.infra.kafka.testing import TopicFactory, wait_until
 from coffeebuddy.infra.kafka.topics import (
     REMINDER_EVENTS_TOPIC,
     REMINDER_STATE_CHANGELOG_TOPIC,
     RUN_EVENTS_TOPIC,
 )
+from coffeebuddy.services.fake_slack import FakeSlackServer
 from coffeebuddy.services.reminder_worker import SlackDMSender
-from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
 
 WAIT = 20.0
 
@@ -79,9 +79,9 @@ async def test_one_trace_from_publish_through_harness_and_worker_to_slack(
             worker = ReminderWorker(
                 sender,
                 worker_producer,
+                ReminderSettings(history=False),
                 kafka_settings,
-                events_topic=reminders,
-                changelog_topic=changelog,
+                topics=WorkerTopics(reminders=reminders, runs=runs, changelog=changelog),
                 metrics=reminder_metrics,
                 tracer_provider=provider,
             )

@@ -32,6 +32,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "services.reminder_worker": frozenset(
         {"config", "topics", "models", "metrics", "producer", "consumer", "reminder_worker"}
     ),
+    "services.fake_slack": frozenset(),  # a test double: no CoffeeBuddy package at all
 }
 
 

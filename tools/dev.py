@@ -78,12 +78,12 @@ from coffeebuddy.infra.kafka.topics import (  # noqa: E402
     RUN_EVENTS_TOPIC,
     TopicConfig,
 )
+from coffeebuddy.services.fake_slack import FakeSlackServer  # noqa: E402
 from coffeebuddy.services.reminder_worker import (  # noqa: E402
     ReminderWorkerService,
     ServiceSettings,
     configure_logging,
 )
-from coffeebuddy.services.reminder_worker.testing import FakeSlackServer  # noqa: E402
 
 SOURCE = "/coffeebuddy/dev-demo"
 TEAM, CHANNEL = "T0COFFEE", "C0COFFEE"

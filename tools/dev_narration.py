@@ -17,8 +17,8 @@ from slack_text import render_slack_text
 
 from coffeebuddy.infra.kafka.models import ReminderScheduledData, ReminderState
 from coffeebuddy.infra.kafka.provision.events import TailedRecord
+from coffeebuddy.services.fake_slack import FakeSlackServer
 from coffeebuddy.services.reminder_worker import block_id_for, render_reminder
-from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
 
 FINAL_DROPS = frozenset({"dropped", "cancelled", "run_closed", "run_cancelled"})
 

@@ -6,6 +6,7 @@ import pytest
 from aiokafka.errors import KafkaConnectionError, TopicAuthorizationFailedError
 
 from coffeebuddy.infra.kafka.consumer import (
+    Backoff,
     ErrorClass,
     NonRetryableError,
     RetryableError,
@@ -59,3 +60,14 @@ def test_backoff_grows_is_capped_and_jitter_stays_within_bounds() -> None:
 def test_bad_policies_are_refused_by_name(options: dict[str, float], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         RetryPolicy(**options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("attempt", "low", "high"),
+    [(1, 0.5, 1.0), (2, 1.0, 2.0), (3, 2.0, 4.0), (10, 15.0, 30.0)],
+)
+def test_backoff_grows_exponentially_with_equal_jitter_and_cap(
+    attempt: int, low: float, high: float
+) -> None:
+    assert Backoff(1.0, 30.0).delay(attempt, rng=lambda: 1.0) == low
+    assert Backoff(1.0, 30.0).delay(attempt, rng=lambda: 0.0) == high

@@ -238,3 +238,33 @@ def test_key_mapping_partitionkey() -> None:
     with pytest.raises(ValueError, match="partitionkey extension 'run-1' differs"):
         check_partitionkey(keyed, b"run-2")
     check_partitionkey(event, b"anything")  # no extension: nothing to keep in step
+
+
+@pytest.mark.parametrize(
+    ("media_type", "accepted"),
+    [
+        ("application/json", True),
+        ("application/json; charset=utf-8", True),  # what the Java SDK writes in structured mode
+        ("Application/JSON; Charset=UTF-8", True),
+        ('application/json;charset="utf-8"', True),
+        ("application/xml", False),
+        ("application/json; charset=latin-1", False),
+        ("text/plain", False),
+    ],
+)
+def test_one_media_type_rule_in_both_content_modes(media_type: str, accepted: bool) -> None:
+    """Issue 21, scenario 7: acceptance must not depend on the content mode."""
+    doc = json.loads(encode_event(_event()))
+    doc["datacontenttype"] = media_type
+    value, headers = _binary()
+    headers = _replace(headers, "content-type", media_type.encode())
+    if accepted:
+        assert decode_event(json.dumps(doc).encode()) == _event()
+        assert decode_record(value, headers) == _event()
+        return
+    with pytest.raises(EventDecodeError) as structured:
+        decode_event(json.dumps(doc).encode())
+    binary = _reject(value, headers)
+    assert [e.rule for e in structured.value.errors] == [e.rule for e in binary.errors]
+    assert structured.value.errors[0].field == "datacontenttype"
+    assert binary.errors[0].field == "content-type"

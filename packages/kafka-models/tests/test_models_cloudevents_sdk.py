@@ -22,8 +22,6 @@ from coffeebuddy.infra.kafka.models import (
     OrderLine,
     ReminderCancelled,
     ReminderCancelledData,
-    ReminderDelivery,
-    ReminderDeliveryData,
     ReminderScheduled,
     ReminderScheduledData,
     ReminderState,
@@ -79,18 +77,6 @@ def sample_events() -> list[CloudEvent[Any]]:
             ),
         ),
         (ReminderCancelled, ReminderCancelledData(reminder_id="run-7:runner", run_id="run-7")),
-        (
-            ReminderDelivery,
-            ReminderDeliveryData(
-                reminder_id="run-7:runner",
-                run_id="run-7",
-                status="sent",
-                due_at=later,
-                recorded_at=later,
-                slack_channel="D1",
-                slack_ts="1764235800.000100",
-            ),
-        ),
         (
             ReminderState,
             ReminderStateData(

@@ -13,12 +13,12 @@ from coffeebuddy.infra.kafka.models import (
     CONTENT_TYPE,
     DLQ_REPLAYED,
     EVENT_TYPES,
-    REMINDER_DELIVERY,
+    REMINDER_STATE,
     RUN_CREATED,
     DeadLetterReplayed,
     DeadLetterReplayedData,
-    ReminderDelivery,
-    ReminderDeliveryData,
+    ReminderState,
+    ReminderStateData,
     RunCreated,
     RunCreatedData,
     decode_event,
@@ -52,18 +52,19 @@ def test_create_fills_id_time_subject_source_and_type() -> None:
     assert event.datacontenttype == "application/json"
 
 
-def test_create_keeps_explicit_values_and_delivery_defaults_to_worker_source() -> None:
-    data = ReminderDeliveryData(
+def test_create_keeps_explicit_values_and_state_defaults_to_worker_source() -> None:
+    data = ReminderStateData(
+        state_key="r1",
         reminder_id="r1",
         run_id="run-1",
         status="sent",
-        due_at=CLOSES,
+        keep_until=CLOSES,
         recorded_at=CLOSES + timedelta(seconds=2),
         slack_channel="D123",
         slack_ts="1700000000.000100",
     )
-    event = ReminderDelivery.create(data=data, id="fixed", time=CLOSES)
-    assert (event.id, event.time, event.type) == ("fixed", CLOSES, REMINDER_DELIVERY)
+    event = ReminderState.create(data=data, id="fixed", time=CLOSES)
+    assert (event.id, event.time, event.type) == ("fixed", CLOSES, REMINDER_STATE)
     assert event.source == "/coffeebuddy/reminder-worker"
 
 
@@ -90,11 +91,11 @@ def test_wire_format_is_compact_utf8_structured_json() -> None:
 
 
 def test_optional_fields_are_omitted_when_unset() -> None:
-    data = ReminderDeliveryData(
-        reminder_id="r1", run_id="run-1", status="claimed", due_at=CLOSES, recorded_at=CLOSES
+    data = ReminderStateData(
+        state_key="r1", run_id="run-1", status="cancelled", keep_until=CLOSES, recorded_at=CLOSES
     )
-    doc = json.loads(encode_event(ReminderDelivery.create(data=data)))
-    assert set(doc["data"]) == {"run_id", "reminder_id", "status", "due_at", "recorded_at"}
+    doc = json.loads(encode_event(ReminderState.create(data=data)))
+    assert set(doc["data"]) == {"run_id", "state_key", "status", "keep_until", "recorded_at"}
 
 
 def test_event_types_mapping_is_complete() -> None:
@@ -106,7 +107,6 @@ def test_event_types_mapping_is_complete() -> None:
         "coffeebuddy.run.cancelled.v1",
         "coffeebuddy.reminder.scheduled.v1",
         "coffeebuddy.reminder.cancelled.v1",
-        "coffeebuddy.reminder.delivery.v1",
         "coffeebuddy.reminder.state.v1",
         "coffeebuddy.dlq.replayed.v1",
     }

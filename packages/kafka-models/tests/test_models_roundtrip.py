@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,12 +20,11 @@ from coffeebuddy.infra.kafka.models import (
     OrderLine,
     ReminderCancelled,
     ReminderCancelledData,
-    ReminderDelivery,
-    ReminderDeliveryData,
     ReminderScheduled,
     ReminderScheduledData,
     ReminderState,
     ReminderStateData,
+    ReminderStatus,
     RunCancelled,
     RunCancelledData,
     RunClosed,
@@ -128,25 +128,11 @@ DATA: dict[type[CloudEvent[Any]], st.SearchStrategy[Any]] = {
     ReminderCancelled: st.builds(
         ReminderCancelledData, run_id=run_ids, reminder_id=reminder_ids, reason=reasons
     ),
-    ReminderDelivery: st.builds(
-        ReminderDeliveryData,
-        reminder_id=reminder_ids,
-        run_id=run_ids,
-        status=st.sampled_from(["claimed", "sent", "dropped"]),
-        reason=reasons,
-        due_at=times,
-        recorded_at=times,
-        slack_channel=st.none() | channel_ids,
-        slack_ts=st.none() | st.from_regex(r"\A[0-9]{10}\.[0-9]{6}\Z"),
-        claimed_at=st.none() | times,
-    ),
     ReminderState: st.builds(
         ReminderStateData,
         run_id=run_ids,
         state_key=reminder_ids,
-        status=st.sampled_from(
-            ["scheduled", "cancelled", "claimed", "sent", "dropped", "run_closed", "run_cancelled"]
-        ),
+        status=st.sampled_from(list(ReminderStatus)),
         reminder_id=st.none() | reminder_ids,
         reminder=st.none() | scheduled_data(),
         event_id=st.none() | ids,
@@ -158,6 +144,8 @@ DATA: dict[type[CloudEvent[Any]], st.SearchStrategy[Any]] = {
         deadline=st.none() | times,
         slack_channel=st.none() | channel_ids,
         slack_ts=st.none() | st.from_regex(r"\A[0-9]{10}\.[0-9]{6}\Z"),
+        dlq_offset=st.none() | st.integers(min_value=0, max_value=2**40),
+        run_cancelled=st.none() | st.booleans(),
         keep_until=times,
         recorded_at=times,
     ),
@@ -245,3 +233,67 @@ def test_binary_mode_round_trip_matches_structured(event: CloudEvent[Any]) -> No
     assert decoded == event
     assert encode_record(decoded, "binary") == (value, headers)
     assert decode_record(*encode_record(event, "structured")) == event
+
+
+def test_state_record_times_are_rfc3339_to_the_millisecond_and_follow_the_clock() -> None:
+    from datetime import datetime as _dt
+
+    from coffeebuddy.infra.kafka.models._state import _iso_now as iso_now
+
+    first = iso_now(1_700_000_000.1234)
+    assert first == "2023-11-14T22:13:20.123+00:00"
+    assert iso_now(1_700_000_000.1239) == first  # same millisecond
+    assert iso_now(1_700_000_001.5) == "2023-11-14T22:13:21.500+00:00"
+    assert _dt.fromisoformat(first).timestamp() == pytest.approx(1_700_000_000.123)
+
+
+@pytest.mark.parametrize("status", list(ReminderStatus))
+@settings(max_examples=10, deadline=None)
+@given(data=scheduled_data())
+def test_the_fast_state_codec_writes_what_the_schema_accepts_and_reads_it_back(
+    status: ReminderStatus, data: ReminderScheduledData
+) -> None:
+    """encode_state / decode_state and the pydantic ReminderState are one format."""
+    from coffeebuddy.infra.kafka.models import decode_state, encode_state
+
+    run = status.is_run
+    key = "run:run-1" if run else "run-1:runner"
+    reminder = None
+    if not run:
+        reminder = (
+            data.model_copy(update={"run_id": "run-1", "reminder_id": key})
+            .model_dump_json(exclude_none=True)
+            .encode()
+        )
+    claim = {"owner": "w-1", "epoch": 3, "claimed_at": 1.7e9, "deadline": 1.7e9 + 15}
+    value = encode_state(
+        state_key=key,
+        status=status,
+        run_id="run-1",
+        keep_until=1.7e9 + 7200,
+        now=1.7e9,
+        source="/coffeebuddy/reminder-worker",
+        writer="w-1",
+        reminder=reminder,
+        reminder_id=None if run else key,
+        event_id="ev-1",
+        origin_topic="coffeebuddy.reminder.events",
+        origin_partition=2,
+        origin_offset=41,
+        reason="why",
+        dlq_topic="coffeebuddy.reminder.events.dlq" if status == "dead_lettered" else None,
+        dlq_offset=9 if status == "dead_lettered" else None,
+        run_closed=True if run else None,
+        run_cancelled=(status == "run_cancelled") if run else None,
+        **(claim if status == "claimed" else {}),
+    )
+    event = decode_event(value)
+    assert isinstance(event, ReminderState)
+    assert event.data.status == status
+    rec = decode_state(value)
+    assert (rec.state_key, rec.status, rec.run_id, rec.writer) == (key, status, "run-1", "w-1")
+    assert rec.origin_offset == event.data.origin_offset == 41
+    assert rec.keep_until == event.data.keep_until.timestamp()
+    if run:
+        assert rec.run_closed
+        assert rec.run_cancelled == (status == "run_cancelled")

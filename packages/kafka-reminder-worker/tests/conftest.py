@@ -21,11 +21,12 @@ from coffeebuddy.infra.kafka.models import (
     ReminderCancelledData,
     ReminderScheduled,
     ReminderScheduledData,
+    ReminderStatus,
+    encode_state,
 )
-from coffeebuddy.infra.kafka.reminder_worker import ReminderWorker, SendResult
+from coffeebuddy.infra.kafka.reminder_worker import ReminderSettings, ReminderWorker, SendResult
 from coffeebuddy.infra.kafka.reminder_worker._changelog import RecordSink
 from coffeebuddy.infra.kafka.reminder_worker._entry import Pending
-from coffeebuddy.infra.kafka.reminder_worker._records import encode_state
 from coffeebuddy.infra.kafka.testing import wait_until
 from coffeebuddy.infra.kafka.topics import REMINDER_EVENTS_TOPIC
 
@@ -63,7 +64,7 @@ class MemoryChangelog:
     def unflushed(self) -> int:
         return len(self.held)
 
-    async def start(self, sink: RecordSink) -> None:
+    async def start(self, sink: RecordSink, supervisor: object = None) -> None:
         self.sink = sink
 
     async def stop(self) -> None:
@@ -167,13 +168,22 @@ class FakeSender:
         self.before_find: Callable[[str], None] | None = None
         self.gate: asyncio.Event | None = None  # set: send waits for it (a post in flight)
         self.entered: list[str] = []
+        self.before_post: Callable[[str], None] | None = None  # slow calls before the post
+        self.fenced: list[tuple[str, datetime]] = []
 
-    async def send(self, reminder: ReminderScheduledData, *, claim_time: datetime) -> SendResult:
+    async def send(
+        self, reminder: ReminderScheduledData, *, claim_time: datetime, fence: Callable[[], bool]
+    ) -> SendResult:
         if self.before_send is not None:
             self.before_send(reminder.reminder_id)
         self.entered.append(reminder.reminder_id)
+        if self.before_post is not None:
+            self.before_post(reminder.reminder_id)  # slow calls before the post (an open)
+        if not fence():  # immediately before the post, as ReminderSender.send must
+            self.fenced.append((reminder.reminder_id, self.clock()))
+            return SendResult.fenced()
         if self.gate is not None:
-            await self.gate.wait()
+            await self.gate.wait()  # the post is on the wire
         queue = self.script.get(reminder.reminder_id)
         if queue:
             result = queue.pop(0)
@@ -217,21 +227,60 @@ class PreparingSender(FakeSender):
 
 
 class FakeProducer:
-    """Records dead letters; the first `failures` sends raise (a broker outage)."""
+    """Records dead letters and history records; the first `failures` sends raise."""
 
     def __init__(self) -> None:
         self.dead_letters: list[tuple[str, dict[str, bytes]]] = []
         self.values: list[bytes | None] = []
+        self.history: list[tuple[bytes | None, bytes | None]] = []
         self.failures = 0
 
     async def send_raw(
         self, topic: Any, value: bytes | None, *, key: bytes | None, **kw: Any
-    ) -> None:
+    ) -> Any:
         if self.failures:
             self.failures -= 1
             raise ConnectionError("broker unreachable")
         self.dead_letters.append((topic.name, dict(kw.get("headers") or [])))
         self.values.append(value)
+        return _Meta(topic.name, 0, len(self.values) - 1)
+
+    async def send_raw_many(self, topic: Any, records: list[Any], **kw: Any) -> list[Any]:
+        self.history.extend((k, v) for k, v, _ in records)
+        return [_Meta(topic.name, 0, i) for i in range(len(records))]
+
+
+class _Meta:
+    def __init__(self, topic: str, partition: int, offset: int) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+
+
+_SETTINGS = {
+    "late_grace": "late_grace_s",
+    "state_margin": "state_margin_s",
+    "run_memory": "run_memory_s",
+    "clock_skew": "clock_skew_s",
+    "prepare_ahead": "prepare_ahead_s",
+    "claim_ahead": "claim_ahead_s",
+    "retry_initial": "retry_initial_s",
+    "retry_max": "retry_max_s",
+    "auth_probe_initial": "auth_probe_initial_s",
+    "auth_probe_max": "auth_probe_max_s",
+    "send_timeout": "send_timeout_s",
+    "claim_start_window": "claim_start_window_s",
+}
+
+
+def settings(**kwargs: Any) -> ReminderSettings:
+    """ReminderSettings from the worker's former keyword names (timedelta or seconds)."""
+    values = {}
+    for name, value in kwargs.items():
+        if isinstance(value, timedelta):
+            value = value.total_seconds()
+        values[_SETTINGS.get(name, name)] = value
+    return ReminderSettings(**values)
 
 
 class Harness:
@@ -242,6 +291,9 @@ class Harness:
         changelog: MemoryChangelog | None = None,
         *,
         sender: type[FakeSender] = FakeSender,
+        metrics: Any = "default",
+        kafka_metrics: Any = None,
+        tracer_provider: Any = None,
         **kwargs: Any,
     ) -> None:
         self.clock = Clock()
@@ -252,22 +304,25 @@ class Harness:
         self.producer = FakeProducer()
         kwargs.setdefault("retry_initial", 1.0)
         kwargs.setdefault("retry_max", 8.0)
-        kwargs.setdefault("metrics", self.metrics)
         # rounds fire what is due now; claiming ahead has its own tests (test_..._claim_ahead)
         kwargs.setdefault("claim_ahead", timedelta(0))
+        kwargs.setdefault("auth_probe_initial", 0.01)
+        kwargs.setdefault("auth_probe_max", 0.02)
+        kwargs.setdefault("history", False)
         self.worker = ReminderWorker(
             self.sender,
             self.producer,  # type: ignore[arg-type]
+            settings(**kwargs),
             changelog=self.changelog,
+            metrics=self.metrics if metrics == "default" else metrics,
+            kafka_metrics=kafka_metrics,
             clock=self.clock,
-            auth_probe_initial=0.01,
-            auth_probe_max=0.02,
-            **kwargs,
+            tracer_provider=tracer_provider,
         )
         self.offsets: dict[int, int] = defaultdict(int)
 
     async def start(self, *partitions: int) -> Harness:
-        await self.changelog.start(self.worker._on_record)
+        await self.changelog.start(self.worker._on_record, self.worker.supervisor)
         self.worker._started = True
         await self.worker.on_assign([TopicPartition(EVENTS, p) for p in partitions or (0,)])
         return self
@@ -286,35 +341,39 @@ class Harness:
         await asyncio.sleep(0)
         return ctx
 
+    @property
+    def scheduler(self) -> Any:
+        return self.worker.scheduler
+
     async def run(self) -> None:
         """Fire everything due now and wait for the attempts to settle."""
         for _ in range(20):
-            delay = await self.worker._run_once()
-            while self.worker._in_flight:
-                await asyncio.gather(*list(self.worker._in_flight))
+            delay = await self.scheduler.run_once()
+            while self.scheduler.in_flight:
+                await asyncio.gather(*list(self.scheduler.in_flight))
             await asyncio.sleep(0)
             if delay != 0.0:
                 return
 
     async def fire(self) -> None:
         """One scheduler round: due attempts start (a gated send stays in flight)."""
-        await self.worker._run_once()
+        await self.scheduler.run_once()
         await wait_until(
-            lambda: not self.worker._in_flight or bool(self.sender.entered),
+            lambda: not self.scheduler.in_flight or bool(self.sender.entered),
             timeout=5,
             message="the attempt reached the sender",
         )
 
     async def settle(self) -> None:
         """Wait for the attempts (and preparations) in flight to end and be forgotten."""
-        while self.worker._in_flight or self.worker._preparing:
-            await asyncio.gather(*list(self.worker._in_flight), *list(self.worker._preparing))
+        while self.scheduler.in_flight or self.scheduler.preparing:
+            await asyncio.gather(*list(self.scheduler.in_flight), *list(self.scheduler.preparing))
             # on 3.12 gather of finished tasks returns without yielding, before their
             # done callbacks (which forget them) ran
             await asyncio.sleep(0)
 
     def entry(self, rid: str, partition: int = 0) -> Pending:
-        state = self.worker._store.get(partition)
+        state = self.worker.state.get(partition)
         assert state is not None
         return state.pending[rid]
 
@@ -361,7 +420,7 @@ def claim_record(owner: str, epoch: int, claimed_at: float, rid: str = "rem-1") 
     data = scheduled(rid, due_in=0).data
     return encode_state(
         state_key=rid,
-        status="claimed",
+        status=ReminderStatus.CLAIMED,
         run_id=data.run_id,
         keep_until=claimed_at + 7200,
         now=claimed_at,
@@ -395,6 +454,7 @@ class Kit:
     scheduled = staticmethod(scheduled)
     cancelled = staticmethod(cancelled)
     claim_record = staticmethod(claim_record)
+    settings = staticmethod(settings)
 
 
 @pytest.fixture

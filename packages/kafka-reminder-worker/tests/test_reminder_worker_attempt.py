@@ -71,7 +71,7 @@ async def test_history_checked_but_partition_lost_meanwhile_nothing_is_claimed_o
     log.parts[0].append(("rem-1", kit.claim_record("old-owner", 1, kit.T0.timestamp())))
     h = await kit.Harness(log).start()
     entry = h.entry("rem-1")
-    h.sender.before_find = lambda _rid: h.worker._store.close(0)  # revoked during the check
+    h.sender.before_find = lambda _rid: h.worker.state.close(0)  # revoked during the check
     h.clock.advance(17.1)
     await h.run()
     assert h.sender.find_calls == ["rem-1"]
@@ -84,7 +84,7 @@ async def test_an_attempt_whose_partition_is_revoked_before_it_starts_writes_not
     kit: type[Kit], h: Harness
 ) -> None:
     await h.feed(kit.scheduled(due_in=0))
-    await h.worker._fire(h.entry("rem-1"))  # the attempt task is created, not yet run
+    await h.worker.scheduler._fire(h.entry("rem-1"))  # the attempt task is created, not yet run
     await h.worker.on_revoke([kit.TopicPartition(kit.EVENTS, 0)])
     await h.settle()
     assert h.sender.entered == []
@@ -143,7 +143,7 @@ async def test_a_cancelled_attempt_leaves_the_reminder_pending_and_not_in_flight
     h.sender.gate = asyncio.Event()
     await h.feed(kit.scheduled(due_in=0))
     await h.fire()
-    [task] = h.worker._in_flight
+    [task] = h.worker.scheduler.in_flight
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -195,7 +195,7 @@ async def test_without_metrics_sending_dropping_and_dead_lettering_still_work(
     await h.feed(kit.scheduled("late", run_id="run-late", due_in=-3600))
     assert _sent(h) == ["ok"]
     assert h.changelog.statuses("ok")[-1] == "sent"
-    assert h.changelog.statuses("bad")[-1] is None
+    assert h.changelog.statuses("bad")[-1] == "dead_lettered"  # with where it was parked
     assert len(h.producer.dead_letters) == 1
     assert h.changelog.statuses("gone")[-1] == "dropped"
     assert h.changelog.statuses("late") == ["dropped"]

@@ -21,7 +21,7 @@ AHEAD = timedelta(milliseconds=250)
 
 async def _claimed_ahead(h: Harness, rid: str = "rem-1") -> None:
     """One scheduler round 0.2 s before the due time: the attempt claims and then waits."""
-    await h.worker._run_once()
+    await h.worker.scheduler.run_once()
     await wait_until(
         lambda: h.changelog.statuses(rid)[-1:] == ["claimed"],
         timeout=5,
@@ -29,7 +29,7 @@ async def _claimed_ahead(h: Harness, rid: str = "rem-1") -> None:
     )
     for _ in range(5):  # the attempt task gets its turns: it must still be waiting
         await asyncio.sleep(0)
-    assert h.worker._in_flight
+    assert h.worker.scheduler.in_flight
     assert h.sender.entered == []
 
 
@@ -39,7 +39,7 @@ async def test_the_claim_is_written_ahead_and_the_post_starts_at_the_due_time(
     h = await kit.Harness(claim_ahead=AHEAD).start()
     await h.feed(kit.scheduled(due_in=10))
     h.clock.advance(9.7)
-    assert await h.worker._run_once() == pytest.approx(0.05)  # wakes at due - claim_ahead
+    assert await h.worker.scheduler.run_once() == pytest.approx(0.05)  # wakes at due - claim_ahead
     assert h.changelog.statuses("rem-1") == ["scheduled"]
     h.clock.advance(0.1)
     await _claimed_ahead(h)
@@ -91,11 +91,11 @@ async def test_an_old_owners_claim_is_checked_against_history_only_after_its_dea
     h = await kit.Harness(log, claim_ahead=AHEAD).start()
     # deadline T0 + 15, skew 2: the history may be read from T0 + 17 on, not 0.25 s before
     h.clock.advance(16.8)
-    await h.worker._run_once()  # judged live: back to the heap until T0 + 17
-    await h.worker._run_once()  # fires ahead of T0 + 17; the attempt waits for it
+    await h.worker.scheduler.run_once()  # judged live: back to the heap until T0 + 17
+    await h.worker.scheduler.run_once()  # fires ahead of T0 + 17; the attempt waits for it
     for _ in range(5):
         await asyncio.sleep(0)
-    assert h.worker._in_flight
+    assert h.worker.scheduler.in_flight
     assert h.sender.find_calls == []
     h.clock.advance(0.2)
     await h.settle()
@@ -110,7 +110,7 @@ def test_claim_ahead_outside_zero_to_the_start_window_is_refused(
 ) -> None:
     with pytest.raises(
         ValueError,
-        match=r"claim_ahead must be >= 0 and below claim_start_window \(5.0 s\) \(got "
-        + str(ahead.total_seconds()),
+        match=r"REMINDER_CLAIM_AHEAD_S: must be "
+        r"(at least 0 \(got -1.0\)|below REMINDER_CLAIM_START_WINDOW_S \(5.0 s\))",
     ):
         kit.Harness(claim_ahead=ahead)

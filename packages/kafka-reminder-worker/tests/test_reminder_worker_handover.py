@@ -161,7 +161,7 @@ async def test_the_probe_survives_errors_and_names_the_latest_configuration_prob
     assert h.sender.sent == []  # nothing is tried while the configuration is broken
     h.sender.auth = SendResult.sent()
     await wait_until(lambda: h.worker.ready, timeout=5, message="ready again")
-    assert h.sample("coffeebuddy_slack_auth_ok") == 1
+    assert h.worker.health().slack_auth_ok  # the service's gauge reads this
     await h.run()
     assert _sent(h) == ["rem-1"]
 
@@ -186,7 +186,7 @@ async def test_a_rejected_post_is_dead_lettered_even_if_the_partition_was_revoke
     await h.worker.on_revoke([kit.TopicPartition(kit.EVENTS, 0)])
     await _end_attempt(h)
     assert len(h.producer.dead_letters) == 1
-    assert h.changelog.statuses("rem-1") == ["scheduled", "claimed", None]
+    assert h.changelog.statuses("rem-1") == ["scheduled", "claimed", "dead_lettered"]
 
 
 async def test_a_revoke_during_the_restore_leaves_the_partition_unowned_and_the_record_open(
@@ -194,13 +194,13 @@ async def test_a_revoke_during_the_restore_leaves_the_partition_unowned_and_the_
 ) -> None:
     h.changelog.restore_gate = asyncio.Event()
     waiting = asyncio.create_task(h.feed(kit.scheduled("r", due_in=0), partition=2))
-    await wait_until(lambda: 2 in h.worker._store.partitions, timeout=5, message="restoring")
+    await wait_until(lambda: 2 in h.worker.state.partitions, timeout=5, message="restoring")
     await h.worker.on_revoke([kit.TopicPartition(kit.EVENTS, 2)])
     h.changelog.restore_gate.set()
     [outcome] = await asyncio.gather(waiting, return_exceptions=True)
     # the handler ends with the cancelled restore's CancelledError: the record is not completed
     assert isinstance(outcome, asyncio.CancelledError)
-    assert h.worker._store.get(2) is None
+    assert h.worker.state.get(2) is None
     assert h.changelog.statuses("r", partition=2) == []
     await h.run()
     assert h.sender.entered == []

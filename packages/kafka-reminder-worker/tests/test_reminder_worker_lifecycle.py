@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import pytest
@@ -13,10 +12,8 @@ from prometheus_client import CollectorRegistry
 
 from coffeebuddy.infra.kafka.config import KafkaSettings
 from coffeebuddy.infra.kafka.metrics import KafkaMetrics
-from coffeebuddy.infra.kafka.models import ReminderState, RunClosed, RunClosedData
+from coffeebuddy.infra.kafka.models import ReminderState, RunClosed, RunClosedData, encode_state
 from coffeebuddy.infra.kafka.reminder_worker import KafkaChangelog, ReminderWorker, SendResult
-from coffeebuddy.infra.kafka.reminder_worker._legacy import LegacyState
-from coffeebuddy.infra.kafka.reminder_worker._records import encode_state
 from coffeebuddy.infra.kafka.testing import wait_until
 from coffeebuddy.infra.kafka.topics import REMINDER_EVENTS_TOPIC
 
@@ -70,13 +67,13 @@ async def test_a_reassignment_without_a_completed_revoke_restores_in_a_new_epoch
     h.sender.script["rem-1"] = [SendResult.transient("internal_error")]
     await h.feed(kit.scheduled(due_in=0))
     await h.run()
-    state = h.worker._store.get(0)
+    state = h.worker.state.get(0)
     assert state is not None
     assert state.epoch == 1
     with caplog.at_level(logging.WARNING, LOGGER):
         await h.worker.on_assign([kit.TopicPartition(kit.EVENTS, 0)])
     assert any("re-assigned without a completed revoke" in r.getMessage() for r in caplog.records)
-    fresh = h.worker._store.get(0)
+    fresh = h.worker.state.get(0)
     assert fresh is not None
     assert fresh is not state
     assert fresh.epoch == 2  # our own claim of epoch 1 is foreign now
@@ -101,7 +98,7 @@ async def test_health_names_restoring_partitions_changelog_errors_and_unflushed_
 ) -> None:
     gate = h.changelog.restore_gate = asyncio.Event()
     assign = asyncio.create_task(h.worker.on_assign([kit.TopicPartition(kit.EVENTS, 1)]))
-    await wait_until(lambda: 1 in h.worker._store.partitions, timeout=5, message="restoring")
+    await wait_until(lambda: 1 in h.worker.state.partitions, timeout=5, message="restoring")
     health = h.worker.health()
     assert not health.ready
     assert not health.delivery_log_caught_up
@@ -144,7 +141,9 @@ async def test_the_changelog_tail_applies_other_writers_and_skips_what_it_cannot
         sink(0, 11, None, foreign, False)  # no key: not a state record
         sink(7, 12, b"theirs", foreign, False)  # a partition we do not own
         sink(0, 13, b"theirs", foreign, False)
-    assert [r.getMessage() for r in caplog.records] == ["undecodable changelog record skipped"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "unreadable changelog record at partition 0 offset 10 skipped: not JSON (JSONDecodeError)"
+    ]
     assert h.worker.pending_count == 1
     h.clock.advance(30)
     await h.run()
@@ -175,66 +174,16 @@ async def test_a_claim_by_another_writer_during_our_attempt_fences_our_post(
     assert h.entry("rem-1").claim_owner == "zombie"
 
 
-async def test_legacy_sent_and_dropped_are_recorded_without_sending(
-    kit: type[Kit], h: Harness
-) -> None:
-    # what start() loads from the old delivery log (load_legacy is tested on a broker)
-    h.worker._legacy = {
-        "was-sent": LegacyState("sent", None),
-        "was-dropped": LegacyState("dropped", None),
-    }
-    a = await h.feed(kit.scheduled("was-sent", due_in=0))
-    b = await h.feed(kit.scheduled("was-dropped", run_id="run-2", due_in=0))
-    await h.run()
-    assert a.state == b.state == "done"
-    assert h.sender.sent == []
-    assert h.changelog.statuses("was-sent") == ["sent"]
-    assert h.changelog.statuses("was-dropped") == ["dropped"]
-    assert h.worker._legacy == {}
-    assert h.sample("coffeebuddy_reminders_dropped_total", kind="runner", reason="duplicate") == 2
-
-
-@pytest.mark.parametrize("restart", [False, True])
-async def test_a_legacy_claim_waits_out_its_lease_then_checks_the_history(
-    kit: type[Kit], restart: bool
-) -> None:
-    """The old worker may have posted it. The claim goes into the changelog (the input record
-    is committed): a restarted worker, which does not see that record again, still checks."""
-    h = await kit.Harness(legacy_claim_lease=timedelta(seconds=30)).start()
-    claimed_at = kit.T0.timestamp() - 10
-    h.worker._legacy = {"rem-1": LegacyState("claimed", claimed_at)}
-    ctx = await h.feed(kit.scheduled(due_in=-20))
-    assert ctx.state == "done"
-    assert h.changelog.statuses("rem-1") == ["claimed"]  # the foreign claim, in the new format
-    [(_, value)] = h.changelog.parts[0]
-    assert value is not None
-    claim = ReminderState.model_validate_json(value).data
-    assert claim.owner == "legacy-delivery-log"
-    assert claim.deadline is not None
-    assert claim.deadline.timestamp() == claimed_at + 30
-    if restart:
-        h = await kit.Harness(h.changelog).start()
-    h.sender.found["rem-1"] = SendResult.sent("D1", "1.5")
-    h.clock.advance(21.9)  # lease ends at claimed_at + 30 s, then 2 s of skew
-    await h.run()
-    assert h.sender.find_calls == []
-    h.clock.advance(0.2)
-    await h.run()
-    assert h.sender.find_calls == ["rem-1"]
-    assert h.sender.sent == []  # the old worker had posted it
-    assert h.changelog.statuses("rem-1")[-1] == "sent"
-
-
 async def test_a_record_waiting_for_capacity_when_its_partition_is_revoked_writes_nothing(
     kit: type[Kit],
 ) -> None:
     h = await kit.Harness(max_pending=1).start()
     await h.feed(kit.scheduled("first", due_in=3600))
-    waiting = asyncio.create_task(h.feed(kit.scheduled("second", run_id="run-2", due_in=3600)))
-    await wait_until(lambda: h.worker.health().at_capacity, timeout=5, message="at capacity")
+    ctx = await h.feed(kit.scheduled("second", run_id="run-2", due_in=3600))
+    assert h.worker.health().at_capacity
     await h.worker.on_revoke([kit.TopicPartition(kit.EVENTS, 0)])
-    ctx = await asyncio.wait_for(waiting, 5)
-    assert ctx.completion is None  # not deferred: the partition's next owner gets the record
+    h.worker.intake.admit_now()
+    assert not ctx.completed  # never completed: the partition's next owner gets the record
     assert h.changelog.statuses("second") == []
     assert h.worker.pending_count == 0
     assert not h.worker.health().at_capacity
@@ -258,14 +207,14 @@ async def test_a_run_event_of_a_partition_owned_elsewhere_is_written_for_its_own
     )
     assert ctx.state == "done"
     assert h.changelog.statuses("run:run-5", partition=3) == ["run_closed"]
-    assert h.worker._store.get(3) is None
+    assert h.worker.state.get(3) is None
 
 
 def test_with_settings_and_no_changelog_the_worker_reads_kafka() -> None:
     worker = ReminderWorker(
         object(),  # type: ignore[arg-type]
         object(),  # type: ignore[arg-type]
-        KafkaSettings(bootstrap_servers="localhost:9092"),
+        kafka=KafkaSettings(bootstrap_servers="localhost:9092"),
     )
     assert isinstance(worker.changelog, KafkaChangelog)
     assert worker.worker_id.startswith("reminder-worker-")
@@ -289,11 +238,12 @@ async def test_dead_letters_are_counted_like_the_harness_counts_them(kit: type[K
 async def test_capacity_pauses_and_resumes_without_metrics_too(kit: type[Kit]) -> None:
     h = await kit.Harness(metrics=None, max_pending=1).start()
     await h.feed(kit.scheduled("first", due_in=3600))
-    waiting = asyncio.create_task(h.feed(kit.scheduled("second", run_id="run-2", due_in=3600)))
-    await wait_until(lambda: h.worker.health().at_capacity, timeout=5, message="at capacity")
-    assert not waiting.done()
+    ctx = await h.feed(kit.scheduled("second", run_id="run-2", due_in=3600))
+    assert h.worker.health().at_capacity
+    assert ctx.state == "pending"  # waits, deferred, without holding the partition
     await h.feed(kit.cancelled("first"))
-    ctx = await asyncio.wait_for(waiting, 5)
+    h.worker.intake.admit_now()  # what the supervised admission task does once room frees
+    await asyncio.sleep(0)
     assert ctx.state == "done"
     assert not h.worker.health().at_capacity
     assert h.changelog.statuses("second") == ["scheduled"]
@@ -307,12 +257,13 @@ async def test_a_run_closed_while_its_partition_restores_drops_its_last_calls_wh
     await h.worker.on_revoke([kit.TopicPartition(kit.EVENTS, 1)])
     gate = h.changelog.restore_gate = asyncio.Event()
     assign = asyncio.create_task(h.worker.on_assign([kit.TopicPartition(kit.EVENTS, 1)]))
-    await wait_until(lambda: 1 in h.worker._store.partitions, timeout=5, message="restoring")
+    await wait_until(lambda: 1 in h.worker.state.partitions, timeout=5, message="restoring")
     closed = RunClosed.create(data=RunClosedData(run_id="run-1", closed_at=kit.T0))
-    ctx = await h.feed(closed, kit.RUNS, 1)
-    assert ctx.state == "done"
+    feeding = asyncio.create_task(h.feed(closed, kit.RUNS, 1))  # waits for the restore
     gate.set()
     await asyncio.wait_for(assign, 5)
+    ctx = await asyncio.wait_for(feeding, 5)
+    assert ctx.state == "done"
     h.clock.advance(30)
     await h.run()
     assert h.sender.sent == []

@@ -18,12 +18,12 @@ from coffeebuddy.infra.kafka.models import (
     RunCancelledData,
     RunClosed,
     RunClosedData,
+    encode_state,
     parse_dead_letter_headers,
 )
-from coffeebuddy.infra.kafka.reminder_worker import ReminderWorker, SendResult
-from coffeebuddy.infra.kafka.reminder_worker._records import encode_state
+from coffeebuddy.infra.kafka.reminder_worker import ReminderWorker, ReminderWorkerError, SendResult
 from coffeebuddy.infra.kafka.testing import wait_until
-from coffeebuddy.infra.kafka.topics import REMINDER_DELIVERIES_TOPIC, REMINDER_EVENTS_TOPIC
+from coffeebuddy.infra.kafka.topics import REMINDER_EVENTS_TOPIC
 
 if TYPE_CHECKING:
     from conftest import Harness, Kit
@@ -220,7 +220,7 @@ async def test_recipient_unreachable_drops_and_format_rejection_dead_letters(
     await h.feed(kit.scheduled("bad", run_id="run-2", due_in=0))
     await h.run()
     assert h.changelog.statuses("gone")[-1] == "dropped"
-    assert h.changelog.statuses("bad") == ["scheduled", "claimed", None]  # released
+    assert h.changelog.statuses("bad") == ["scheduled", "claimed", "dead_lettered"]
     [(topic, headers)] = h.producer.dead_letters
     assert topic == REMINDER_EVENTS_TOPIC.dead_letter_topic
     letter = parse_dead_letter_headers(list(headers.items()))
@@ -264,7 +264,7 @@ async def test_new_owner_waits_out_the_old_claims_deadline_plus_skew_then_checks
     log = kit.MemoryChangelog()
     log.parts[0].append(("rem-1", kit.claim_record("old-owner", 3, kit.T0.timestamp())))
     h = await kit.Harness(log).start()
-    state = h.worker._store.get(0)
+    state = h.worker.state.get(0)
     assert state is not None
     assert state.epoch == 4  # one more than any epoch in the partition
     await h.run()
@@ -325,7 +325,7 @@ async def test_post_not_started_when_ownership_is_lost_before_it(
     await h.feed(kit.scheduled(due_in=0))
 
     def revoke(partition: int, offset: int) -> None:
-        h.worker._store.close(0)
+        h.worker.state.close(0)
 
     h.changelog.on_read_past = revoke
     await h.run()
@@ -359,10 +359,8 @@ async def test_capacity_pauses_intake_and_never_refuses_a_record(kit: type[Kit])
     h = await kit.Harness(max_pending=3).start()
     for i in range(3):
         assert (await h.feed(kit.scheduled(f"far-{i}", run_id=f"r{i}", due_in=86400))).completed
-    fourth = asyncio.create_task(h.feed(kit.scheduled("far-3", run_id="r3", due_in=86400)))
-    for _ in range(5):
-        await asyncio.sleep(0)
-    assert not fourth.done()
+    fourth = await h.feed(kit.scheduled("far-3", run_id="r3", due_in=86400))
+    assert not fourth.completed  # waits (deferred) without holding the partition
     health = h.worker.health()
     assert health.at_capacity
     assert "max_pending=3" in health.detail
@@ -370,8 +368,9 @@ async def test_capacity_pauses_intake_and_never_refuses_a_record(kit: type[Kit])
     await h.feed(
         ReminderCancelled.create(data=ReminderCancelledData(run_id="r0", reminder_id="far-0"))
     )
-    ctx = await asyncio.wait_for(fourth, 5)
-    assert ctx.completed
+    h.worker.intake.admit_now()  # what the supervised admission task does once room frees
+    await asyncio.sleep(0)
+    assert fourth.completed
     assert h.sample("coffeebuddy_reminder_worker_at_capacity") == 0
     assert h.worker.pending_count == 3
 
@@ -399,7 +398,7 @@ def test_decisions_are_pure_enums() -> None:
     )
     from coffeebuddy.infra.kafka.reminder_worker._entry import Pending, RunMark
 
-    e = Pending("r", "run", "last_call", 100.0, 200.0, 4000.0, b"{}", "ev", 1.0, 0)
+    e = Pending("r", "run", "last_call", 100.0, 200.0, 4000.0, b"{}", "ev", 1.0, 0, "U1")
     closed = RunMark(9e9)
     closed.closed = True
     kw: dict[str, Any] = {"kind": "last_call", "event_time": 2.0, "now": 50.0, "expires": 200.0}
@@ -438,27 +437,13 @@ def test_decisions_are_pure_enums() -> None:
 
 
 def test_bad_settings_are_named(kit: type[Kit]) -> None:
-    with pytest.raises(ValueError, match="ReminderWorker") as info:
-        ReminderWorker(
-            kit.FakeSender(kit.Clock()),
-            kit.FakeProducer(),  # type: ignore[arg-type]
-            changelog=kit.MemoryChangelog(),
-            max_pending=0,
-            send_timeout=0,
-            clock_skew=timedelta(seconds=-1),
-        )
+    with pytest.raises(ValueError, match="reminder worker configuration") as info:
+        kit.settings(max_pending=0, send_timeout=0, clock_skew=timedelta(seconds=-1))
     message = str(info.value)
-    for name in ("max_pending", "send_timeout", "clock_skew"):
+    for name in ("MAX_PENDING", "SEND_TIMEOUT_S", "CLOCK_SKEW_S"):
         assert name in message
 
 
 def test_without_settings_or_a_changelog_the_worker_names_what_is_missing(kit: type[Kit]) -> None:
-    with pytest.raises(ValueError, match=r"settings .*changelog topic"):
+    with pytest.raises(ReminderWorkerError, match=r"kafka \(KafkaSettings\) .*changelog"):
         ReminderWorker(kit.FakeSender(kit.Clock()), kit.FakeProducer())  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="legacy delivery log"):
-        ReminderWorker(
-            kit.FakeSender(kit.Clock()),
-            kit.FakeProducer(),  # type: ignore[arg-type]
-            changelog=kit.MemoryChangelog(),
-            legacy_deliveries_topic=REMINDER_DELIVERIES_TOPIC,
-        )

@@ -1,260 +1,206 @@
-"""The worker's parts without a worker: the state store and its pruning, settings validation, the
-delivery-log upgrade reader's record rules, dead-letter publishing, the changelog's status."""
+"""The worker's parts without a worker: the state and its pruning, settings validation,
+dead-letter publishing, the changelog's status, the supervisor."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from coffeebuddy.infra.kafka.config import KafkaSettings
+from coffeebuddy.infra.kafka.config import KafkaSettings, SettingsError
 from coffeebuddy.infra.kafka.models import (
-    ReminderDelivery,
-    ReminderDeliveryData,
-    encode_event,
+    ReminderStatus,
+    StateRecord,
     parse_dead_letter_headers,
 )
-from coffeebuddy.infra.kafka.reminder_worker import KafkaChangelog
-from coffeebuddy.infra.kafka.reminder_worker._core import WorkerConfig
-from coffeebuddy.infra.kafka.reminder_worker._dead_letter import publish_dead_letter
+from coffeebuddy.infra.kafka.reminder_worker import KafkaChangelog, ReminderSettings
+from coffeebuddy.infra.kafka.reminder_worker._dead_letter import DeadLetters
 from coffeebuddy.infra.kafka.reminder_worker._entry import Pending
-from coffeebuddy.infra.kafka.reminder_worker._legacy import LegacyState, _apply
-from coffeebuddy.infra.kafka.reminder_worker._records import StateRecord
-from coffeebuddy.infra.kafka.reminder_worker._settings import validate_settings
-from coffeebuddy.infra.kafka.reminder_worker._store import ScheduleStore
+from coffeebuddy.infra.kafka.reminder_worker._state import ReminderState
+from coffeebuddy.infra.kafka.reminder_worker._supervisor import Supervisor
+from coffeebuddy.infra.kafka.testing import wait_until
 from coffeebuddy.infra.kafka.topics import REMINDER_EVENTS_TOPIC, REMINDER_STATE_CHANGELOG_TOPIC
 
 if TYPE_CHECKING:
     from conftest import Kit
 
-# ---------------------------------------------------------------------- store and pruning
+S = ReminderStatus
+
+# ---------------------------------------------------------------------- state and pruning
 
 
 def _entry(rid: str, partition: int = 0) -> Pending:
-    return Pending(rid, "run-1", "runner", 100.0, 200.0, 300.0, b"{}", "ev", 1.0, partition)
+    return Pending(rid, "run-1", "runner", 100.0, 200.0, 300.0, b"{}", "ev", 1.0, partition, "U1")
 
 
-def test_pruning_tombstones_only_state_whose_lifetime_ended_and_that_did_not_change() -> None:
-    store = ScheduleStore()
+def _store(kit: type[Kit]) -> tuple[ReminderState, Any]:
+    log = kit.MemoryChangelog()
+    state = ReminderState(
+        log, ReminderSettings.defaults(), now=lambda: 0.0, worker_id="w", events_topic="ev"
+    )
+    return state, log
+
+
+def _pruned(state: ReminderState, log: Any, now: float, limit: int = 1000) -> list[tuple[int, str]]:
+    before = {p: len(r) for p, r in log.parts.items()}
+    state.prune(now, limit)
+    return [
+        (p, key)
+        for p, records in log.parts.items()
+        for key, value in records[before.get(p, 0) :]
+        if value is None
+    ]
+
+
+async def test_pruning_tombstones_only_state_whose_lifetime_ended_and_that_did_not_change(
+    kit: type[Kit],
+) -> None:
+    store, log = _store(kit)
     p0 = store.open(0)
     p1 = store.open(1)
-    store.settle(p0, "done-early", 100.0)
-    store.settle(p0, "extended", 100.0)
-    store.settle(p0, "extended", 500.0)  # settled again with a longer lifetime
-    store.settle(p1, "revoked", 100.0)
-    store.mark_run(p0, "run-a", "run_closed", 100.0)
-    store.mark_run(p0, "run-b", "run_closed", 100.0)
-    mark = store.mark_run(p0, "run-b", "run_cancelled", 400.0)  # a later event extends it
+    store._settle(p0, "done-early", 100.0, S.SENT)
+    store._settle(p0, "extended", 100.0, S.SENT)
+    store._settle(p0, "extended", 500.0, S.SENT)  # settled again with a longer lifetime
+    store._settle(p1, "revoked", 100.0, S.SENT)
+    store._mark(p0, "run-a", True, False, 100.0)
+    store._mark(p0, "run-b", True, False, 100.0)
+    mark = store._mark(p0, "run-b", False, True, 400.0)  # a later event extends it
     assert mark.closed
     assert mark.cancelled
     assert mark.keep_until == 400.0
     store.close(1)
-    assert store.due_for_pruning(99.9) == []
-    assert sorted(store.due_for_pruning(100.0)) == [(0, "done-early"), (0, "run:run-a")]
+    assert _pruned(store, log, 99.9) == []
+    assert sorted(_pruned(store, log, 100.0)) == [(0, "done-early"), (0, "run:run-a")]
     assert p0.settled("extended")
     assert "run-b" in p0.runs
-    assert store.settled_count() == 2
-    assert store.due_for_pruning(500.0) == [(0, "run:run-b"), (0, "extended")]
-    assert store.settled_count() == 0
+    assert len(p0.finals) + len(p0.runs) == 2
+    assert _pruned(store, log, 500.0) == [(0, "run:run-b"), (0, "extended")]
+    assert len(p0.finals) + len(p0.runs) == 0
 
 
-def test_pruning_stops_at_its_limit_and_continues_next_round() -> None:
-    store = ScheduleStore()
+async def test_pruning_stops_at_its_limit_and_continues_next_round(kit: type[Kit]) -> None:
+    store, log = _store(kit)
     state = store.open(0)
     for i in range(5):
-        store.settle(state, f"r{i}", 10.0 + i)
-    assert len(store.due_for_pruning(100.0, limit=3)) == 3
-    assert [k for _, k in store.due_for_pruning(100.0)] == ["r3", "r4"]
+        store._settle(state, f"r{i}", 10.0 + i, S.SENT)
+    assert len(_pruned(store, log, 100.0, limit=3)) == 3
+    assert [k for _, k in _pruned(store, log, 100.0)] == ["r3", "r4"]
 
 
-def test_tombstones_forget_reminders_and_run_marks() -> None:
-    store = ScheduleStore()
+def test_tombstones_forget_reminders_and_run_marks(kit: type[Kit]) -> None:
+    store, _ = _store(kit)
     state = store.open(0)
     state.pending["p"] = _entry("p")
-    store.settle(state, "s", 50.0)
-    store.mark_run(state, "run-1", "run_cancelled", 50.0)
+    store._settle(state, "s", 50.0, S.SENT)
+    store._mark(state, "run-1", False, True, 50.0)
     for key in ("p", "s", "run:run-1"):
-        store.forget(state, key)
+        store.on_record(0, 9, key.encode(), None, False)
     assert state.pending == {}
     assert state.finals == {}
     assert state.runs == {}
-    assert list(store.all_pending()) == []
+    assert store.pending_count() == 0
 
 
-def _rec(status: str, **kw: Any) -> StateRecord:
+def _rec(status: ReminderStatus, **kw: Any) -> StateRecord:
     base: dict[str, Any] = {
         "state_key": "rem-1",
         "status": status,
         "run_id": "run-1",
         "keep_until": 300.0,
+        "recorded_at": 1.0,
         "writer": "w",
+        "reminder": b"{}",
+        "due": 100.0,
+        "kind": "runner",
     }
     return StateRecord(**{**base, **kw})
 
 
-def test_applying_records_tracks_the_highest_epoch_and_skips_records_without_reminder_data(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    store = ScheduleStore()
+def test_applying_records_tracks_the_highest_epoch(kit: type[Kit]) -> None:
+    store, _ = _store(kit)
     state = store.open(0)
-    with caplog.at_level(logging.WARNING, "coffeebuddy.infra.kafka.reminder_worker.store"):
-        assert store.apply(state, _rec("scheduled", epoch=7)) is None
+    store._apply(state, _rec(S.CLAIMED, epoch=7, claimed_at=5.0, deadline=20.0), 0, True)
     assert state.max_epoch == 7
-    assert state.pending == {}
-    assert [r.getMessage() for r in caplog.records] == [
-        "changelog record without reminder data skipped"
-    ]
+    assert state.pending["rem-1"].claim_epoch == 7
 
 
-def test_a_claim_applied_to_an_entry_in_flight_updates_its_claim_and_keeps_the_entry() -> None:
-    store = ScheduleStore()
+def test_a_claim_applied_to_an_entry_in_flight_updates_its_claim_and_keeps_the_entry(
+    kit: type[Kit],
+) -> None:
+    store, _ = _store(kit)
     state = store.open(0)
     entry = state.pending["rem-1"] = _entry("rem-1")
     entry.in_flight = True
     entry.set_claim("me", 2, 150.0, 165.0)
-    applied = store.apply(
+    applied = store._apply(
         state,
-        _rec(
-            "claimed",
-            reminder=b"{}",
-            due=100.0,
-            kind="runner",
-            owner="zombie",
-            epoch=1,
-            claimed_at=149.0,
-            deadline=164.0,
-        ),
+        _rec(S.CLAIMED, owner="zombie", epoch=1, claimed_at=149.0, deadline=164.0),
+        3,
+        False,
     )
     assert applied is entry
     assert (entry.claim_owner, entry.claim_epoch, entry.claim_deadline) == ("zombie", 1, 164.0)
     assert state.pending["rem-1"] is entry
 
 
-def test_compact_drops_prune_items_of_partitions_no_longer_owned() -> None:
-    store = ScheduleStore()
-    store.settle(store.open(0), "a", 10.0)
-    store.settle(store.open(1), "b", 10.0)
+async def test_compact_drops_prune_items_of_partitions_no_longer_owned(kit: type[Kit]) -> None:
+    store, log = _store(kit)
+    store._settle(store.open(0), "a", 10.0, S.SENT)
+    store._settle(store.open(1), "b", 10.0, S.SENT)
     store.close(1)
     store.compact()
-    assert store.due_for_pruning(10.0) == [(0, "a")]
+    assert _pruned(store, log, 10.0) == [(0, "a")]
 
 
 # ---------------------------------------------------------------------- settings
 
-GOOD = WorkerConfig(
-    late_grace=900.0,
-    state_margin=3600.0,
-    run_memory=86400.0,
-    retry_initial=1.0,
-    retry_max=300.0,
-    probe_initial=5.0,
-    probe_max=300.0,
-    send_timeout=10.0,
-    claim_start_window=5.0,
-    clock_skew=2.0,
-    max_pending=100_000,
-    max_concurrent_sends=64,
-)
-
 
 def test_good_settings_pass() -> None:
-    validate_settings(GOOD)
+    assert ReminderSettings(max_concurrent_sends=64).claim_ttl == 15.0
 
 
 @pytest.mark.parametrize(
     ("change", "named"),
     [
-        ({"max_pending": 0}, "max_pending must be >= 1 (got 0)"),
-        ({"late_grace": -1.0}, "late_grace must not be negative (got -1.0 s)"),
-        ({"state_margin": -1.0}, "state_margin must not be negative"),
-        ({"run_memory": 0.0}, "run_memory must be positive (got 0.0 s)"),
-        ({"retry_initial": 0.0}, "retry_initial (0.0) must be > 0 and <= retry_max (300.0)"),
-        ({"retry_initial": 400.0}, "retry_initial (400.0) must be > 0 and <= retry_max"),
-        ({"probe_initial": 0.0}, "auth_probe_initial (0.0) must be > 0"),
-        ({"probe_max": 1.0}, "<= auth_probe_max (1.0)"),
-        ({"max_concurrent_sends": 0}, "max_concurrent_sends must be >= 1 (got 0)"),
-        ({"send_timeout": 0.0}, "send_timeout must be positive"),
-        ({"claim_start_window": -1.0}, "claim_start_window must be positive (got -1.0 s)"),
-        ({"clock_skew": -0.5}, "clock_skew must not be negative (got -0.5 s)"),
+        ({"max_pending": 0}, "REMINDER_MAX_PENDING: must be at least 1 (got 0)"),
+        ({"late_grace_s": -1.0}, "REMINDER_LATE_GRACE_S: must be at least 0 (got -1.0)"),
+        ({"state_margin_s": -1.0}, "REMINDER_STATE_MARGIN_S: must be at least 0"),
+        ({"run_memory_s": 0.0}, "REMINDER_RUN_MEMORY_S: must be greater than 0 (got 0.0)"),
+        ({"retry_initial_s": 0.0}, "REMINDER_RETRY_INITIAL_S: must be greater than 0"),
+        ({"retry_initial_s": 400.0}, "REMINDER_RETRY_INITIAL_S: must be <= REMINDER_RETRY_MAX_S"),
+        ({"auth_probe_initial_s": 0.0}, "REMINDER_AUTH_PROBE_INITIAL_S: must be greater than 0"),
         (
-            {"claim_ahead": 5.0},
-            "claim_ahead must be >= 0 and below claim_start_window (5.0 s) (got 5.0 s)",
+            {"auth_probe_max_s": 0.5},
+            "REMINDER_AUTH_PROBE_INITIAL_S: must be <= REMINDER_AUTH_PROBE_MAX_S",
+        ),
+        ({"max_concurrent_sends": 0}, "REMINDER_MAX_CONCURRENT_SENDS: must be at least 1 (got 0)"),
+        ({"send_timeout_s": 0.0}, "REMINDER_SEND_TIMEOUT_S: must be greater than 0"),
+        (
+            {"claim_start_window_s": -1.0},
+            "REMINDER_CLAIM_START_WINDOW_S: must be greater than 0 (got -1.0)",
+        ),
+        ({"clock_skew_s": -0.5}, "REMINDER_CLOCK_SKEW_S: must be at least 0 (got -0.5)"),
+        (
+            {"claim_ahead_s": 5.0},
+            "REMINDER_CLAIM_AHEAD_S: must be below REMINDER_CLAIM_START_WINDOW_S (5.0 s)",
         ),
     ],
 )
 def test_each_bad_setting_is_named_with_its_value(change: dict[str, Any], named: str) -> None:
-    with pytest.raises(ValueError, match=r"^ReminderWorker: ") as info:
-        validate_settings(replace(GOOD, **change))
+    with pytest.raises(SettingsError, match=r"^invalid reminder worker configuration") as info:
+        ReminderSettings(**change)
     assert named in str(info.value)
-    assert ";" not in str(info.value)  # only the bad one is reported
+    assert len(info.value.problems) == 1  # only the bad one is reported
 
 
-# ---------------------------------------------------------------------- legacy delivery log
-
-SINCE = datetime(2026, 1, 5, 8, 0, tzinfo=UTC).timestamp()
-
-
-@dataclass
-class Rec:
-    key: bytes | None
-    value: bytes | None
-
-
-def _delivery(rid: str, status: str, *, due_in_h: float = 1.0, claimed: bool = False) -> Rec:
-    due = datetime(2026, 1, 5, 8, 0, tzinfo=UTC) + timedelta(hours=due_in_h)
-    event = ReminderDelivery.create(
-        data=ReminderDeliveryData(
-            run_id="run-1",
-            reminder_id=rid,
-            status=status,  # type: ignore[arg-type]
-            due_at=due,
-            recorded_at=due,
-            claimed_at=due if claimed else None,
-        )
-    )
-    return Rec(rid.encode(), encode_event(event))
-
-
-def _read(*records: Rec) -> dict[str, LegacyState]:
-    states: dict[str, LegacyState] = {}
-    for rec in records:
-        _apply(states, rec, SINCE)
-    return states
-
-
-def test_legacy_log_keeps_the_latest_state_per_reminder() -> None:
-    states = _read(_delivery("a", "claimed", claimed=True), _delivery("b", "dropped"))
-    assert states["a"].status == "claimed"
-    assert states["a"].claimed_at == datetime(2026, 1, 5, 9, 0, tzinfo=UTC).timestamp()
-    assert states["b"] == LegacyState("dropped", None)
-    assert _read(_delivery("a", "claimed", claimed=True), _delivery("a", "sent"))["a"].status == (
-        "sent"
-    )
-
-
-def test_a_late_claim_never_hides_a_final_state_but_sent_replaces_dropped() -> None:
-    assert _read(_delivery("a", "sent"), _delivery("a", "claimed", claimed=True))["a"].status == (
-        "sent"
-    )
-    assert _read(_delivery("a", "dropped"), _delivery("a", "sent"))["a"].status == "sent"
-
-
-def test_a_tombstone_releases_a_claim_only() -> None:
-    assert _read(_delivery("a", "claimed", claimed=True), Rec(b"a", None)) == {}
-    assert _read(_delivery("a", "sent"), Rec(b"a", None))["a"].status == "sent"
-    assert _read(Rec(None, None)) == {}
-
-
-def test_reminders_due_before_the_window_are_forgotten() -> None:
-    assert _read(_delivery("a", "claimed", claimed=True), _delivery("a", "sent", due_in_h=-2)) == {}
-
-
-def test_records_that_are_not_deliveries_are_ignored(kit: type[Kit]) -> None:
-    assert _read(Rec(b"x", b"{not json"), Rec(b"x", encode_event(kit.scheduled()))) == {}
+def test_a_typo_in_a_reminder_variable_gets_did_you_mean(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, "coffeebuddy.infra.kafka.config"):
+        settings = ReminderSettings.from_env({"REMINDER_MAX_PENDNG": "5"})
+    assert settings.max_pending == 100_000
+    assert "REMINDER_MAX_PENDNG is not a reminder worker setting; did you mean " in caplog.text
+    assert "REMINDER_MAX_PENDING?" in caplog.text
 
 
 # ---------------------------------------------------------------------- dead letters
@@ -263,10 +209,16 @@ def test_records_that_are_not_deliveries_are_ignored(kit: type[Kit]) -> None:
 def _pending(kit: type[Kit]) -> Pending:
     data = kit.scheduled("bad", run_id="run-7").data
     entry = Pending(
-        "bad", "run-7", "runner", 1.0, 2.0, 3.0, data.model_dump_json().encode(), "", 0.0, 4
+        "bad", "run-7", "runner", 1.0, 2.0, 3.0, data.model_dump_json().encode(), "", 0.0, 4, "U1"
     )
     entry.origin_offset = 42
     return entry
+
+
+def _publish(kit: type[Kit], producer: Any, topic: Any = REMINDER_EVENTS_TOPIC) -> Any:
+    entry = _pending(kit)
+    reminder = kit.scheduled("bad", run_id="run-7").data
+    return DeadLetters(producer, topic, group="g").publish(entry, reminder, "invalid_blocks")
 
 
 async def test_a_dead_letter_is_retried_until_the_broker_takes_it(
@@ -275,10 +227,8 @@ async def test_a_dead_letter_is_retried_until_the_broker_takes_it(
     producer = kit.FakeProducer()
     producer.failures = 1
     with caplog.at_level(logging.WARNING, "coffeebuddy.infra.kafka.reminder_worker"):
-        await asyncio.wait_for(
-            publish_dead_letter(producer, REMINDER_EVENTS_TOPIC, _pending(kit), "invalid_blocks"),  # type: ignore[arg-type]
-            5,
-        )
+        where = await asyncio.wait_for(_publish(kit, producer), 5)
+    assert where == (REMINDER_EVENTS_TOPIC.dead_letter_topic, 0, 0)
     assert [r.getMessage() for r in caplog.records] == [
         "dead-letter write failed (ConnectionError); retrying"
     ]
@@ -311,7 +261,7 @@ async def test_without_a_dead_letter_topic_the_rejection_is_logged_only(
     producer = kit.FakeProducer()
     topic = REMINDER_EVENTS_TOPIC.model_copy(update={"dead_letter_topic": None})
     with caplog.at_level(logging.ERROR, "coffeebuddy.infra.kafka.reminder_worker"):
-        await publish_dead_letter(producer, topic, _pending(kit), "invalid_blocks")  # type: ignore[arg-type]
+        assert await _publish(kit, producer, topic) is None
     assert producer.dead_letters == []
     assert [r.getMessage() for r in caplog.records] == [
         "no dead-letter topic for bad; rejected reminder only logged"
@@ -341,13 +291,44 @@ async def test_the_kafka_changelog_reports_writer_before_reader_errors_and_count
     assert log.unflushed == 0
 
 
+# ---------------------------------------------------------------------- supervision
+
+
+async def test_a_crashed_task_is_restarted_and_named_until_it_makes_progress() -> None:
+    supervisor = Supervisor()
+    runs: list[int] = []
+    crash = asyncio.Event()
+    crash.set()
+    proceed = asyncio.Event()
+
+    async def work() -> None:
+        runs.append(len(runs))
+        if crash.is_set():
+            crash.clear()
+            raise RuntimeError("boom")
+        await proceed.wait()
+        supervisor.ok("thing")
+        await asyncio.Event().wait()
+
+    supervisor.start("thing", work)
+    await wait_until(lambda: len(runs) == 2, timeout=5, message="restarted after the crash")
+    assert supervisor.problems == ["thing failed (RuntimeError: boom), restarted 1x"]
+    assert supervisor.running("thing")
+    proceed.set()
+    await wait_until(lambda: supervisor.problems == [], timeout=5, message="recovered")
+    assert supervisor.restarts("thing") == 1
+    await supervisor.stop()
+    assert not supervisor.running("thing")
+
+
 # ---------------------------------------------------------------------- process settings
 
 
 def test_tune_gc_sets_the_thresholds_returns_the_old_ones_and_rejects_nonsense() -> None:
     import gc
 
-    from coffeebuddy.infra.kafka.reminder_worker import DEFAULT_GC_THRESHOLDS, tune_gc
+    from coffeebuddy.infra.kafka.reminder_worker import tune_gc
+    from coffeebuddy.infra.kafka.reminder_worker._gc import DEFAULT_GC_THRESHOLDS
 
     before = gc.get_threshold()
     try:
@@ -360,13 +341,3 @@ def test_tune_gc_sets_the_thresholds_returns_the_old_ones_and_rejects_nonsense()
         assert gc.get_threshold() == DEFAULT_GC_THRESHOLDS
     finally:
         gc.set_threshold(*before)
-
-
-def test_record_times_are_rfc3339_to_the_millisecond_and_follow_the_clock() -> None:
-    from coffeebuddy.infra.kafka.reminder_worker._records import iso_now
-
-    first = iso_now(1_700_000_000.1234)
-    assert first == "2023-11-14T22:13:20.123+00:00"
-    assert iso_now(1_700_000_000.1239) == first  # same millisecond
-    assert iso_now(1_700_000_001.5) == "2023-11-14T22:13:21.500+00:00"
-    assert datetime.fromisoformat(first).timestamp() == pytest.approx(1_700_000_000.123)

@@ -94,9 +94,11 @@ async def test_revoke_drops_prepared_entries_of_the_partition(kit: type[Kit]) ->
     h.clock.advance(10)
     await h.run()
     assert h.sender.sent == []
-    assert len(h.worker._soon) == 0
+    assert len(h.worker.scheduler.soon) == 0
 
 
 def test_a_negative_window_is_refused_by_name(kit: type[Kit]) -> None:
-    with pytest.raises(ValueError, match=r"prepare_ahead must not be negative \(got -1.0 s\)"):
+    with pytest.raises(
+        ValueError, match=r"REMINDER_PREPARE_AHEAD_S: must be at least 0 \(got -1.0\)"
+    ):
         kit.Harness(prepare_ahead=timedelta(seconds=-1))

@@ -1,17 +1,16 @@
-"""Unit tests of the pure scheduling pieces: timer heap, run marks, backoff."""
+"""Unit tests of the pure scheduling pieces: timer heap, run marks."""
 
 from __future__ import annotations
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from coffeebuddy.infra.kafka.reminder_worker._entry import Pending, RunMark
-from coffeebuddy.infra.kafka.reminder_worker._timers import TimerHeap, backoff_delay
+from coffeebuddy.infra.kafka.reminder_worker._timers import TimerHeap
 
 
 def entry(rid: str, due: float, run_id: str = "run-1", kind: str = "runner") -> Pending:
-    return Pending(rid, run_id, kind, due, due + 60, due + 3600, b"{}", "ev-" + rid, 0.0, 0)
+    return Pending(rid, run_id, kind, due, due + 60, due + 3600, b"{}", "ev-" + rid, 0.0, 0, "U1")
 
 
 def test_heap_pops_only_due_entries_in_time_order() -> None:
@@ -73,17 +72,6 @@ def test_run_mark_blocks_by_reason_and_keeps_runner_reminders_of_closed_runs() -
     mark.cancelled = True
     assert mark.blocks("runner") == "run_cancelled"
     assert mark.blocks("last_call") == "run_cancelled"
-
-
-@pytest.mark.parametrize(
-    ("attempt", "low", "high"),
-    [(1, 0.5, 1.0), (2, 1.0, 2.0), (3, 2.0, 4.0), (10, 15.0, 30.0)],
-)
-def test_backoff_grows_exponentially_with_jitter_and_cap(
-    attempt: int, low: float, high: float
-) -> None:
-    assert backoff_delay(attempt, 1.0, 30.0, rng=lambda: 0.0) == low
-    assert backoff_delay(attempt, 1.0, 30.0, rng=lambda: 1.0) == high
 
 
 @given(

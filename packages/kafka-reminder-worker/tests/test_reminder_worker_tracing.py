@@ -1,4 +1,4 @@
-"""The worker's traced sender: CLIENT spans in a new trace, linked to the scheduling record."""
+"""Delivery's spans: CLIENT spans in a new trace, linked to the scheduling record."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from coffeebuddy.infra.kafka.models import ReminderScheduledData
 from coffeebuddy.infra.kafka.reminder_worker import SendResult
 from coffeebuddy.infra.kafka.reminder_worker._entry import Pending
-from coffeebuddy.infra.kafka.reminder_worker._tracing import TracedSender
+from coffeebuddy.infra.kafka.reminder_worker._tracing import DeliveryTracer
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 SPAN_ID = "00f067aa0ba902b7"
@@ -33,28 +33,8 @@ def _reminder(rid: str) -> ReminderScheduledData:
     )
 
 
-class Scripted:
-    def __init__(self, *results: SendResult | None) -> None:
-        self.results = list(results)
-        self.current: list[Any] = []
-
-    async def send(self, reminder: ReminderScheduledData, *, claim_time: datetime) -> SendResult:
-        self.current.append(trace.get_current_span().get_span_context())
-        result = self.results.pop(0)
-        assert result is not None
-        return result
-
-    async def find_sent(
-        self, reminder: ReminderScheduledData, *, since: datetime
-    ) -> SendResult | None:
-        return self.results.pop(0)
-
-    async def check_auth(self) -> SendResult:
-        return SendResult.sent()
-
-
 def _entry(rid: str, traceparent: bytes | None) -> Pending:
-    entry = Pending(rid, "run-1", "last_call", 0.0, 1.0, 2.0, b"{}", "evt-1", 0.0, 0)
+    entry = Pending(rid, "run-1", "last_call", 0.0, 1.0, 2.0, b"{}", "evt-1", 0.0, 0, "U1")
     entry.traceparent = traceparent
     return entry
 
@@ -63,39 +43,41 @@ async def test_sends_are_client_spans_linked_to_the_scheduling_record() -> None:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    entries = {
-        "r-1": _entry("r-1", f"00-{TRACE_ID}-{SPAN_ID}-01".encode()),
-        "r-2": _entry("r-2", None),
-        "r-3": _entry("r-3", b"garbage"),
-    }
-    inner = Scripted(
-        SendResult.sent("D1", "1.000100"), SendResult.rate_limited(3.0), None, SendResult.sent()
-    )
-    sender = TracedSender(inner, provider.get_tracer("t"), entries.get)
+    tracer = DeliveryTracer(provider.get_tracer("t"), "Scripted")
+    calls = [
+        (
+            "reminder.send",
+            _entry("r-1", f"00-{TRACE_ID}-{SPAN_ID}-01".encode()),
+            SendResult.sent("D1", "1.000100"),
+        ),
+        ("reminder.send", _entry("r-2", None), SendResult.rate_limited(3.0)),
+        ("reminder.find_sent", _entry("r-3", b"garbage"), None),
+    ]
+    current: list[Any] = []
     outer = provider.get_tracer("t").start_span("unrelated current work")
     with trace.use_span(outer, end_on_exit=True):  # must not become the parent
-        assert (await sender.send(_reminder("r-1"), claim_time=DUE)).ok
-        assert not (await sender.send(_reminder("r-2"), claim_time=DUE)).ok
-        assert await sender.find_sent(_reminder("r-3"), since=DUE) is None
-        assert (await sender.send(_reminder("unknown"), claim_time=DUE)).ok
+        for name, entry, result in calls:
+            with tracer.span(name, entry, _reminder(entry.reminder_id)) as span:
+                current.append(trace.get_current_span().get_span_context())
+                tracer.record(span, result)
     spans = [s for s in exporter.get_finished_spans() if s.name.startswith("reminder.")]
-    sent, limited, found, unknown = spans
+    sent, limited, found = spans
     for span in spans:
         assert span.kind is trace.SpanKind.CLIENT
         assert span.parent is None  # a new trace each time
     assert [f"{link.context.trace_id:032x}" for link in sent.links] == [TRACE_ID]
     assert f"{sent.links[0].context.span_id:016x}" == SPAN_ID
-    assert inner.current[0].span_id == sent.context.span_id  # current while the sender runs
+    assert current[0].span_id == sent.context.span_id  # current while the sender runs
     assert sent.attributes["coffeebuddy.slack.ts"] == "1.000100"
     assert sent.attributes["cloudevents.event_id"] == "evt-1"
     assert sent.attributes["coffeebuddy.reminder.kind"] == "last_call"
+    assert sent.attributes["coffeebuddy.sender"] == "Scripted"
     assert limited.links == ()
     assert limited.status.status_code is trace.StatusCode.ERROR
     assert limited.attributes["coffeebuddy.reminder.outcome"] == "rate_limited"
     assert found.name == "reminder.find_sent"
     assert found.links == ()  # an unparsable traceparent gives no link, no error
     assert found.attributes["coffeebuddy.reminder.outcome"] == "not_found"
-    assert "cloudevents.event_id" not in (unknown.attributes or {})
 
 
 async def test_a_traced_worker_links_the_send_to_its_scheduling_record(kit: Any) -> None:

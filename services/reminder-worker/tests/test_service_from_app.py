@@ -14,8 +14,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from coffeebuddy.infra.kafka.models import ReminderScheduledData
 from coffeebuddy.infra.kafka.reminder_worker import SendOutcome
+from coffeebuddy.services.fake_slack import BOT_USER_ID, TEAM_ID, FakeSlackServer
 from coffeebuddy.services.reminder_worker import SlackDMSender
-from coffeebuddy.services.reminder_worker.testing import BOT_USER_ID, TEAM_ID, FakeSlackServer
+
+
+def _open() -> bool:
+    """The worker's fence, always open: these calls test the sender alone."""
+    return True
+
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 SIGNING_SECRET = "test-signing-secret"
@@ -57,7 +63,7 @@ async def test_single_workspace_app_shares_its_session_and_token(
     assert sender.client.session is session
     assert sender.client.token == app.client.token
     assert (await sender.check_auth()).ok
-    result = await sender.send(reminder("rem-app"), claim_time=NOW)
+    result = await sender.send(reminder("rem-app"), claim_time=NOW, fence=_open)
     assert result.ok, result
     (message,) = fake_slack.messages_for("U0RUNNER")
     assert message.block_ids == ["rem-app"]
@@ -105,11 +111,13 @@ async def test_multi_workspace_app_takes_each_teams_token_from_its_installation_
     sender = SlackDMSender.from_app(app, team_id=TEAM_ID)
     assert (await sender.check_auth()).ok
     assert sender.team_id == TEAM_ID
-    assert (await sender.send(reminder("rem-store"), claim_time=NOW)).ok
+    assert (await sender.send(reminder("rem-store"), claim_time=NOW, fence=_open)).ok
     assert fake_slack.messages_with_block_id("rem-store")
     assert all(c.token_present and c.ok for c in fake_slack.calls())
     calls_before = len(fake_slack.calls())
-    elsewhere = await sender.send(reminder("rem-elsewhere", team="T0NOTINSTALLED"), claim_time=NOW)
+    elsewhere = await sender.send(
+        reminder("rem-elsewhere", team="T0NOTINSTALLED"), claim_time=NOW, fence=_open
+    )
     assert elsewhere.outcome is SendOutcome.CONFIGURATION
     assert elsewhere.error == "not_authed"
     assert len(fake_slack.calls()) == calls_before  # no request without a token

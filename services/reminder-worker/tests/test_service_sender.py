@@ -16,8 +16,14 @@ from coffeebuddy.infra.kafka.metrics import ReminderMetrics
 from coffeebuddy.infra.kafka.models import OrderLine, ReminderScheduledData
 from coffeebuddy.infra.kafka.reminder_worker import PreparingSender, ReminderSender, SendOutcome
 from coffeebuddy.infra.kafka.testing import wait_until
+from coffeebuddy.services.fake_slack import FakeSlackServer
 from coffeebuddy.services.reminder_worker import SlackDMSender, block_id_for
-from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
+
+
+def _open() -> bool:
+    """The worker's fence, always open: these calls test the sender alone."""
+    return True
+
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
@@ -77,7 +83,7 @@ async def test_runner_reminder_lists_orders_with_block_id_and_dates(
         OrderLine(user_id="U0ALICE", item="flat white"),
         OrderLine(user_id="U0BOB", item="tea"),
     ]
-    result = await sender.send(reminder(orders=orders, order_count=2), claim_time=NOW)
+    result = await sender.send(reminder(orders=orders, order_count=2), claim_time=NOW, fence=_open)
     assert result.outcome is SendOutcome.SENT, result
     (msg,) = fake_slack.messages_for("U0RUNNER")
     assert result.channel == msg.channel
@@ -96,7 +102,9 @@ async def test_last_call_says_when_it_closes_and_how_many_orders(
     sender: SlackDMSender, fake_slack: FakeSlackServer
 ) -> None:
     result = await sender.send(
-        reminder("rem-lc", kind="last_call", user="U0BOB", order_count=3), claim_time=NOW
+        reminder("rem-lc", kind="last_call", user="U0BOB", order_count=3),
+        claim_time=NOW,
+        fence=_open,
     )
     assert result.ok
     (msg,) = fake_slack.messages_for("U0BOB")
@@ -109,7 +117,7 @@ async def test_channel_is_opened_once_per_user(
     sender: SlackDMSender, fake_slack: FakeSlackServer
 ) -> None:
     for i in range(3):
-        assert (await sender.send(reminder(f"r{i}"), claim_time=NOW)).ok
+        assert (await sender.send(reminder(f"r{i}"), claim_time=NOW, fence=_open)).ok
     assert len(fake_slack.calls("conversations.open")) == 1
     assert len(fake_slack.calls("chat.postMessage")) == 3
     assert {c.method for c in fake_slack.calls()} <= {"conversations.open", "chat.postMessage"}
@@ -122,7 +130,7 @@ async def test_prepare_opens_the_dm_channel_ahead_so_the_send_only_posts(
     await sender.prepare(reminder(user="U0EARLY"))
     assert [c.method for c in fake_slack.calls()] == ["conversations.open"]
     assert fake_slack.messages() == []
-    assert (await sender.send(reminder(user="U0EARLY"), claim_time=NOW)).ok
+    assert (await sender.send(reminder(user="U0EARLY"), claim_time=NOW, fence=_open)).ok
     assert [c.method for c in fake_slack.calls()] == ["conversations.open", "chat.postMessage"]
 
 
@@ -132,7 +140,9 @@ async def test_prepare_raises_what_conversations_open_raised(
     fake_slack.fail("user_not_found", method="conversations.open", user="U0GONE")
     with pytest.raises(SlackApiError, match="user_not_found"):
         await sender.prepare(reminder(user="U0GONE"))
-    assert (await sender.send(reminder(user="U0GONE"), claim_time=NOW)).ok  # opened by the send
+    assert (
+        await sender.send(reminder(user="U0GONE"), claim_time=NOW, fence=_open)
+    ).ok  # opened by the send
 
 
 async def test_concurrent_sends_to_one_user_share_one_conversations_open(
@@ -141,7 +151,10 @@ async def test_concurrent_sends_to_one_user_share_one_conversations_open(
     fake_slack.slow(0.3, method="conversations.open")
     results = await asyncio.gather(
         sender.prepare(reminder("r0", user="U0SAME")),
-        *(sender.send(reminder(f"r{i}", user="U0SAME"), claim_time=NOW) for i in range(1, 6)),
+        *(
+            sender.send(reminder(f"r{i}", user="U0SAME"), claim_time=NOW, fence=_open)
+            for i in range(1, 6)
+        ),
     )
     assert all(r.ok for r in results[1:])
     assert len(fake_slack.calls("conversations.open")) == 1
@@ -154,7 +167,9 @@ async def test_a_cancelled_opener_does_not_cancel_the_sends_waiting_on_its_open(
     fake_slack.slow(0.5, method="conversations.open")
     opener = asyncio.create_task(sender.prepare(reminder(user="U0WAIT")))
     await asyncio.sleep(0)  # the opener's call is in flight
-    waiter = asyncio.create_task(sender.send(reminder("r-wait", user="U0WAIT"), claim_time=NOW))
+    waiter = asyncio.create_task(
+        sender.send(reminder("r-wait", user="U0WAIT"), claim_time=NOW, fence=_open)
+    )
     await wait_until(lambda: len(fake_slack.calls("conversations.open")) == 1, timeout=5)
     opener.cancel()
     result = await asyncio.wait_for(waiter, 10)
@@ -167,7 +182,7 @@ async def test_rate_limit_maps_to_retry_after_and_nothing_is_posted(
     sender: SlackDMSender, fake_slack: FakeSlackServer, registry: CollectorRegistry
 ) -> None:
     fake_slack.rate_limit(1, retry_after=7)
-    result = await sender.send(reminder(), claim_time=NOW)
+    result = await sender.send(reminder(), claim_time=NOW, fence=_open)
     assert result.outcome is SendOutcome.RATE_LIMITED
     assert result.retry_after == 7
     assert fake_slack.messages() == []
@@ -199,7 +214,7 @@ async def test_slack_error_codes_are_classified(
     dead_letter: bool,
 ) -> None:
     fake_slack.fail(error)
-    result = await sender.send(reminder(), claim_time=NOW)
+    result = await sender.send(reminder(), claim_time=NOW, fence=_open)
     assert result.error is not None
     code = result.error.split(":")[0]  # missing_scope also names the scope Slack wanted
     assert (result.outcome, result.dead_letter, code) == (outcome, dead_letter, error)
@@ -209,7 +224,7 @@ async def test_user_not_found_on_open_is_permanent(
     sender: SlackDMSender, fake_slack: FakeSlackServer
 ) -> None:
     fake_slack.fail("user_not_found", method="conversations.open", user="U0GONE", count=None)
-    result = await sender.send(reminder(user="U0GONE"), claim_time=NOW)
+    result = await sender.send(reminder(user="U0GONE"), claim_time=NOW, fence=_open)
     assert result.outcome is SendOutcome.PERMANENT
     assert not result.dead_letter
     assert fake_slack.calls("chat.postMessage") == []
@@ -220,10 +235,14 @@ async def test_http_errors_and_connection_refused(fake_slack: FakeSlackServer) -
     try:
         fake_slack.http_error(503)
         # a gateway 503 may come after Slack accepted the post: ambiguous, checked first
-        assert (await sender.send(reminder(), claim_time=NOW)).outcome is SendOutcome.AMBIGUOUS
+        assert (
+            await sender.send(reminder(), claim_time=NOW, fence=_open)
+        ).outcome is SendOutcome.AMBIGUOUS
         fake_slack.http_error(500)
         # A 500 from chat.postMessage may follow a post: the worker must check first.
-        assert (await sender.send(reminder(), claim_time=NOW)).outcome is SendOutcome.AMBIGUOUS
+        assert (
+            await sender.send(reminder(), claim_time=NOW, fence=_open)
+        ).outcome is SendOutcome.AMBIGUOUS
         fake_slack.http_error(500, method="conversations.history")
         assert (await sender.find_sent(reminder(), since=NOW)) is not None
     finally:
@@ -232,7 +251,7 @@ async def test_http_errors_and_connection_refused(fake_slack: FakeSlackServer) -
 
     dead = SlackDMSender.create("xoxb-x", base_url=f"http://127.0.0.1:{free_port()}/api/")
     try:
-        result = await dead.send(reminder(), claim_time=NOW)
+        result = await dead.send(reminder(), claim_time=NOW, fence=_open)
         assert result.outcome is SendOutcome.TRANSIENT
         assert result.error == "connection_error"
     finally:
@@ -248,7 +267,7 @@ async def test_post_then_timeout_is_ambiguous_and_find_sent_sees_it(
     fake_slack.post_then_timeout(delay=30)
     started = time.monotonic()
     try:
-        result = await impatient.send(reminder("rem-amb"), claim_time=claim)
+        result = await impatient.send(reminder("rem-amb"), claim_time=claim, fence=_open)
     finally:
         await impatient.close()
     assert result.outcome is SendOutcome.AMBIGUOUS
@@ -266,7 +285,7 @@ async def test_post_then_timeout_is_ambiguous_and_find_sent_sees_it(
 async def test_find_sent_ignores_posts_before_the_claim(
     sender: SlackDMSender, fake_slack: FakeSlackServer
 ) -> None:
-    assert (await sender.send(reminder("rem-old"), claim_time=NOW)).ok
+    assert (await sender.send(reminder("rem-old"), claim_time=NOW, fence=_open)).ok
     later = datetime.now(UTC) + timedelta(minutes=5)
     assert await sender.find_sent(reminder("rem-old"), since=later) is None
 
@@ -280,7 +299,7 @@ async def test_check_auth_follows_the_token(
     broken = await sender.check_auth()
     assert broken.outcome is SendOutcome.CONFIGURATION
     assert broken.error == "invalid_auth"
-    sent = await sender.send(reminder(), claim_time=NOW)
+    sent = await sender.send(reminder(), claim_time=NOW, fence=_open)
     assert sent.outcome is SendOutcome.CONFIGURATION
     assert all(not c.ok for c in fake_slack.calls()[-2:])
     assert all(c.token_present for c in fake_slack.calls())
@@ -297,7 +316,10 @@ async def test_many_concurrent_sends_each_post_once(
     sender: SlackDMSender, fake_slack: FakeSlackServer
 ) -> None:
     results = await asyncio.gather(
-        *(sender.send(reminder(f"c{i}", user=f"U0USER{i % 7}"), claim_time=NOW) for i in range(60))
+        *(
+            sender.send(reminder(f"c{i}", user=f"U0USER{i % 7}"), claim_time=NOW, fence=_open)
+            for i in range(60)
+        )
     )
     assert all(r.ok for r in results)
     assert len(fake_slack.messages()) == 60
@@ -366,7 +388,7 @@ async def test_gateway_errors_on_post_are_ambiguous_on_reads_transient(
     fake_slack: FakeSlackServer, sender: SlackDMSender, status: int
 ) -> None:
     fake_slack.http_error(status)
-    result = await sender.send(reminder(), claim_time=NOW)
+    result = await sender.send(reminder(), claim_time=NOW, fence=_open)
     assert result.outcome is SendOutcome.AMBIGUOUS
     fake_slack.http_error(status, method="conversations.history")
     check = await sender.find_sent(reminder(), since=NOW)
@@ -377,15 +399,47 @@ async def test_gateway_errors_on_post_are_ambiguous_on_reads_transient(
 async def test_stale_cached_dm_channel_is_reopened_once(
     fake_slack: FakeSlackServer, sender: SlackDMSender
 ) -> None:
-    assert (await sender.send(reminder("a"), claim_time=NOW)).ok
+    assert (await sender.send(reminder("a"), claim_time=NOW, fence=_open)).ok
     fake_slack.fail("channel_not_found")
-    result = await sender.send(reminder("b"), claim_time=NOW)
+    result = await sender.send(reminder("b"), claim_time=NOW, fence=_open)
     assert result.ok
     assert len(fake_slack.calls("conversations.open")) == 2
     assert sorted(m.block_ids[0] for m in fake_slack.messages()) == sorted(
         [block_id_for("a"), block_id_for("b")]
     )
     fake_slack.fail("channel_not_found", count=2)
-    again = await sender.send(reminder("c"), claim_time=NOW)
+    again = await sender.send(reminder("c"), claim_time=NOW, fence=_open)
     assert again.outcome is SendOutcome.PERMANENT  # reopened once, then given up
     assert len(fake_slack.calls("conversations.open")) == 3
+
+
+async def test_the_fence_is_asked_after_the_open_and_right_before_the_post(
+    sender: SlackDMSender, fake_slack: FakeSlackServer
+) -> None:
+    """Issue 21, scenario 1: whatever came first (an open, a token lookup), the fence decides
+    immediately before chat.postMessage; a "no" posts nothing and says FENCED."""
+    asked: list[list[str]] = []
+
+    def closed() -> bool:
+        asked.append([c.method for c in fake_slack.calls()])
+        return False
+
+    result = await sender.send(reminder(user="U0FENCED"), claim_time=NOW, fence=closed)
+    assert result.outcome is SendOutcome.FENCED
+    assert asked == [["conversations.open"]]  # after the open, before any post
+    assert fake_slack.calls("chat.postMessage") == []
+    assert fake_slack.messages_for("U0FENCED") == []
+
+
+async def test_the_fence_is_asked_again_before_the_post_to_a_reopened_channel(
+    sender: SlackDMSender, fake_slack: FakeSlackServer
+) -> None:
+    assert (await sender.send(reminder("a", user="U0STALE"), claim_time=NOW, fence=_open)).ok
+    fake_slack.fail("channel_not_found", user="U0STALE")  # the cached DM channel went stale
+    answers = iter([True, False])
+    result = await sender.send(
+        reminder("b", user="U0STALE"), claim_time=NOW, fence=lambda: next(answers)
+    )
+    assert result.outcome is SendOutcome.FENCED  # the reopen took a while: no second post
+    assert [c.method for c in fake_slack.calls()][-2:] == ["chat.postMessage", "conversations.open"]
+    assert len(fake_slack.messages_for("U0STALE")) == 1

@@ -49,13 +49,13 @@ def test_every_problem_is_reported_at_once_and_names_the_variable() -> None:
         "REMINDER_CLAIM_AHEAD_S",
     }
     assert "eighty" in str(info.value)
-    assert "REMINDER_CLAIM_AHEAD_S: must be between 0 and 4, got 5" in str(info.value)
+    assert "REMINDER_CLAIM_AHEAD_S: must be below REMINDER_CLAIM_START_WINDOW_S" in str(info.value)
 
 
 def test_claim_ahead_defaults_to_a_quarter_second_and_can_be_turned_off() -> None:
-    assert ServiceSettings.from_env({"SLACK_BOT_TOKEN": "xoxb-1"}).claim_ahead_s == 0.25
+    assert ServiceSettings.from_env({"SLACK_BOT_TOKEN": "xoxb-1"}).reminder.claim_ahead_s == 0.25
     env = {"SLACK_BOT_TOKEN": "xoxb-1", "REMINDER_CLAIM_AHEAD_S": "0"}
-    assert ServiceSettings.from_env(env).claim_ahead_s == 0.0
+    assert ServiceSettings.from_env(env).reminder.claim_ahead_s == 0.0
 
 
 @pytest.mark.parametrize(
@@ -66,7 +66,7 @@ def test_gc_thresholds_ours_by_default_pythons_on_request_or_given(
     raw: str, expected: tuple[int, int, int] | None
 ) -> None:
     env = {"SLACK_BOT_TOKEN": "xoxb-1", "REMINDER_GC_THRESHOLDS": raw}
-    assert ServiceSettings.from_env(env).gc_thresholds == expected
+    assert ServiceSettings.from_env(env).reminder.gc_thresholds == expected
 
 
 @pytest.mark.parametrize("raw", ["50000,20", "0,10,10", "a,b,c", "1,2,3,4"])
@@ -154,3 +154,35 @@ def test_json_logs_keep_the_structured_fields_passed_in_extra() -> None:
     assert record["token_echo"] == "<redacted>"
     assert "args" not in record
     assert "msg" not in record
+
+
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [
+        ("REMINDER_MAX_PENDNG", "REMINDER_MAX_PENDING"),
+        ("WORKER_HTTP_POR", "WORKER_HTTP_PORT"),
+        ("SLACK_TIMEOUT_SEC", "SLACK_TIMEOUT_S"),
+        ("KAFKA_LINGER_M", "KAFKA_LINGER_MS"),
+    ],
+)
+def test_a_typo_in_any_prefix_gets_did_you_mean_from_the_cli(typo: str, meant: str) -> None:
+    """REMINDER_*, WORKER_* and SLACK_* typos are reported the way a KAFKA_* typo is."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "SLACK_"))}
+    env.update(
+        {
+            "SLACK_BOT_TOKEN": "xoxb-typo-check",
+            "KAFKA_BOOTSTRAP_SERVERS": "localhost:9092",
+            typo: "5",
+        }
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "coffeebuddy.services.reminder_worker", "--check-config"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert f"{typo} is not a" in result.stderr
+    assert f"did you mean {meant}?" in result.stderr
+    assert "xoxb-typo-check" not in result.stderr + result.stdout

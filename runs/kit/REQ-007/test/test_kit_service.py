@@ -8,6 +8,7 @@ import pytest
 
 from coffeebuddy.infra.kafka.models import OrderLine, ReminderScheduledData
 from coffeebuddy.infra.kafka.reminder_worker import ReminderSender, SendOutcome
+from coffeebuddy.services.fake_slack import FakeSlackServer
 from coffeebuddy.services.reminder_worker import (
     REQUIRED_TOPICS,
     ServiceSettings,
@@ -17,7 +18,12 @@ from coffeebuddy.services.reminder_worker import (
     render_reminder,
     slack_date,
 )
-from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
+
+
+def _open() -> bool:
+    """The worker's fence, always open: these calls test the sender alone."""
+    return True
+
 
 DUE = datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
 
@@ -44,7 +50,7 @@ async def test_kit_sender_posts_a_dm_and_finds_it_again(fake_slack: FakeSlackSer
         assert isinstance(sender, ReminderSender)
         assert (await sender.check_auth()).ok
         claim = datetime.now(UTC)
-        result = await sender.send(_reminder(), claim_time=claim)
+        result = await sender.send(_reminder(), claim_time=claim, fence=_open)
         assert result.outcome is SendOutcome.SENT
         (message,) = fake_slack.messages_for("U0KIT")
         assert message.block_ids == ["kit-rem-1"]
@@ -53,7 +59,7 @@ async def test_kit_sender_posts_a_dm_and_finds_it_again(fake_slack: FakeSlackSer
         assert found is not None
         assert found.ts == message.ts
         fake_slack.rate_limit(1, retry_after=3)
-        limited = await sender.send(_reminder(), claim_time=claim)
+        limited = await sender.send(_reminder(), claim_time=claim, fence=_open)
         assert limited.outcome is SendOutcome.RATE_LIMITED
         assert limited.retry_after == 3
     finally:
@@ -78,8 +84,8 @@ def test_kit_settings_require_a_token_and_never_show_it() -> None:
     assert {t.name for t in REQUIRED_TOPICS} >= {
         "coffeebuddy.reminder.events",
         "coffeebuddy.run.events",
-        "coffeebuddy.reminder.deliveries",
         "coffeebuddy.reminder.state-changelog",
+        "coffeebuddy.reminder.history",
     }
 
 

@@ -27,8 +27,9 @@ Configuration is read from the environment:
   WORKER_HTTP_PORT          /healthz, /readyz, /metrics (default 8080)
   WORKER_DRAIN_TIMEOUT_S    shutdown budget after SIGTERM (default 20)
   LOG_LEVEL                 default INFO (JSON lines on stderr)
-  REMINDER_*                see the README: sends in flight, DM channels opened ahead, ...
-  REMINDER_GC_THRESHOLDS    cyclic GC thresholds, default 50000,20,100 ('python': Python's)
+  SLACK_TIMEOUT_S           the Slack client's timeout (default 10); the claim deadline follows
+  REMINDER_*                the worker's settings (see its README): sends in flight, capacity,
+                            DM channels opened ahead, REMINDER_GC_THRESHOLDS, ...
   OTEL_TRACES_EXPORTER      e.g. otlp or console: export traces (needs the [otel] extra);
                             with OTEL_SERVICE_NAME, OTEL_EXPORTER_OTLP_ENDPOINT, ...
 SIGTERM/SIGINT drains within the budget; a second signal exits at once.
@@ -78,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("configuration is valid")
         return 0
     log.info("starting coffeebuddy-reminder-worker %s", __version__)
-    tune_gc(service_settings.gc_thresholds)  # a process setting: here, not in the library
+    tune_gc(service_settings.reminder.gc_thresholds)  # a process setting: here, not in the library
     provider = configure_tracing()  # before any client is built: they pick it up
     try:
         return asyncio.run(_serve(service_settings, kafka))

@@ -8,20 +8,18 @@ import logging
 import os
 import signal
 from collections.abc import Awaitable, Sequence
-from datetime import timedelta
-from typing import TYPE_CHECKING
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from coffeebuddy.infra.kafka.config import KafkaConnectionError, KafkaSettings, check_connection
-from coffeebuddy.infra.kafka.consumer import KafkaConsumerHarness, RetryPolicy
+from coffeebuddy.infra.kafka.consumer import KafkaConsumerHarness
 from coffeebuddy.infra.kafka.metrics import KafkaMetrics, ReminderMetrics
 from coffeebuddy.infra.kafka.producer import KafkaEventProducer
-from coffeebuddy.infra.kafka.reminder_worker import ReminderWorker, SendOutcome
+from coffeebuddy.infra.kafka.reminder_worker import ReminderWorker
 from coffeebuddy.infra.kafka.topics import (
-    REMINDER_DELIVERIES_TOPIC,
     REMINDER_EVENTS_DLQ_TOPIC,
     REMINDER_EVENTS_TOPIC,
+    REMINDER_HISTORY_TOPIC,
     REMINDER_STATE_CHANGELOG_TOPIC,
     REMINDER_WORKER_GROUP,
     RUN_EVENTS_DLQ_TOPIC,
@@ -32,9 +30,6 @@ from coffeebuddy.services.reminder_worker._http import Probe, ProbeServer
 from coffeebuddy.services.reminder_worker._kafka_probe import KafkaProbe
 from coffeebuddy.services.reminder_worker._sender import SlackDMSender
 from coffeebuddy.services.reminder_worker._settings import ServiceSettings
-
-if TYPE_CHECKING:
-    from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
 
 __all__ = [
     "EXIT_CONFIG",
@@ -58,8 +53,8 @@ EXIT_FORCED = 130
 REQUIRED_TOPICS: tuple[TopicConfig, ...] = (
     REMINDER_EVENTS_TOPIC,
     RUN_EVENTS_TOPIC,
-    REMINDER_DELIVERIES_TOPIC,
     REMINDER_STATE_CHANGELOG_TOPIC,
+    REMINDER_HISTORY_TOPIC,
     REMINDER_EVENTS_DLQ_TOPIC,
     RUN_EVENTS_DLQ_TOPIC,
 )
@@ -99,21 +94,18 @@ class ReminderWorkerService:
         self.kafka_metrics = KafkaMetrics(self.registry)
         self._stop = asyncio.Event()
         self._signals = 0
-        self._auth_ok = False
-        self._auth_error: str | None = None
         self._started = False
         self._harness: KafkaConsumerHarness | None = None
         self._worker: ReminderWorker | None = None
         self._sender: SlackDMSender | None = None
         self._http: ProbeServer | None = None
-        self._fake_slack: FakeSlackServer | None = None
         self._kafka_probe = KafkaProbe(kafka)
         self._bind_ready_metrics()
 
     # ------------------------------------------------------------------ health
     def _bind_ready_metrics(self) -> None:
-        """The scraped readiness gauges say what /readyz says, computed at scrape time (the
-        worker alone cannot see a failing auth.test at start-up, nor the harness or Kafka)."""
+        """The scraped readiness gauges say what /readyz says, computed at scrape time: the
+        service owns them (and /readyz); the worker only reports its state."""
         self.reminder_metrics.worker_ready.set_function(lambda: 1 if self.ready().ok else 0)
         self.reminder_metrics.slack_auth_ok.set_function(
             lambda: 1 if self.ready().checks["slack_auth"] else 0
@@ -132,7 +124,7 @@ class ReminderWorkerService:
             "kafka": self._kafka_probe.ok,
             "consumer_assigned": False,
             "delivery_log_loaded": False,
-            "slack_auth": self._auth_ok,
+            "slack_auth": False,
         }
         details: list[str] = []
         if not self._kafka_probe.ok:
@@ -147,14 +139,13 @@ class ReminderWorkerService:
         if worker is not None and self._started:
             health = worker.health()
             checks["delivery_log_loaded"] = bool(health.delivery_log_caught_up)
-            checks["slack_auth"] = self._auth_ok and bool(health.slack_auth_ok)
+            checks["slack_auth"] = bool(health.slack_auth_ok)
             if not health.ready:
                 details.append(f"worker: {health.detail}")
         else:
             details.append("worker: not started")
         if not checks["slack_auth"]:
-            why = f": {self._auth_error}" if self._auth_error else ""
-            details.append(f"slack: auth.test failing{why} (check SLACK_BOT_TOKEN and scopes)")
+            details.append("slack: auth.test not passing (check SLACK_BOT_TOKEN and its scopes)")
         if self._stop.is_set():
             details.append("draining")
         ok = all(checks.values()) and not self._stop.is_set()
@@ -174,7 +165,7 @@ class ReminderWorkerService:
         """
         self._signals += 1
         if self._signals == 1:
-            log.info("stop requested: draining (budget %.0f s)", self.settings.drain_timeout_s)
+            log.info("stop requested: draining (budget %.0f s)", self.settings.pod.drain_timeout_s)
             self._stop.set()
         else:
             log.error("second stop signal: exiting now without draining")
@@ -186,54 +177,17 @@ class ReminderWorkerService:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
 
-    async def _make_sender(self) -> SlackDMSender:
+    def _make_sender(self) -> SlackDMSender:
         token = self.settings.slack_bot_token
-        base_url = self.settings.slack_api_base_url
-        if self.settings.dev_fake_slack:
-            # imported here only: the stand-in is no part of a production run
-            from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
-
-            fake = FakeSlackServer(token=None)
-            await fake.start()
-            self._fake_slack = fake
-            base_url = fake.base_url
-            log.warning("using the in-process fake Slack at %s (dev only)", base_url)
-            token = token or "xoxb-dev-fake"  # type: ignore[assignment]
-        assert token is not None
+        assert token is not None  # the settings require it
         return SlackDMSender.create(
             token,
-            base_url=base_url,
-            timeout=self.settings.slack_timeout_s,
+            base_url=self.settings.slack_api_base_url,
+            timeout=self.settings.slack.timeout_s,
             metrics=self.reminder_metrics,
             # a connection per send slot, plus the worker's few DM-channel preparations
-            max_connections=self.settings.max_concurrent_sends + 8,
+            max_connections=self.settings.reminder.max_concurrent_sends + 8,
         )
-
-    async def _probe_auth(self, sender: SlackDMSender) -> None:
-        """Until auth.test passes: probe with backoff (1 s doubling to SLACK_AUTH_PROBE_MAX_S)."""
-        backoff = RetryPolicy(
-            initial_backoff=min(1.0, self.settings.auth_probe_max_s),
-            max_backoff=self.settings.auth_probe_max_s,
-            jitter=0.0,
-        )
-        attempt = 0
-        while not self._stop.is_set():
-            attempt += 1
-            result = await sender.check_auth()
-            self._auth_ok = result.outcome is SendOutcome.SENT
-            self._auth_error = None if self._auth_ok else (result.error or result.outcome.value)
-            if self._auth_ok:
-                log.info("slack auth.test ok (bot user %s)", sender.bot_user_id)
-                return
-            delay = backoff.backoff(attempt)
-            log.error(
-                "slack auth.test failed: %s (%s); not ready, retrying in %.0f s",
-                result.error,
-                result.outcome.value,
-                delay,
-            )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), delay)
 
     async def _unless_stopped(self, work: Awaitable[None]) -> bool:
         """Run a start-up step; False (step cancelled) when a stop signal comes first."""
@@ -280,25 +234,21 @@ class ReminderWorkerService:
             live=self.live,
             ready=self.ready,
             registry=self.registry,
-            host=self.settings.http_host,
-            port=self.settings.http_port,
+            host=self.settings.pod.http_host,
+            port=self.settings.pod.http_port,
         )
         await self._http.start()
         log.info("http probes and metrics on port %s", self._http.bound_port)
-        sender = self._sender = await self._make_sender()
-        auth_task = asyncio.create_task(self._probe_auth(sender), name="slack-auth-probe")
+        sender = self._sender = self._make_sender()
         kafka_task = asyncio.create_task(self._kafka_probe.run(self._stop), name="kafka-probe")
         code = EXIT_OK
         try:
             code = await self._run_kafka(sender)
         finally:
-            for task in (auth_task, kafka_task):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            kafka_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await kafka_task
             await sender.close()
-            if self._fake_slack is not None:
-                await self._fake_slack.stop()
             await self._http.stop()
         log.info("reminder worker stopped (exit code %d)", code)
         return code
@@ -309,25 +259,11 @@ class ReminderWorkerService:
         worker = self._worker = ReminderWorker(
             sender,
             producer,
+            self.settings.reminder,
             self.kafka,
             metrics=self.reminder_metrics,
             kafka_metrics=self.kafka_metrics,
-            max_concurrent_sends=self.settings.max_concurrent_sends,
-            late_grace=timedelta(seconds=self.settings.late_grace_s),
-            auth_probe_initial=min(1.0, self.settings.auth_probe_max_s),
-            auth_probe_max=self.settings.auth_probe_max_s,
-            # the claim deadline follows from the Slack client's own timeout (see the RUNBOOK)
-            send_timeout=self.settings.slack_timeout_s,
-            clock_skew=timedelta(seconds=self.settings.clock_skew_s),
-            max_pending=self.settings.max_pending,
-            prepare_ahead=timedelta(seconds=self.settings.prepare_ahead_s),
-            claim_ahead=timedelta(seconds=self.settings.claim_ahead_s),
-            # upgrade: what the old delivery-log worker settled or claimed is honoured once
-            legacy_deliveries_topic=(
-                REMINDER_DELIVERIES_TOPIC if self.settings.upgrade_from_delivery_log else None
-            ),
         )
-        self._bind_ready_metrics()  # the worker bound them to its own, narrower readiness
         harness: KafkaConsumerHarness | None = None
         run_task: asyncio.Task[None] | None = None
         code = EXIT_OK
@@ -343,7 +279,7 @@ class ReminderWorkerService:
                 max_incomplete_total=worker.max_pending,
                 on_assign=worker.on_assign,
                 on_revoke=worker.on_revoke,
-                stop_timeout=max(1.0, self.settings.drain_timeout_s - 3.0),
+                stop_timeout=max(1.0, self.settings.pod.drain_timeout_s - 3.0),
             )
             run_task = asyncio.create_task(harness.run(), name="consumer-harness")
             self._started = True
@@ -381,12 +317,12 @@ class ReminderWorkerService:
                 log.error("producer closed with %d undelivered records", report.undelivered)
 
         try:
-            await asyncio.wait_for(drain(), self.settings.drain_timeout_s)
+            await asyncio.wait_for(drain(), self.settings.pod.drain_timeout_s)
         except TimeoutError:
             log.error(
                 "drain did not finish within WORKER_DRAIN_TIMEOUT_S=%.0f s; "
                 "unfinished reminders are redelivered to the next owner",
-                self.settings.drain_timeout_s,
+                self.settings.pod.drain_timeout_s,
             )
             return code or EXIT_FAILED
         return code

@@ -23,7 +23,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from coffeebuddy.infra.kafka.metrics import ReminderMetrics
 from coffeebuddy.infra.kafka.models import ReminderScheduledData
-from coffeebuddy.infra.kafka.reminder_worker import SendResult
+from coffeebuddy.infra.kafka.reminder_worker import Fence, SendResult
 from coffeebuddy.services.reminder_worker._bolt import BotTokens, app_bot_tokens
 from coffeebuddy.services.reminder_worker._render import block_id_for, render_reminder
 from coffeebuddy.services.reminder_worker._slack_client import (
@@ -169,8 +169,11 @@ class SlackDMSender:
             return SendResult.configuration(f"missing_scope: {', '.join(missing)}")
         return SendResult.sent()
 
-    async def send(self, reminder: ReminderScheduledData, *, claim_time: datetime) -> SendResult:
-        """Open (or reuse) the DM channel and post the reminder once."""
+    async def send(
+        self, reminder: ReminderScheduledData, *, claim_time: datetime, fence: Fence
+    ) -> SendResult:
+        """Open (or reuse) the DM channel and post the reminder once; `fence()` is asked right
+        before chat.postMessage (after the open and the token lookup): no, and nothing posts."""
         team, user = str(reminder.team_id), str(reminder.recipient_user_id)
         text, blocks = _render(reminder)
         for attempt in (1, 2):
@@ -180,11 +183,17 @@ class SlackDMSender:
             except Exception as exc:
                 return classify_slack_error("conversations.open", exc)
             try:
-                data = _data(
-                    await self._call(
-                        POST, team, channel=channel, text=text, blocks=blocks, unfurl_links=False
-                    )
+                response = await self._call(
+                    POST,
+                    team,
+                    fence=fence,
+                    channel=channel,
+                    text=text,
+                    blocks=blocks,
+                    unfurl_links=False,
                 )
+            except _Fenced:
+                return SendResult.fenced()
             except Exception as exc:
                 result = classify_slack_error(POST, exc)
                 if result.error in STALE_CHANNEL_ERRORS:
@@ -194,6 +203,7 @@ class SlackDMSender:
                         log.info("cached DM channel %s is stale; reopening", channel)
                         continue
                 return result
+            data = _data(response)
             return SendResult.sent(str(data.get("channel") or channel), str(data.get("ts") or ""))
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -266,8 +276,11 @@ class SlackDMSender:
         opening.set_result(channel)
         return channel
 
-    async def _call(self, method: str, team: str | None, **kwargs: Any) -> AsyncSlackResponse:
-        """One Web API call, timed and counted; the one path for every method.
+    async def _call(
+        self, method: str, team: str | None, *, fence: Fence | None = None, **kwargs: Any
+    ) -> AsyncSlackResponse:
+        """One Web API call, timed and counted; the one path for every method. `fence` is asked
+        last, after the token lookup: the request starts right after it says yes.
 
         chat.postMessage goes as the final JSON body (slack_sdk's chat_postMessage would re-scan
         our plain dict blocks for Block objects and drop None values on every call).
@@ -277,9 +290,14 @@ class SlackDMSender:
         try:
             if self._bot_tokens is not None and team is not None:
                 kwargs["token"] = await self._team_token(team)
+            if fence is not None and not fence():
+                outcome = "fenced"
+                raise _Fenced
             if method == POST:
                 return await self._client.api_call(POST, json=kwargs)
             return await self._client.api_call(method, http_verb=_READS[method], params=kwargs)
+        except _Fenced:
+            raise
         except SlackApiError as exc:
             outcome = "error"
             status, code = error_code(exc)
@@ -325,6 +343,10 @@ class SlackDMSender:
         if self._metrics is not None:
             self._metrics.slack_error(method, code)
         log.warning("slack %s failed: %s", method, code, extra={"slack_method": method})
+
+
+class _Fenced(Exception):  # noqa: N818 - a signal inside this module, not an error
+    """The fence said no right before a post: nothing was sent."""
 
 
 def _data(response: AsyncSlackResponse) -> dict[str, Any]:

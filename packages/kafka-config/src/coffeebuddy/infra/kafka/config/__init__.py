@@ -12,11 +12,14 @@ from coffeebuddy.infra.kafka.config._compat import (
 )
 from coffeebuddy.infra.kafka.config._connection import check_connection
 from coffeebuddy.infra.kafka.config._env import ENV_PREFIX, env_var
+from coffeebuddy.infra.kafka.config._env_settings import EnvSettings
 from coffeebuddy.infra.kafka.config._errors import (
+    ConfigError,
     ConnectionFailure,
     KafkaConnectionError,
     KafkaSettingsError,
     SettingProblem,
+    SettingsError,
 )
 from coffeebuddy.infra.kafka.config._redact import install_sasl_log_redaction
 from coffeebuddy.infra.kafka.config._settings import (
@@ -39,7 +42,9 @@ __all__ = [
     "Acks",
     "AutoOffsetReset",
     "CompressionType",
+    "ConfigError",
     "ConnectionFailure",
+    "EnvSettings",
     "IsolationLevel",
     "KafkaConnectionError",
     "KafkaSettings",
@@ -47,6 +52,7 @@ __all__ = [
     "SaslMechanism",
     "SecurityProtocol",
     "SettingProblem",
+    "SettingsError",
     "__version__",
     "abandon_consumer",
     "abandon_producer",

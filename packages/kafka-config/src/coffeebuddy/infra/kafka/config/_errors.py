@@ -16,17 +16,32 @@ class SettingProblem(NamedTuple):
         return f"{self.variable}: {self.message}"
 
 
-class KafkaSettingsError(ValueError):
-    """The Kafka configuration is invalid; ``problems`` lists every problem found at once."""
+class ConfigError(Exception):
+    """Root of every error the config package raises."""
 
-    def __init__(self, problems: Iterable[SettingProblem]) -> None:
+
+class SettingsError(ConfigError, ValueError):
+    """A configuration read from the environment is invalid; ``problems`` lists every problem
+    found at once, each naming its variable (values of secrets are never shown)."""
+
+    what = "configuration"
+
+    def __init__(self, problems: Iterable[SettingProblem], what: str | None = None) -> None:
         self.problems: list[SettingProblem] = list(problems)
+        if what is not None:
+            self.what = what
         count = len(self.problems)
-        header = f"invalid Kafka configuration ({count} problem{'s' if count != 1 else ''}):"
+        header = f"invalid {self.what} ({count} problem{'s' if count != 1 else ''}):"
         super().__init__("\n".join([header, *(f"  - {p}" for p in self.problems)]))
 
-    def __reduce__(self) -> tuple[type[KafkaSettingsError], tuple[list[SettingProblem]]]:
-        return (type(self), (self.problems,))
+    def __reduce__(self) -> tuple[type[SettingsError], tuple[list[SettingProblem], str]]:
+        return (type(self), (self.problems, self.what))
+
+
+class KafkaSettingsError(SettingsError):
+    """The Kafka configuration is invalid; ``problems`` lists every problem found at once."""
+
+    what = "Kafka configuration"
 
 
 class ConnectionFailure(NamedTuple):
@@ -39,7 +54,7 @@ class ConnectionFailure(NamedTuple):
         return self.message
 
 
-class KafkaConnectionError(ConnectionError):
+class KafkaConnectionError(ConfigError, ConnectionError):
     """The brokers in the settings cannot be reached or spoken to; the message says why."""
 
     def __init__(self, failures: Iterable[ConnectionFailure], summary: str | None = None) -> None:

@@ -1,5 +1,6 @@
 """Graceful, at-least-once, poison-proof consumer harness for CoffeeBuddy topics."""
 
+from coffeebuddy.infra.kafka.consumer._backoff import Backoff
 from coffeebuddy.infra.kafka.consumer._context import (
     Completion,
     HealthStatus,
@@ -7,6 +8,7 @@ from coffeebuddy.infra.kafka.consumer._context import (
     TopicPartition,
 )
 from coffeebuddy.infra.kafka.consumer._errors import (
+    ConsumerError,
     ErrorClass,
     ErrorClassifier,
     NonRetryableError,
@@ -46,7 +48,9 @@ __all__ = [
     "DLQ_ORIGIN_PARTITION",
     "DLQ_ORIGIN_TOPIC",
     "DLQ_REASON",
+    "Backoff",
     "Completion",
+    "ConsumerError",
     "ConsumerFactory",
     "ConsumerLike",
     "ErrorClass",

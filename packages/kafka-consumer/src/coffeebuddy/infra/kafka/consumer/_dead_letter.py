@@ -11,7 +11,7 @@ from coffeebuddy.infra.kafka.config import KafkaSettings
 from coffeebuddy.infra.kafka.metrics import KafkaMetrics
 from coffeebuddy.infra.kafka.models import dead_letter_headers
 from coffeebuddy.infra.kafka.producer import KafkaEventProducer
-from coffeebuddy.infra.kafka.topics import TopicConfig
+from coffeebuddy.infra.kafka.topics import TopicConfig, dead_letter_of
 
 log = logging.getLogger("coffeebuddy.infra.kafka.consumer")
 
@@ -33,18 +33,7 @@ class DeadLetterWriter:
         self._metrics = metrics
         self._producer = producer
         self._own_producer = producer is None
-        self._topics = {
-            t.name: TopicConfig(
-                name=t.dead_letter_topic,
-                partitions=t.partitions,
-                replication_factor=t.replication_factor,
-                key_field=t.key_field,
-                kind="dead_letter",
-                description=f"dead letters of {t.name}",
-            )
-            for t in topics
-            if t.dead_letter_topic is not None
-        }
+        self._topics = {t.name: dead_letter_of(t) for t in topics if t.dead_letter_topic}
 
     async def start(self) -> None:
         if self._producer is None:

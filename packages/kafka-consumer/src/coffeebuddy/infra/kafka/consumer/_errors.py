@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import enum
-import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
+from coffeebuddy.infra.kafka.consumer._backoff import Backoff
 from coffeebuddy.infra.kafka.models import EventDecodeError
 
 
-class RetryableError(Exception):
+class ConsumerError(Exception):
+    """Root of the consumer package's errors (and of the two a handler raises on purpose)."""
+
+
+class RetryableError(ConsumerError):
     """Raise from a handler for a transient failure: the record is retried with backoff."""
 
 
-class NonRetryableError(Exception):
+class NonRetryableError(ConsumerError):
     """Raise from a handler for a permanent failure: the record goes to the dead-letter topic."""
 
 
@@ -54,7 +58,8 @@ class RetryPolicy:
     max_backoff: float = 30.0
     multiplier: float = 2.0
     jitter: float = 0.2
-    """Each delay is scaled by a random factor in [1 - jitter, 1 + jitter]."""
+    """Each delay is shortened by a random share of up to `jitter` (see `Backoff`)."""
+    _backoff: Backoff = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -65,13 +70,12 @@ class RetryPolicy:
             raise ValueError(f"RetryPolicy.multiplier must be >= 1, got {self.multiplier}")
         if not 0 <= self.jitter <= 1:
             raise ValueError(f"RetryPolicy.jitter must be within [0, 1], got {self.jitter}")
+        backoff = Backoff(self.initial_backoff, self.max_backoff, self.multiplier, self.jitter)
+        object.__setattr__(self, "_backoff", backoff)
 
     def backoff(self, attempt: int) -> float:
         """Delay before attempt ``attempt + 1`` after attempt ``attempt`` (1-based) failed."""
-        base = min(self.max_backoff, self.initial_backoff * self.multiplier ** (attempt - 1))
-        if self.jitter:
-            base *= random.uniform(1 - self.jitter, 1 + self.jitter)  # noqa: S311 - not crypto
-        return max(0.0, min(base, self.max_backoff * (1 + self.jitter)))
+        return self._backoff.delay(attempt)
 
     def should_retry(self, attempt: int) -> bool:
         return attempt < self.max_attempts

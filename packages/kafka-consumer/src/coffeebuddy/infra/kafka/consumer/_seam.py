@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from aiokafka.errors import (
     CommitFailedError,
     IllegalGenerationError,
@@ -67,8 +69,15 @@ class ConsumerLike(Protocol):
 ConsumerFactory = Callable[[dict[str, Any]], ConsumerLike]
 
 
+ASSIGNORS = (RangePartitionAssignor, RoundRobinPartitionAssignor)
+"""Range first: partition N of every subscribed topic goes to one member, so co-partitioned topics
+(reminder events, run events and the worker's changelog) stay together, as in Kafka Streams.
+Round robin second: a group rolling over from the old default keeps a common protocol."""
+
+
 def default_consumer_factory(kwargs: dict[str, Any]) -> ConsumerLike:
-    """A real `AIOKafkaConsumer` (the harness's default)."""
+    """A real `AIOKafkaConsumer` (the harness's default), co-partition aware."""
+    kwargs.setdefault("partition_assignment_strategy", ASSIGNORS)
     consumer: ConsumerLike = AIOKafkaConsumer(**kwargs)
     return consumer
 

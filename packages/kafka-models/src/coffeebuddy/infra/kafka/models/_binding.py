@@ -175,7 +175,7 @@ def _decode_binary(value: bytes | bytearray | None, headers: Headers) -> Event:
     if problems:
         raise EventDecodeError("validation", problems, attrs.get("type"))
     if content_type is not None:
-        attrs["datacontenttype"] = _media_type(content_type)
+        attrs["datacontenttype"] = content_type
     doc = json.dumps(attrs, ensure_ascii=False, separators=(",", ":")).encode()
     if value is not None:
         _check_json(value)
@@ -187,17 +187,6 @@ def _decode_binary(value: bytes | bytearray | None, headers: Headers) -> Event:
     raise EventDecodeError(
         error.reason, [_as_header(e) for e in error.errors], error.event_type
     ) from None
-
-
-def _media_type(content_type: str) -> str:
-    """`application/json; charset=utf-8` -> `application/json`; anything else unchanged (the
-    model then rejects it, naming `content-type`)."""
-    media, _, params = content_type.partition(";")
-    media = media.strip().lower()
-    charset = params.strip().lower().replace(" ", "")
-    if media == DATA_CONTENT_TYPE and charset in ("", "charset=utf-8", 'charset="utf-8"'):
-        return DATA_CONTENT_TYPE
-    return content_type
 
 
 def _check_json(value: bytes | bytearray) -> None:

@@ -9,6 +9,7 @@ from typing import Any, Final, Literal
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
+from coffeebuddy.infra.kafka.models._errors import ModelError
 from coffeebuddy.infra.kafka.models._events import EVENT_TYPES, CloudEvent, Event
 from coffeebuddy.infra.kafka.models._fields import PATTERN_MESSAGES
 
@@ -42,7 +43,7 @@ class FieldError:
         return f"{self.field}: {self.message}" if self.field else self.message
 
 
-class EventDecodeError(ValueError):
+class EventDecodeError(ModelError, ValueError):
     """The bytes are not a valid CoffeeBuddy event; `.reason` is a bounded label for metrics."""
 
     def __init__(

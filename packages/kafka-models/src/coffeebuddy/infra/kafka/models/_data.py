@@ -25,6 +25,7 @@ from coffeebuddy.infra.kafka.models._fields import (
     TopicName,
     UserId,
 )
+from coffeebuddy.infra.kafka.models._state import ReminderStatus
 
 
 class _Data(BaseModel):
@@ -128,26 +129,6 @@ class ReminderCancelledData(EventData):
     reason: Reason | None = None
 
 
-DeliveryStatus = Literal["claimed", "sent", "dropped"]
-
-
-class ReminderDeliveryData(EventData):
-    """The reminder worker's delivery-log record for one reminder (compacted by reminder_id)."""
-
-    reminder_id: ReminderId
-    status: DeliveryStatus
-    reason: Reason | None = None
-    due_at: Timestamp
-    recorded_at: Timestamp
-    slack_channel: ChannelId | None = None
-    slack_ts: SlackTs | None = None
-    claimed_at: Timestamp | None = None
-
-
-ReminderStatus = Literal[
-    "scheduled", "cancelled", "claimed", "sent", "dropped", "run_closed", "run_cancelled"
-]
-
 MAX_STATE_KEY = 300
 StateKey = Annotated[
     str, StringConstraints(pattern=NO_WHITESPACE_PATTERN, min_length=1, max_length=MAX_STATE_KEY)
@@ -155,12 +136,14 @@ StateKey = Annotated[
 
 
 class ReminderStateData(EventData):
-    """One change of the reminder worker's schedule state (its changelog, compacted by
-    `state_key`: the reminder id, or `run:<run_id>` for a closed / cancelled run).
+    """One record of the reminder worker's state (its changelog, compacted by `state_key`: the
+    reminder id, or `run:<run_id>` for a run's mark; its history topic keeps every record).
 
-    Written to the changelog partition with the number of the input partition it came from.
-    `keep_until` is the end of the entry's own lifetime (due / expiry + late grace + margin):
-    after it a tombstone may replace the entry, decided by that time, never by uptime.
+    Each record is the key's full snapshot: the last record per key restores exactly what the
+    whole history restored. Written to the changelog partition with the number of the input
+    partition it came from. `keep_until` ends the key's own lifetime (due / expiry + late grace
+    + margin): after it a tombstone may replace the record, decided by that time, never uptime.
+    The worker's fast codec for the same record is `encode_state` / `decode_state`.
     """
 
     state_key: StateKey
@@ -169,13 +152,24 @@ class ReminderStateData(EventData):
     reminder: ReminderScheduledData | None = None
     event_id: str | None = Field(default=None, max_length=256)
     event_time: Timestamp | None = None
+    event_source: str | None = Field(default=None, max_length=1024)
+    origin_topic: TopicName | None = None
+    origin_partition: Offset | None = None
+    origin_offset: Offset | None = None
+    traceparent: str | None = Field(default=None, max_length=256)
     reason: Reason | None = None
+    cause_event_id: str | None = Field(default=None, max_length=256)
     owner: str | None = Field(default=None, max_length=200)
-    epoch: int | None = Field(default=None, ge=0)
+    epoch: Offset | None = None
     claimed_at: Timestamp | None = None
     deadline: Timestamp | None = None
     slack_channel: ChannelId | None = None
     slack_ts: SlackTs | None = None
+    dlq_topic: TopicName | None = None
+    dlq_partition: Offset | None = None
+    dlq_offset: Offset | None = None
+    run_closed: bool | None = None
+    run_cancelled: bool | None = None
     keep_until: Timestamp
     recorded_at: Timestamp
 

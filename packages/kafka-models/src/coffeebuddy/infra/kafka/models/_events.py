@@ -15,7 +15,6 @@ from coffeebuddy.infra.kafka.models._data import (
     DeadLetterReplayedData,
     OrderAddedData,
     ReminderCancelledData,
-    ReminderDeliveryData,
     ReminderScheduledData,
     ReminderStateData,
     RunCancelledData,
@@ -27,9 +26,11 @@ from coffeebuddy.infra.kafka.models._data import (
 from coffeebuddy.infra.kafka.models._fields import (
     MAX_LEDGER_REF,
     NO_WHITESPACE_PATTERN,
+    DataContentType,
     RunId,
     Timestamp,
 )
+from coffeebuddy.infra.kafka.models._state import REMINDER_STATE_TYPE
 
 RUN_CREATED: Final = "coffeebuddy.run.created.v1"
 RUN_ORDER_ADDED: Final = "coffeebuddy.run.order_added.v1"
@@ -38,8 +39,7 @@ RUN_CLOSED: Final = "coffeebuddy.run.closed.v1"
 RUN_CANCELLED: Final = "coffeebuddy.run.cancelled.v1"
 REMINDER_SCHEDULED: Final = "coffeebuddy.reminder.scheduled.v1"
 REMINDER_CANCELLED: Final = "coffeebuddy.reminder.cancelled.v1"
-REMINDER_DELIVERY: Final = "coffeebuddy.reminder.delivery.v1"
-REMINDER_STATE: Final = "coffeebuddy.reminder.state.v1"
+REMINDER_STATE: Final = REMINDER_STATE_TYPE
 DLQ_REPLAYED: Final = "coffeebuddy.dlq.replayed.v1"
 
 SLACK_APP_SOURCE = "/coffeebuddy/slack-app"
@@ -97,7 +97,7 @@ class CloudEvent(BaseModel, Generic[DataT]):
     type: str
     subject: RunId = Field(description="The run id; always equal to data.run_id")
     time: Timestamp
-    datacontenttype: Literal["application/json"] = "application/json"
+    datacontenttype: DataContentType = "application/json"
     data: DataT
 
     @model_validator(mode="after")
@@ -185,14 +185,6 @@ class ReminderCancelled(CloudEvent[ReminderCancelledData]):
     type: Literal["coffeebuddy.reminder.cancelled.v1"] = REMINDER_CANCELLED
 
 
-class ReminderDelivery(CloudEvent[ReminderDeliveryData]):
-    """`coffeebuddy.reminder.delivery.v1`: the reminder worker's delivery-log record."""
-
-    EVENT_TYPE: ClassVar[str] = REMINDER_DELIVERY
-    DEFAULT_SOURCE: ClassVar[str] = REMINDER_WORKER_SOURCE
-    type: Literal["coffeebuddy.reminder.delivery.v1"] = REMINDER_DELIVERY
-
-
 class ReminderState(CloudEvent[ReminderStateData]):
     """A change of the reminder worker's schedule state (its compacted changelog)."""
 
@@ -225,7 +217,6 @@ Event = Annotated[
     | RunCancelled
     | ReminderScheduled
     | ReminderCancelled
-    | ReminderDelivery
     | ReminderState
     | DeadLetterReplayed,
     Field(discriminator="type"),
@@ -242,7 +233,6 @@ EVENT_TYPES: Mapping[str, type[CloudEvent[Any]]] = {
         RunCancelled,
         ReminderScheduled,
         ReminderCancelled,
-        ReminderDelivery,
         ReminderState,
         DeadLetterReplayed,
     )

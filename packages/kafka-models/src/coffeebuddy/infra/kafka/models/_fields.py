@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field, Strict, StringConstraints
+from pydantic import AwareDatetime, BeforeValidator, Field, Strict, StringConstraints
 
 SLACK_TEAM_ID_PATTERN = r"^T[A-Z0-9]+$"
 SLACK_CHANNEL_ID_PATTERN = r"^[CGD][A-Z0-9]+$"
@@ -65,3 +65,23 @@ Operator = Annotated[str, StringConstraints(min_length=1, max_length=MAX_OPERATO
 Offset = Annotated[int, Strict(), Field(ge=0)]
 # Strict: on the wire only an RFC 3339 string is a timestamp (no epoch numbers, no bare dates).
 Timestamp = Annotated[AwareDatetime, Strict(), Field(description="RFC 3339 timestamp with offset")]
+
+
+def json_media_type(value: object) -> object:
+    """`application/json`, with or without a UTF-8 charset parameter (as the CloudEvents Java
+    SDK writes it), as `application/json`; anything else unchanged, for the Literal to refuse.
+    The one media-type rule of both content modes (`datacontenttype` / `content-type`)."""
+    if not isinstance(value, str):
+        return value
+    media, _, params = value.partition(";")
+    charset = params.strip().lower().replace(" ", "")
+    if media.strip().lower() == "application/json" and charset in (
+        "",
+        "charset=utf-8",
+        'charset="utf-8"',
+    ):
+        return "application/json"
+    return value
+
+
+DataContentType = Annotated[Literal["application/json"], BeforeValidator(json_media_type)]

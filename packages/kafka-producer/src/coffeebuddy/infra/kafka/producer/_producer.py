@@ -332,9 +332,21 @@ class KafkaEventProducer:
         hdrs = header_list(headers)
         partitions = [part for _, _, part in records]
         producer = self._live()
-        if not hdrs and None not in partitions and isinstance(producer, BatchingProducer):
-            # every partition is known (checked above; mypy cannot narrow the tuples)
-            return await self._send_partitioned(producer, topic.name, records)  # type: ignore[arg-type]
+        if not hdrs and isinstance(producer, BatchingProducer):
+            if None not in partitions:
+                # every partition is known (checked above; mypy cannot narrow the tuples)
+                return await self._send_partitioned(producer, topic.name, records)  # type: ignore[arg-type]
+            keyed = [(k, v) for k, v, p in records if p is None and k is not None and v is not None]
+            if len(keyed) == len(records) and isinstance(producer, PartitionLookup):
+                # keyed records, partition by key: as whole batches, where send would put them
+                generation = self._generation
+                try:
+                    placed = await partition_by_key(producer, topic.name, keyed)
+                except BaseException as exc:
+                    self._tm(topic.name).error.inc(len(records))
+                    await self._on_error(exc, generation)
+                    raise
+                return await self._send_partitioned(producer, topic.name, placed)
         return await self._send_batch(
             topic.name,
             [(key, value) for key, value, _ in records],

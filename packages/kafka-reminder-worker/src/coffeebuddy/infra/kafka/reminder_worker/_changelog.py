@@ -11,9 +11,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from coffeebuddy.infra.kafka.consumer import Backoff
+
 if TYPE_CHECKING:
     from coffeebuddy.infra.kafka.config import KafkaSettings
     from coffeebuddy.infra.kafka.producer import KafkaEventProducer
+    from coffeebuddy.infra.kafka.reminder_worker._supervisor import Supervisor
     from coffeebuddy.infra.kafka.topics import TopicConfig
 
 __all__ = ["Changelog", "ConsumerFactory", "KafkaChangelog", "RecordSink"]
@@ -21,10 +24,10 @@ __all__ = ["Changelog", "ConsumerFactory", "KafkaChangelog", "RecordSink"]
 log = logging.getLogger("coffeebuddy.infra.kafka.reminder_worker.changelog")
 
 RecordSink = Callable[[int, int, bytes | None, bytes | None, bool], None]
-"""(partition, offset, key, value, restoring) for every record read."""
+"""(partition, offset, key, value, restoring) for every record read; it never raises."""
 
 _BATCH = 2000
-_BACKOFF_MAX = 2.0
+_WRITE_BACKOFF = Backoff(0.05, 2.0)
 
 
 class Changelog(Protocol):
@@ -40,7 +43,9 @@ class Changelog(Protocol):
         """State records written but not acknowledged yet."""
         ...
 
-    async def start(self, sink: RecordSink) -> None: ...
+    async def start(self, sink: RecordSink, supervisor: Supervisor) -> None:
+        """Start reading and writing (as tasks of `supervisor`)."""
+        ...
 
     async def stop(self) -> None: ...
 
@@ -84,8 +89,9 @@ def _default_consumer(kwargs: dict[str, Any]) -> Any:
 class KafkaChangelog:
     """Writer: batches through the shared producer, in order, retrying a failed batch with
     backoff until it is acknowledged (never dropped; `unflushed` counts what waits).
-    Reader: one group-less consumer on the owned partitions, restarted with backoff when it
-    fails (`error` names the cause meanwhile); the worker's readiness reports both."""
+    Reader: one group-less consumer on the owned partitions. Both run under the worker's
+    supervisor (a crash restarts them with backoff, and readiness names them meanwhile); a
+    reader that cannot read says why in `error`."""
 
     def __init__(
         self,
@@ -102,8 +108,7 @@ class KafkaChangelog:
         self._queue: list[_Write] = []
         self._wake = asyncio.Event()
         self._flushed = asyncio.Event()
-        self._writer: asyncio.Task[None] | None = None
-        self._reader: asyncio.Task[None] | None = None
+        self._supervisor: Supervisor | None = None
         self._sink: RecordSink | None = None
         self._owned: set[int] = set()
         self._positions: dict[int, int] = {}
@@ -112,8 +117,11 @@ class KafkaChangelog:
         self._changed = asyncio.Event()
         self.write_error: str | None = None
         self.read_error: str | None = None
-        self.reader_restarts = 0
         self._in_flight = 0
+
+    @property
+    def reader_restarts(self) -> int:
+        return 0 if self._supervisor is None else self._supervisor.restarts("changelog-reader")
 
     @property
     def error(self) -> str | None:
@@ -121,31 +129,25 @@ class KafkaChangelog:
             return f"changelog writer: {self.write_error}"
         if self.read_error is not None:
             return f"changelog reader: {self.read_error}"
-        if self._reader is not None and self._reader.done():
-            return "changelog reader stopped"
         return None
 
     @property
     def unflushed(self) -> int:
         return len(self._queue) + self._in_flight
 
-    async def start(self, sink: RecordSink) -> None:
+    async def start(self, sink: RecordSink, supervisor: Supervisor) -> None:
         self._sink = sink
-        self._writer = asyncio.create_task(self._write_loop(), name="reminder-changelog-writer")
-        self._reader = asyncio.create_task(self._supervise(), name="reminder-changelog-reader")
+        self._supervisor = supervisor
+        supervisor.start("changelog-writer", self._write_loop)
+        supervisor.start("changelog-reader", self._read_failing)
 
     async def stop(self, flush_timeout: float = 10.0) -> None:
-        """Flush what is queued (bounded), then stop both tasks."""
-        if self._writer is not None and self.unflushed:
+        """Flush what is queued (bounded); the supervisor stops the tasks, then this fails
+        what is left."""
+        if self._supervisor is not None and self.unflushed:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(flush_timeout):
                     await self._flushed.wait()
-        for task in (self._writer, self._reader):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        self._writer = self._reader = None
         for w in self._queue:
             if not w.future.done():
                 w.future.cancel()
@@ -187,7 +189,7 @@ class KafkaChangelog:
                 except Exception as exc:
                     failures += 1
                     self.write_error = f"{type(exc).__name__}: {exc}"[:300]
-                    delay = min(_BACKOFF_MAX, 0.05 * 2 ** min(failures, 6))
+                    delay = _WRITE_BACKOFF.delay(failures)
                     log.warning(
                         "changelog write of %d records failed (%s, attempt %d); retrying in "
                         "%.2f s (kept, never dropped)",
@@ -203,6 +205,8 @@ class KafkaChangelog:
             failures = 0
             self.write_error = None
             self._in_flight = 0
+            if self._supervisor is not None:
+                self._supervisor.ok("changelog-writer")
             if not self._queue:
                 self._flushed.set()
             for w, md in zip(batch, metas, strict=True):
@@ -246,26 +250,15 @@ class KafkaChangelog:
             return False
         return True
 
-    async def _supervise(self) -> None:
-        delay = 0.1
-        while True:
-            try:
-                await self._read()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.read_error = f"{type(exc).__name__}: {exc}"[:300]
-                self.reader_restarts += 1
-                log.error(
-                    "changelog reader failed (%s); restarting in %.1f s",
-                    self.read_error,
-                    delay,
-                    extra={"error_class": type(exc).__name__},
-                )
-                await asyncio.sleep(delay)
-                delay = min(5.0, delay * 2)
-            else:
-                return
+    async def _read_failing(self) -> None:
+        """The reader; a failure is named in `error` until it reads again."""
+        try:
+            await self._read()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.read_error = f"{type(exc).__name__}: {exc}"[:300]
+            raise
 
     async def _read(self) -> None:
         kwargs: dict[str, Any] = self._settings.consumer_kwargs(None)
@@ -289,6 +282,8 @@ class KafkaChangelog:
                             await self._changed.wait()
                     continue
                 batches = await consumer.getmany(timeout_ms=100, max_records=5000)
+                if self.read_error is not None and self._supervisor is not None:
+                    self._supervisor.ok("changelog-reader")
                 self.read_error = None
                 sink = self._sink
                 for tp, records in batches.items():

@@ -36,7 +36,7 @@ class ScheduleStep(enum.StrEnum):
     AFTER_ATTEMPT = "after_attempt"
     """A newer event while a send of the reminder is in flight: decided when the attempt ends."""
     SCHEDULE = "schedule"
-    """New or replacing a pending one: write `scheduled`, then complete."""
+    """New or replacing a pending one (a kept claim moves to the new one): write, complete."""
 
 
 class FireStep(enum.StrEnum):
@@ -98,7 +98,7 @@ def decide_schedule(
         return ScheduleStep(reason)
     if now >= expires:
         return ScheduleStep.EXPIRED
-    if existing is not None and (existing.in_flight or existing.claimed_at is not None):
+    if existing is not None and existing.in_flight:
         return ScheduleStep.AFTER_ATTEMPT
     return ScheduleStep.SCHEDULE
 
@@ -116,8 +116,9 @@ def check_claim(entry: Pending, *, owner: str, epoch: int, now: float, skew: flo
 
 
 def is_blocked(entry: Pending, run: RunMark | None) -> bool:
-    """Cancelled while pending or in flight, or its run's close / cancellation rules it out."""
-    if entry.cancel_after is not None:
+    """Cancelled or superseded while pending or in flight, or its run's close / cancellation
+    rules it out."""
+    if entry.cancel_after is not None or entry.successor is not None:
         return True
     return run is not None and run.blocks(entry.kind) is not None
 

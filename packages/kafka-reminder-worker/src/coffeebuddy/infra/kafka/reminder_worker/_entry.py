@@ -10,9 +10,6 @@ __all__ = ["LAST_CALL", "Pending", "RunMark", "intern_kind"]
 
 LAST_CALL = "last_call"
 
-SCHEDULED = "scheduled"
-CLAIMED = "claimed"
-
 
 def _compact_id(event_id: str) -> int | str:
     """A canonical UUID string as its int (44 bytes instead of 85); anything else as is."""
@@ -59,8 +56,12 @@ class Pending:
         "origin_offset",
         "partition",
         "payload",
+        "prepared",
+        "recipient",
         "reminder_id",
         "run_id",
+        "source",
+        "state_offset",
         "successor",
         "traceparent",
     )
@@ -77,6 +78,7 @@ class Pending:
         event_id: str,
         event_time: float,
         partition: int,
+        recipient: str,
     ) -> None:
         self.reminder_id = reminder_id
         self.run_id = run_id
@@ -88,6 +90,8 @@ class Pending:
         self.event_key = _compact_id(event_id)
         self.event_time = event_time
         self.partition = partition
+        self.recipient = sys.intern(recipient)  # rate limits are per recipient
+        self.source = ""  # the scheduling event's CloudEvents source (interned)
         self.attempts = 0
         self.next_at = due
         self.heap_seq = -1
@@ -96,11 +100,13 @@ class Pending:
         self.claimed_at: float | None = None
         self.claim_deadline: float | None = None
         self.needs_check = False
+        self.prepared = False  # the sender prepared it ahead (Slack: its DM channel is open)
         self.in_flight = False
         self.cancel_after: Any = None
         self.successor: tuple[Pending, Any] | None = None
         self.traceparent: bytes | None = None  # the scheduling record's, when tracing is on
-        self.origin_offset = -1
+        self.origin_offset = -1  # of the scheduling record in the input partition
+        self.state_offset = -1  # of the changelog record it was restored from
 
     def set_claim(
         self, owner: str | None, epoch: int | None, claimed_at: float | None, deadline: float | None
@@ -115,10 +121,6 @@ class Pending:
         """The schedule event's CloudEvents id (kept as a 128-bit int when it is a UUID)."""
         key = self.event_key
         return key if isinstance(key, str) else str(uuid.UUID(int=key))
-
-    @property
-    def status(self) -> str:
-        return CLAIMED if self.claimed_at is not None else SCHEDULED
 
     def __repr__(self) -> str:
         return (
@@ -144,3 +146,15 @@ class RunMark:
         if self.closed and kind == LAST_CALL:
             return "run_closed"
         return None
+
+    @classmethod
+    def of(cls, closed: bool, cancelled: bool, keep_until: float) -> RunMark:
+        mark = cls(keep_until)
+        mark.merge(closed, cancelled, keep_until)
+        return mark
+
+    def merge(self, closed: bool, cancelled: bool, keep_until: float) -> None:
+        """What the run's marks say together (a mark never forgets: closed and cancelled)."""
+        self.closed = self.closed or closed
+        self.cancelled = self.cancelled or cancelled
+        self.keep_until = max(self.keep_until, keep_until)

@@ -1,80 +1,154 @@
-"""Intake: each input event becomes a changelog state change; its record completes when the
-change is acknowledged (never held until the reminder is due)."""
+"""Intake: each input event becomes a decision, a state change, and the completion the harness
+waits for (the record completes when its state change is acknowledged, never held until due).
+
+At `max_pending`, a schedule due later than `prepare_ahead_s` waits (deferred, in arrival
+order) without holding its partition: cancellations, run events and reminders due soon behind
+it are applied at once. Waiting schedules are admitted as room frees, or when they come close
+to their due time; past `max_waiting` waiting, intake waits too (back-pressure).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from coffeebuddy.infra.kafka.models import TRACEPARENT_HEADER
+from coffeebuddy.infra.kafka.models import (
+    TRACEPARENT_HEADER,
+    ReminderCancelled,
+    ReminderScheduled,
+    ReminderStatus,
+    RunCancelled,
+    RunClosed,
+)
 from coffeebuddy.infra.kafka.reminder_worker._decisions import (
     Lifetime,
     ScheduleStep,
     decide_schedule,
 )
 from coffeebuddy.infra.kafka.reminder_worker._entry import Pending
-from coffeebuddy.infra.kafka.reminder_worker._legacy import LEGACY_OWNER, LegacyState
-from coffeebuddy.infra.kafka.reminder_worker._scheduler import SchedulerMixin
-from coffeebuddy.infra.kafka.reminder_worker._store import PartitionState
+from coffeebuddy.infra.kafka.reminder_worker._state import complete_when_written
 
 if TYPE_CHECKING:
     from coffeebuddy.infra.kafka.consumer import RecordContext
-    from coffeebuddy.infra.kafka.models import (
-        ReminderCancelled,
-        ReminderScheduled,
-        RunCancelled,
-        RunClosed,
-    )
+    from coffeebuddy.infra.kafka.metrics import ReminderMetrics
+    from coffeebuddy.infra.kafka.models import Event
+    from coffeebuddy.infra.kafka.reminder_worker._clock import Clock
+    from coffeebuddy.infra.kafka.reminder_worker._scheduler import Scheduler
+    from coffeebuddy.infra.kafka.reminder_worker._settings import ReminderSettings
+    from coffeebuddy.infra.kafka.reminder_worker._state import PartitionState, ReminderState
 
-__all__ = ["IntakeMixin"]
+__all__ = ["Intake"]
 
 log = logging.getLogger("coffeebuddy.infra.kafka.reminder_worker")
 
+S = ReminderStatus
 
-class IntakeMixin(SchedulerMixin):
-    _capacity: asyncio.Event
-    _at_capacity: bool
-    _legacy: dict[str, LegacyState]
-    _legacy_lease: float
 
-    def _complete_on(self, fut: asyncio.Future[int], completion: Any) -> None:
-        def done(f: asyncio.Future[int]) -> None:
-            if not f.cancelled() and f.exception() is None:
-                completion.done()
+@dataclass(slots=True)
+class _Waiting:
+    event: ReminderScheduled
+    partition: int
+    offset: int
+    traceparent: bytes | None
+    completion: Any
 
-        fut.add_done_callback(done)
+    def take(self) -> Any:
+        """The record's completion (deferred when it started to wait)."""
+        return self.completion
 
-    async def _wait_capacity(self) -> None:
-        while self._store.pending_count() >= self._cfg.max_pending:
-            if not self._at_capacity:
-                self._at_capacity = True
-                if self._metrics is not None:
-                    self._metrics.at_capacity.set(1)
-                log.warning(
-                    "at max_pending=%d: intake paused until reminders settle (nothing dropped)",
-                    self._cfg.max_pending,
-                    extra={"worker_id": self.worker_id, "pending": self._store.pending_count()},
-                )
-            self._capacity.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(1.0):
-                    await self._capacity.wait()
-        if self._at_capacity:
-            self._at_capacity = False
-            if self._metrics is not None:
-                self._metrics.at_capacity.set(0)
-            log.info("below max_pending again: intake resumed", extra={"worker_id": self.worker_id})
 
-    def _pending_changed(self) -> None:
-        super()._pending_changed()
-        if self._at_capacity and self._store.pending_count() < self._cfg.max_pending:
-            self._capacity.set()
+class Intake:
+    """The harness handler's work; `restored(partition)` waits for a partition's restore."""
 
-    async def _on_scheduled(
-        self, event: ReminderScheduled, context: RecordContext, state: PartitionState
+    def __init__(
+        self,
+        state: ReminderState,
+        scheduler: Scheduler,
+        settings: ReminderSettings,
+        *,
+        restored: Callable[[int], Awaitable[PartitionState | None]],
+        clock: Clock,
+        metrics: ReminderMetrics | None = None,
+        tracing: bool = False,
     ) -> None:
+        self._state = state
+        self._scheduler = scheduler
+        self._settings = settings
+        self._restored = restored
+        self._clock = clock
+        self._metrics = metrics
+        self._tracing = tracing
+        self._waiting: deque[_Waiting] = deque()
+        self.at_capacity = False
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    async def handle(self, event: Event, context: RecordContext) -> None:
+        """Write the state change; the record completes once it is acknowledged."""
+        partition = context.partition
+        if isinstance(event, RunCancelled | RunClosed):
+            if partition in self._state.partitions:  # ours: its mark merges with what is known
+                await self._restored(partition)
+            fut = self._state.mark_run(
+                partition,
+                event.data.run_id,
+                cancelled=isinstance(event, RunCancelled),
+                keep_until=event.time.timestamp() + self._settings.run_memory_s,
+                cause=event.id,
+            )
+            complete_when_written(fut, context.defer())
+            return
+        if not isinstance(event, ReminderScheduled | ReminderCancelled):
+            return  # not ours: the record completes
+        state = await self._restored(partition)
+        if state is None:
+            context.defer()  # revoked meanwhile: never completed, redelivered to the next owner
+            return
+        if isinstance(event, ReminderCancelled):
+            self._cancel(event, context, state)
+            return
+        traceparent = None
+        if self._tracing:
+            traceparent = next(
+                (bytes(v) for n, v in context.headers if n == TRACEPARENT_HEADER and v), None
+            )
+        if self._must_wait(event, state):
+            if len(self._waiting) >= self._settings.max_waiting:
+                await self._room_for_one()
+            else:
+                item = _Waiting(event, partition, context.offset, traceparent, context.defer())
+                self._waiting.append(item)
+                return
+        self._schedule(event, state, context.offset, traceparent, context.defer)
+
+    def _must_wait(self, event: ReminderScheduled, state: PartitionState) -> bool:
+        if self._state.pending_count() < self._settings.max_pending:
+            return False
+        if event.data.reminder_id in state.pending:
+            return False  # replaces a pending one: no more room needed
+        soon = self._clock.now() + self._settings.prepare_ahead_s
+        if event.data.due_at.timestamp() <= soon:
+            return False  # due soon: sent on time whatever the count
+        self._capacity(True)
+        return True
+
+    def _schedule(
+        self,
+        event: ReminderScheduled,
+        state: PartitionState,
+        offset: int,
+        traceparent: bytes | None,
+        defer: Callable[[], Any],
+    ) -> bool:
+        """Decide and apply a schedule; `defer()` gives the record's completion. False when
+        nothing changes (`defer` is not called: a live record then completes inline)."""
         data = event.data
         rid = data.reminder_id
         kind = str(data.kind)
@@ -82,12 +156,10 @@ class IntakeMixin(SchedulerMixin):
         life = Lifetime.of(
             due,
             data.expires_at.timestamp() if data.expires_at is not None else None,
-            self._cfg.late_grace,
-            self._cfg.state_margin,
+            self._settings.late_grace_s,
+            self._settings.state_margin_s,
         )
         event_time = event.time.timestamp()
-        extra = {"run_id": data.run_id, "reminder_id": rid, "event_id": event.id}
-        extra["worker_id"] = self.worker_id
         existing = state.pending.get(rid)
         step = decide_schedule(
             settled=state.settled(rid),
@@ -96,40 +168,14 @@ class IntakeMixin(SchedulerMixin):
             existing=existing,
             event_id=event.id,
             event_time=event_time,
-            now=self._now(),
+            now=self._clock.now(),
             expires=life.expires,
         )
+        extra = {"run_id": data.run_id, "reminder_id": rid, "event_id": event.id}
         if step in (ScheduleStep.DUPLICATE, ScheduleStep.SUPERSEDED):
             self._count_drop(kind, step.value)
             log.info("reminder event %s; nothing to change", step.value, extra=extra)
-            return
-        if step in (
-            ScheduleStep.CANCELLED,
-            ScheduleStep.RUN_CANCELLED,
-            ScheduleStep.RUN_CLOSED,
-            ScheduleStep.EXPIRED,
-        ):
-            self._count_drop(kind, step.value)
-            log.info("reminder dropped: %s", step.value, extra={**extra, "outcome": step.value})
-            fut = self._write_final(
-                state.number, rid, data.run_id, "dropped", life.keep_until, reason=step.value
-            )
-            self._complete_on(fut, context.defer())
-            return
-        legacy = self._legacy.pop(rid, None) if self._legacy and existing is None else None
-        if legacy is not None and legacy.status in ("sent", "dropped"):
-            # settled by the old delivery-log worker: record it in the new format, send nothing
-            self._count_drop(kind, "duplicate")
-            log.info("reminder already %s (legacy delivery log)", legacy.status, extra=extra)
-            fut = self._write_final(
-                state.number, rid, data.run_id, legacy.status, life.keep_until, reason="upgrade"
-            )
-            self._complete_on(fut, context.defer())
-            return
-        if existing is None:
-            await self._wait_capacity()
-            if self._store.get(state.number) is not state:
-                return  # revoked while waiting: the record is redelivered to the next owner
+            return False
         entry = Pending(
             rid,
             data.run_id,
@@ -141,89 +187,123 @@ class IntakeMixin(SchedulerMixin):
             event.id,
             event_time,
             state.number,
+            data.recipient_user_id,
         )
-        entry.origin_offset = context.offset
-        if self._tracing:
-            entry.traceparent = next(
-                (bytes(v) for n, v in context.headers if n == TRACEPARENT_HEADER and v), None
-            )
-        if legacy is not None and legacy.claimed_at is not None:
-            # claimed by the old worker, never confirmed: wait out its lease, check the history
-            entry.set_claim(
-                LEGACY_OWNER, None, legacy.claimed_at, legacy.claimed_at + self._legacy_lease
-            )
+        entry.origin_offset = offset
+        entry.source = event.source
+        entry.traceparent = traceparent
         if step is ScheduleStep.AFTER_ATTEMPT and existing is not None:
             old = existing.successor
-            existing.successor = (entry, context.defer())
+            existing.successor = (entry, defer())
             if old is not None:
                 self._count_drop(kind, "superseded")
                 old[1].done()
-            return
+            return True
+        if step is not ScheduleStep.SCHEDULE:  # cancelled, run cancelled / closed, expired
+            self._count_drop(kind, step.value)
+            log.info("reminder dropped: %s", step.value, extra={**extra, "outcome": step.value})
+            complete_when_written(self._state.settle(entry, S.DROPPED, reason=step.value), defer())
+            return True
         if existing is not None:
             self._count_drop(kind, "superseded")
-        state.pending[rid] = entry
-        # a legacy claim is written as `claimed`: the record is committed once this is acked,
-        # so after a restart or handover only the changelog still knows a post may have happened
-        fut = self._write_entry(entry, claimed=entry.claimed_at is not None, event_id=event.id)
-        self._complete_on(fut, context.defer())
-        self._schedule(entry, max(due, self._now()))
+            if existing.claimed_at is not None:  # a kept claim: a post may have happened
+                entry.set_claim(
+                    existing.claim_owner,
+                    existing.claim_epoch,
+                    existing.claimed_at,
+                    existing.claim_deadline,
+                )
+                entry.needs_check = existing.needs_check
+        tp = traceparent.decode(errors="replace") if traceparent else None
+        complete_when_written(self._state.schedule(entry, traceparent=tp), defer())
+        self._scheduler.schedule(entry, max(due, self._clock.now()))
         if self._metrics is not None:
             self._metrics.reminders_scheduled.labels(kind).inc()
-        self._pending_changed()
         if log.isEnabledFor(logging.DEBUG):  # one line per reminder: DEBUG, and only if wanted
             log.debug("reminder scheduled", extra={**extra, "due_at": data.due_at.isoformat()})
+        return True
 
-    def _on_cancelled(
+    def _cancel(
         self, event: ReminderCancelled, context: RecordContext, state: PartitionState
     ) -> None:
         rid = event.data.reminder_id
-        extra = {"run_id": event.data.run_id, "reminder_id": rid, "event_id": event.id}
         if state.settled(rid):
             return
         entry = state.pending.get(rid)
         if entry is not None and entry.in_flight:
             entry.cancel_after = context.defer()  # decided when the running attempt ends
             return
-        keep_until = (
-            entry.keep_until
-            if entry is not None
-            else event.time.timestamp() + self._cfg.run_memory + self._cfg.state_margin
-        )
-        if entry is not None:
-            self._count_drop(entry.kind, "cancelled")
-        fut = self._write_final(
-            state.number, rid, event.data.run_id, "cancelled", keep_until, reason="cancelled"
-        )
-        self._complete_on(fut, context.defer())
-        log.info("reminder cancelled", extra=extra)
-
-    def _on_run(
-        self, event: RunCancelled | RunClosed, context: RecordContext, partition: int
-    ) -> None:
-        run_id = event.data.run_id
-        status = "run_cancelled" if event.type.endswith(".cancelled.v1") else "run_closed"
-        keep_until = event.time.timestamp() + self._cfg.run_memory
-        fut = self._write_run(partition, run_id, status, keep_until)
-        self._complete_on(fut, context.defer())
-        state = self._store.get(partition)
-        if state is None:
-            return  # the reminders' owner applies it from the changelog
-        mark = self._store.mark_run(state, run_id, status, keep_until)
-        if state.restored:
-            self._drop_run_victims(state, run_id, mark.blocks)
-
-    def _drop_run_victims(self, state: PartitionState, run_id: str, blocks: Any) -> None:
-        victims = [
-            e
-            for e in state.pending.values()
-            if e.run_id == run_id and not e.in_flight and blocks(e.kind) is not None
-        ]
-        for entry in victims:
-            self._drop(entry, blocks(entry.kind))
-        if victims:
-            log.info(
-                "run %s: %d pending reminders dropped",
-                run_id,
-                len(victims),
-                extra={"run_id": run_id, "worker_id": self.worker_id},
+        if entry is None:
+            keep_until = (
+                event.time.timestamp() + self._settings.run_memory_s + self._settings.state_margin_s
             )
+            fut = self._state.cancel_unseen(
+                state.number, rid, event.data.run_id, keep_until, event.id
+            )
+        else:
+            self._count_drop(entry.kind, "cancelled")
+            fut = self._state.settle(entry, S.CANCELLED, reason="cancelled", cause=event.id)
+        complete_when_written(fut, context.defer())
+        log.info("reminder cancelled", extra={"reminder_id": rid, "event_id": event.id})
+
+    # ------------------------------------------------------------------ waiting for room
+
+    async def admit(self) -> None:
+        """Admit waiting schedules as room frees or as they come close to due (supervised)."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await self._state.room.wait()
+            self._state.room.clear()
+            self.admit_now()
+
+    def admit_now(self) -> None:
+        if not self._waiting:
+            self._capacity(False)
+            return
+        soon = self._clock.now() + self._settings.prepare_ahead_s
+        keep: deque[_Waiting] = deque()
+        for item in self._waiting:
+            room = self._state.pending_count() < self._settings.max_pending
+            if room or item.event.data.due_at.timestamp() <= soon:
+                state = self._state.restored(item.partition)  # None: revoked, redelivered
+                if state is not None and not self._schedule(
+                    item.event, state, item.offset, item.traceparent, item.take
+                ):
+                    item.completion.done()
+            else:
+                keep.append(item)
+        self._waiting = keep
+        self._capacity(bool(keep))
+
+    async def _room_for_one(self) -> None:
+        """More waiting than allowed: this partition waits until one is admitted."""
+        while len(self._waiting) >= self._settings.max_waiting:
+            self._state.room.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await self._state.room.wait()
+            self.admit_now()
+
+    def revoked(self, partitions: set[int]) -> None:
+        """Forget waiting schedules of revoked partitions (their records are redelivered)."""
+        self._waiting = deque(w for w in self._waiting if w.partition not in partitions)
+
+    def _capacity(self, full: bool) -> None:
+        if full == self.at_capacity:
+            return
+        self.at_capacity = full
+        if self._metrics is not None:
+            self._metrics.at_capacity.set(1 if full else 0)
+        if full:
+            log.warning(
+                "at max_pending=%d: far-future schedules wait (deferred, nothing dropped); "
+                "cancellations and reminders due soon go on",
+                self._settings.max_pending,
+            )
+        else:
+            log.info("below max_pending again: no schedule waits")
+
+    def _count_drop(self, kind: str, reason: str) -> None:
+        if self._metrics is not None:
+            self._metrics.dropped(kind, reason)

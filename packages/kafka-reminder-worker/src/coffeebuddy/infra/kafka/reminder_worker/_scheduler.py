@@ -1,103 +1,141 @@
-"""The scheduler: prepares reminders about to fall due, fires due ones (one send slot each),
-re-queues retries, tombstones settled state whose lifetime ended, and probes the sender while
-its configuration is broken."""
+"""The scheduler: times every pending reminder, prepares those about to fall due, hands due
+ones to delivery (one send slot each), acts on each attempt's outcome, and tombstones settled
+state whose lifetime ended. Owns the timer heaps and the per-recipient rate-limit waits.
+
+Two stages: an entry leaves the main heap `prepare_ahead_s` before its time (the sender
+prepares it meanwhile: Slack opens the DM channel) and fires from the small "soon" heap
+`claim_ahead_s` before its time (claim, then post at its time).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from coffeebuddy.infra.kafka.models import ReminderScheduledData
-from coffeebuddy.infra.kafka.reminder_worker._attempt import AttemptOutcome, AttemptsMixin
-from coffeebuddy.infra.kafka.reminder_worker._decisions import (
-    FireStep,
-    check_claim,
-    decide_fire,
-)
-from coffeebuddy.infra.kafka.reminder_worker._entry import Pending
-from coffeebuddy.infra.kafka.reminder_worker._sender import SendOutcome, SendResult
-from coffeebuddy.infra.kafka.reminder_worker._timers import backoff_delay
+from coffeebuddy.infra.kafka.models import ReminderScheduledData, ReminderStatus
+from coffeebuddy.infra.kafka.reminder_worker._decisions import FireStep, check_claim, decide_fire
+from coffeebuddy.infra.kafka.reminder_worker._delivery import Outcome
+from coffeebuddy.infra.kafka.reminder_worker._sender import PreparingSender, ReminderSender
+from coffeebuddy.infra.kafka.reminder_worker._state import complete_when_written
+from coffeebuddy.infra.kafka.reminder_worker._timers import TimerHeap
 
-__all__ = ["SchedulerMixin"]
+if TYPE_CHECKING:
+    from coffeebuddy.infra.kafka.metrics import ReminderMetrics
+    from coffeebuddy.infra.kafka.reminder_worker._clock import Clock
+    from coffeebuddy.infra.kafka.reminder_worker._delivery import Delivery
+    from coffeebuddy.infra.kafka.reminder_worker._entry import Pending
+    from coffeebuddy.infra.kafka.reminder_worker._probe import AuthProbe
+    from coffeebuddy.infra.kafka.reminder_worker._settings import ReminderSettings
+    from coffeebuddy.infra.kafka.reminder_worker._state import PartitionState, ReminderState
+    from coffeebuddy.infra.kafka.reminder_worker._supervisor import Supervisor
+
+__all__ = ["Scheduler"]
 
 log = logging.getLogger("coffeebuddy.infra.kafka.reminder_worker")
 
 _BATCH = 1000
-"""Due reminders taken from the heap per scheduler round."""
-
+"""Due reminders taken from a heap per round."""
+_PREPARE_CONCURRENCY = 8
+"""Preparations running at once; they take no send slot."""
 _PREPARE_BACKLOG = 5000
-"""Preparations waiting at most; past that a reminder is not prepared (its send does the work)."""
+"""Preparations waiting at most; past that a reminder is not prepared (its send does it)."""
 
 
-class SchedulerMixin(AttemptsMixin):
-    _prober: asyncio.Task[None] | None = None
-    _last_prune = 0.0
+class Scheduler:
+    """Runs under the supervisor as "scheduler"; `run_once()` is one round (tests call it)."""
 
-    async def _run_scheduler(self) -> None:
+    def __init__(
+        self,
+        state: ReminderState,
+        delivery: Delivery,
+        probe: AuthProbe,
+        sender: ReminderSender,
+        settings: ReminderSettings,
+        *,
+        clock: Clock,
+        supervisor: Supervisor,
+        metrics: ReminderMetrics | None = None,
+    ) -> None:
+        self._state = state
+        self._delivery = delivery
+        self._probe = probe
+        self._prepare = sender.prepare if isinstance(sender, PreparingSender) else None
+        self._settings = settings
+        self._clock = clock
+        self._supervisor = supervisor
+        self._metrics = metrics
+        self.heap = TimerHeap()
+        self.soon = TimerHeap()
+        self._wake = asyncio.Event()
+        self._sends = asyncio.Semaphore(settings.max_concurrent_sends)
+        self._prepare_slots = asyncio.Semaphore(_PREPARE_CONCURRENCY)
+        self.preparing: set[asyncio.Task[None]] = set()
+        self.in_flight: set[asyncio.Task[None]] = set()
+        self._recipient_wait: dict[str, float] = {}
+        self._last_prune = 0.0
+
+    # ------------------------------------------------------------------ timing
+
+    def _live(self, entry: Pending) -> bool:
+        return not entry.in_flight and self._state.owns(entry)
+
+    def schedule(self, entry: Pending, at: float) -> None:
+        """Fire `entry` at `at` (earlier pushes of it no longer count)."""
+        head = self.heap.next_time(self._live)
+        self.heap.push(entry, at)
+        if head is None or at < head:
+            self._wake.set()
+
+    def add_partition(self, state: PartitionState) -> None:
+        """Time every pending reminder of a freshly restored partition."""
+        now = self._clock.now()
+        for entry in state.pending.values():
+            at = max(entry.next_at, entry.due, now) if entry.attempts else max(entry.due, now)
+            self.heap.push(entry, at)
+        self._wake.set()
+
+    def forget_revoked(self) -> None:
+        """Drop heap items of entries no longer owned (after a revoke)."""
+        self.heap.compact(self._live)
+        self.soon.compact(self._live)
+
+    # ------------------------------------------------------------------ rounds
+
+    async def run(self) -> None:
         while True:
-            await self._sleep(await self._run_once())
+            delay = await self.run_once()
+            self._supervisor.ok("scheduler")
+            await self._sleep(delay)
 
-    async def _run_once(self) -> float | None:
+    async def run_once(self) -> float | None:
         """One round; returns seconds to the next due time (None: nothing waiting)."""
-        now = self._now()
+        now = self._clock.now()
         if now - self._last_prune >= 1.0 or now < self._last_prune:
             self._last_prune = now
             self._prune(now)
-        if not self._auth_ok:
+        if not self._probe.ok:
             return 1.0
-        # two stages: an entry leaves the heap `ahead` s before its time (prepared meanwhile)
-        # and fires from the small `soon` heap `lead` s before its time (claim, then post at its
-        # time); ahead and lead 0 are the plain schedule
-        lead = self._cfg.claim_ahead
-        prepare = self._prepare is not None and self._cfg.prepare_ahead > 0
-        ahead = max(lead, self._cfg.prepare_ahead if prepare else 0.0)
-        moved = self._heap.pop_due(now + ahead, self._is_live, _BATCH)
+        lead = self._settings.claim_ahead_s
+        prepare = self._prepare is not None and self._settings.prepare_ahead_s > 0
+        ahead = max(lead, self._settings.prepare_ahead_s if prepare else 0.0)
+        moved = self.heap.pop_due(now + ahead, self._live, _BATCH)
         for entry in moved:
-            self._soon.push(entry, entry.next_at)
+            self.soon.push(entry, entry.next_at)
             if prepare:
                 self._start_prepare(entry)
-        batch = self._soon.pop_due(now + lead, self._is_live, _BATCH)
+        batch = self.soon.pop_due(now + lead, self._live, _BATCH)
         if batch:
             for entry in batch:
                 await self._fire(entry)
             return 0.0
         if len(moved) == _BATCH:
             return 0.0
-        soon = self._soon.next_time(self._is_live)
-        later = self._heap.next_time(self._is_live)
+        soon = self.soon.next_time(self._live)
+        later = self.heap.next_time(self._live)
         times = [t - d for t, d in ((soon, lead), (later, ahead)) if t is not None]
         return max(0.0, min(times) - now) if times else None
-
-    def _start_prepare(self, entry: Pending) -> None:
-        if len(self._preparing) >= _PREPARE_BACKLOG:
-            return
-        task = asyncio.create_task(self._prepare_one(entry))
-        self._preparing.add(task)
-        task.add_done_callback(self._preparing.discard)
-
-    async def _prepare_one(self, entry: Pending) -> None:
-        """Best effort: a failure is logged at DEBUG and leaves the work to the send."""
-        assert self._prepare is not None
-        async with self._prepare_slots:
-            if not self._owns(entry):
-                return
-            try:
-                await self._prepare(ReminderScheduledData.model_validate_json(entry.payload))
-            except Exception as exc:
-                log.debug(
-                    "preparing a reminder failed (%s); its send will do the work",
-                    type(exc).__name__,
-                    extra=self._extra(entry, error_class=type(exc).__name__),
-                )
-
-    def _prune(self, now: float) -> None:
-        for user in [u for u, t in self._recipient_wait.items() if t <= now]:
-            del self._recipient_wait[user]
-        # settled state whose own lifetime ended: no redelivery can still need it
-        for partition, key in self._store.due_for_pruning(now):
-            self._tombstone(partition, key)
 
     async def _sleep(self, seconds: float | None) -> None:
         self._wake.clear()
@@ -107,135 +145,147 @@ class SchedulerMixin(AttemptsMixin):
             async with asyncio.timeout(timeout):
                 await self._wake.wait()
 
+    def _prune(self, now: float) -> None:
+        for user in [u for u, t in self._recipient_wait.items() if t <= now]:
+            del self._recipient_wait[user]
+        self._state.prune(now)
+
     async def _fire(self, entry: Pending) -> None:
-        state = self._store.get(entry.partition)
-        if state is None or not self._owns(entry):
+        state = self._state.restored(entry.partition)
+        if state is None or not self._state.owns(entry):
             return
-        # decided as of the post's time: a reminder fires up to `claim_ahead` before it
-        now = max(self._now(), entry.next_at)
+        # decided as of the post's time: a reminder fires up to `claim_ahead_s` before it
+        now = max(self._clock.now(), entry.next_at)
         run = state.runs.get(entry.run_id)
-        wait = 0.0
-        if self._recipient_wait:
-            wait = self._recipient_wait.get(self._recipient_of(entry), 0.0)
+        wait = self._recipient_wait.get(entry.recipient, 0.0) if self._recipient_wait else 0.0
         claim = check_claim(
-            entry, owner=self.worker_id, epoch=state.epoch, now=now, skew=self._cfg.clock_skew
+            entry,
+            owner=self._state.worker_id,
+            epoch=state.epoch,
+            now=now,
+            skew=self._settings.clock_skew_s,
         )
         step = decide_fire(entry, run=run, now=now, recipient_wait_until=wait, claim=claim)
         if step is FireStep.DROP_BLOCKED:
-            reason = (run.blocks(entry.kind) if run is not None else None) or "cancelled"
-            self._drop(entry, reason)
+            self._drop(entry, (run.blocks(entry.kind) if run is not None else None) or "cancelled")
         elif step is FireStep.EXPIRE:
-            log.info("reminder expired before it could be sent", extra=self._extra(entry))
+            log.info("reminder expired before it could be sent", extra=_extra(entry))
             self._drop(entry, "expired")
         elif step is FireStep.WAIT_RECIPIENT:
-            self._heap.push(entry, wait)
+            self.heap.push(entry, wait)
         elif step is FireStep.WAIT_FOREIGN_CLAIM:
-            until = (entry.claim_deadline or now) + self._cfg.clock_skew
+            until = (entry.claim_deadline or now) + self._settings.clock_skew_s
             log.info(
                 "reminder claimed by a previous owner; waiting out its deadline",
-                extra=self._extra(entry, claim_owner=entry.claim_owner, wait_s=until - now),
+                extra=_extra(entry, claim_owner=entry.claim_owner, wait_s=until - now),
             )
-            self._heap.push(entry, until)
+            self.heap.push(entry, until)
         else:
             entry.in_flight = True
             await self._sends.acquire()  # the claim is written only once a send slot is ours
-            task = asyncio.create_task(self._run_attempt(entry, step, now))
-            task.add_done_callback(lambda _t: self._sends.release())
-            self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
+            task = asyncio.create_task(self._attempt(entry, step, now))
+            self.in_flight.add(task)
+            task.add_done_callback(self.in_flight.discard)
 
-    def _drop(self, entry: Pending, reason: str) -> None:
-        self._count_drop(entry.kind, reason)
-        status = "cancelled" if reason == "cancelled" else "dropped"
-        fut = self._write_final(
-            entry.partition,
-            entry.reminder_id,
-            entry.run_id,
-            status,
-            entry.keep_until,
-            reason=reason,
-        )
-        completion = entry.cancel_after
-        entry.cancel_after = None
-        if completion is not None:
-            self._complete_on(fut, completion)
+    async def _attempt(self, entry: Pending, step: FireStep, at: float) -> None:
+        try:
+            outcome = await self._delivery.attempt(entry, step, at)
+        except asyncio.CancelledError:
+            entry.in_flight = False
+            raise
+        finally:
+            self._sends.release()
+        self._after(entry, outcome)
 
-    def _complete_on(self, fut: asyncio.Future[int], completion: Any) -> None:
-        raise NotImplementedError
-
-    def _after_attempt(self, entry: Pending, outcome: AttemptOutcome) -> None:
-        """Re-queue an unsettled reminder, or hand over to a newer schedule / cancellation that
-        arrived while the attempt ran."""
+    def _after(self, entry: Pending, outcome: Outcome) -> None:
+        """Re-time an unsettled reminder, or hand over to a newer schedule or a cancellation
+        that arrived while the attempt ran (their records complete with what follows)."""
         entry.in_flight = False
-        successor = entry.successor
-        entry.successor = None
-        state = self._store.get(entry.partition)
-        owned = state is not None and self._owns(entry)
-        if outcome is AttemptOutcome.SETTLED:
+        successor, entry.successor = entry.successor, None
+        cancel, entry.cancel_after = entry.cancel_after, None
+        if self._state.restored(entry.partition) is None:
+            return  # revoked: the partition's next owner restores it (completions are stale)
+        if outcome is Outcome.SETTLED or not self._state.owns(entry):
             if successor is not None:
                 self._count_drop(successor[0].kind, "duplicate")
                 successor[1].done()
-            completion = entry.cancel_after
-            entry.cancel_after = None
-            if completion is not None:
-                completion.done()
+            if cancel is not None:
+                cancel.done()
             return
-        if not owned or state is None:
-            return  # the partition's next owner restores it from the changelog
-        if entry.cancel_after is not None:
-            self._drop(entry, "cancelled")
+        if cancel is not None:
+            self._drop(entry, "cancelled", cancel)
             if successor is not None:
                 successor[1].done()
             return
         if successor is not None:
             new, completion = successor
             self._count_drop(entry.kind, "superseded")
-            state.pending[new.reminder_id] = new
-            if entry.claimed_at is not None:
-                # keep the old claim on the new entry: a post may have happened
+            if entry.claimed_at is not None:  # a post may have happened: keep the claim
                 new.set_claim(
                     entry.claim_owner, entry.claim_epoch, entry.claimed_at, entry.claim_deadline
                 )
                 new.needs_check = entry.needs_check
-            self._complete_on(
-                self._write_entry(new, claimed=new.claimed_at is not None), completion
-            )
-            self._schedule(new, max(new.due, self._now()))
+            complete_when_written(self._state.schedule(new), completion)
+            self.schedule(new, max(new.due, self._clock.now()))
             return
-        self._schedule(entry, entry.next_at)
+        if outcome is Outcome.CONFIGURATION:
+            self._probe.failed(self._delivery.last_error)
+        elif outcome is Outcome.RATE_LIMITED:
+            until = max(entry.next_at, self._recipient_wait.get(entry.recipient, 0.0))
+            self._recipient_wait[entry.recipient] = until
+        self.schedule(entry, entry.next_at)
 
-    # ------------------------------------------------------------------ configuration probe
+    def _drop(self, entry: Pending, reason: str, completion: Any = None) -> None:
+        self._count_drop(entry.kind, reason)
+        status = ReminderStatus.CANCELLED if reason == "cancelled" else ReminderStatus.DROPPED
+        fut = self._state.settle(entry, status, reason=reason)
+        if completion is not None:
+            complete_when_written(fut, completion)
 
-    def _configuration_failed(self, error: str | None) -> None:
-        self._auth_error = error or "configuration error"
-        if self._auth_ok:
-            self._auth_ok = False
-        if self._prober is None or self._prober.done():
-            self._prober = asyncio.create_task(self._probe(), name="reminder-auth-probe")
+    def _count_drop(self, kind: str, reason: str) -> None:
+        if self._metrics is not None:
+            self._metrics.dropped(kind, reason)
 
-    async def _probe(self) -> None:
-        attempt = 0
-        while True:
-            attempt += 1
-            delay = backoff_delay(
-                attempt, self._cfg.probe_initial, self._cfg.probe_max, self._rng.random
-            )
-            await asyncio.sleep(delay)
-            try:
-                result = await self._sender.check_auth()
-            except Exception as exc:
-                result = SendResult.transient(type(exc).__name__)
-            if result.outcome is SendOutcome.SENT:
-                log.info("sender configuration fixed; delivery resumes")
-                self._auth_ok = True
-                self._auth_error = None
-                self._wake.set()
+    # ------------------------------------------------------------------ preparing
+
+    def _start_prepare(self, entry: Pending) -> None:
+        if len(self.preparing) >= _PREPARE_BACKLOG:
+            return
+        task = asyncio.create_task(self._prepare_one(entry))
+        self.preparing.add(task)
+        task.add_done_callback(self.preparing.discard)
+
+    async def _prepare_one(self, entry: Pending) -> None:
+        """Best effort: a failure is logged at DEBUG and leaves the work to the send."""
+        assert self._prepare is not None
+        async with self._prepare_slots:
+            if not self._state.owns(entry):
                 return
-            if result.outcome is SendOutcome.CONFIGURATION:
-                self._auth_error = result.error or self._auth_error
-            log.warning(
-                "sender still not usable (%s: %s)",
-                result.outcome.value,
-                result.error or "",
-                extra={"outcome": result.outcome.value, "error": result.error or ""},
-            )
+            try:
+                await self._prepare(ReminderScheduledData.model_validate_json(entry.payload))
+                entry.prepared = True
+            except Exception as exc:
+                log.debug(
+                    "preparing a reminder failed (%s); its send will do the work",
+                    type(exc).__name__,
+                    extra=_extra(entry, error_class=type(exc).__name__),
+                )
+
+    async def stop(self, timeout: float) -> None:  # noqa: ASYNC109 - the drain budget
+        """Cancel preparations; let attempts in flight finish within `timeout`, then cancel."""
+        for task in set(self.preparing):
+            task.cancel()
+        if self.in_flight:
+            await asyncio.wait(set(self.in_flight), timeout=timeout)
+        for task in set(self.in_flight):
+            task.cancel()
+
+
+def _extra(entry: Pending, **more: Any) -> dict[str, Any]:
+    return {
+        "run_id": entry.run_id,
+        "reminder_id": entry.reminder_id,
+        "event_id": entry.event_id,
+        "partition": entry.partition,
+        **more,
+    }

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from coffeebuddy.infra.kafka.models import ReminderScheduledData
 
-__all__ = ["PreparingSender", "ReminderSender", "SendOutcome", "SendResult"]
+__all__ = ["Fence", "PreparingSender", "ReminderSender", "SendOutcome", "SendResult"]
+
+Fence = Callable[[], bool]
+"""Called by the sender immediately before each chat.postMessage: False means do not post."""
 
 
 class SendOutcome(enum.StrEnum):
@@ -28,6 +32,9 @@ class SendOutcome(enum.StrEnum):
     """Our setup is broken (invalid token, missing scope): stop sending, keep the backlog, probe."""
     AMBIGUOUS = "ambiguous"
     """The message may or may not have been posted (timeout, reset, fatal_error): check first."""
+    FENCED = "fenced"
+    """Nothing was posted: the fence said no right before the post (the claim is too old, the
+    partition moved, the reminder was cancelled or replaced). The worker claims again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +72,10 @@ class SendResult:
     def ambiguous(cls, error: str) -> SendResult:
         return cls(SendOutcome.AMBIGUOUS, error=error)
 
+    @classmethod
+    def fenced(cls) -> SendResult:
+        return cls(SendOutcome.FENCED, error="fenced")
+
     @property
     def ok(self) -> bool:
         return self.outcome is SendOutcome.SENT
@@ -75,8 +86,15 @@ class ReminderSender(Protocol):
     """Delivers reminders as DMs. Implementations classify every failure into a `SendResult`
     instead of raising (an exception escaping is treated as AMBIGUOUS)."""
 
-    async def send(self, reminder: ReminderScheduledData, *, claim_time: datetime) -> SendResult:
-        """Post the reminder once; `claim_time`: when the worker claimed it in its changelog."""
+    async def send(
+        self, reminder: ReminderScheduledData, *, claim_time: datetime, fence: Fence
+    ) -> SendResult:
+        """Post the reminder once; `claim_time`: when the worker claimed it in its changelog.
+
+        Call `fence()` immediately before every chat.postMessage (after any other call such as
+        conversations.open or a token lookup, however long it took) and return
+        `SendResult.fenced()` without posting when it says False: a post may only start while
+        the claim is fresh, or a new owner could post the reminder too."""
         ...
 
     async def find_sent(

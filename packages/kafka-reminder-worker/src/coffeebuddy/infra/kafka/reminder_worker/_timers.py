@@ -1,15 +1,14 @@
-"""A lazy-deletion timer heap of pending entries, and retry backoff."""
+"""A lazy-deletion timer heap of pending entries."""
 
 from __future__ import annotations
 
 import heapq
 import itertools
-import random
 from collections.abc import Callable
 
 from coffeebuddy.infra.kafka.reminder_worker._entry import Pending
 
-__all__ = ["TimerHeap", "backoff_delay"]
+__all__ = ["TimerHeap"]
 
 
 _SEQ = itertools.count()
@@ -65,14 +64,3 @@ class TimerHeap:
 
     def __len__(self) -> int:
         return len(self._heap)
-
-
-def backoff_delay(
-    attempt: int,
-    initial: float,
-    maximum: float,
-    rng: Callable[[], float] = random.random,
-) -> float:
-    """Exponential backoff with "equal jitter": half fixed, half random, capped at `maximum`."""
-    base = min(maximum, initial * 2.0 ** max(0, attempt - 1))
-    return base / 2 + base / 2 * rng()

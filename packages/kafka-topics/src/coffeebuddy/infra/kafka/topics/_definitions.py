@@ -40,18 +40,21 @@ REMINDER_OUTAGE_ALLOWANCE = timedelta(days=3)
 """Longest outage of the reminder worker the retention must survive."""
 EVENTS_RETENTION = timedelta(days=14)
 DEAD_LETTER_RETENTION = timedelta(days=30)
+REMINDER_HISTORY_RETENTION = timedelta(days=14)
+"""How long `coffeebuddy-kafka reminders show` can tell a reminder's story after it settled."""
 
 RUN_EVENTS = "coffeebuddy.run.events"
 REMINDER_EVENTS = "coffeebuddy.reminder.events"
 RUN_EVENTS_DLQ = RUN_EVENTS + DLQ_SUFFIX
 REMINDER_EVENTS_DLQ = REMINDER_EVENTS + DLQ_SUFFIX
-REMINDER_DELIVERIES = "coffeebuddy.reminder.deliveries"
 REMINDER_STATE_CHANGELOG = "coffeebuddy.reminder.state-changelog"
+REMINDER_HISTORY = "coffeebuddy.reminder.history"
 DLQ_REPLAYS = "coffeebuddy.dlq.replays"
 
 SLACK_APP = "slack-app"
 REMINDER_WORKER = "reminder-worker"
 DLQ_REPLAYER = "dlq-replayer"
+REMINDER_OPERATOR = "reminder-operator"
 
 _PROD_PARTITIONS = 12
 _DLQ_PARTITIONS = 3
@@ -120,27 +123,22 @@ def _dead_letter_topic(source: str) -> TopicConfig:
 
 RUN_EVENTS_DLQ_TOPIC = _dead_letter_topic(RUN_EVENTS)
 REMINDER_EVENTS_DLQ_TOPIC = _dead_letter_topic(REMINDER_EVENTS)
+_DEAD_LETTER_TOPICS = {t.name: t for t in (RUN_EVENTS_DLQ_TOPIC, REMINDER_EVENTS_DLQ_TOPIC)}
 
-REMINDER_DELIVERIES_TOPIC = TopicConfig(
-    name=REMINDER_DELIVERIES,
-    partitions=_PROD_PARTITIONS,
-    replication_factor=_REPLICATION,
-    configs={
-        "cleanup.policy": "compact",
-        "min.insync.replicas": _MIN_INSYNC,
-        # Keep claims visible for a while before compaction may fold them into the final state.
-        "min.compaction.lag.ms": _ms(timedelta(hours=1)),
-        "delete.retention.ms": _ms(timedelta(days=1)),
-    },
-    key_field="reminder_id",
-    event_types=frozenset({models.REMINDER_DELIVERY}),
-    owner=REMINDER_WORKER,
-    description=(
-        "The reminder worker's delivery log (claimed / sent / dropped per reminder_id), "
-        "compacted; read back on start so a DM is sent at most once."
-    ),
-    kind="log",
-)
+
+def dead_letter_of(topic: TopicConfig) -> TopicConfig:
+    """The dead-letter topic of `topic`: the catalog's own for a catalog topic, else one shaped
+    as every dead-letter topic of the catalog. KeyError when `topic` has none."""
+    name = topic.dead_letter_topic
+    if name is None:
+        raise KeyError(f"topic {topic.name!r} has no dead-letter topic")
+    known = _DEAD_LETTER_TOPICS.get(name)
+    return (
+        known
+        if known is not None
+        else _dead_letter_topic(topic.name).model_copy(update={"name": name})
+    )
+
 
 REMINDER_STATE_CHANGELOG_TOPIC = TopicConfig(
     name=REMINDER_STATE_CHANGELOG,
@@ -164,6 +162,26 @@ REMINDER_STATE_CHANGELOG_TOPIC = TopicConfig(
         "per reminder_id, closed / cancelled per run), compacted, co-partitioned with "
         "coffeebuddy.reminder.events (state of input partition N in partition N); restored by "
         "the owner of a partition before it processes, so input offsets commit at once."
+    ),
+    kind="log",
+)
+
+REMINDER_HISTORY_TOPIC = TopicConfig(
+    name=REMINDER_HISTORY,
+    partitions=_PROD_PARTITIONS,
+    replication_factor=_REPLICATION,
+    configs={
+        "cleanup.policy": "delete",
+        "retention.ms": _ms(REMINDER_HISTORY_RETENTION),
+        "min.insync.replicas": _MIN_INSYNC,
+    },
+    key_field="state_key",
+    event_types=frozenset({models.REMINDER_STATE}),
+    owner=REMINDER_WORKER,
+    description=(
+        "Audit trail of the reminder worker: a copy of every reminder state record (scheduled, "
+        "claimed, sent, dropped, cancelled, dead-lettered), keyed by reminder id, kept 14 days "
+        "by time: it outlives the changelog's tombstones. Read by `reminders show`."
     ),
     kind="log",
 )
@@ -210,14 +228,29 @@ REMINDER_WORKER_PRINCIPAL = ServicePrincipal(
         ConsumerRole(topic=REMINDER_EVENTS, group=REMINDER_WORKER_GROUP.name),
         ProducerRole(topic=RUN_EVENTS_DLQ),
         ProducerRole(topic=REMINDER_EVENTS_DLQ),
-        ProducerRole(topic=REMINDER_DELIVERIES),
-        LogReaderRole(topic=REMINDER_DELIVERIES),
         ProducerRole(topic=REMINDER_STATE_CHANGELOG),
         LogReaderRole(topic=REMINDER_STATE_CHANGELOG),
+        ProducerRole(topic=REMINDER_HISTORY),
     ),
     description=(
         "Reminder worker: consumes run and reminder events, writes DLQs, its state changelog "
-        "and (read once on upgrade) its legacy delivery log."
+        "and its history."
+    ),
+)
+
+REMINDER_OPERATOR_PRINCIPAL = ServicePrincipal(
+    name="User:reminder-operator",
+    service=REMINDER_OPERATOR,
+    roles=(
+        # `reminders list|show` read by assignment and commit nothing: no group ACL
+        LogReaderRole(topic=REMINDER_STATE_CHANGELOG),
+        LogReaderRole(topic=REMINDER_HISTORY),
+        # `reminders cancel` publishes the catalog's reminder.cancelled event
+        ProducerRole(topic=REMINDER_EVENTS),
+    ),
+    description=(
+        "Operators of the reminder worker (`coffeebuddy-kafka reminders list|show|cancel`): "
+        "read its state and history, publish cancellations; nothing else."
     ),
 )
 
@@ -246,11 +279,16 @@ CATALOG = Catalog(
         REMINDER_EVENTS_TOPIC,
         RUN_EVENTS_DLQ_TOPIC,
         REMINDER_EVENTS_DLQ_TOPIC,
-        REMINDER_DELIVERIES_TOPIC,
         DLQ_REPLAYS_TOPIC,
         REMINDER_STATE_CHANGELOG_TOPIC,
+        REMINDER_HISTORY_TOPIC,
     ),
     groups=(REMINDER_WORKER_GROUP,),
-    principals=(SLACK_APP_PRINCIPAL, REMINDER_WORKER_PRINCIPAL, DLQ_REPLAYER_PRINCIPAL),
+    principals=(
+        SLACK_APP_PRINCIPAL,
+        REMINDER_WORKER_PRINCIPAL,
+        DLQ_REPLAYER_PRINCIPAL,
+        REMINDER_OPERATOR_PRINCIPAL,
+    ),
 )
 """The catalog definition (prod sizing); `CATALOG.for_environment(env)` renders dev/staging/prod."""

@@ -1,0 +1,558 @@
+"""ReminderState: the schedule state of the owned partitions, kept equal to the changelog.
+
+The one place that encodes and decodes state records (through the models' codec) and applies
+them: local changes are applied and written here; records read back (restore, or another
+writer's records while tailing) are applied here by the same rules. A record that cannot be
+read is counted, logged once with its partition and offset, and skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from coffeebuddy.infra.kafka.models import (
+    RUN_KEY_PREFIX,
+    ReminderStatus,
+    StateRecord,
+    decode_state,
+    encode_state,
+    run_key,
+    state_replaces,
+)
+from coffeebuddy.infra.kafka.reminder_worker._entry import Pending, RunMark
+
+if TYPE_CHECKING:
+    from coffeebuddy.infra.kafka.metrics import ReminderMetrics
+    from coffeebuddy.infra.kafka.reminder_worker._changelog import Changelog
+    from coffeebuddy.infra.kafka.reminder_worker._history import History
+    from coffeebuddy.infra.kafka.reminder_worker._settings import ReminderSettings
+
+__all__ = ["PartitionState", "ReminderState", "complete_when_written"]
+
+log = logging.getLogger("coffeebuddy.infra.kafka.reminder_worker.state")
+
+S = ReminderStatus
+_LOGGED_LIMIT = 10_000
+
+
+class PartitionState:
+    """One owned partition: pending reminders, settled ids (until their lifetime ends), dead
+    letters, run marks, and this owner's epoch (one more than any recorded in the partition)."""
+
+    __slots__ = (
+        "dead",
+        "epoch",
+        "finals",
+        "max_epoch",
+        "number",
+        "pending",
+        "restored",
+        "runs",
+        "stale",
+    )
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+        self.pending: dict[str, Pending] = {}
+        self.finals: dict[str, tuple[float, ReminderStatus]] = {}
+        self.dead: dict[str, float] = {}
+        self.runs: dict[str, RunMark] = {}
+        self.max_epoch = 0
+        self.epoch = 0
+        self.restored = False
+        self.stale: dict[str, str] = {}
+        """Keys (-> run id) whose last record says less than their state: re-written after
+        restore (a stale claim after a final state, a narrower run mark)."""
+
+    def status(self, rid: str) -> ReminderStatus | None:
+        final = self.finals.get(rid)
+        if final is not None:
+            return final[1]
+        if rid in self.dead:
+            return S.DEAD_LETTERED
+        entry = self.pending.get(rid)
+        if entry is None:
+            return None
+        return S.CLAIMED if entry.claimed_at is not None else S.SCHEDULED
+
+    def settled(self, rid: str) -> bool:
+        return rid in self.finals
+
+
+class ReminderState:
+    """Partitions, the prune heap of settled keys, and the records that keep both in Kafka."""
+
+    def __init__(
+        self,
+        changelog: Changelog,
+        settings: ReminderSettings,
+        *,
+        now: Callable[[], float],
+        worker_id: str,
+        events_topic: str,
+        history: History | None = None,
+        metrics: ReminderMetrics | None = None,
+    ) -> None:
+        self._changelog = changelog
+        self._settings = settings
+        self._now = now
+        self.worker_id = worker_id
+        self._events_topic = events_topic
+        self._history = history
+        self._metrics = metrics
+        self._own_marker = f'"coffeebuddywriter":"{worker_id}"'.encode()
+        self.partitions: dict[int, PartitionState] = {}
+        self._prune: list[tuple[float, int, str]] = []
+        self.unreadable = 0
+        self._logged: set[tuple[int, int]] = set()
+        self.room = asyncio.Event()
+        """Set whenever a pending reminder settled or left (intake may admit a waiting one)."""
+
+    # ------------------------------------------------------------------ partitions
+
+    def open(self, partition: int) -> PartitionState:
+        state = self.partitions.get(partition)
+        if state is None:
+            state = self.partitions[partition] = PartitionState(partition)
+        return state
+
+    def close(self, partition: int) -> PartitionState | None:
+        self.room.set()
+        return self.partitions.pop(partition, None)
+
+    def get(self, partition: int) -> PartitionState | None:
+        return self.partitions.get(partition)
+
+    def restored(self, partition: int) -> PartitionState | None:
+        state = self.partitions.get(partition)
+        return state if state is not None and state.restored else None
+
+    def owns(self, entry: Pending, epoch: int | None = None) -> bool:
+        """`entry` is still the live pending entry of an owned, restored partition (and the
+        partition is still in `epoch`)."""
+        state = self.partitions.get(entry.partition)
+        if state is None or not state.restored or state.pending.get(entry.reminder_id) is not entry:
+            return False
+        return epoch is None or state.epoch == epoch
+
+    def pending_count(self) -> int:
+        return sum(len(s.pending) for s in self.partitions.values())
+
+    def find(self, reminder_id: str) -> Pending | None:
+        for state in self.partitions.values():
+            entry = state.pending.get(reminder_id)
+            if entry is not None:
+                return entry
+        return None
+
+    async def restore(self, partition: int) -> PartitionState | None:
+        """Read the partition's changelog to its end into a fresh state and start a new epoch;
+        None when the partition was revoked meanwhile."""
+        started = time.perf_counter()
+        state = self.open(partition)
+        await self._changelog.restore({partition})
+        if self.partitions.get(partition) is not state:
+            return None
+        state.epoch = state.max_epoch + 1
+        state.restored = True
+        for key, run_id in state.stale.items():  # its last record says less than its state
+            self._rewrite(state, key, run_id)
+        state.stale.clear()
+        log.info(
+            "changelog partition %d restored: %d pending, %d settled, epoch %d (%.2f s)",
+            partition,
+            len(state.pending),
+            len(state.finals) + len(state.runs),
+            state.epoch,
+            time.perf_counter() - started,
+            extra={"partition": partition, "worker_id": self.worker_id},
+        )
+        return state
+
+    # ------------------------------------------------------------------ reading records
+
+    def on_record(
+        self, partition: int, offset: int, key: bytes | None, value: bytes | None, restoring: bool
+    ) -> Pending | None:
+        """Apply one changelog record read back; returns a pending entry another writer created
+        or changed (the scheduler times it). Never raises: an unreadable record is skipped."""
+        state = self.partitions.get(partition)
+        if state is None or key is None:
+            return None
+        if not restoring and value is not None and self._own_marker in value:
+            return None  # our own write, applied when it was made: skipped unread
+        try:
+            if value is None:
+                self._forget(state, key.decode())
+                return None
+            rec = decode_state(value)
+            if not restoring and rec.writer == self.worker_id:
+                return None
+            return self._apply(state, rec, offset, restoring)
+        except Exception as exc:
+            self._unreadable(partition, offset, exc)
+            return None
+
+    def _unreadable(self, partition: int, offset: int, exc: Exception) -> None:
+        self.unreadable += 1
+        if (partition, offset) in self._logged:
+            return
+        if len(self._logged) < _LOGGED_LIMIT:
+            self._logged.add((partition, offset))
+        log.error(
+            "unreadable changelog record at partition %d offset %d skipped: %s",
+            partition,
+            offset,
+            str(exc)[:300],
+            extra={"partition": partition, "offset": offset, "error_class": type(exc).__name__},
+        )
+
+    def skip_invalid(self, entry: Pending, error: Exception) -> None:
+        """A pending reminder whose data fails the models' rules when it is due: logged with
+        where it came from, counted, and settled as dropped (it can never be sent)."""
+        self._unreadable(entry.partition, entry.state_offset, error)
+        self.settle(entry, S.DROPPED, reason="invalid")
+
+    def _apply(
+        self, state: PartitionState, rec: StateRecord, offset: int, restoring: bool
+    ) -> Pending | None:
+        if rec.epoch is not None and rec.epoch > state.max_epoch:
+            state.max_epoch = rec.epoch
+        status = rec.status
+        if status.is_run:
+            mark = self._mark(state, rec.run_id, rec.run_closed, rec.run_cancelled, rec.keep_until)
+            narrower = (mark.closed, mark.cancelled) != (rec.run_closed, rec.run_cancelled)
+            if restoring or not state.restored:
+                if narrower:
+                    state.stale[rec.state_key] = rec.run_id
+                else:
+                    state.stale.pop(rec.state_key, None)
+            else:
+                self.drop_blocked(state, rec.run_id, mark)
+                if narrower:  # another writer knew less of the run: the full mark again
+                    self._write_mark(state.number, rec.run_id, mark)
+            return None
+        rid = rec.reminder_id or rec.state_key
+        current = state.status(rid)
+        if not state_replaces(current, status):
+            # a final state stands: a zombie owner's late claim (or schedule) changes nothing,
+            # and the final is written again so that compaction keeps it, not the claim
+            if restoring or not state.restored:
+                state.stale[rid] = rec.run_id
+            else:
+                self._rewrite(state, rid, rec.run_id)
+            return None
+        state.stale.pop(rid, None)
+        if status.is_final:
+            self._settle(state, rid, rec.keep_until, status)
+            return None
+        if status is S.DEAD_LETTERED:
+            state.pending.pop(rid, None)
+            state.dead[rid] = rec.keep_until
+            heapq.heappush(self._prune, (rec.keep_until, state.number, rid))
+            return None
+        entry = state.pending.get(rid)
+        if entry is not None and entry.in_flight:
+            # another writer's claim while our attempt runs: the fence re-checks it
+            entry.set_claim(rec.owner, rec.epoch, rec.claimed_at, rec.deadline)
+            return entry
+        if entry is not None and status is S.SCHEDULED and (rec.event_time or 0) < entry.event_time:
+            return None  # an older schedule than the one we hold
+        assert rec.reminder is not None
+        assert rec.kind is not None
+        assert rec.due is not None
+        state.dead.pop(rid, None)
+        entry = Pending(
+            rid,
+            rec.run_id,
+            rec.kind,
+            rec.due,
+            rec.expires_at if rec.expires_at is not None else rec.keep_until,
+            rec.keep_until,
+            rec.reminder,
+            rec.event_id or "",
+            rec.event_time or 0.0,
+            state.number,
+            rec.recipient or "",
+        )
+        entry.state_offset = offset
+        entry.origin_offset = rec.origin_offset if rec.origin_offset is not None else -1
+        if rec.event_source:
+            entry.source = rec.event_source
+        if status is S.CLAIMED:
+            entry.set_claim(rec.owner, rec.epoch, rec.claimed_at, rec.deadline)
+        state.pending[rid] = entry
+        return entry
+
+    # ------------------------------------------------------------------ local changes
+
+    def schedule(self, entry: Pending, *, traceparent: str | None = None) -> asyncio.Future[int]:
+        """Hold `entry` as its reminder's pending state and write its snapshot (`scheduled`, or
+        `claimed` when it carries a claim)."""
+        state = self.partitions[entry.partition]
+        state.pending[entry.reminder_id] = entry
+        state.dead.pop(entry.reminder_id, None)
+        return self.write_entry(entry, traceparent=traceparent)
+
+    def write_entry(self, entry: Pending, *, traceparent: str | None = None) -> asyncio.Future[int]:
+        status = S.CLAIMED if entry.claimed_at is not None else S.SCHEDULED
+        return self._write_of(entry, status, traceparent=traceparent)
+
+    def claim(self, entry: Pending, epoch: int, now: float) -> asyncio.Future[int]:
+        """Write this owner's claim of `entry` (deadline: now + the claim's time to live)."""
+        entry.set_claim(self.worker_id, epoch, now, now + self._settings.claim_ttl)
+        return self.write_entry(entry)
+
+    def settle(
+        self,
+        entry: Pending,
+        status: ReminderStatus,
+        *,
+        reason: str | None = None,
+        cause: str | None = None,
+        channel: str | None = None,
+        ts: str | None = None,
+    ) -> asyncio.Future[int]:
+        """A final state (sent / dropped / cancelled) for `entry`'s reminder, applied at once."""
+        state = self.partitions.get(entry.partition)
+        if state is not None:
+            self._settle(state, entry.reminder_id, entry.keep_until, status)
+        return self._write_of(
+            entry, status, reason=reason, cause_event_id=cause, slack_channel=channel, slack_ts=ts
+        )
+
+    def cancel_unseen(
+        self, partition: int, reminder_id: str, run_id: str, keep_until: float, cause: str
+    ) -> asyncio.Future[int]:
+        """A cancellation of a reminder not seen yet: remembered, so its schedule is dropped."""
+        state = self.partitions.get(partition)
+        if state is not None:
+            self._settle(state, reminder_id, keep_until, S.CANCELLED)
+        return self._write(
+            partition,
+            reminder_id,
+            S.CANCELLED,
+            run_id,
+            keep_until,
+            reminder_id=reminder_id,
+            reason="cancelled",
+            cause_event_id=cause,
+        )
+
+    def dead_letter(
+        self, entry: Pending, error: str, topic: str, partition: int, offset: int
+    ) -> asyncio.Future[int]:
+        """Parked on the dead-letter topic at `partition`/`offset`: no longer pending, and a
+        replay of the reminder is a fresh schedule."""
+        state = self.partitions.get(entry.partition)
+        if state is not None and state.pending.pop(entry.reminder_id, None) is not None:
+            state.dead[entry.reminder_id] = entry.keep_until
+            heapq.heappush(self._prune, (entry.keep_until, state.number, entry.reminder_id))
+            self.room.set()
+        return self._write_of(
+            entry,
+            S.DEAD_LETTERED,
+            reason=error[:500],
+            dlq_topic=topic,
+            dlq_partition=partition,
+            dlq_offset=offset,
+        )
+
+    def mark_run(
+        self, partition: int, run_id: str, *, cancelled: bool, keep_until: float, cause: str
+    ) -> asyncio.Future[int]:
+        """A run closed or cancelled: its mark (everything known of the run, one snapshot) is
+        written, and the pending reminders it rules out are dropped."""
+        closed = not cancelled
+        state = self.partitions.get(partition)
+        if state is not None:
+            mark = self._mark(state, run_id, closed, cancelled, keep_until)
+            if state.restored:
+                self.drop_blocked(state, run_id, mark)
+            return self._write_mark(partition, run_id, mark, cause)
+        return self._write_mark(partition, run_id, RunMark.of(closed, cancelled, keep_until), cause)
+
+    def _write_mark(
+        self, partition: int, run_id: str, mark: RunMark, cause: str | None = None
+    ) -> asyncio.Future[int]:
+        status = S.RUN_CANCELLED if mark.cancelled else S.RUN_CLOSED
+        return self._write(
+            partition,
+            run_key(run_id),
+            status,
+            run_id,
+            mark.keep_until,
+            cause_event_id=cause,
+            run_closed=mark.closed,
+            run_cancelled=mark.cancelled,
+        )
+
+    def drop_blocked(self, state: PartitionState, run_id: str, mark: RunMark) -> list[Pending]:
+        """Drop the run's pending reminders (not in flight) that `mark` rules out."""
+        victims = [
+            e
+            for e in state.pending.values()
+            if e.run_id == run_id and not e.in_flight and mark.blocks(e.kind) is not None
+        ]
+        for entry in victims:
+            reason = mark.blocks(entry.kind)
+            self.settle(entry, S.DROPPED, reason=reason)
+            if self._metrics is not None and reason is not None:
+                self._metrics.dropped(entry.kind, reason)
+        if victims:
+            log.info(
+                "run %s: %d pending reminders dropped",
+                run_id,
+                len(victims),
+                extra={"run_id": run_id, "worker_id": self.worker_id},
+            )
+        return victims
+
+    def forget_claim(self, entry: Pending) -> asyncio.Future[int]:
+        """Release `entry` entirely (tombstone): nothing of it was posted."""
+        state = self.partitions.get(entry.partition)
+        if state is not None:
+            self._forget(state, entry.reminder_id)
+        return self._changelog.write(entry.partition, entry.reminder_id, None)
+
+    def prune(self, now: float, limit: int = 1000) -> int:
+        """Tombstone settled keys whose own lifetime ended (still owned and unchanged)."""
+        count = 0
+        heap = self._prune
+        while heap and heap[0][0] <= now and count < limit:
+            keep_until, number, key = heapq.heappop(heap)
+            state = self.partitions.get(number)
+            if state is None or not self._expired(state, key, keep_until):
+                continue
+            self._forget(state, key)
+            self._changelog.write(number, key, None)
+            count += 1
+        return count
+
+    def compact(self) -> None:
+        """Drop prune-heap items of partitions no longer owned."""
+        self._prune = [it for it in self._prune if it[1] in self.partitions]
+        heapq.heapify(self._prune)
+
+    # ------------------------------------------------------------------ internals
+
+    def _rewrite(self, state: PartitionState, key: str, run_id: str) -> None:
+        """Write `key`'s full state again (its last record said less: a stale claim after a
+        final state, a run mark from a writer that knew less)."""
+        if key.startswith(RUN_KEY_PREFIX):
+            mark = state.runs.get(key[len(RUN_KEY_PREFIX) :])
+            if mark is not None:
+                self._write_mark(state.number, key[len(RUN_KEY_PREFIX) :], mark)
+            return
+        final = state.finals.get(key)
+        if final is not None:
+            self._write(
+                state.number, key, final[1], run_id, final[0], reminder_id=key, reason="stale claim"
+            )
+
+    @staticmethod
+    def _expired(state: PartitionState, key: str, keep_until: float) -> bool:
+        if key.startswith(RUN_KEY_PREFIX):
+            mark = state.runs.get(key[len(RUN_KEY_PREFIX) :])
+            return mark is not None and mark.keep_until == keep_until
+        final = state.finals.get(key)
+        if final is not None:
+            return final[0] == keep_until
+        return state.dead.get(key) == keep_until
+
+    def _settle(
+        self, state: PartitionState, rid: str, keep_until: float, status: ReminderStatus
+    ) -> None:
+        if state.pending.pop(rid, None) is not None:
+            self.room.set()
+        state.dead.pop(rid, None)
+        state.finals[rid] = (keep_until, status)
+        heapq.heappush(self._prune, (keep_until, state.number, rid))
+
+    def _mark(
+        self, state: PartitionState, run_id: str, closed: bool, cancelled: bool, keep_until: float
+    ) -> RunMark:
+        mark = state.runs.get(run_id)
+        if mark is None:
+            mark = state.runs[run_id] = RunMark(keep_until)
+        mark.merge(closed, cancelled, keep_until)
+        heapq.heappush(self._prune, (mark.keep_until, state.number, run_key(run_id)))
+        return mark
+
+    def _forget(self, state: PartitionState, key: str) -> None:
+        if key.startswith(RUN_KEY_PREFIX):
+            state.runs.pop(key[len(RUN_KEY_PREFIX) :], None)
+            return
+        state.finals.pop(key, None)
+        state.dead.pop(key, None)
+        if state.pending.pop(key, None) is not None:
+            self.room.set()
+
+    def _write_of(
+        self, entry: Pending, status: ReminderStatus, **fields: Any
+    ) -> asyncio.Future[int]:
+        """A record of `entry`'s reminder: its full snapshot (data, origin, claim) plus `fields`."""
+        if entry.origin_offset >= 0:
+            fields.update(
+                origin_topic=self._events_topic,
+                origin_partition=entry.partition,
+                origin_offset=entry.origin_offset,
+            )
+        if entry.claimed_at is not None and status is S.CLAIMED:
+            fields.update(
+                owner=entry.claim_owner,
+                epoch=entry.claim_epoch,
+                claimed_at=entry.claimed_at,
+                deadline=entry.claim_deadline,
+            )
+        return self._write(
+            entry.partition,
+            entry.reminder_id,
+            status,
+            entry.run_id,
+            entry.keep_until,
+            reminder=entry.payload,
+            reminder_id=entry.reminder_id,
+            event_id=entry.event_id or None,
+            event_time=entry.event_time or None,
+            event_source=entry.source or None,
+            **fields,
+        )
+
+    def _write(
+        self,
+        partition: int,
+        key: str,
+        status: ReminderStatus,
+        run_id: str,
+        keep_until: float,
+        **fields: Any,
+    ) -> asyncio.Future[int]:
+        value = encode_state(
+            state_key=key,
+            status=status,
+            run_id=run_id,
+            keep_until=keep_until,
+            now=self._now(),
+            source=self._settings.source,
+            writer=self.worker_id,
+            **fields,
+        )
+        if self._history is not None and not status.is_run:
+            self._history.append(key, value)
+        return self._changelog.write(partition, key, value)
+
+
+def complete_when_written(fut: asyncio.Future[int], completion: Any) -> None:
+    """Complete a harness record (`completion.done()`) once its state write is acknowledged."""
+
+    def done(f: asyncio.Future[int]) -> None:
+        if not f.cancelled() and f.exception() is None:
+            completion.done()
+
+    fut.add_done_callback(done)
