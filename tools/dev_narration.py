@@ -20,7 +20,7 @@ from coffeebuddy.infra.kafka.provision.events import TailedRecord
 from coffeebuddy.services.fake_slack import FakeSlackServer
 from coffeebuddy.services.reminder_worker import block_id_for, render_reminder
 
-FINAL_DROPS = frozenset({"dropped", "cancelled", "run_closed", "run_cancelled"})
+FINAL_DROPS = frozenset({"dropped", "cancelled", "run_closed", "run_cancelled", "dead_lettered"})
 
 
 def hhmmss(moment: datetime) -> str:
