@@ -317,13 +317,21 @@ class ReminderState:
         cause: str | None = None,
         channel: str | None = None,
         ts: str | None = None,
+        first: bool = False,
     ) -> asyncio.Future[int]:
-        """A final state (sent / dropped / cancelled) for `entry`'s reminder, applied at once."""
+        """A final state (sent / dropped / cancelled) for `entry`'s reminder, applied at once
+        (`first`: the reminder's first record, it was dropped on arrival)."""
         state = self.partitions.get(entry.partition)
         if state is not None:
             self._settle(state, entry.reminder_id, entry.keep_until, status)
         return self._write_of(
-            entry, status, reason=reason, cause_event_id=cause, slack_channel=channel, slack_ts=ts
+            entry,
+            status,
+            first=first,
+            reason=reason,
+            cause_event_id=cause,
+            slack_channel=channel,
+            slack_ts=ts,
         )
 
     def cancel_unseen(
@@ -494,22 +502,31 @@ class ReminderState:
             self.room.set()
 
     def _write_of(
-        self, entry: Pending, status: ReminderStatus, **fields: Any
+        self, entry: Pending, status: ReminderStatus, *, first: bool = False, **fields: Any
     ) -> asyncio.Future[int]:
-        """A record of `entry`'s reminder: its full snapshot (data, origin, claim) plus `fields`."""
-        if entry.origin_offset >= 0:
+        """A record of `entry`'s reminder: its data plus `fields`; a pending one (scheduled,
+        claimed) also carries what a restore needs of it: the scheduling event, where it came
+        from, and the claim. A settled one needs only its data (the history keeps the rest),
+        unless it is the reminder's `first` record (dropped on arrival)."""
+        if status.is_pending or first:
             fields.update(
-                origin_topic=self._events_topic,
-                origin_partition=entry.partition,
-                origin_offset=entry.origin_offset,
+                event_id=entry.event_id or None,
+                event_time=entry.event_time or None,
+                event_source=entry.source or None,
             )
-        if entry.claimed_at is not None and status is S.CLAIMED:
-            fields.update(
-                owner=entry.claim_owner,
-                epoch=entry.claim_epoch,
-                claimed_at=entry.claimed_at,
-                deadline=entry.claim_deadline,
-            )
+            if entry.origin_offset >= 0:
+                fields.update(
+                    origin_topic=self._events_topic,
+                    origin_partition=entry.partition,
+                    origin_offset=entry.origin_offset,
+                )
+            if entry.claimed_at is not None and status is S.CLAIMED:
+                fields.update(
+                    owner=entry.claim_owner,
+                    epoch=entry.claim_epoch,
+                    claimed_at=entry.claimed_at,
+                    deadline=entry.claim_deadline,
+                )
         return self._write(
             entry.partition,
             entry.reminder_id,
@@ -518,9 +535,6 @@ class ReminderState:
             entry.keep_until,
             reminder=entry.payload,
             reminder_id=entry.reminder_id,
-            event_id=entry.event_id or None,
-            event_time=entry.event_time or None,
-            event_source=entry.source or None,
             **fields,
         )
 
