@@ -30,6 +30,7 @@ from coffeebuddy.infra.kafka.provision._exit import ExitCode, exit_code_table
 from coffeebuddy.infra.kafka.provision._plan import PlanFileError
 from coffeebuddy.infra.kafka.provision._tables import rich_console
 from coffeebuddy.infra.kafka.provision.dlq import DlqClients, add_dlq_parser
+from coffeebuddy.infra.kafka.provision.reminders import add_reminders_parser
 
 
 class _Parser(argparse.ArgumentParser):
@@ -106,6 +107,7 @@ def build_parser(*, dlq_clients: DlqClients | None = None) -> argparse.ArgumentP
     p.set_defaults(func=cmd_drift)
 
     add_dlq_parser(sub, dlq_clients)
+    add_reminders_parser(sub)
     return parser
 
 

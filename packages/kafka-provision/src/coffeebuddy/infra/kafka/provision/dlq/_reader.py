@@ -1,14 +1,16 @@
-"""Reading a whole topic once: the `TopicReader` seam and its aiokafka implementation.
+"""Reading a topic: the `TopicReader` seam and its aiokafka implementation.
 
 Topics are read with a group-less consumer (assign + seek, never a group commit) from each
 partition's start to the end offsets seen when the read starts, so reading changes nothing on
-the cluster.
+the cluster. `KafkaTopicReader` also reads chosen partitions only, and follows a topic past
+that end (the `reminders` commands: `show` reads one partition, `list --watch` follows).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -53,7 +55,88 @@ class KafkaTopicReader:
     def __repr__(self) -> str:
         return f"KafkaTopicReader({self.settings.describe()!r}, timeout={self.timeout})"
 
-    async def read(self, topic: str, *, what: str = "dead-letter topic") -> list[StoredRecord]:
+    async def read(
+        self,
+        topic: str,
+        *,
+        what: str = "dead-letter topic",
+        partitions: Collection[int] | None = None,
+    ) -> list[StoredRecord]:
+        """Every record of `topic` (or of its `partitions`) up to the end offsets seen now."""
+        out: list[StoredRecord] = []
+        async with contextlib.aclosing(self.follow(topic, what=what, partitions=partitions)) as it:
+            async for record in it:
+                if record is None:
+                    break
+                out.append(record)
+        return out
+
+    async def partition_count(self, topic: str, *, what: str = "dead-letter topic") -> int:
+        """How many partitions `topic` has; `TopicMissingError` when it is not in the metadata."""
+        consumer = await self._start()
+        try:
+            return len(await self._partitions(consumer, topic, what))
+        finally:
+            await consumer.stop()
+
+    async def follow(
+        self,
+        topic: str,
+        *,
+        what: str = "dead-letter topic",
+        partitions: Collection[int] | None = None,
+    ) -> AsyncGenerator[StoredRecord | None, None]:
+        """Every record from each partition's start; `None` once, when the end offsets seen at
+        the start are reached (within `timeout`); then each new record as it arrives, until the
+        caller stops (close it: `contextlib.aclosing`). Partitions are read in offset order."""
+        consumer = await self._start()
+        try:
+            ids = await self._partitions(consumer, topic, what)
+            if partitions is not None:
+                unknown = sorted(set(partitions) - ids)
+                if unknown:
+                    raise DlqError(
+                        f"{what} {topic!r} has no partition {unknown} (it has {len(ids)})"
+                    )
+                ids = set(partitions)
+            tps = [TopicPartition(topic, p) for p in sorted(ids)]
+            consumer.assign(tps)
+            ends: dict[Any, int] = await consumer.end_offsets(tps)
+            starts: dict[Any, int] = await consumer.beginning_offsets(tps)
+            for tp in tps:
+                consumer.seek(tp, starts[tp])
+            later: list[StoredRecord] = []  # fetched past the end while others catch up
+            pending = {tp for tp in tps if starts[tp] < ends[tp]}
+            deadline = time.monotonic() + self.timeout
+            while pending:
+                if time.monotonic() > deadline:
+                    left = {f"{tp.topic}[{tp.partition}]": ends[tp] for tp in pending}
+                    raise DlqError(
+                        f"timed out after {self.timeout}s reading {topic!r} up to {left}"
+                    )
+                batches = await consumer.getmany(*pending, timeout_ms=500)
+                for tp, records in batches.items():
+                    end = ends[tp]
+                    for r in records:
+                        if r.offset < end:
+                            yield _stored(r)
+                        else:
+                            later.append(_stored(r))
+                for tp in list(pending):
+                    if await consumer.position(tp) >= ends[tp]:
+                        pending.discard(tp)
+            yield None
+            for record in later:
+                yield record
+            later.clear()
+            while True:
+                for records in (await consumer.getmany(timeout_ms=1000)).values():
+                    for r in records:
+                        yield _stored(r)
+        finally:
+            await consumer.stop()
+
+    async def _start(self) -> AIOKafkaConsumer:
         consumer = AIOKafkaConsumer(**self.settings.consumer_kwargs(None))
         try:
             await consumer.start()
@@ -61,36 +144,16 @@ class KafkaTopicReader:
             # aiokafka's bare start failure says little; check_connection raises the reason
             await check_connection(self.settings, timeout=10.0)
             raise
-        try:
-            return await self._read(consumer, topic, what)
-        finally:
-            await consumer.stop()
+        return consumer
 
-    async def _read(self, consumer: AIOKafkaConsumer, topic: str, what: str) -> list[StoredRecord]:
+    @staticmethod
+    async def _partitions(consumer: AIOKafkaConsumer, topic: str, what: str) -> set[int]:
         if topic not in await consumer.topics():
             raise TopicMissingError(f"{what} {topic!r} does not exist on the cluster", topic)
-        tps = [TopicPartition(topic, p) for p in sorted(await topic_partitions(consumer, topic))]
-        if not tps:
+        ids = await topic_partitions(consumer, topic)
+        if not ids:
             raise DlqError(f"{what} {topic!r} has no partitions in the cluster metadata")
-        consumer.assign(tps)
-        ends: dict[Any, int] = await consumer.end_offsets(tps)
-        starts: dict[Any, int] = await consumer.beginning_offsets(tps)
-        for tp in tps:
-            consumer.seek(tp, starts[tp])
-        out: list[StoredRecord] = []
-        pending = {tp for tp in tps if starts[tp] < ends[tp]}
-        deadline = time.monotonic() + self.timeout
-        while pending:
-            if time.monotonic() > deadline:
-                left = {f"{tp.topic}[{tp.partition}]": ends[tp] for tp in pending}
-                raise DlqError(f"timed out after {self.timeout}s reading {topic!r} up to {left}")
-            batches = await consumer.getmany(*pending, timeout_ms=500)
-            for tp, records in batches.items():
-                out.extend(_stored(r) for r in records if r.offset < ends[tp])
-            for tp in list(pending):
-                if await consumer.position(tp) >= ends[tp]:
-                    pending.discard(tp)
-        return out
+        return ids
 
 
 def _stored(record: Any) -> StoredRecord:
