@@ -62,7 +62,8 @@ class KafkaTopicReader:
         what: str = "dead-letter topic",
         partitions: Collection[int] | None = None,
     ) -> list[StoredRecord]:
-        """Every record of `topic` (or of its `partitions`) up to the end offsets seen now."""
+        """Every record of `topic` (or of its `partitions`), at least up to the end offsets seen
+        when the read starts."""
         out: list[StoredRecord] = []
         async with contextlib.aclosing(self.follow(topic, what=what, partitions=partitions)) as it:
             async for record in it:
@@ -86,9 +87,9 @@ class KafkaTopicReader:
         what: str = "dead-letter topic",
         partitions: Collection[int] | None = None,
     ) -> AsyncGenerator[StoredRecord | None, None]:
-        """Every record from each partition's start; `None` once, when the end offsets seen at
-        the start are reached (within `timeout`); then each new record as it arrives, until the
-        caller stops (close it: `contextlib.aclosing`). Partitions are read in offset order."""
+        """Every record from each partition's start; `None` once the end offsets seen at the
+        start are reached (within `timeout`); then each new record as it arrives, until the
+        caller stops (close it: `contextlib.aclosing`). Each partition is read in offset order."""
         consumer = await self._start()
         try:
             ids = await self._partitions(consumer, topic, what)
@@ -105,7 +106,6 @@ class KafkaTopicReader:
             starts: dict[Any, int] = await consumer.beginning_offsets(tps)
             for tp in tps:
                 consumer.seek(tp, starts[tp])
-            later: list[StoredRecord] = []  # fetched past the end while others catch up
             pending = {tp for tp in tps if starts[tp] < ends[tp]}
             deadline = time.monotonic() + self.timeout
             while pending:
@@ -114,21 +114,16 @@ class KafkaTopicReader:
                     raise DlqError(
                         f"timed out after {self.timeout}s reading {topic!r} up to {left}"
                     )
-                batches = await consumer.getmany(*pending, timeout_ms=500)
-                for tp, records in batches.items():
-                    end = ends[tp]
+                # Every record fetched is kept, also past the end seen at the start: the embedded
+                # broker reports a partition's end as its last batch's first offset + 1, so the
+                # rest of that batch lies "past" it, and a newer record is no harm to a reader.
+                for records in (await consumer.getmany(*pending, timeout_ms=500)).values():
                     for r in records:
-                        if r.offset < end:
-                            yield _stored(r)
-                        else:
-                            later.append(_stored(r))
+                        yield _stored(r)
                 for tp in list(pending):
                     if await consumer.position(tp) >= ends[tp]:
                         pending.discard(tp)
             yield None
-            for record in later:
-                yield record
-            later.clear()
             while True:
                 for records in (await consumer.getmany(timeout_ms=1000)).values():
                     for r in records:
