@@ -87,8 +87,8 @@ class KafkaTopicReader:
         what: str = "dead-letter topic",
         partitions: Collection[int] | None = None,
     ) -> AsyncGenerator[StoredRecord | None, None]:
-        """Every record from each partition's start; `None` once the end offsets seen at the
-        start are reached (within `timeout`); then each new record as it arrives, until the
+        """Every record from each partition's start; `None` once each partition's end seen at
+        the start is reached (within `timeout`); then each new record as it arrives, until the
         caller stops (close it: `contextlib.aclosing`). Each partition is read in offset order."""
         consumer = await self._start()
         try:
@@ -106,22 +106,30 @@ class KafkaTopicReader:
             starts: dict[Any, int] = await consumer.beginning_offsets(tps)
             for tp in tps:
                 consumer.seek(tp, starts[tp])
-            pending = {tp for tp in tps if starts[tp] < ends[tp]}
+            # A partition is read once its position reaches the larger of the end offset seen at
+            # the start and the high watermark of its first fetch response: the embedded broker
+            # answers ListOffsets with a stale end (hundreds of records short after a burst),
+            # while its fetch responses carry the true one. Every record fetched is kept.
+            targets: dict[Any, int] = {}
+            pending = set(tps)
             deadline = time.monotonic() + self.timeout
             while pending:
                 if time.monotonic() > deadline:
-                    left = {f"{tp.topic}[{tp.partition}]": ends[tp] for tp in pending}
+                    left = {
+                        f"{tp.topic}[{tp.partition}]": targets.get(tp, ends[tp]) for tp in pending
+                    }
                     raise DlqError(
                         f"timed out after {self.timeout}s reading {topic!r} up to {left}"
                     )
-                # Every record fetched is kept, also past the end seen at the start: the embedded
-                # broker reports a partition's end as its last batch's first offset + 1, so the
-                # rest of that batch lies "past" it, and a newer record is no harm to a reader.
                 for records in (await consumer.getmany(*pending, timeout_ms=500)).values():
                     for r in records:
                         yield _stored(r)
                 for tp in list(pending):
-                    if await consumer.position(tp) >= ends[tp]:
+                    highwater = consumer.highwater(tp)
+                    if highwater is None:  # no fetch response for it yet
+                        continue
+                    target = targets.setdefault(tp, max(ends[tp], highwater))
+                    if await consumer.position(tp) >= target:
                         pending.discard(tp)
             yield None
             while True:
@@ -132,7 +140,9 @@ class KafkaTopicReader:
             await consumer.stop()
 
     async def _start(self) -> AIOKafkaConsumer:
-        consumer = AIOKafkaConsumer(**self.settings.consumer_kwargs(None))
+        # an empty partition's fetch is answered after fetch_max_wait_ms: keep that short
+        kwargs = {**self.settings.consumer_kwargs(None), "fetch_max_wait_ms": 100}
+        consumer = AIOKafkaConsumer(**kwargs)
         try:
             await consumer.start()
         except Exception:

@@ -29,6 +29,21 @@ CHANGELOG = "state changelog"
 HISTORY = "reminder history topic"
 
 
+def _grants() -> str:
+    """`READ a, b and WRITE c (...)`: what the catalog grants the operator principal."""
+    by_operation: dict[str, list[str]] = {}
+    for binding in REMINDER_OPERATOR_PRINCIPAL.acl_bindings():
+        if binding.resource_type == "TOPIC" and binding.operation in {"READ", "WRITE"}:
+            by_operation.setdefault(binding.operation, []).append(binding.resource_name)
+    said = " and ".join(
+        f"{op} {', '.join(sorted(names))}" for op, names in sorted(by_operation.items())
+    )
+    return f"{said} (infra/kafka/<env>/acls.yaml; coffeebuddy-kafka plan/apply)"
+
+
+_GRANTS = _grants()
+
+
 def principal_of(settings: KafkaSettings) -> str:
     """The principal the broker sees for `settings` (SASL users are `User:<name>`)."""
     if settings.sasl_username:
@@ -41,10 +56,7 @@ def refusals(settings: KafkaSettings, operation: str, what: str, topic: str) -> 
     """Turn Kafka's refusal of `operation` (READ, WRITE) on `topic` into an error naming the
     permission, the resource and the principal, and what grants it."""
     who = principal_of(settings)
-    grant = (
-        f"the catalog grants it to {REMINDER_OPERATOR_PRINCIPAL.name} "
-        "(infra/kafka/<env>/acls.yaml; coffeebuddy-kafka plan/apply)"
-    )
+    grant = f"the catalog's {REMINDER_OPERATOR_PRINCIPAL.name} may {_GRANTS}"
     try:
         yield
     except TopicMissingError as exc:
