@@ -8,6 +8,7 @@ that end (the `reminders` commands: `show` reads one partition, `list --watch` f
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncGenerator, Collection, Sequence
@@ -121,7 +122,12 @@ class KafkaTopicReader:
                     raise DlqError(
                         f"timed out after {self.timeout}s reading {topic!r} up to {left}"
                     )
-                for records in (await consumer.getmany(*pending, timeout_ms=500)).values():
+                batches = await consumer.getmany(*pending, timeout_ms=500)
+                # let the fetcher send its next requests before the caller works through these
+                # (the broker then serves them meanwhile): without it, fetching and the
+                # caller's work take turns
+                await asyncio.sleep(0)
+                for records in batches.values():
                     for r in records:
                         yield _stored(r)
                 for tp in list(pending):
@@ -162,12 +168,13 @@ class KafkaTopicReader:
 
 
 def _stored(record: Any) -> StoredRecord:
+    headers = record.headers
     return StoredRecord(
-        topic=record.topic,
-        partition=record.partition,
-        offset=record.offset,
-        timestamp_ms=record.timestamp,
-        key=record.key,
-        value=record.value,
-        headers=tuple((k, bytes(v or b"")) for k, v in (record.headers or ())),
+        record.topic,
+        record.partition,
+        record.offset,
+        record.timestamp,
+        record.key,
+        record.value,
+        tuple((k, bytes(v or b"")) for k, v in headers) if headers else (),
     )

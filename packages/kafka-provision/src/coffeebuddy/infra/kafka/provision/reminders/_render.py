@@ -35,12 +35,12 @@ _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def _clock(ts: float | None, *, ms: bool = False) -> str:
+    """`2026-12-07 10:00:00` (UTC), with `.123` when `ms`."""
     if ts is None:
         return "-"
-    moment = datetime.fromtimestamp(ts, UTC)
-    return (
-        moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:23] if ms else moment.strftime("%Y-%m-%d %H:%M:%S")
-    )
+    if not ms:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts))
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:23]
 
 
 def _relative(seconds: float) -> str:
@@ -91,16 +91,14 @@ class Columns:
 
     def __init__(self, rows: Sequence[tuple[str, ...]]) -> None:
         widths = [len(h) for h in LIST_COLUMNS]
-        for row in rows:
-            for i, cell in enumerate(row[:-1]):
-                if len(cell) > widths[i]:
-                    widths[i] = len(cell)
+        if rows:
+            for i, column in enumerate(list(zip(*rows, strict=True))[:-1]):
+                widths[i] = max(widths[i], max(map(len, column)))
         self.widths = widths
+        self._format = "  ".join(f"{{:<{w}}}" for w in widths[:-1]) + "  {}"
 
     def line(self, row: tuple[str, ...]) -> str:
-        return "  ".join(
-            cell if i == len(row) - 1 else cell.ljust(self.widths[i]) for i, cell in enumerate(row)
-        ).rstrip()
+        return self._format.format(*row).rstrip()
 
 
 def print_listing(listing: Listing, out: TextIO, err: TextIO, *, as_json: bool) -> Columns | None:

@@ -10,9 +10,11 @@ position and change nothing, as the worker skips them.
 from __future__ import annotations
 
 import json
+import math
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from coffeebuddy.infra.kafka.models import (
@@ -39,10 +41,19 @@ S = ReminderStatus
 
 
 def iso(ts: float | None) -> str | None:
-    """RFC 3339 (UTC, milliseconds) of an epoch time; None stays None."""
+    """RFC 3339 (UTC, milliseconds) of an epoch time, as `datetime.isoformat` writes it (to the
+    microsecond, then cut to the millisecond); None stays None. A third of its cost: `list
+    --json` writes five per reminder."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+    frac, whole = math.modf(ts)  # as datetime.fromtimestamp rounds
+    micros = round(frac * 1e6)
+    if micros >= 1_000_000:
+        whole, micros = whole + 1, micros - 1_000_000
+    elif micros < 0:
+        whole, micros = whole - 1, micros + 1_000_000
+    day_time = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+    return f"{day_time}.{micros // 1000:03d}+00:00"
 
 
 @dataclass(frozen=True, slots=True)
