@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import sys
 import uuid
@@ -364,3 +365,32 @@ async def test_list_watch_sees_a_claim_and_a_send(setup: Setup) -> None:
     claimed = next(line for line in lines if line["status"] == "claimed")
     assert claimed["owner"] is not None
     assert claimed["deadline"] is not None
+
+
+def test_documented_reminders_commands_parse_with_the_real_cli() -> None:
+    """Every `coffeebuddy-kafka reminders ...` command the runbook and the provision README
+    show is valid for the CLI."""
+    from pathlib import Path
+
+    from coffeebuddy.infra.kafka.provision import build_parser
+
+    repo = Path(__file__).resolve().parents[1]
+    docs = [
+        repo / "services/reminder-worker/RUNBOOK.md",
+        repo / "packages/kafka-provision/README.md",
+    ]
+    commands = [
+        " ".join(line.split("#", 1)[0].split())
+        for doc in docs
+        for line in doc.read_text().splitlines()
+        if line.strip().startswith("coffeebuddy-kafka reminders ")
+    ] + [
+        " ".join(match.split())
+        for doc in docs
+        for match in re.findall(r"`(coffeebuddy-kafka reminders [^`]+)`", doc.read_text())
+    ]
+    assert len(commands) >= 8
+    parser = build_parser()
+    for command in commands:
+        args = parser.parse_args(command.split()[1:])
+        assert args.reminders_command in {"list", "show", "cancel"}, command

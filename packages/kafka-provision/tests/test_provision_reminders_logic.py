@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from coffeebuddy.infra.kafka.models import ReminderScheduledData, ReminderStatus, encode_state
 from coffeebuddy.infra.kafka.provision.dlq import StoredRecord
@@ -36,7 +38,7 @@ from coffeebuddy.infra.kafka.provision.reminders._render import (
     print_listing,
     print_story,
 )
-from coffeebuddy.infra.kafka.provision.reminders._view import by_due
+from coffeebuddy.infra.kafka.provision.reminders._view import by_due, iso
 
 S = ReminderStatus
 T0 = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
@@ -391,3 +393,8 @@ def test_steps_of_a_tombstone_are_unreadable() -> None:
     assert isinstance(step, Step)
     assert step.status == "unreadable"
     assert step.error == "tombstone"
+
+
+@given(st.floats(min_value=0, max_value=4e9, allow_nan=False, allow_infinity=False))
+def test_iso_writes_what_datetime_writes(ts: float) -> None:
+    assert iso(ts) == datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
