@@ -398,3 +398,25 @@ def test_steps_of_a_tombstone_are_unreadable() -> None:
 @given(st.floats(min_value=0, max_value=4e9, allow_nan=False, allow_infinity=False))
 def test_iso_writes_what_datetime_writes(ts: float) -> None:
     assert iso(ts) == datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+
+
+def test_only_cancel_can_write() -> None:
+    """No module of the group but `_cancel` reaches a producer (list, show and watch only read,
+    through the group-less reader, and commit nothing)."""
+    import ast
+    from pathlib import Path
+
+    import coffeebuddy.infra.kafka.provision.reminders as package
+
+    writers = {"KafkaEventProducer", "AIOKafkaProducer", "KafkaPublisher", "Publisher"}
+    found = {}
+    for path in Path(package.__file__).parent.glob("*.py"):
+        names = {
+            alias.name
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.ImportFrom)
+            for alias in node.names
+        }
+        if names & writers:
+            found[path.name] = sorted(names & writers)
+    assert found == {"_cancel.py": ["KafkaEventProducer"]}
