@@ -45,13 +45,13 @@ from coffeebuddy.infra.kafka.provision import ensure_topics
 from coffeebuddy.infra.kafka.reminder_worker import tune_gc
 from coffeebuddy.infra.kafka.testing import EmbeddedBroker
 from coffeebuddy.infra.kafka.topics import REMINDER_EVENTS_TOPIC
+from coffeebuddy.services.fake_slack import FakeSlackServer
 from coffeebuddy.services.reminder_worker import (
     ReminderWorkerService,
     ServiceSettings,
     SlackDMSender,
     render_reminder,
 )
-from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
 
 GROUP = "service"
 CONCURRENCY = 64
@@ -74,7 +74,7 @@ read-back -> post round."""
 _CHILD = r"""
 import asyncio, json, sys
 from aiohttp import web
-from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
+from coffeebuddy.services.fake_slack import FakeSlackServer
 
 async def ceiling():
     async def handler(request):

@@ -33,7 +33,7 @@ from coffeebuddy.infra.kafka.testing import (
     free_port,
     wait_until,
 )
-from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
+from coffeebuddy.services.fake_slack import FakeSlackServer
 
 _PEM_BODY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----\n(.*?)\n-----END", re.DOTALL)
 

@@ -22,7 +22,7 @@ from coffeebuddy.infra.kafka.models import decode_event
 from coffeebuddy.infra.kafka.producer import KafkaEventProducer, PublishBatchError
 from coffeebuddy.infra.kafka.testing import SASL_MECHANISMS, ApacheKafka, free_port, wait_until
 from coffeebuddy.infra.kafka.topics import REMINDER_EVENTS_TOPIC
-from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
+from coffeebuddy.services.fake_slack import FakeSlackServer
 
 if TYPE_CHECKING:
     from conftest import LeakCheck, WorkerProcess, Workers

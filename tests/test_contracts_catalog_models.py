@@ -46,7 +46,6 @@ def test_type_constants_agree() -> None:
         "RUN_CANCELLED",
         "REMINDER_SCHEDULED",
         "REMINDER_CANCELLED",
-        "REMINDER_DELIVERY",
         "REMINDER_STATE",
         "DLQ_REPLAYED",
     ):
@@ -146,10 +145,19 @@ def test_operations_follow_the_principals(gen: Any) -> None:
         ("receive", "#/channels/reminderEvents"),
         ("send", "#/channels/runEventsDlq"),
         ("send", "#/channels/reminderEventsDlq"),
-        ("send", "#/channels/reminderDeliveries"),
-        ("receive", "#/channels/reminderDeliveries"),
         ("send", "#/channels/reminderStateChangelog"),
         ("receive", "#/channels/reminderStateChangelog"),
+        ("send", "#/channels/reminderHistory"),
+    }
+    operator = {
+        (op["action"], op["channel"]["$ref"])
+        for op in ops.values()
+        if op["x-principal"] == "User:reminder-operator"
+    }
+    assert operator == {
+        ("receive", "#/channels/reminderStateChangelog"),
+        ("receive", "#/channels/reminderHistory"),
+        ("send", "#/channels/reminderEvents"),
     }
     groups = {
         op["bindings"]["kafka"]["groupId"]["enum"][0] for op in ops.values() if "bindings" in op

@@ -16,7 +16,13 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from coffeebuddy.infra.kafka.config import KafkaSettings
-from coffeebuddy.infra.kafka.models import RunCreated, RunCreatedData, encode_event
+from coffeebuddy.infra.kafka.models import (
+    ReminderCancelled,
+    ReminderCancelledData,
+    RunCreated,
+    RunCreatedData,
+    encode_event,
+)
 from coffeebuddy.infra.kafka.producer import KafkaEventProducer
 from coffeebuddy.infra.kafka.provision import (
     DeadLetterFilter,
@@ -30,11 +36,13 @@ from coffeebuddy.infra.kafka.topics import (
     CATALOG,
     REMINDER_EVENTS_DLQ_TOPIC,
     REMINDER_EVENTS_TOPIC,
+    REMINDER_HISTORY_TOPIC,
+    REMINDER_STATE_CHANGELOG_TOPIC,
     REMINDER_WORKER_GROUP,
     RUN_EVENTS_TOPIC,
     TopicConfig,
 )
-from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
+from coffeebuddy.services.fake_slack import FakeSlackServer
 
 if TYPE_CHECKING:
     from conftest import LeakCheck, Workers
@@ -125,6 +133,13 @@ def _granted(user: str, operation: str) -> set[str]:
             {f"{RUN_EVENTS_TOPIC.name}.dlq", f"{REMINDER_EVENTS_TOPIC.name}.dlq"}
             | {"coffeebuddy.dlq.replays"},
         ),
+        # `reminders list|show|cancel`: reads the worker's state and history, publishes
+        # cancellations to the reminder events.
+        (
+            "reminder-operator",
+            {REMINDER_EVENTS_TOPIC.name},
+            {REMINDER_STATE_CHANGELOG_TOPIC.name, REMINDER_HISTORY_TOPIC.name},
+        ),
         # The worker's own topics change with the worker: its grants are the catalog's,
         # minus the refusals the issue names (it only reads run and reminder events).
         ("reminder-worker", None, None),
@@ -194,7 +209,7 @@ async def test_reminder_worker_refused_outside_its_grants(
 async def test_other_services_join_no_group_and_create_no_topic(
     catalog_kafka: ApacheKafka, leak_check: LeakCheck
 ) -> None:
-    for user in ("slack-app", "dlq-replayer"):
+    for user in ("slack-app", "dlq-replayer", "reminder-operator"):
         settings = as_user(catalog_kafka, user)
         topic = next(iter(_granted(user, "READ")), RUN_EVENTS_TOPIC.name)
         for group in (REMINDER_WORKER_GROUP.name, f"coffeebuddy.{user}"):
@@ -226,6 +241,20 @@ async def test_slack_app_publishes_run_events(
     async with KafkaEventProducer(as_user(catalog_kafka, "slack-app")) as producer:
         where = await producer.publish(RUN_EVENTS_TOPIC, run)
     assert where.topic == RUN_EVENTS_TOPIC.name
+
+
+async def test_reminder_operator_publishes_a_cancellation(
+    catalog_kafka: ApacheKafka, leak_check: LeakCheck
+) -> None:
+    """`reminders cancel` publishes with the idempotent producer: its grants suffice for it."""
+    cancel = ReminderCancelled.create(
+        data=ReminderCancelledData(
+            reminder_id="run-lp-op:runner", run_id="run-lp-op", reason="operator"
+        )
+    )
+    async with KafkaEventProducer(as_user(catalog_kafka, "reminder-operator")) as producer:
+        where = await producer.publish(REMINDER_EVENTS_TOPIC, cancel)
+    assert where.topic == REMINDER_EVENTS_TOPIC.name
 
 
 async def test_dlq_replayer_inspects_and_replays_with_its_grants(

@@ -34,7 +34,7 @@ from coffeebuddy.infra.kafka.testing import (
     wait_until_sync,
 )
 from coffeebuddy.infra.kafka.topics import REMINDER_EVENTS_TOPIC
-from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
+from coffeebuddy.services.fake_slack import FakeSlackServer
 
 pytestmark = pytest.mark.skipif(
     shutil.which("prometheus") is None, reason="prometheus (Debian prometheus) is not installed"

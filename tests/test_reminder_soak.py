@@ -142,3 +142,65 @@ async def test_soak_every_reminder_exactly_once_none_early_none_lost(stack: Any)
     assert sum(actions.values()) >= 8, f"not enough chaos: {dict(actions)}"
     for w in live:
         await asyncio.to_thread(w.terminate, 30.0)
+
+
+async def test_handover_under_load_with_slack_answering_just_under_its_timeout(stack: Any) -> None:
+    """Issue 21.9: Slack answers conversations.open and chat.postMessage in 1.9 s with the
+    client's timeout at 2 s, so every post starts late in its claim's window; meanwhile a worker
+    joins (scale-out) and every original one is replaced, one after the other (a rolling
+    restart), while reminders keep falling due. Every reminder is one DM, none early."""
+    rng = random.Random(21)
+    slack = stack.slack
+    total, window = 600, 45.0
+    for method in ("conversations.open", "chat.postMessage"):
+        slack.slow(1.9, count=None, method=method)
+    live = []
+    for i in range(2):  # one after the other: each joins a settled group
+        live.append(stack.worker(f"h{i}").start())
+        await live[-1].wait_ready(90)
+    due_of: dict[str, float] = {}
+    started = time.monotonic()
+
+    async def publisher() -> None:
+        async with KafkaEventProducer(stack.settings) as producer:
+            for b in range(15):
+                now = datetime.now(UTC)
+                events = []
+                for i in range(total // 15):
+                    rid = f"hand-{b}-{i}"
+                    due = now + timedelta(seconds=rng.uniform(0.5, 8.0))
+                    events.append(scheduled(rid, f"U0H{rng.randrange(200)}", due))
+                    due_of[rid] = due.timestamp()
+                await producer.publish_many(REMINDER_EVENTS_TOPIC, events)
+                await asyncio.sleep(max(0.0, (b + 1) * window / 15 - (time.monotonic() - started)))
+
+    async def roll() -> None:
+        await asyncio.sleep(5.0)  # reminders are falling due
+        extra = stack.worker("h-scale").start()  # scale-out
+        await extra.wait_ready(90)
+        for i, old in enumerate(list(live)):  # rolling restart: a new pod first, then the old
+            new = stack.worker(f"h-new{i}").start()
+            await new.wait_ready(90)
+            await asyncio.to_thread(old.terminate, 30.0)
+            live.remove(old)
+            live.append(new)
+        live.append(extra)
+
+    await asyncio.gather(publisher(), roll())
+
+    def counts() -> Counter[str]:
+        return Counter(b for m in slack.messages() for b in m.block_ids if b.startswith("hand-"))
+
+    await wait_until(lambda: len(counts()) >= total, timeout=180, message=f"all {total} sent")
+    delivered = counts()
+    dupes = {b: n for b, n in delivered.items() if n > 1}
+    assert not dupes, f"{len(dupes)} reminders sent more than once, e.g. {list(dupes)[:5]}"
+    early = [
+        (b, m.posted_at - due_of[b])
+        for m in slack.messages()
+        for b in m.block_ids
+        if b in due_of and m.posted_at < due_of[b]
+    ]
+    assert not early, f"sent before due: {early[:5]}"
+    for w in live:
+        await asyncio.to_thread(w.terminate, 30.0)

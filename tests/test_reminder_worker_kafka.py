@@ -44,8 +44,8 @@ from coffeebuddy.infra.kafka.topics import (
     RUN_EVENTS_TOPIC,
     TopicConfig,
 )
+from coffeebuddy.services.fake_slack import FakeSlackServer
 from coffeebuddy.services.reminder_worker import SlackDMSender
-from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
 
 WAIT = 20.0
 

@@ -19,7 +19,7 @@ from coffeebuddy.infra.kafka.config import KafkaSettings, topic_partitions
 from coffeebuddy.infra.kafka.producer import KafkaEventProducer
 from coffeebuddy.infra.kafka.reminder_worker import KafkaChangelog
 from coffeebuddy.infra.kafka.testing import wait_until
-from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
+from coffeebuddy.services.fake_slack import FakeSlackServer
 
 _spec = importlib.util.spec_from_file_location(
     "reminder_worker_kafka_helpers", Path(__file__).with_name("test_reminder_worker_kafka.py")

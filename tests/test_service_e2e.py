@@ -38,7 +38,7 @@ from coffeebuddy.infra.kafka.testing import (
     wait_until,
 )
 from coffeebuddy.infra.kafka.topics import REMINDER_EVENTS_DLQ_TOPIC, REMINDER_EVENTS_TOPIC
-from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
+from coffeebuddy.services.fake_slack import FakeSlackServer
 
 READY_TIMEOUT = 45.0
 

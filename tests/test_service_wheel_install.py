@@ -24,7 +24,7 @@ import pytest
 
 from coffeebuddy.infra.kafka.provision import ensure_topics
 from coffeebuddy.infra.kafka.testing import free_port, local_broker_kind, start_broker, wait_until
-from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
+from coffeebuddy.services.fake_slack import FakeSlackServer
 
 ROOT = Path(__file__).resolve().parents[1]
 # The same list, in the same order, as the Dockerfile's build stage.
@@ -110,11 +110,10 @@ def test_service_wheel_image_has_no_dev_dependencies(image_venv: Path) -> None:
     script = (
         "import importlib.util as u\n"
         "for name in ('pytest', 'hypothesis', 'coffeebuddy.infra.kafka.testing', 'mypy',"
-        " 'slack_bolt'):\n"
+        # the Slack stand-in is a test double: never in the runtime image
+        " 'slack_bolt', 'coffeebuddy.services.fake_slack'):\n"
         "    print(name, u.find_spec(name) is not None)\n"
         "import coffeebuddy.services.reminder_worker, slack_sdk, aiokafka\n"
-        # the dev-mode Slack stand-in ships in the wheel and needs no test dependency
-        "import coffeebuddy.services.reminder_worker.testing\n"
     )
     result = _run([str(image_venv / "bin" / "python"), "-c", script])
     installed = [line for line in result.stdout.splitlines() if line.endswith(" True")]

@@ -27,11 +27,12 @@ ALLOWED: dict[str, frozenset[str]] = {
     "producer": frozenset({"config", "topics", "models", "metrics"}),
     "consumer": frozenset({"config", "topics", "models", "metrics", "producer"}),
     "reminder_worker": frozenset({"config", "topics", "models", "metrics", "producer", "consumer"}),
-    "provision": frozenset({"config", "topics", "models", "producer"}),
+    "provision": frozenset({"config", "topics", "models", "producer"}),  # events publish, reminders cancel
     "testing": frozenset({"config", "topics"}),
     "services.reminder_worker": frozenset(
         {"config", "topics", "models", "metrics", "producer", "consumer", "reminder_worker"}
     ),
+    "services.fake_slack": frozenset(),  # a test double: no CoffeeBuddy package at all
 }
 
 

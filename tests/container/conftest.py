@@ -37,7 +37,7 @@ import aiohttp
 import pytest
 
 from coffeebuddy.infra.kafka.testing import ApacheKafka, wait_until, wait_until_sync
-from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
+from coffeebuddy.services.fake_slack import FakeSlackServer
 
 yaml = pytest.importorskip("yaml", reason="needs PyYAML to read the manifests")
 

@@ -22,7 +22,7 @@ import pytest
 from coffeebuddy.infra.kafka.producer import KafkaEventProducer
 from coffeebuddy.infra.kafka.testing import ApacheKafka, wait_until
 from coffeebuddy.infra.kafka.topics import REMINDER_EVENTS_TOPIC
-from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
+from coffeebuddy.services.fake_slack import FakeSlackServer
 
 if TYPE_CHECKING:
     from conftest import Deployed, DeployedWorker, LeakCheck, Workers

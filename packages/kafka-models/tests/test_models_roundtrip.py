@@ -245,3 +245,55 @@ def test_state_record_times_are_rfc3339_to_the_millisecond_and_follow_the_clock(
     assert iso_now(1_700_000_000.1239) == first  # same millisecond
     assert iso_now(1_700_000_001.5) == "2023-11-14T22:13:21.500+00:00"
     assert _dt.fromisoformat(first).timestamp() == pytest.approx(1_700_000_000.123)
+
+
+@pytest.mark.parametrize("status", list(ReminderStatus))
+@settings(max_examples=10, deadline=None)
+@given(data=scheduled_data())
+def test_the_fast_state_codec_writes_what_the_schema_accepts_and_reads_it_back(
+    status: ReminderStatus, data: ReminderScheduledData
+) -> None:
+    """encode_state / decode_state and the pydantic ReminderState are one format."""
+    from coffeebuddy.infra.kafka.models import decode_state, encode_state
+
+    run = status.is_run
+    key = "run:run-1" if run else "run-1:runner"
+    reminder = None
+    if not run:
+        reminder = (
+            data.model_copy(update={"run_id": "run-1", "reminder_id": key})
+            .model_dump_json(exclude_none=True)
+            .encode()
+        )
+    claim = {"owner": "w-1", "epoch": 3, "claimed_at": 1.7e9, "deadline": 1.7e9 + 15}
+    value = encode_state(
+        state_key=key,
+        status=status,
+        run_id="run-1",
+        keep_until=1.7e9 + 7200,
+        now=1.7e9,
+        source="/coffeebuddy/reminder-worker",
+        writer="w-1",
+        reminder=reminder,
+        reminder_id=None if run else key,
+        event_id="ev-1",
+        origin_topic="coffeebuddy.reminder.events",
+        origin_partition=2,
+        origin_offset=41,
+        reason="why",
+        dlq_topic="coffeebuddy.reminder.events.dlq" if status == "dead_lettered" else None,
+        dlq_offset=9 if status == "dead_lettered" else None,
+        run_closed=True if run else None,
+        run_cancelled=(status == "run_cancelled") if run else None,
+        **(claim if status == "claimed" else {}),
+    )
+    event = decode_event(value)
+    assert isinstance(event, ReminderState)
+    assert event.data.status == status
+    rec = decode_state(value)
+    assert (rec.state_key, rec.status, rec.run_id, rec.writer) == (key, status, "run-1", "w-1")
+    assert rec.origin_offset == event.data.origin_offset == 41
+    assert rec.keep_until == event.data.keep_until.timestamp()
+    if run:
+        assert rec.run_closed
+        assert rec.run_cancelled == (status == "run_cancelled")

@@ -8,15 +8,22 @@ import json
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from coffeebuddy.infra.kafka.models import (
     ReminderCancelled,
     ReminderCancelledData,
+    ReminderStatus,
     RunCancelled,
     RunCancelledData,
     RunClosed,
     RunClosedData,
+    StateRecordError,
+    decode_state,
 )
-from coffeebuddy.infra.kafka.reminder_worker import SendResult
+from coffeebuddy.infra.kafka.reminder_worker import ReminderSettings, SendResult
+from coffeebuddy.infra.kafka.reminder_worker._state import ReminderState
 from coffeebuddy.infra.kafka.testing import wait_until
 
 if TYPE_CHECKING:
@@ -183,3 +190,77 @@ async def test_a_bad_restored_payload_and_a_429_never_stop_delivery_silently(
         assert worker.ready
         assert "1 unreadable changelog records skipped" in worker.health().detail
         assert log.statuses("bad")[-1] == "dropped"  # settled: never tried again
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=6)
+    ),
+    max_leaves=20,
+)
+
+
+def _near_record(kit: type[Kit]) -> st.SearchStrategy[bytes]:
+    """Real state records with one field replaced by arbitrary JSON (or removed)."""
+    base = json.loads(kit.claim_record("w", 1, kit.T0.timestamp()))
+    fields = [*sorted(base["data"]), "type", "data"]
+
+    @st.composite
+    def mutate(draw: st.DrawFn) -> bytes:
+        doc = json.loads(json.dumps(base))
+        name = draw(st.sampled_from(fields))
+        target = doc if name in ("type", "data") else doc["data"]
+        if draw(st.booleans()):
+            target.pop(name, None)
+        else:
+            target[name] = draw(_JSON)
+        return json.dumps(doc).encode()
+
+    return mutate()
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    # `kit` is a class of stateless helpers: nothing to reset between examples
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(data=st.data())
+def test_fuzz_any_bytes_or_json_never_breaks_the_decoder_or_the_state(
+    kit: type[Kit], data: st.DataObject
+) -> None:
+    """Issue 21.4: whatever a changelog record holds, decoding raises only StateRecordError, and
+    the state skips it (counted) or applies a valid record; it never raises."""
+    value = data.draw(
+        st.one_of(
+            st.binary(max_size=200),
+            _JSON.map(lambda v: json.dumps(v).encode()),
+            _near_record(kit),
+        )
+    )
+    try:
+        rec = decode_state(value)
+    except StateRecordError:
+        rec = None
+    state = ReminderState(
+        kit.MemoryChangelog(),
+        ReminderSettings.defaults(),
+        now=lambda: 0.0,
+        worker_id="me",
+        events_topic="ev",
+    )
+
+    async def apply() -> None:
+        state.open(0).restored = True
+        state.on_record(0, 7, b"rem-1", value, False)
+
+    asyncio.run(apply())
+    if rec is None:
+        assert state.unreadable == 1
+    else:
+        assert state.unreadable == 0
+        assert rec.status in set(ReminderStatus)
+        for entry in state.partitions[0].pending.values():
+            assert entry.due == rec.due
+            assert isinstance(entry.claim_epoch, int | None)

@@ -7,7 +7,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from coffeebuddy.infra.kafka.config import KafkaSettings
 from coffeebuddy.infra.kafka.testing import BrokerHandle, TopicFactory, start_broker, wait_until
-from coffeebuddy.infra.kafka.topics import REMINDER_DELIVERIES_TOPIC, TopicConfig
+from coffeebuddy.infra.kafka.topics import REMINDER_STATE_CHANGELOG_TOPIC, TopicConfig
 
 
 async def test_plaintext_round_trip_with_settings(
@@ -56,10 +56,10 @@ def test_unique_topic_is_created_with_dlq(
 
 
 def test_unique_topic_copies_a_base_topic(unique_topic: TopicFactory) -> None:
-    topic = unique_topic(1, base=REMINDER_DELIVERIES_TOPIC)
-    assert topic.name != REMINDER_DELIVERIES_TOPIC.name
-    assert topic.key_field == REMINDER_DELIVERIES_TOPIC.key_field
-    assert topic.event_types == REMINDER_DELIVERIES_TOPIC.event_types
+    topic = unique_topic(1, base=REMINDER_STATE_CHANGELOG_TOPIC)  # the catalog's compacted log
+    assert topic.name != REMINDER_STATE_CHANGELOG_TOPIC.name
+    assert topic.key_field == REMINDER_STATE_CHANGELOG_TOPIC.key_field
+    assert topic.event_types == REMINDER_STATE_CHANGELOG_TOPIC.event_types
     assert topic.is_compacted
     assert topic.partitions == 1
 

@@ -43,6 +43,7 @@ def embedded(kafka_broker: BrokerHandle) -> Iterator[BrokerHandle]:
         ("idempotent_producer", "idempotent producer fails to start"),
         ("transactions", "idempotent producer fails to start"),
         ("sasl", "cannot exercise SASL"),
+        ("log_compaction", "has no log cleaner"),
     ],
 )
 def test_embedded_broker_reports_what_it_lacks(

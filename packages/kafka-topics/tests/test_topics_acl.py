@@ -7,8 +7,12 @@ from pydantic import ValidationError
 
 from coffeebuddy.infra.kafka.topics import (
     CATALOG,
+    REMINDER_EVENTS,
+    REMINDER_HISTORY,
+    REMINDER_OPERATOR_PRINCIPAL,
     REMINDER_STATE_CHANGELOG,
     REMINDER_WORKER_GROUP,
+    REMINDER_WORKER_PRINCIPAL,
     AclBinding,
     ConsumerRole,
     LogReaderRole,
@@ -79,7 +83,8 @@ def test_shipped_catalog_expands_to_exactly_these_bindings() -> None:
         (b.principal, b.resource_type, b.resource_name, b.operation) for b in CATALOG.acl_bindings()
     }
     run, rem = "coffeebuddy.run.events", "coffeebuddy.reminder.events"
-    deliveries = "coffeebuddy.reminder.deliveries"
+    changelog = "coffeebuddy.reminder.state-changelog"
+    history = "coffeebuddy.reminder.history"
     expected: set[tuple[str, str, str, str]] = set()
 
     def topic(principal: str, name: str, *ops: str) -> None:
@@ -91,9 +96,8 @@ def test_shipped_catalog_expands_to_exactly_these_bindings() -> None:
     topic("User:reminder-worker", rem, "READ", "DESCRIBE")
     topic("User:reminder-worker", run + ".dlq", "WRITE", "DESCRIBE")
     topic("User:reminder-worker", rem + ".dlq", "WRITE", "DESCRIBE")
-    topic("User:reminder-worker", deliveries, "WRITE", "READ", "DESCRIBE")
-    changelog = "coffeebuddy.reminder.state-changelog"
     topic("User:reminder-worker", changelog, "WRITE", "READ", "DESCRIBE")
+    topic("User:reminder-worker", history, "WRITE", "DESCRIBE")  # appends, never reads
     expected.add(("User:reminder-worker", "GROUP", "coffeebuddy.reminder-worker", "READ"))
     topic("User:dlq-replayer", run + ".dlq", "READ", "DESCRIBE")
     topic("User:dlq-replayer", rem + ".dlq", "READ", "DESCRIBE")
@@ -102,6 +106,9 @@ def test_shipped_catalog_expands_to_exactly_these_bindings() -> None:
     topic("User:dlq-replayer", "coffeebuddy.dlq.replays", "WRITE", "READ", "DESCRIBE")
     # No group for dlq-replayer: inspect/replay read by assignment (proven on Apache Kafka by
     # tests/test_least_privilege.py, which found the GROUP READ granted too widely).
+    topic("User:reminder-operator", changelog, "READ", "DESCRIBE")
+    topic("User:reminder-operator", history, "READ", "DESCRIBE")
+    topic("User:reminder-operator", rem, "WRITE", "DESCRIBE")
     assert got == expected
 
 
@@ -119,13 +126,60 @@ def test_shared_binding_keeps_every_reason() -> None:
     describe = next(
         b
         for b in CATALOG.acl_bindings()
-        if b.resource_name == "coffeebuddy.reminder.deliveries" and b.operation == "DESCRIBE"
+        if b.principal == "User:reminder-worker"
+        and b.resource_name == "coffeebuddy.reminder.state-changelog"
+        and b.operation == "DESCRIBE"
     )
     assert describe.reason == (
-        "reminder-worker: producer of coffeebuddy.reminder.deliveries; "
-        "reminder-worker: log reader of coffeebuddy.reminder.deliveries "
+        "reminder-worker: producer of coffeebuddy.reminder.state-changelog; "
+        "reminder-worker: log reader of coffeebuddy.reminder.state-changelog "
         "(partition assignment, no group)"
     )
+
+
+def test_reminder_operator_reads_state_and_history_and_writes_only_reminder_events() -> None:
+    assert CATALOG.principal("User:reminder-operator") is REMINDER_OPERATOR_PRINCIPAL
+    assert REMINDER_OPERATOR_PRINCIPAL.service == "reminder-operator"
+    assert REMINDER_OPERATOR_PRINCIPAL.roles == (
+        LogReaderRole(topic=REMINDER_STATE_CHANGELOG),
+        LogReaderRole(topic=REMINDER_HISTORY),
+        ProducerRole(topic=REMINDER_EVENTS),
+    )
+    bindings = [b for b in CATALOG.acl_bindings() if b.principal == "User:reminder-operator"]
+    assert _triples(bindings) == {
+        ("TOPIC", "coffeebuddy.reminder.state-changelog", "READ"),
+        ("TOPIC", "coffeebuddy.reminder.state-changelog", "DESCRIBE"),
+        ("TOPIC", "coffeebuddy.reminder.history", "READ"),
+        ("TOPIC", "coffeebuddy.reminder.history", "DESCRIBE"),
+        ("TOPIC", "coffeebuddy.reminder.events", "WRITE"),
+        ("TOPIC", "coffeebuddy.reminder.events", "DESCRIBE"),
+    }
+    # `reminders list|show` read by assignment and commit nothing: no group of any name.
+    assert not [b for b in bindings if b.resource_type == "GROUP"]
+    # It publishes cancellations and nothing else: one topic written in every environment.
+    for env in ("dev", "staging", "prod"):
+        rendered = CATALOG.for_environment(env).principal("User:reminder-operator")
+        written = {b.resource_name for b in rendered.acl_bindings() if b.operation == "WRITE"}
+        assert written == {"coffeebuddy.reminder.events"}, env
+    assert {b.reason for b in bindings if b.operation == "READ"} == {
+        "reminder-operator: log reader of coffeebuddy.reminder.state-changelog "
+        "(partition assignment, no group)",
+        "reminder-operator: log reader of coffeebuddy.reminder.history "
+        "(partition assignment, no group)",
+    }
+
+
+def test_reminder_worker_appends_to_its_history_without_reading_it() -> None:
+    assert ProducerRole(topic=REMINDER_HISTORY) in REMINDER_WORKER_PRINCIPAL.roles
+    assert LogReaderRole(topic=REMINDER_HISTORY) not in REMINDER_WORKER_PRINCIPAL.roles
+    on_history = {
+        b.operation
+        for b in CATALOG.acl_bindings()
+        if b.principal == "User:reminder-worker" and b.resource_name == REMINDER_HISTORY
+    }
+    assert on_history == {"WRITE", "DESCRIBE"}
+    assert [p.name for p in CATALOG.producers_of(REMINDER_HISTORY)] == ["User:reminder-worker"]
+    assert [p.name for p in CATALOG.consumers_of(REMINDER_HISTORY)] == ["User:reminder-operator"]
 
 
 def test_principal_names_are_validated() -> None:

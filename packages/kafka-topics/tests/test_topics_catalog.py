@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -16,12 +17,14 @@ from coffeebuddy.infra.kafka.topics import (
     DLQ_REPLAYS_TOPIC,
     ENVIRONMENTS,
     MAX_REMINDER_HORIZON,
-    REMINDER_DELIVERIES_TOPIC,
-    REMINDER_DELIVERY,
     REMINDER_EVENT_TYPES,
     REMINDER_EVENTS_DLQ_TOPIC,
     REMINDER_EVENTS_TOPIC,
+    REMINDER_HISTORY_TOPIC,
+    REMINDER_STATE,
+    REMINDER_STATE_CHANGELOG_TOPIC,
     REMINDER_WORKER_GROUP,
+    REMINDER_WORKER_PRINCIPAL,
     RUN_CREATED,
     RUN_EVENT_TYPES,
     RUN_EVENTS_DLQ_TOPIC,
@@ -32,6 +35,7 @@ from coffeebuddy.infra.kafka.topics import (
     LogReaderRole,
     ProducerRole,
     TopicConfig,
+    dead_letter_of,
     get_environment,
 )
 
@@ -41,9 +45,10 @@ def test_topic_names_and_keys_match_the_contract() -> None:
     assert REMINDER_EVENTS_TOPIC.name == "coffeebuddy.reminder.events"
     assert RUN_EVENTS_DLQ_TOPIC.name == "coffeebuddy.run.events.dlq"
     assert REMINDER_EVENTS_DLQ_TOPIC.name == "coffeebuddy.reminder.events.dlq"
-    assert REMINDER_DELIVERIES_TOPIC.name == "coffeebuddy.reminder.deliveries"
+    assert REMINDER_STATE_CHANGELOG_TOPIC.name == "coffeebuddy.reminder.state-changelog"
+    assert REMINDER_HISTORY_TOPIC.name == "coffeebuddy.reminder.history"
     assert RUN_EVENTS_TOPIC.key_field == REMINDER_EVENTS_TOPIC.key_field == "run_id"
-    assert REMINDER_DELIVERIES_TOPIC.key_field == "reminder_id"
+    assert REMINDER_STATE_CHANGELOG_TOPIC.key_field == "state_key"
     assert RUN_EVENTS_TOPIC.dead_letter_topic == RUN_EVENTS_DLQ_TOPIC.name
     assert REMINDER_EVENTS_TOPIC.dead_letter_topic == REMINDER_EVENTS_DLQ_TOPIC.name
     assert REMINDER_WORKER_GROUP.name == "coffeebuddy.reminder-worker"
@@ -70,6 +75,60 @@ def test_dlq_replay_ledger_topic() -> None:
     assert (dev.partitions, dev.replication_factor) == (1, 1)
 
 
+def test_reminder_history_topic_keeps_every_state_record_for_14_days_by_time() -> None:
+    history = REMINDER_HISTORY_TOPIC
+    assert history.name == "coffeebuddy.reminder.history"
+    assert history.kind == "log"
+    # Deleted by time, never compacted: every copy of a state record stays its 14 days, even
+    # after the changelog has tombstoned the key.
+    assert history.cleanup_policy == "delete"
+    assert not history.is_compacted
+    assert history.retention == timedelta(days=14)
+    assert history.configs["retention.ms"] == "1209600000"
+    # Keyed as the changelog: a reminder's records, by reminder id, on one partition in order.
+    assert history.key_field == REMINDER_STATE_CHANGELOG_TOPIC.key_field == "state_key"
+    assert history.key_for(SimpleNamespace(data=SimpleNamespace(state_key="run-7:runner"))) == (
+        b"run-7:runner"
+    )
+    assert history.event_types == {REMINDER_STATE} == {"coffeebuddy.reminder.state.v1"}
+    assert history.dead_letter_topic is None
+    assert history.owner == REMINDER_WORKER_PRINCIPAL.service == "reminder-worker"
+    assert "copy of every reminder state record" in history.description
+    assert "14 days" in history.description
+    assert CATALOG.topic("coffeebuddy.reminder.history") == history
+    assert CATALOG.topics_for_event_type(REMINDER_STATE) == [
+        REMINDER_STATE_CHANGELOG_TOPIC,
+        REMINDER_HISTORY_TOPIC,
+    ]
+    for env in ("dev", "staging", "prod"):
+        rendered = CATALOG.for_environment(env).topic(history.name)
+        assert rendered.configs["retention.ms"] == "1209600000", env
+        assert rendered.cleanup_policy == "delete", env
+
+
+def test_dead_letter_of_gives_the_catalogs_dlq_or_one_shaped_like_it() -> None:
+    assert dead_letter_of(RUN_EVENTS_TOPIC) is RUN_EVENTS_DLQ_TOPIC
+    assert dead_letter_of(REMINDER_EVENTS_TOPIC) is REMINDER_EVENTS_DLQ_TOPIC
+    assert dead_letter_of(REMINDER_EVENTS_TOPIC) == CATALOG.dead_letter_for(REMINDER_EVENTS_TOPIC)
+    # A test topic (a copy of a catalog topic under another name) gets a DLQ of its own name,
+    # shaped as the catalog's: same kind, sizing, configs, key and owner.
+    test_topic = REMINDER_EVENTS_TOPIC.model_copy(
+        update={"name": "test.reminders.1", "dead_letter_topic": "test.reminders.1.dlq"}
+    )
+    dlq = dead_letter_of(test_topic)
+    assert dlq.name == "test.reminders.1.dlq"
+    shape = {"name", "description"}
+    assert dlq.model_dump(exclude=shape) == REMINDER_EVENTS_DLQ_TOPIC.model_dump(exclude=shape)
+    assert dlq.kind == "dead_letter"
+    assert "test.reminders.1" in dlq.description
+    # The name comes from the topic's own `dead_letter_topic`, not from a suffix rule.
+    odd = test_topic.model_copy(update={"dead_letter_topic": "test.parking"})
+    assert dead_letter_of(odd).name == "test.parking"
+    for topic in (REMINDER_STATE_CHANGELOG_TOPIC, REMINDER_HISTORY_TOPIC, RUN_EVENTS_DLQ_TOPIC):
+        with pytest.raises(KeyError, match=re.escape(f"topic {topic.name!r} has no dead-letter")):
+            dead_letter_of(topic)
+
+
 def test_event_types_per_topic() -> None:
     assert RUN_EVENTS_TOPIC.event_types == RUN_EVENT_TYPES
     assert all(t.startswith("coffeebuddy.run.") for t in RUN_EVENT_TYPES)
@@ -81,7 +140,8 @@ def test_event_types_per_topic() -> None:
         }
         == REMINDER_EVENT_TYPES
     )
-    assert REMINDER_DELIVERIES_TOPIC.event_types == {REMINDER_DELIVERY}
+    assert REMINDER_STATE_CHANGELOG_TOPIC.event_types == {REMINDER_STATE}
+    assert REMINDER_HISTORY_TOPIC.event_types == {REMINDER_STATE}
     assert RUN_EVENTS_TOPIC.allows(RUN_CREATED)
     assert not REMINDER_EVENTS_TOPIC.allows(RUN_CREATED)
     # A dead-letter topic takes whatever failed, whatever its type.
@@ -89,9 +149,9 @@ def test_event_types_per_topic() -> None:
     assert CATALOG.topics_for_event_type(RUN_CREATED) == [RUN_EVENTS_TOPIC]
 
 
-def test_deliveries_log_is_compacted_and_events_are_retained_beyond_the_horizon() -> None:
-    assert REMINDER_DELIVERIES_TOPIC.is_compacted
-    assert REMINDER_DELIVERIES_TOPIC.kind == "log"
+def test_state_changelog_is_compacted_and_events_are_retained_beyond_the_horizon() -> None:
+    assert REMINDER_STATE_CHANGELOG_TOPIC.is_compacted
+    assert REMINDER_STATE_CHANGELOG_TOPIC.kind == "log"
     for topic in (RUN_EVENTS_TOPIC, REMINDER_EVENTS_TOPIC):
         assert topic.retention is not None
         assert topic.retention > MAX_REMINDER_HORIZON
@@ -102,9 +162,9 @@ def test_deliveries_log_is_compacted_and_events_are_retained_beyond_the_horizon(
 
 
 def test_key_for_reads_the_key_field_of_the_event_data() -> None:
-    event = SimpleNamespace(data=SimpleNamespace(run_id="run-42", reminder_id="r-1"))
+    event = SimpleNamespace(data=SimpleNamespace(run_id="run-42", state_key="r-1"))
     assert RUN_EVENTS_TOPIC.key_for(event) == b"run-42"
-    assert REMINDER_DELIVERIES_TOPIC.key_for(event) == b"r-1"
+    assert REMINDER_STATE_CHANGELOG_TOPIC.key_for(event) == b"r-1"
     assert RUN_EVENTS_TOPIC.key_for(SimpleNamespace(data={"run_id": "x"})) == b"x"
     assert RUN_EVENTS_TOPIC.key_for(SimpleNamespace(data=SimpleNamespace())) is None
 
@@ -119,16 +179,17 @@ def test_lookups() -> None:
     with pytest.raises(KeyError, match=r"no topic 'coffeebuddy\.nope'"):
         CATALOG.topic("coffeebuddy.nope")
     with pytest.raises(KeyError, match="has no dead-letter topic"):
-        CATALOG.dead_letter_for(REMINDER_DELIVERIES_TOPIC)
+        CATALOG.dead_letter_for(REMINDER_STATE_CHANGELOG_TOPIC)
     with pytest.raises(KeyError, match="no consumer group"):
         CATALOG.group("nope")
 
 
 def test_acl_notes_are_derived_from_principals() -> None:
-    notes = CATALOG.acl_notes(REMINDER_DELIVERIES_TOPIC)
+    notes = CATALOG.acl_notes(REMINDER_STATE_CHANGELOG_TOPIC)
     assert notes == [
         "User:reminder-worker (reminder-worker) produces",
         "User:reminder-worker (reminder-worker) reads by partition assignment",
+        "User:reminder-operator (reminder-operator) reads by partition assignment",
     ]
     assert [p.name for p in CATALOG.producers_of(RUN_EVENTS_TOPIC)] == [
         "User:slack-app",
@@ -176,10 +237,11 @@ def test_custom_environment_with_legacy_broker_adds_idempotent_write() -> None:
     )
     bindings = CATALOG.for_environment(legacy).acl_bindings()
     cluster = [b for b in bindings if b.resource_type == "CLUSTER"]
-    assert {b.principal for b in cluster} == {
+    assert {b.principal for b in cluster} == {  # every principal with a producer role
         "User:slack-app",
         "User:reminder-worker",
         "User:dlq-replayer",
+        "User:reminder-operator",
     }
     assert {(b.resource_name, b.operation) for b in cluster} == {
         ("kafka-cluster", "IDEMPOTENT_WRITE")

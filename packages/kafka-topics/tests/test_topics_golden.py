@@ -1,4 +1,10 @@
-"""Backward compatibility: the catalog may grow, never lose or change what consumers rely on."""
+"""Backward compatibility: the catalog may grow, never lose or change what consumers rely on.
+
+Intended breaking changes, each made with `python tools/gen_contracts.py --update-golden
+--allow-breaking` and listed in RETIRED_TOPICS so the name is never reused:
+- `coffeebuddy.reminder.deliveries` (type `coffeebuddy.reminder.delivery.v1`) removed with the
+  reminder worker's delivery-log upgrade path: a format never released outside the worker.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +23,8 @@ from coffeebuddy.infra.kafka.topics import (
 )
 
 GOLDEN = Path(__file__).parent / "golden" / "catalog_v1.json"
+RETIRED_TOPICS = frozenset({"coffeebuddy.reminder.deliveries"})
+"""Removed on purpose (see the module doc); a new topic must take another name."""
 
 
 @pytest.fixture
@@ -30,6 +38,13 @@ def test_shipped_catalog_is_compatible_with_golden(golden: dict[str, Any]) -> No
     # The golden file must describe real entries (an empty golden would pass trivially).
     assert set(golden["topics"]) == {t.name for t in CATALOG.topics}
     assert set(golden["groups"]) == {g.name for g in CATALOG.groups}
+
+
+def test_retired_topics_are_gone_and_never_reused(golden: dict[str, Any]) -> None:
+    assert not RETIRED_TOPICS & set(golden["topics"])
+    assert not RETIRED_TOPICS & CATALOG.topic_names
+    retired_types = {"coffeebuddy.reminder.delivery.v1"}
+    assert not retired_types & CATALOG.event_types
 
 
 def _swap(**update: object) -> Any:

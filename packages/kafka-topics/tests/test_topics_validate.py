@@ -7,8 +7,9 @@ import pytest
 from coffeebuddy.infra.kafka.topics import (
     CATALOG,
     ENVIRONMENTS,
-    REMINDER_DELIVERIES_TOPIC,
     REMINDER_EVENTS_TOPIC,
+    REMINDER_HISTORY_TOPIC,
+    REMINDER_STATE_CHANGELOG_TOPIC,
     RUN_EVENTS_TOPIC,
     SLACK_APP_PRINCIPAL,
     Catalog,
@@ -141,13 +142,38 @@ def test_owner_producer_and_consumer_are_required() -> None:
     )
 
 
-def test_compacted_log_and_dead_letter_rules() -> None:
-    not_compacted = _replace_topic(
+def test_log_is_compacted_or_time_retained_and_dead_letter_rules() -> None:
+    rule = (
+        "a log topic must be compacted (cleanup.policy=compact) or deleted by time "
+        "(a finite retention.ms)"
+    )
+    where = f"topic {REMINDER_STATE_CHANGELOG_TOPIC.name}"
+    kept_forever = _replace_topic(
         CATALOG,
-        REMINDER_DELIVERIES_TOPIC.name,
+        REMINDER_STATE_CHANGELOG_TOPIC.name,
+        configs={"cleanup.policy": "delete", "retention.ms": "-1"},
+    )
+    assert f"{where}: {rule}" in _messages(kept_forever)
+    no_retention = _replace_topic(
+        CATALOG, REMINDER_STATE_CHANGELOG_TOPIC.name, configs={"cleanup.policy": "delete"}
+    )
+    assert {(where, "cleanup_policy"), (where, "retention")} <= _problems(no_retention)
+    # A time-retained log (the history) is valid: delete with an explicit, finite retention.
+    assert REMINDER_HISTORY_TOPIC.kind == "log"
+    assert not REMINDER_HISTORY_TOPIC.is_compacted
+    time_retained = _replace_topic(
+        CATALOG,
+        REMINDER_STATE_CHANGELOG_TOPIC.name,
         configs={"cleanup.policy": "delete", "retention.ms": str(20 * 86_400_000)},
     )
-    assert "a log topic must have cleanup.policy=compact" in _messages(not_compacted)
+    assert validate_catalog(time_retained, "prod") == []
+    # ... as long as the retention outlives the reminder horizon plus the outage allowance.
+    short = _replace_topic(
+        CATALOG,
+        REMINDER_HISTORY_TOPIC.name,
+        configs={**REMINDER_HISTORY_TOPIC.configs, "retention.ms": str(86_400_000)},
+    )
+    assert _problems(short) == {(f"topic {REMINDER_HISTORY_TOPIC.name}", "retention")}
     no_dlq = _replace_topic(CATALOG, RUN_EVENTS_TOPIC.name, dead_letter_topic=None)
     messages = _messages(no_dlq)
     assert (
@@ -195,7 +221,9 @@ def test_consumer_role_group_must_list_the_topic() -> None:
         name="User:sneaky",
         service="slack-app",
         roles=(
-            ConsumerRole(topic=REMINDER_DELIVERIES_TOPIC.name, group="coffeebuddy.reminder-worker"),
+            ConsumerRole(
+                topic=REMINDER_STATE_CHANGELOG_TOPIC.name, group="coffeebuddy.reminder-worker"
+            ),
         ),
     )
     assert "group 'coffeebuddy.reminder-worker' does not list this topic" in _messages(

@@ -14,8 +14,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from coffeebuddy.infra.kafka.models import ReminderScheduledData
 from coffeebuddy.infra.kafka.reminder_worker import SendOutcome
+from coffeebuddy.services.fake_slack import BOT_USER_ID, TEAM_ID, FakeSlackServer
 from coffeebuddy.services.reminder_worker import SlackDMSender
-from coffeebuddy.services.reminder_worker.testing import BOT_USER_ID, TEAM_ID, FakeSlackServer
 
 
 def _open() -> bool:

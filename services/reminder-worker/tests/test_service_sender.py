@@ -16,8 +16,8 @@ from coffeebuddy.infra.kafka.metrics import ReminderMetrics
 from coffeebuddy.infra.kafka.models import OrderLine, ReminderScheduledData
 from coffeebuddy.infra.kafka.reminder_worker import PreparingSender, ReminderSender, SendOutcome
 from coffeebuddy.infra.kafka.testing import wait_until
+from coffeebuddy.services.fake_slack import FakeSlackServer
 from coffeebuddy.services.reminder_worker import SlackDMSender, block_id_for
-from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
 
 
 def _open() -> bool:

@@ -59,7 +59,7 @@ def test_kit_round_trip_and_wire_format() -> None:
     assert doc["datacontenttype"] == "application/json"
     assert decode_event(raw) == event
     assert CONTENT_TYPE == "application/cloudevents+json; charset=utf-8"
-    assert len(EVENT_TYPES) == 10
+    assert len(EVENT_TYPES) == 9
 
 
 def test_kit_errors_name_field_and_rule() -> None:

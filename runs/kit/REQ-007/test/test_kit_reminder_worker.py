@@ -9,17 +9,20 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from prometheus_client import CollectorRegistry
 
-from coffeebuddy.infra.kafka.config import KafkaSettings
+from coffeebuddy.infra.kafka.config import KafkaSettings, SettingsError
 from coffeebuddy.infra.kafka.consumer import KafkaConsumerHarness
 from coffeebuddy.infra.kafka.metrics import ReminderMetrics
 from coffeebuddy.infra.kafka.models import ReminderScheduled, ReminderScheduledData
 from coffeebuddy.infra.kafka.producer import KafkaEventProducer
 from coffeebuddy.infra.kafka.reminder_worker import (
+    Fence,
     ReminderSender,
+    ReminderSettings,
     ReminderWorker,
     SendOutcome,
     SendResult,
     WorkerHealth,
+    WorkerTopics,
 )
 from coffeebuddy.infra.kafka.testing import TopicFactory, wait_until
 from coffeebuddy.infra.kafka.topics import (
@@ -33,7 +36,11 @@ class KitSender:
     def __init__(self) -> None:
         self.sent: list[tuple[str, datetime]] = []
 
-    async def send(self, reminder: ReminderScheduledData, *, claim_time: datetime) -> SendResult:
+    async def send(
+        self, reminder: ReminderScheduledData, *, claim_time: datetime, fence: Fence
+    ) -> SendResult:
+        if not fence():  # asked right before the post: the claim is still fresh and ours
+            return SendResult.fenced()
         self.sent.append((reminder.reminder_id, datetime.now(UTC)))
         return SendResult.sent("D0KIT", "1700000000.000100")
 
@@ -60,14 +67,13 @@ def test_send_result_and_protocol() -> None:
         "permanent",
         "configuration",
         "ambiguous",
+        "fenced",
     }
 
 
-def test_invalid_worker_settings_are_named(kafka_settings: KafkaSettings) -> None:
-    with pytest.raises(ValueError, match="max_pending"):
-        ReminderWorker(
-            KitSender(), KafkaEventProducer(kafka_settings), kafka_settings, max_pending=0
-        )
+def test_invalid_worker_settings_are_named() -> None:
+    with pytest.raises(SettingsError, match="REMINDER_MAX_PENDING"):
+        ReminderSettings.from_env({"REMINDER_MAX_PENDING": "0"})
 
 
 async def test_reminder_delivered_once_on_time_through_the_harness(
@@ -88,9 +94,9 @@ async def test_reminder_delivered_once_on_time_through_the_harness(
         ReminderWorker(
             sender,
             producer,
+            ReminderSettings(history=False),
             kafka_settings,
-            events_topic=reminders,
-            changelog_topic=changelog,
+            topics=WorkerTopics(reminders=reminders, runs=runs, changelog=changelog),
             metrics=metrics,
         ) as worker,
     ):

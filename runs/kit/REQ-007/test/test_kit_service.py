@@ -8,6 +8,7 @@ import pytest
 
 from coffeebuddy.infra.kafka.models import OrderLine, ReminderScheduledData
 from coffeebuddy.infra.kafka.reminder_worker import ReminderSender, SendOutcome
+from coffeebuddy.services.fake_slack import FakeSlackServer
 from coffeebuddy.services.reminder_worker import (
     REQUIRED_TOPICS,
     ServiceSettings,
@@ -17,7 +18,6 @@ from coffeebuddy.services.reminder_worker import (
     render_reminder,
     slack_date,
 )
-from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
 
 
 def _open() -> bool:
@@ -84,8 +84,8 @@ def test_kit_settings_require_a_token_and_never_show_it() -> None:
     assert {t.name for t in REQUIRED_TOPICS} >= {
         "coffeebuddy.reminder.events",
         "coffeebuddy.run.events",
-        "coffeebuddy.reminder.deliveries",
         "coffeebuddy.reminder.state-changelog",
+        "coffeebuddy.reminder.history",
     }
 
 

@@ -6,8 +6,8 @@ import pytest
 
 from coffeebuddy.infra.kafka.topics import (
     CATALOG,
-    REMINDER_DELIVERIES_TOPIC,
     REMINDER_EVENTS_TOPIC,
+    REMINDER_STATE_CHANGELOG_TOPIC,
     REMINDER_WORKER_GROUP,
     RUN_EVENTS_TOPIC,
     CatalogError,
@@ -30,8 +30,8 @@ def test_kit_shipped_catalog_validates_offline(env: str) -> None:
 def test_kit_topics_groups_and_dead_letters() -> None:
     assert CATALOG.dead_letter_for(RUN_EVENTS_TOPIC).name == "coffeebuddy.run.events.dlq"
     assert CATALOG.dead_letter_for(REMINDER_EVENTS_TOPIC).name == "coffeebuddy.reminder.events.dlq"
-    assert REMINDER_DELIVERIES_TOPIC.is_compacted
-    assert REMINDER_DELIVERIES_TOPIC.key_field == "reminder_id"
+    assert REMINDER_STATE_CHANGELOG_TOPIC.is_compacted
+    assert REMINDER_STATE_CHANGELOG_TOPIC.key_field == "state_key"
     assert REMINDER_WORKER_GROUP.name == "coffeebuddy.reminder-worker"
     assert RUN_EVENTS_TOPIC.allows("coffeebuddy.run.closed.v1")
     assert not RUN_EVENTS_TOPIC.allows("coffeebuddy.reminder.scheduled.v1")

@@ -2,7 +2,7 @@
 
 `SlackDMSender` is the Slack implementation of the worker's `ReminderSender`;
 `ReminderWorkerService` composes harness, producer, worker, sender and the HTTP probes.
-The Slack stand-in for tests and dev mode is `coffeebuddy.services.reminder_worker.testing`.
+The Slack stand-in for tests and dev mode is `coffeebuddy.services.fake_slack`.
 """
 
 from coffeebuddy.services.reminder_worker._app import REQUIRED_TOPICS, ReminderWorkerService

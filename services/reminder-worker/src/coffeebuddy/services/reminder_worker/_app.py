@@ -8,7 +8,6 @@ import logging
 import os
 import signal
 from collections.abc import Awaitable, Sequence
-from typing import TYPE_CHECKING
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
@@ -31,9 +30,6 @@ from coffeebuddy.services.reminder_worker._http import Probe, ProbeServer
 from coffeebuddy.services.reminder_worker._kafka_probe import KafkaProbe
 from coffeebuddy.services.reminder_worker._sender import SlackDMSender
 from coffeebuddy.services.reminder_worker._settings import ServiceSettings
-
-if TYPE_CHECKING:
-    from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
 
 __all__ = [
     "EXIT_CONFIG",
@@ -103,7 +99,6 @@ class ReminderWorkerService:
         self._worker: ReminderWorker | None = None
         self._sender: SlackDMSender | None = None
         self._http: ProbeServer | None = None
-        self._fake_slack: FakeSlackServer | None = None
         self._kafka_probe = KafkaProbe(kafka)
         self._bind_ready_metrics()
 
@@ -182,23 +177,12 @@ class ReminderWorkerService:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
 
-    async def _make_sender(self) -> SlackDMSender:
+    def _make_sender(self) -> SlackDMSender:
         token = self.settings.slack_bot_token
-        base_url = self.settings.slack_api_base_url
-        if self.settings.dev_fake_slack:
-            # imported here only: the stand-in is no part of a production run
-            from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
-
-            fake = FakeSlackServer(token=None)
-            await fake.start()
-            self._fake_slack = fake
-            base_url = fake.base_url
-            log.warning("using the in-process fake Slack at %s (dev only)", base_url)
-            token = token or "xoxb-dev-fake"  # type: ignore[assignment]
-        assert token is not None
+        assert token is not None  # the settings require it
         return SlackDMSender.create(
             token,
-            base_url=base_url,
+            base_url=self.settings.slack_api_base_url,
             timeout=self.settings.slack.timeout_s,
             metrics=self.reminder_metrics,
             # a connection per send slot, plus the worker's few DM-channel preparations
@@ -255,7 +239,7 @@ class ReminderWorkerService:
         )
         await self._http.start()
         log.info("http probes and metrics on port %s", self._http.bound_port)
-        sender = self._sender = await self._make_sender()
+        sender = self._sender = self._make_sender()
         kafka_task = asyncio.create_task(self._kafka_probe.run(self._stop), name="kafka-probe")
         code = EXIT_OK
         try:
@@ -265,8 +249,6 @@ class ReminderWorkerService:
             with contextlib.suppress(asyncio.CancelledError):
                 await kafka_task
             await sender.close()
-            if self._fake_slack is not None:
-                await self._fake_slack.stop()
             await self._http.stop()
         log.info("reminder worker stopped (exit code %d)", code)
         return code

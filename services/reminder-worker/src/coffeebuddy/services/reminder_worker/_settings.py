@@ -23,6 +23,7 @@ log = logging.getLogger("coffeebuddy.reminder_worker.service")
 DEFAULT_SLACK_API_BASE_URL = "https://slack.com/api/"
 _RENAMED = {
     "SLACK_AUTH_PROBE_MAX_S": "renamed to REMINDER_AUTH_PROBE_MAX_S",
+    "COFFEEBUDDY_DEV_FAKE_SLACK": "removed: `hatch run dev` runs the fake Slack (its own package)",
     "REMINDER_UPGRADE_FROM_DELIVERY_LOG": "removed with the delivery-log upgrade (CHANGELOG.md)",
 }
 
@@ -74,7 +75,6 @@ class ServiceSettings:
     pod: PodSettings = field(default_factory=PodSettings.defaults)
     reminder: ReminderSettings = field(default_factory=ReminderSettings.defaults)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
-    dev_fake_slack: bool = False
 
     def __post_init__(self) -> None:
         # the claim deadline follows from the Slack client's own timeout (see the RUNBOOK)
@@ -103,7 +103,7 @@ class ServiceSettings:
         return (
             f"ServiceSettings(slack_bot_token={token}, slack_api_base_url="
             f"{self.slack.api_base_url!r}, http_port={self.pod.http_port}, "
-            f"drain_timeout_s={self.pod.drain_timeout_s}, dev_fake_slack={self.dev_fake_slack})"
+            f"drain_timeout_s={self.pod.drain_timeout_s})"
         )
 
     @classmethod
@@ -130,18 +130,12 @@ class ServiceSettings:
         for variable, what in _RENAMED.items():
             if env.get(variable, "").strip():
                 log.warning("%s is no setting any more: %s", variable, what)
-        raw = env.get("COFFEEBUDDY_DEV_FAKE_SLACK", "").strip().lower()
-        dev_fake = raw in {"1", "true", "yes", "on"}
-        if raw not in {"", "0", "false", "no", "off"} and not dev_fake:
-            problems.append(
-                SettingProblem("COFFEEBUDDY_DEV_FAKE_SLACK", f"must be true or false, got {raw!r}")
-            )
-        if not env.get("SLACK_BOT_TOKEN", "").strip() and not dev_fake:
+        if not env.get("SLACK_BOT_TOKEN", "").strip():
             problems.append(
                 SettingProblem(
                     "SLACK_BOT_TOKEN",
                     "is required: the bot token (xoxb-...) with chat:write, im:write and "
-                    "im:history (or set COFFEEBUDDY_DEV_FAKE_SLACK=1 for a local fake Slack)",
+                    "im:history (`hatch run dev` runs a local fake Slack instead)",
                 )
             )
         level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
@@ -156,5 +150,4 @@ class ServiceSettings:
             pod=parts["pod"],  # type: ignore[arg-type]
             reminder=reminder,
             log_level=level,  # type: ignore[arg-type]
-            dev_fake_slack=dev_fake,
         )

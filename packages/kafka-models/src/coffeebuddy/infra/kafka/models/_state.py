@@ -340,7 +340,8 @@ def decode_state(value: bytes | bytearray) -> StateRecord:
     data = doc.get("data")
     if not isinstance(data, dict):
         raise _fail("data", "must be a JSON object")
-    status = _BY_VALUE.get(data.get("status"))
+    raw_status = data.get("status")
+    status = _BY_VALUE.get(raw_status) if isinstance(raw_status, str) else None
     if status is None:
         raise _fail("data.status", f"unknown status {str(data.get('status'))[:40]!r}")
     key = _text(data, "state_key", required=True)
@@ -387,7 +388,7 @@ def decode_state(value: bytes | bytearray) -> StateRecord:
         if not isinstance(reminder, dict):
             raise _fail("data.reminder", "must be a JSON object")
         kind = reminder.get("kind")
-        if kind not in _KINDS:
+        if not isinstance(kind, str) or kind not in _KINDS:
             raise _fail("data.reminder.kind", f"must be runner or last_call, got {kind!r}"[:120])
         rec.kind = kind
         recipient = reminder.get("recipient_user_id")

@@ -29,7 +29,6 @@ class AuthProbe:
         self._supervisor = supervisor
         self._rng = random.Random()  # noqa: S311 - jitter, not security
         self.ok = True
-        self.checked = False
         self.error: str | None = None
 
     def start(self) -> None:
@@ -54,10 +53,13 @@ class AuthProbe:
                 result = await self._sender.check_auth()
             except Exception as exc:
                 result = SendResult.transient(type(exc).__name__)
-            self.checked = True
             if result.outcome is SendOutcome.SENT:
-                if (not self.ok and attempt > 1) or first_delay:
-                    log.info("sender configuration fixed; delivery resumes")
+                fixed = first_delay or attempt > 1
+                log.info(
+                    "sender configuration fixed; delivery resumes"
+                    if fixed
+                    else "sender credentials checked: ok"
+                )
                 self.ok = True
                 self.error = None
                 return

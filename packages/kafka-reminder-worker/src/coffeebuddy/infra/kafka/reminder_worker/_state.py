@@ -301,15 +301,7 @@ class ReminderState:
 
     def write_entry(self, entry: Pending, *, traceparent: str | None = None) -> asyncio.Future[int]:
         status = S.CLAIMED if entry.claimed_at is not None else S.SCHEDULED
-        return self._write(
-            entry.partition,
-            entry.reminder_id,
-            status,
-            entry.run_id,
-            entry.keep_until,
-            entry=entry,
-            traceparent=traceparent,
-        )
+        return self._write_of(entry, status, traceparent=traceparent)
 
     def claim(self, entry: Pending, epoch: int, now: float) -> asyncio.Future[int]:
         """Write this owner's claim of `entry` (deadline: now + the claim's time to live)."""
@@ -330,17 +322,8 @@ class ReminderState:
         state = self.partitions.get(entry.partition)
         if state is not None:
             self._settle(state, entry.reminder_id, entry.keep_until, status)
-        return self._write(
-            entry.partition,
-            entry.reminder_id,
-            status,
-            entry.run_id,
-            entry.keep_until,
-            entry=entry,
-            reason=reason,
-            cause_event_id=cause,
-            slack_channel=channel,
-            slack_ts=ts,
+        return self._write_of(
+            entry, status, reason=reason, cause_event_id=cause, slack_channel=channel, slack_ts=ts
         )
 
     def cancel_unseen(
@@ -371,13 +354,9 @@ class ReminderState:
             state.dead[entry.reminder_id] = entry.keep_until
             heapq.heappush(self._prune, (entry.keep_until, state.number, entry.reminder_id))
             self.room.set()
-        return self._write(
-            entry.partition,
-            entry.reminder_id,
+        return self._write_of(
+            entry,
             S.DEAD_LETTERED,
-            entry.run_id,
-            entry.keep_until,
-            entry=entry,
             reason=error[:500],
             dlq_topic=topic,
             dlq_partition=partition,
@@ -514,6 +493,37 @@ class ReminderState:
         if state.pending.pop(key, None) is not None:
             self.room.set()
 
+    def _write_of(
+        self, entry: Pending, status: ReminderStatus, **fields: Any
+    ) -> asyncio.Future[int]:
+        """A record of `entry`'s reminder: its full snapshot (data, origin, claim) plus `fields`."""
+        if entry.origin_offset >= 0:
+            fields.update(
+                origin_topic=self._events_topic,
+                origin_partition=entry.partition,
+                origin_offset=entry.origin_offset,
+            )
+        if entry.claimed_at is not None and status is S.CLAIMED:
+            fields.update(
+                owner=entry.claim_owner,
+                epoch=entry.claim_epoch,
+                claimed_at=entry.claimed_at,
+                deadline=entry.claim_deadline,
+            )
+        return self._write(
+            entry.partition,
+            entry.reminder_id,
+            status,
+            entry.run_id,
+            entry.keep_until,
+            reminder=entry.payload,
+            reminder_id=entry.reminder_id,
+            event_id=entry.event_id or None,
+            event_time=entry.event_time or None,
+            event_source=entry.source or None,
+            **fields,
+        )
+
     def _write(
         self,
         partition: int,
@@ -521,29 +531,8 @@ class ReminderState:
         status: ReminderStatus,
         run_id: str,
         keep_until: float,
-        *,
-        entry: Pending | None = None,
         **fields: Any,
     ) -> asyncio.Future[int]:
-        if entry is not None:
-            fields.update(
-                reminder=entry.payload,
-                reminder_id=entry.reminder_id,
-                event_id=entry.event_id or None,
-                event_time=entry.event_time or None,
-                event_source=entry.source or None,
-                origin_topic=self._events_topic if entry.origin_offset >= 0 else None,
-                origin_partition=entry.partition if entry.origin_offset >= 0 else None,
-                origin_offset=entry.origin_offset if entry.origin_offset >= 0 else None,
-            )
-            if entry.claimed_at is not None and status is S.CLAIMED:
-                fields.update(
-                    owner=entry.claim_owner,
-                    epoch=entry.claim_epoch,
-                    claimed_at=entry.claimed_at,
-                    deadline=entry.claim_deadline,
-                )
-            run_id = entry.run_id
         value = encode_state(
             state_key=key,
             status=status,

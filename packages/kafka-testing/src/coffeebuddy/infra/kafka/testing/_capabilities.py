@@ -28,7 +28,13 @@ __all__ = [
 ]
 
 CapabilityName = Literal[
-    "idempotent_producer", "transactions", "acls", "alter_configs", "create_partitions", "sasl"
+    "idempotent_producer",
+    "transactions",
+    "acls",
+    "alter_configs",
+    "create_partitions",
+    "sasl",
+    "log_compaction",
 ]
 CAPABILITIES: tuple[CapabilityName, ...] = (
     "idempotent_producer",
@@ -37,6 +43,7 @@ CAPABILITIES: tuple[CapabilityName, ...] = (
     "alter_configs",
     "create_partitions",
     "sasl",
+    "log_compaction",
 )
 
 #: How every skip for a missing broker capability starts (CI counts them).
@@ -86,6 +93,10 @@ class BrokerCapabilities:
             raise ValueError(
                 f"unknown broker capability {name!r}; known: {', '.join(CAPABILITIES)}"
             )
+        if name == "log_compaction":
+            if self.kind == "embedded":
+                return f"{self.label} has no log cleaner: a compacted topic keeps every record"
+            return None
         if name == "sasl":
             if self.kind == "embedded":
                 return (

@@ -88,6 +88,8 @@ def server_properties(
         "share.coordinator.state.topic.min.isr": str(min(2, replicas)),
         "group.initial.rebalance.delay.ms": "0",
         "group.min.session.timeout.ms": "1000",
+        # the log cleaner looks every 0.5 s (15 s by default): compaction tests see it soon
+        "log.cleaner.backoff.ms": "500",
         "auto.create.topics.enable": "false",
         "ssl.keystore.type": "PEM",
         "ssl.keystore.location": str(keystore),

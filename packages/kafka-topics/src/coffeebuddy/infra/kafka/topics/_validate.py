@@ -213,8 +213,13 @@ def _check_kind(
         report(where, "dead_letter", f"only dead-letter topics may end in {DLQ_SUFFIX!r}")
     if not topic.event_types:
         report(where, "event_types", "an events or log topic must allow at least one event type")
-    if topic.kind == "log" and not topic.is_compacted:
-        report(where, "cleanup_policy", "a log topic must have cleanup.policy=compact")
+    if topic.kind == "log" and not topic.is_compacted and not _time_retained(topic):
+        report(
+            where,
+            "cleanup_policy",
+            "a log topic must be compacted (cleanup.policy=compact) or deleted by time "
+            "(a finite retention.ms)",
+        )
     grouped = any(
         isinstance(r, ConsumerRole) and r.topic == topic.name
         for p in catalog.principals
@@ -232,6 +237,13 @@ def _check_kind(
         report(where, "reference", f"dead_letter_topic {dlq!r} is not in the catalog")
     elif target.kind != "dead_letter":
         report(where, "dead_letter", f"dead_letter_topic {dlq!r} is not of kind 'dead_letter'")
+
+
+def _time_retained(topic: TopicConfig) -> bool:
+    """Whether `topic` sets an explicit, finite `retention.ms` (a log that is not compacted
+    must end its records by time; the retention rule checks how long)."""
+    raw = topic.configs.get("retention.ms")
+    return raw is not None and raw.strip() != "-1"
 
 
 def _check_retention(topic: TopicConfig, catalog: Catalog, where: str, report: _Report) -> None:

@@ -19,15 +19,15 @@ from typing import Any, Self
 
 from aiohttp import web
 
-from coffeebuddy.services.reminder_worker.testing._faults import FaultRule, FaultScript
-from coffeebuddy.services.reminder_worker.testing._records import (
+from coffeebuddy.services.fake_slack._faults import FaultRule, FaultScript
+from coffeebuddy.services.fake_slack._records import (
     DEFAULT_SCOPES,
     DEFAULT_TOKEN,
     METHODS,
     SlackCall,
     SlackMessage,
 )
-from coffeebuddy.services.reminder_worker.testing._workspace import Workspace, channel_for
+from coffeebuddy.services.fake_slack._workspace import Workspace, channel_for
 
 __all__ = ["FakeSlackServer"]
 

@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from coffeebuddy.services.reminder_worker.testing._records import (
+from coffeebuddy.services.fake_slack._records import (
     BOT_ID,
     BOT_USER_ID,
     TEAM_ID,

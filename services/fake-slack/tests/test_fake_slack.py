@@ -12,7 +12,7 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from coffeebuddy.services.reminder_worker.testing import DEFAULT_SCOPES, FakeSlackServer
+from coffeebuddy.services.fake_slack import DEFAULT_SCOPES, FakeSlackServer
 
 
 @pytest.fixture

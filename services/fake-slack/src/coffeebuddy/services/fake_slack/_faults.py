@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from coffeebuddy.services.reminder_worker.testing._records import METHODS
+from coffeebuddy.services.fake_slack._records import METHODS
 
 __all__ = ["FaultRule", "FaultScript"]
 

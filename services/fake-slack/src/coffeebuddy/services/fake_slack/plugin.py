@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from coffeebuddy.services.reminder_worker.testing import FakeSlackServer
+from coffeebuddy.services.fake_slack import FakeSlackServer
 
 __all__ = ["fake_slack"]
 

@@ -3,11 +3,11 @@
 `FakeSlackServer` speaks real HTTP so tests and the service's dev mode drive the real slack_sdk
 client against it: it records every call, keeps DMs per channel with a `ts`, serves them back
 through `conversations.history`, sends `x-oauth-scopes`, and can be scripted to fail. The
-`fake_slack` pytest fixture lives in `coffeebuddy.services.reminder_worker.testing.plugin`
+`fake_slack` pytest fixture lives in `coffeebuddy.services.fake_slack.plugin`
 (registered through the `pytest11` entry point).
 """
 
-from coffeebuddy.services.reminder_worker.testing._records import (
+from coffeebuddy.services.fake_slack._records import (
     BOT_ID,
     BOT_USER_ID,
     DEFAULT_SCOPES,
@@ -17,7 +17,7 @@ from coffeebuddy.services.reminder_worker.testing._records import (
     SlackCall,
     SlackMessage,
 )
-from coffeebuddy.services.reminder_worker.testing._server import FakeSlackServer
+from coffeebuddy.services.fake_slack._server import FakeSlackServer
 
 __all__ = [
     "BOT_ID",
