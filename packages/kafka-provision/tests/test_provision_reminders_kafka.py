@@ -485,13 +485,15 @@ async def test_the_reader_reads_chosen_partitions_and_follows(cluster: Cluster) 
     with pytest.raises(ValueError, match=r"has no partition \[7\] \(it has 3\)"):
         await reader.read(c.history.name, partitions=[7])
     seen: list[bytes | None] = []
-    async with contextlib.aclosing(reader.follow(c.history.name, partitions=[2])) as records:
-        async for record in records:
-            seen.append(None if record is None else record.key)
-            if record is None:
+    async with contextlib.aclosing(reader.follow(c.history.name, partitions=[2])) as batches:
+        async for batch in batches:
+            if batch is None:
+                seen.append(None)
                 async with KafkaEventProducer(c.settings) as producer:
                     await producer.send_raw(c.history, b"y", key=b"late", partition=2)
-            elif record.key == b"late":
+                continue
+            seen += [record.key for record in batch]
+            if b"late" in seen:
                 break
     assert seen == [b"k2", None, b"late"]
 

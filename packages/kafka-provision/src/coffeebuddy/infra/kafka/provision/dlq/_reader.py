@@ -67,10 +67,10 @@ class KafkaTopicReader:
         when the read starts."""
         out: list[StoredRecord] = []
         async with contextlib.aclosing(self.follow(topic, what=what, partitions=partitions)) as it:
-            async for record in it:
-                if record is None:
+            async for batch in it:
+                if batch is None:
                     break
-                out.append(record)
+                out += batch
         return out
 
     async def partition_count(self, topic: str, *, what: str = "dead-letter topic") -> int:
@@ -87,10 +87,11 @@ class KafkaTopicReader:
         *,
         what: str = "dead-letter topic",
         partitions: Collection[int] | None = None,
-    ) -> AsyncGenerator[StoredRecord | None, None]:
-        """Every record from each partition's start; `None` once each partition's end seen at
-        the start is reached (within `timeout`); then each new record as it arrives, until the
-        caller stops (close it: `contextlib.aclosing`). Each partition is read in offset order."""
+    ) -> AsyncGenerator[list[StoredRecord] | None, None]:
+        """Every record from each partition's start, in batches as fetched; `None` once each
+        partition's end seen at the start is reached (within `timeout`); then new records as
+        they arrive, until the caller stops (close it: `contextlib.aclosing`). Each partition is
+        read in offset order."""
         consumer = await self._start()
         try:
             ids = await self._partitions(consumer, topic, what)
@@ -128,8 +129,7 @@ class KafkaTopicReader:
                 # caller's work take turns
                 await asyncio.sleep(0)
                 for records in batches.values():
-                    for r in records:
-                        yield _stored(r)
+                    yield [_stored(r) for r in records]
                 for tp in list(pending):
                     highwater = consumer.highwater(tp)
                     if highwater is None:  # no fetch response for it yet
@@ -140,8 +140,7 @@ class KafkaTopicReader:
             yield None
             while True:
                 for records in (await consumer.getmany(timeout_ms=1000)).values():
-                    for r in records:
-                        yield _stored(r)
+                    yield [_stored(r) for r in records]
         finally:
             await consumer.stop()
 

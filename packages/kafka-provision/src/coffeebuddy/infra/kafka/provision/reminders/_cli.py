@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -122,7 +123,26 @@ def _where(args: argparse.Namespace) -> ReminderFilter:
     )
 
 
+@contextlib.contextmanager
+def _bulk_gc() -> Iterator[None]:
+    """Collector thresholds for building 100,000s of long-lived objects (the reminder worker's
+    deployable runs with the same): Python's 700/10/10 then spends about a fifth of `list`'s
+    CPU in full collections that free nothing. Restored afterwards; the command sets this, the
+    library functions never touch the process's collector."""
+    old = gc.get_threshold()
+    gc.set_threshold(50_000, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+
+
 async def cmd_list(args: argparse.Namespace) -> ExitCode:
+    with _bulk_gc():
+        return await _list(args)
+
+
+async def _list(args: argparse.Namespace) -> ExitCode:
     settings = KafkaSettings.from_env()
     as_json = args.output == "json"
     if not args.watch:

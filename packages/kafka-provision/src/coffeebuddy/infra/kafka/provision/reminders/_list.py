@@ -54,11 +54,13 @@ async def list_reminders(
     topics = topics or OperatorTopics()
     reader = OperatorReader(settings or KafkaSettings.from_env(), topics, timeout=read_timeout)
     state = ChangelogState(topics.changelog.name)
-    async with contextlib.aclosing(reader.follow_changelog()) as records:
-        async for record in records:
-            if record is None:
+    apply = state.apply
+    async with contextlib.aclosing(reader.follow_changelog()) as batches:
+        async for batch in batches:
+            if batch is None:
                 break
-            state.apply(record)
+            for record in batch:
+                apply(record)
     return _listing(state, where)
 
 
@@ -79,17 +81,18 @@ async def watch_reminders(
     reader = OperatorReader(settings or KafkaSettings.from_env(), topics, timeout=read_timeout)
     state = ChangelogState(topics.changelog.name)
     listed = False
-    async with contextlib.aclosing(reader.follow_changelog()) as records:
-        async for record in records:
-            if record is None:
+    async with contextlib.aclosing(reader.follow_changelog()) as batches:
+        async for batch in batches:
+            if batch is None:
                 listed = True
                 await _call(on_listing, _listing(state, where))
                 continue
-            change = state.apply(record)
-            if not listed or change is None:
-                continue
-            if isinstance(change, Unreadable) or where.matches(change.view):
-                await _call(on_change, change)
+            for record in batch:
+                change = state.apply(record)
+                if not listed or change is None:
+                    continue
+                if isinstance(change, Unreadable) or where.matches(change.view):
+                    await _call(on_change, change)
 
 
 async def _call(callback: Callable[[T], Awaitable[None] | None], value: T) -> None:

@@ -109,13 +109,13 @@ class OperatorReader:
 
     async def follow_changelog(
         self, partitions: Collection[int] | None = None
-    ) -> AsyncGenerator[StoredRecord | None, None]:
-        """The changelog from its start; None once caught up, then new records (see
+    ) -> AsyncGenerator[list[StoredRecord] | None, None]:
+        """The changelog from its start in batches; None once caught up, then new records (see
         `KafkaTopicReader.follow`)."""
         topic = self.topics.changelog
         with refusals(self.settings, "READ", CHANGELOG, topic.name):
             async with contextlib.aclosing(
                 self._reader.follow(topic.name, what=CHANGELOG, partitions=partitions)
             ) as records:
-                async for record in records:
-                    yield record
+                async for batch in records:
+                    yield batch
