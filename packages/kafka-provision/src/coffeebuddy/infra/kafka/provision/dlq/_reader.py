@@ -123,7 +123,9 @@ class KafkaTopicReader:
                     raise DlqError(
                         f"timed out after {self.timeout}s reading {topic!r} up to {left}"
                     )
-                batches = await consumer.getmany(*pending, timeout_ms=500)
+                # short: an empty partition answers with no records, and only its high
+                # watermark (known once its fetch returned) says it is read
+                batches = await consumer.getmany(*pending, timeout_ms=100)
                 # let the fetcher send its next requests before the caller works through these
                 # (the broker then serves them meanwhile): without it, fetching and the
                 # caller's work take turns
