@@ -38,7 +38,7 @@ from coffeebuddy.infra.kafka.provision.reminders._render import (
     print_listing,
     print_story,
 )
-from coffeebuddy.infra.kafka.provision.reminders._view import by_due, iso
+from coffeebuddy.infra.kafka.provision.reminders._view import by_due, iso, sort_by_due
 
 S = ReminderStatus
 T0 = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
@@ -420,3 +420,18 @@ def test_only_cancel_can_write() -> None:
         if names & writers:
             found[path.name] = sorted(names & writers)
     assert found == {"_cancel.py": ["KafkaEventProducer"]}
+
+
+def test_sort_by_due_orders_as_by_due() -> None:
+    log = Log()
+    for i, minutes in enumerate([5, None, -3, 5, 0, None, 12, -3]):
+        rid = f"r{(i * 7) % 10}"
+        if minutes is None:
+            log.add(rid, state(rid, S.CANCELLED, with_payload=False))
+        else:
+            log.add(rid, state(rid, S.SCHEDULED, due=T0 + timedelta(minutes=minutes)))
+    views = list(fold(log).reminders.values())
+    fast = list(views)
+    sort_by_due(fast)
+    assert [v.reminder_id for v in fast] == [v.reminder_id for v in sorted(views, key=by_due)]
+    assert fast[-1].record.due is None

@@ -17,7 +17,7 @@ from coffeebuddy.infra.kafka.provision.reminders._view import (
     ReminderFilter,
     ReminderView,
     Unreadable,
-    by_due,
+    sort_by_due,
 )
 
 __all__ = ["Listing", "list_reminders", "watch_reminders"]
@@ -38,7 +38,7 @@ class Listing:
 
 def _listing(state: ChangelogState, where: ReminderFilter) -> Listing:
     matching = [v for v in state.reminders.values() if where.matches(v)]
-    matching.sort(key=by_due)
+    sort_by_due(matching)
     return Listing(matching, list(state.unreadable), state, where)
 
 

@@ -4,9 +4,11 @@ rich table), one JSON object per line for scripts."""
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import TextIO
 
 from coffeebuddy.infra.kafka.models import ReminderStatus
@@ -34,13 +36,22 @@ LIST_COLUMNS = ("REMINDER", "RUN", "KIND", "USER", "DUE (UTC)", "DUE", "STATUS",
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
+_DAYS: dict[int, str] = {}
+
+
 def _clock(ts: float | None, *, ms: bool = False) -> str:
-    """`2026-12-07 10:00:00` (UTC), with `.123` when `ms`."""
+    """`2026-12-07 10:00:00` (UTC), with `.123` when `ms`; the day's text is cached (a listing
+    formats 100,000s of times over a few days)."""
     if ts is None:
         return "-"
-    if not ms:
-        return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts))
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:23]
+    if ms:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:23]
+    day, second = divmod(math.floor(ts), 86400)
+    text = _DAYS.get(day)
+    if text is None:
+        text = _DAYS[day] = time.strftime("%Y-%m-%d", time.gmtime(day * 86400))
+    hour, second = divmod(second, 3600)
+    return f"{text} {hour:02d}:{second // 60:02d}:{second % 60:02d}"
 
 
 def _relative(seconds: float) -> str:
@@ -92,8 +103,8 @@ class Columns:
     def __init__(self, rows: Sequence[tuple[str, ...]]) -> None:
         widths = [len(h) for h in LIST_COLUMNS]
         if rows:
-            for i, column in enumerate(list(zip(*rows, strict=True))[:-1]):
-                widths[i] = max(widths[i], max(map(len, column)))
+            for i in range(len(widths) - 1):  # the last column is not padded
+                widths[i] = max(widths[i], max(map(len, map(itemgetter(i), rows))))
         self.widths = widths
         self._format = "  ".join(f"{{:<{w}}}" for w in widths[:-1]) + "  {}"
 
