@@ -27,7 +27,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "producer": frozenset({"config", "topics", "models", "metrics"}),
     "consumer": frozenset({"config", "topics", "models", "metrics", "producer"}),
     "reminder_worker": frozenset({"config", "topics", "models", "metrics", "producer", "consumer"}),
-    "provision": frozenset({"config", "topics", "models", "producer"}),  # events publish
+    # provision -> producer: events publish, reminders cancel
+    "provision": frozenset({"config", "topics", "models", "producer"}),
     "testing": frozenset({"config", "topics"}),
     "services.reminder_worker": frozenset(
         {"config", "topics", "models", "metrics", "producer", "consumer", "reminder_worker"}

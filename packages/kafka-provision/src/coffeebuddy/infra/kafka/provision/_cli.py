@@ -36,6 +36,7 @@ from coffeebuddy.infra.kafka.provision._tables import rich_console
 from coffeebuddy.infra.kafka.provision._version import __version__
 from coffeebuddy.infra.kafka.provision.dlq import DlqClients, add_dlq_parser
 from coffeebuddy.infra.kafka.provision.events import add_events_parser
+from coffeebuddy.infra.kafka.provision.reminders import add_reminders_parser
 
 
 class _Parser(argparse.ArgumentParser):
@@ -129,6 +130,7 @@ def build_parser(*, dlq_clients: DlqClients | None = None) -> argparse.ArgumentP
 
     add_dlq_parser(sub, dlq_clients)
     add_events_parser(sub)
+    add_reminders_parser(sub)
     return parser
 
 
