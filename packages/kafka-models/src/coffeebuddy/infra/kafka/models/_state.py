@@ -124,6 +124,8 @@ class StateRecord:
     dlq_offset: int | None = None
     run_closed: bool = False
     run_cancelled: bool = False
+    reminder_doc: dict[str, Any] | None = None
+    """The reminder's data as decoded (the same as `reminder`), for readers that look into it."""
 
 
 def run_key(run_id: str) -> str:
@@ -317,11 +319,50 @@ def _int(data: dict[str, Any], name: str) -> int | None:
     return value
 
 
-def _flag(data: dict[str, Any], name: str, default: bool) -> bool:
+def _flag(data: dict[str, Any], name: str, default: bool = False) -> bool:
     value = data.get(name, default)
     if type(value) is not bool:
         raise _fail("data." + name, "must be true or false")
     return value
+
+
+_OPTIONAL: dict[str, Callable[[dict[str, Any], str], Any]] = {
+    **dict.fromkeys(
+        (
+            "reminder_id",
+            "event_id",
+            "event_source",
+            "origin_topic",
+            "traceparent",
+            "reason",
+            "cause_event_id",
+            "owner",
+            "slack_channel",
+            "slack_ts",
+            "dlq_topic",
+        ),
+        _text,
+    ),
+    **dict.fromkeys(("event_time", "claimed_at", "deadline"), _time),
+    **dict.fromkeys(
+        ("origin_partition", "origin_offset", "epoch", "dlq_partition", "dlq_offset"), _int
+    ),
+    **dict.fromkeys(("run_closed", "run_cancelled"), _flag),
+}
+"""The optional fields of a record's data and how each is checked (absent or null: unset)."""
+
+
+_REMINDER_KEY = b',"reminder":'
+
+
+def _reminder_bytes(value: bytes | bytearray) -> bytes | None:
+    """The reminder's JSON as `encode_state` wrote it: its last field, after `recorded_at`, so
+    the bytes between that key and the closing braces (a record from another encoder: None).
+    A quote inside a JSON string is escaped, so the first such key is the record's own."""
+    at = value.find(_REMINDER_KEY)
+    if at < 0 or not value.endswith(b"}}") or value.rfind(b'"recorded_at":"', at - 48, at) < 0:
+        return None
+    return bytes(value[at + len(_REMINDER_KEY) : -2])
 
 
 def decode_state(value: bytes | bytearray) -> StateRecord:
@@ -359,28 +400,12 @@ def decode_state(value: bytes | bytearray) -> StateRecord:
         keep_until=keep_until,
         recorded_at=_time(data, "recorded_at") or keep_until,
         writer=writer if isinstance(writer, str) else "",
-        reminder_id=_text(data, "reminder_id"),
-        event_id=_text(data, "event_id"),
-        event_time=_time(data, "event_time"),
-        event_source=_text(data, "event_source"),
-        origin_topic=_text(data, "origin_topic"),
-        origin_partition=_int(data, "origin_partition"),
-        origin_offset=_int(data, "origin_offset"),
-        traceparent=_text(data, "traceparent"),
-        reason=_text(data, "reason"),
-        cause_event_id=_text(data, "cause_event_id"),
-        owner=_text(data, "owner"),
-        epoch=_int(data, "epoch"),
-        claimed_at=_time(data, "claimed_at"),
-        deadline=_time(data, "deadline"),
-        slack_channel=_text(data, "slack_channel"),
-        slack_ts=_text(data, "slack_ts"),
-        dlq_topic=_text(data, "dlq_topic"),
-        dlq_partition=_int(data, "dlq_partition"),
-        dlq_offset=_int(data, "dlq_offset"),
-        run_closed=_flag(data, "run_closed", status is ReminderStatus.RUN_CLOSED),
-        run_cancelled=_flag(data, "run_cancelled", status is ReminderStatus.RUN_CANCELLED),
+        run_closed=status is ReminderStatus.RUN_CLOSED,
+        run_cancelled=status is ReminderStatus.RUN_CANCELLED,
     )
+    for name in data.keys() & _OPTIONAL.keys():  # only the fields present: most are absent
+        if data[name] is not None:
+            setattr(rec, name, _OPTIONAL[name](data, name))
     if status is ReminderStatus.CLAIMED and (rec.claimed_at is None or rec.epoch is None):
         raise _fail("data.claimed_at", "a claim needs claimed_at and epoch")
     reminder = data.get("reminder")
@@ -397,7 +422,8 @@ def decode_state(value: bytes | bytearray) -> StateRecord:
         if rec.due is None:
             raise _fail("data.reminder.due_at", "is required")
         rec.expires_at = _time(reminder, "expires_at", "data.reminder.")
-        rec.reminder = _dumps(reminder).encode()
+        rec.reminder = _reminder_bytes(value) or _dumps(reminder).encode()
+        rec.reminder_doc = reminder
     elif status.is_pending:
         raise _fail("data.reminder", f"is required for status {status.value!r}")
     if not status.is_run:

@@ -112,8 +112,8 @@ class ReminderView:
     def data(self) -> dict[str, Any]:
         """The reminder's data (`ReminderScheduledData` JSON); empty when the record has none."""
         if self._data is None:
-            raw = self.record.reminder
-            self._data = json.loads(raw) if raw else {}
+            doc, raw = self.record.reminder_doc, self.record.reminder
+            self._data = doc if doc is not None else json.loads(raw) if raw else {}
         return self._data
 
     @property
@@ -174,6 +174,7 @@ class Change(NamedTuple):
 def _carry_payload(new: StateRecord, old: StateRecord) -> None:
     """A final record re-written after a stale claim names only the id: keep what is known."""
     new.reminder = old.reminder
+    new.reminder_doc = old.reminder_doc
     new.kind = old.kind
     new.recipient = old.recipient
     new.due = old.due
