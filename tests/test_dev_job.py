@@ -149,7 +149,9 @@ def test_after_the_demo_the_printed_commands_work_and_are_narrated_then_ctrl_c(
         for line in job.lines
         if line.strip().startswith(("hatch run coffeebuddy-kafka", "echo "))
     ]
-    publish, tail, bad = printed
+    listing, showing, publish, tail, bad = printed
+    assert "reminders list --run run-demo-" in listing
+    assert "reminders show run-demo-" in showing
     assert publish.endswith("events publish reminder.scheduled --due-in 30")
     assert tail.endswith("events tail coffeebuddy.reminder.events")
 
@@ -167,6 +169,13 @@ def test_after_the_demo_the_printed_commands_work_and_are_narrated_then_ctrl_c(
             check=False,
         )
 
+    demo = run(listing)
+    assert demo.returncode == 0, demo.stderr
+    assert "run-demo-" in demo.stdout
+    assert {"sent", "cancelled"} <= set(demo.stdout.split())
+    story = run(showing)
+    assert story.returncode == 0, story.stderr
+    assert "scheduled" in story.stdout
     mine = run(publish.replace("--due-in 30", "--due-in 2"))
     assert mine.returncode == 0, mine.stderr
     reminder_id = re.search(r"reminder (\S+) for U0DEVUSER", mine.stderr)

@@ -86,10 +86,17 @@ async def _watch(
             handle(record.event)
 
 
-def _next_steps(say: Narrator, bootstrap: str, recipient: str | None) -> None:
+def _next_steps(say: Narrator, bootstrap: str, recipient: str | None, expect: Expectation) -> None:
     user = f" --user {recipient}" if recipient else ""
     say.more("try it yourself, in another terminal (this one narrates what happens):")
     say.more(f"  export KAFKA_BOOTSTRAP_SERVERS={bootstrap} KAFKA_ENABLE_IDEMPOTENCE=false")
+    if expect.due:
+        some = sorted(expect.cancelled or expect.due)[0]
+        run = expect.due[next(iter(expect.due))].run_id
+        say.more(
+            f"  hatch run coffeebuddy-kafka reminders list --run {run}   # the demo's reminders"
+        )
+        say.more(f"  hatch run coffeebuddy-kafka reminders show {some}   # one reminder's story")
     say.more(f"  hatch run coffeebuddy-kafka events publish reminder.scheduled --due-in 30{user}")
     say.more(f"  hatch run coffeebuddy-kafka events tail {REMINDER_EVENTS_TOPIC.name}")
     say.more(
@@ -233,7 +240,7 @@ class Session:
         await self._await_demo(expect, slack)
         if self.args.exit_after_demo:
             return
-        _next_steps(say, broker.bootstrap_servers, recipient)
+        _next_steps(say, broker.bootstrap_servers, recipient, expect)
         stopped = asyncio.create_task(self.stop.wait())
         await asyncio.wait([stopped, service_task], return_when=asyncio.FIRST_COMPLETED)
         stopped.cancel()
