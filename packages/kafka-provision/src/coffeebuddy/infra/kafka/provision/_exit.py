@@ -1,7 +1,8 @@
 """The one exit-code table of `coffeebuddy-kafka` (every command, `dlq` included).
 
 `CHANGES` means the same thing everywhere: there was something to change, found (plan, drift,
-`render --check`, `dlq replay --dry-run`) or done (apply, `dlq replay`). So a script can treat
+`render --check`, `dlq replay --dry-run`, `reminders cancel --dry-run`) or done (apply,
+`dlq replay`, `reminders cancel`). So a script can treat
 0 as "nothing to do", 2 as "look at what changed", and anything else as a failure.
 """
 
@@ -24,11 +25,13 @@ class ExitCode(IntEnum):
 
 
 _MEANING = {
-    ExitCode.OK: "nothing to do: in sync, no changes, nothing (left) to replay",
+    ExitCode.OK: "nothing to do: in sync, no changes, nothing (left) to replay or cancel; "
+    "listed, shown, tailed",
     ExitCode.ERROR: "error (usage, invalid catalog, bad KAFKA_* settings, unreachable cluster, "
-    "bad dead-letter selection or ledger): the message says which; a replay stops there",
-    ExitCode.CHANGES: "changes found (plan, drift, render --check, dlq replay --dry-run) "
-    "or made (apply, dlq replay)",
+    "bad dead-letter selection or ledger, unknown reminder id): the message says which; "
+    "a replay stops there",
+    ExitCode.CHANGES: "changes found (plan, drift, render --check, dlq replay --dry-run, "
+    "reminders cancel --dry-run) or made (apply, dlq replay, reminders cancel)",
     ExitCode.REFUSED: "refused: the cluster changed since the plan, or the plan file is unusable",
     ExitCode.PARTIAL: "partially applied: some changes failed, are unsupported or impossible",
 }
