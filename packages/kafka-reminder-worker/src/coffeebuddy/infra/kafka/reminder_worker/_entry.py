@@ -116,6 +116,24 @@ class Pending:
         self.claimed_at = claimed_at
         self.claim_deadline = deadline
 
+    def take_claim(self, other: Pending) -> None:
+        """Carry over `other`'s claim, if any: a post of it may have happened."""
+        if other.claimed_at is not None:
+            self.set_claim(
+                other.claim_owner, other.claim_epoch, other.claimed_at, other.claim_deadline
+            )
+            self.needs_check = other.needs_check
+
+    def log_extra(self, **more: Any) -> dict[str, Any]:
+        """The reminder's ids for a log line's `extra`, plus `more`."""
+        return {
+            "run_id": self.run_id,
+            "reminder_id": self.reminder_id,
+            "event_id": self.event_id,
+            "partition": self.partition,
+            **more,
+        }
+
     @property
     def event_id(self) -> str:
         """The schedule event's CloudEvents id (kept as a 128-bit int when it is a UUID)."""

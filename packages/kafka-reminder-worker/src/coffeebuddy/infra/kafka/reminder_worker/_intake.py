@@ -1,10 +1,9 @@
 """Intake: each input event becomes a decision, a state change, and the completion the harness
 waits for (the record completes when its state change is acknowledged, never held until due).
 
-At `max_pending`, a schedule due later than `prepare_ahead_s` waits (deferred, in arrival
-order) without holding its partition: cancellations, run events and reminders due soon behind
-it are applied at once. Waiting schedules are admitted as room frees, or when they come close
-to their due time; past `max_waiting` waiting, intake waits too (back-pressure).
+At `max_pending` a schedule due later than `prepare_ahead_s` waits (deferred, in arrival order)
+without holding its partition; waiting ones are admitted as room frees or as they come close to
+their due time. Past `max_waiting` waiting, intake waits too (back-pressure).
 """
 
 from __future__ import annotations
@@ -38,9 +37,10 @@ if TYPE_CHECKING:
     from coffeebuddy.infra.kafka.metrics import ReminderMetrics
     from coffeebuddy.infra.kafka.models import Event
     from coffeebuddy.infra.kafka.reminder_worker._clock import Clock
+    from coffeebuddy.infra.kafka.reminder_worker._partition import PartitionState
     from coffeebuddy.infra.kafka.reminder_worker._scheduler import Scheduler
     from coffeebuddy.infra.kafka.reminder_worker._settings import ReminderSettings
-    from coffeebuddy.infra.kafka.reminder_worker._state import PartitionState, ReminderState
+    from coffeebuddy.infra.kafka.reminder_worker._state import ReminderState
 
 __all__ = ["Intake"]
 
@@ -173,7 +173,7 @@ class Intake:
         )
         extra = {"run_id": data.run_id, "reminder_id": rid, "event_id": event.id}
         if step in (ScheduleStep.DUPLICATE, ScheduleStep.SUPERSEDED):
-            self._count_drop(kind, step.value)
+            self._state.count_drop(kind, step.value)
             log.info("reminder event %s; nothing to change", step.value, extra=extra)
             return False
         entry = Pending(
@@ -196,24 +196,17 @@ class Intake:
             old = existing.successor
             existing.successor = (entry, defer())
             if old is not None:
-                self._count_drop(kind, "superseded")
+                self._state.count_drop(kind, "superseded")
                 old[1].done()
             return True
         if step is not ScheduleStep.SCHEDULE:  # cancelled, run cancelled / closed, expired
-            self._count_drop(kind, step.value)
+            self._state.count_drop(kind, step.value)
             log.info("reminder dropped: %s", step.value, extra={**extra, "outcome": step.value})
             complete_when_written(self._state.settle(entry, S.DROPPED, reason=step.value), defer())
             return True
         if existing is not None:
-            self._count_drop(kind, "superseded")
-            if existing.claimed_at is not None:  # a kept claim: a post may have happened
-                entry.set_claim(
-                    existing.claim_owner,
-                    existing.claim_epoch,
-                    existing.claimed_at,
-                    existing.claim_deadline,
-                )
-                entry.needs_check = existing.needs_check
+            self._state.count_drop(kind, "superseded")
+            entry.take_claim(existing)
         tp = traceparent.decode(errors="replace") if traceparent else None
         complete_when_written(self._state.schedule(entry, traceparent=tp), defer())
         self._scheduler.schedule(entry, max(due, self._clock.now()))
@@ -241,7 +234,7 @@ class Intake:
                 state.number, rid, event.data.run_id, keep_until, event.id
             )
         else:
-            self._count_drop(entry.kind, "cancelled")
+            self._state.count_drop(entry.kind, "cancelled")
             fut = self._state.settle(entry, S.CANCELLED, reason="cancelled", cause=event.id)
         complete_when_written(fut, context.defer())
         log.info("reminder cancelled", extra={"reminder_id": rid, "event_id": event.id})
@@ -303,7 +296,3 @@ class Intake:
             )
         else:
             log.info("below max_pending again: no schedule waits")
-
-    def _count_drop(self, kind: str, reason: str) -> None:
-        if self._metrics is not None:
-            self._metrics.dropped(kind, reason)

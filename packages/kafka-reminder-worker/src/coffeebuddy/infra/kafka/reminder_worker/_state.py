@@ -1,9 +1,8 @@
 """ReminderState: the schedule state of the owned partitions, kept equal to the changelog.
 
 The one place that encodes and decodes state records (through the models' codec) and applies
-them: local changes are applied and written here; records read back (restore, or another
-writer's records while tailing) are applied here by the same rules. A record that cannot be
-read is counted, logged once with its partition and offset, and skipped.
+them, by the same rules for local changes and for records read back (restore, or another
+writer's records while tailing). An unreadable record is counted, logged once, and skipped.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from coffeebuddy.infra.kafka.models import (
     state_replaces,
 )
 from coffeebuddy.infra.kafka.reminder_worker._entry import Pending, RunMark
+from coffeebuddy.infra.kafka.reminder_worker._partition import PartitionState
 
 if TYPE_CHECKING:
     from coffeebuddy.infra.kafka.metrics import ReminderMetrics
@@ -32,56 +32,12 @@ if TYPE_CHECKING:
     from coffeebuddy.infra.kafka.reminder_worker._history import History
     from coffeebuddy.infra.kafka.reminder_worker._settings import ReminderSettings
 
-__all__ = ["PartitionState", "ReminderState", "complete_when_written"]
+__all__ = ["ReminderState", "complete_when_written"]
 
 log = logging.getLogger("coffeebuddy.infra.kafka.reminder_worker.state")
 
 S = ReminderStatus
 _LOGGED_LIMIT = 10_000
-
-
-class PartitionState:
-    """One owned partition: pending reminders, settled ids (until their lifetime ends), dead
-    letters, run marks, and this owner's epoch (one more than any recorded in the partition)."""
-
-    __slots__ = (
-        "dead",
-        "epoch",
-        "finals",
-        "max_epoch",
-        "number",
-        "pending",
-        "restored",
-        "runs",
-        "stale",
-    )
-
-    def __init__(self, number: int) -> None:
-        self.number = number
-        self.pending: dict[str, Pending] = {}
-        self.finals: dict[str, tuple[float, ReminderStatus]] = {}
-        self.dead: dict[str, float] = {}
-        self.runs: dict[str, RunMark] = {}
-        self.max_epoch = 0
-        self.epoch = 0
-        self.restored = False
-        self.stale: dict[str, str] = {}
-        """Keys (-> run id) whose last record says less than their state: re-written after
-        restore (a stale claim after a final state, a narrower run mark)."""
-
-    def status(self, rid: str) -> ReminderStatus | None:
-        final = self.finals.get(rid)
-        if final is not None:
-            return final[1]
-        if rid in self.dead:
-            return S.DEAD_LETTERED
-        entry = self.pending.get(rid)
-        if entry is None:
-            return None
-        return S.CLAIMED if entry.claimed_at is not None else S.SCHEDULED
-
-    def settled(self, rid: str) -> bool:
-        return rid in self.finals
 
 
 class ReminderState:
@@ -116,10 +72,7 @@ class ReminderState:
     # ------------------------------------------------------------------ partitions
 
     def open(self, partition: int) -> PartitionState:
-        state = self.partitions.get(partition)
-        if state is None:
-            state = self.partitions[partition] = PartitionState(partition)
-        return state
+        return self.partitions.setdefault(partition, PartitionState(partition))
 
     def close(self, partition: int) -> PartitionState | None:
         self.room.set()
@@ -133,8 +86,7 @@ class ReminderState:
         return state if state is not None and state.restored else None
 
     def owns(self, entry: Pending, epoch: int | None = None) -> bool:
-        """`entry` is still the live pending entry of an owned, restored partition (and the
-        partition is still in `epoch`)."""
+        """`entry` is the live pending entry of an owned, restored partition (in `epoch`)."""
         state = self.partitions.get(entry.partition)
         if state is None or not state.restored or state.pending.get(entry.reminder_id) is not entry:
             return False
@@ -143,12 +95,9 @@ class ReminderState:
     def pending_count(self) -> int:
         return sum(len(s.pending) for s in self.partitions.values())
 
-    def find(self, reminder_id: str) -> Pending | None:
-        for state in self.partitions.values():
-            entry = state.pending.get(reminder_id)
-            if entry is not None:
-                return entry
-        return None
+    def count_drop(self, kind: str, reason: str) -> None:
+        if self._metrics is not None:
+            self._metrics.dropped(kind, reason)
 
     async def restore(self, partition: int) -> PartitionState | None:
         """Read the partition's changelog to its end into a fresh state and start a new epoch;
@@ -160,7 +109,7 @@ class ReminderState:
             return None
         state.epoch = state.max_epoch + 1
         state.restored = True
-        for key, run_id in state.stale.items():  # its last record says less than its state
+        for key, run_id in state.stale.items():
             self._rewrite(state, key, run_id)
         state.stale.clear()
         log.info(
@@ -213,8 +162,8 @@ class ReminderState:
         )
 
     def skip_invalid(self, entry: Pending, error: Exception) -> None:
-        """A pending reminder whose data fails the models' rules when it is due: logged with
-        where it came from, counted, and settled as dropped (it can never be sent)."""
+        """A pending reminder whose data fails the models' rules when due: logged with where it
+        came from, counted, and settled as dropped (it can never be sent)."""
         self._unreadable(entry.partition, entry.state_offset, error)
         self.settle(entry, S.DROPPED, reason="invalid")
 
@@ -224,10 +173,11 @@ class ReminderState:
         if rec.epoch is not None and rec.epoch > state.max_epoch:
             state.max_epoch = rec.epoch
         status = rec.status
+        replaying = restoring or not state.restored  # a stale key is re-written after restore
         if status.is_run:
             mark = self._mark(state, rec.run_id, rec.run_closed, rec.run_cancelled, rec.keep_until)
             narrower = (mark.closed, mark.cancelled) != (rec.run_closed, rec.run_cancelled)
-            if restoring or not state.restored:
+            if replaying:
                 if narrower:
                     state.stale[rec.state_key] = rec.run_id
                 else:
@@ -238,11 +188,10 @@ class ReminderState:
                     self._write_mark(state.number, rec.run_id, mark)
             return None
         rid = rec.reminder_id or rec.state_key
-        current = state.status(rid)
-        if not state_replaces(current, status):
+        if not state_replaces(state.status(rid), status):
             # a final state stands: a zombie owner's late claim (or schedule) changes nothing,
             # and the final is written again so that compaction keeps it, not the claim
-            if restoring or not state.restored:
+            if replaying:
                 state.stale[rid] = rec.run_id
             else:
                 self._rewrite(state, rid, rec.run_id)
@@ -254,7 +203,7 @@ class ReminderState:
         if status is S.DEAD_LETTERED:
             state.pending.pop(rid, None)
             state.dead[rid] = rec.keep_until
-            heapq.heappush(self._prune, (rec.keep_until, state.number, rid))
+            self._keep(state, rid, rec.keep_until)
             return None
         entry = state.pending.get(rid)
         if entry is not None and entry.in_flight:
@@ -297,16 +246,12 @@ class ReminderState:
         state = self.partitions[entry.partition]
         state.pending[entry.reminder_id] = entry
         state.dead.pop(entry.reminder_id, None)
-        return self.write_entry(entry, traceparent=traceparent)
-
-    def write_entry(self, entry: Pending, *, traceparent: str | None = None) -> asyncio.Future[int]:
-        status = S.CLAIMED if entry.claimed_at is not None else S.SCHEDULED
-        return self._write_of(entry, status, traceparent=traceparent)
+        return self._write_of(entry, traceparent=traceparent)
 
     def claim(self, entry: Pending, epoch: int, now: float) -> asyncio.Future[int]:
         """Write this owner's claim of `entry` (deadline: now + the claim's time to live)."""
         entry.set_claim(self.worker_id, epoch, now, now + self._settings.claim_ttl)
-        return self.write_entry(entry)
+        return self._write_of(entry)
 
     def settle(
         self,
@@ -352,7 +297,7 @@ class ReminderState:
         state = self.partitions.get(entry.partition)
         if state is not None and state.pending.pop(entry.reminder_id, None) is not None:
             state.dead[entry.reminder_id] = entry.keep_until
-            heapq.heappush(self._prune, (entry.keep_until, state.number, entry.reminder_id))
+            self._keep(state, entry.reminder_id, entry.keep_until)
             self.room.set()
         return self._write_of(
             entry,
@@ -368,42 +313,27 @@ class ReminderState:
     ) -> asyncio.Future[int]:
         """A run closed or cancelled: its mark (everything known of the run, one snapshot) is
         written, and the pending reminders it rules out are dropped."""
-        closed = not cancelled
         state = self.partitions.get(partition)
-        if state is not None:
-            mark = self._mark(state, run_id, closed, cancelled, keep_until)
+        if state is None:
+            mark = RunMark.of(not cancelled, cancelled, keep_until)
+        else:
+            mark = self._mark(state, run_id, not cancelled, cancelled, keep_until)
             if state.restored:
                 self.drop_blocked(state, run_id, mark)
-            return self._write_mark(partition, run_id, mark, cause)
-        return self._write_mark(partition, run_id, RunMark.of(closed, cancelled, keep_until), cause)
+        return self._write_mark(partition, run_id, mark, cause)
 
-    def _write_mark(
-        self, partition: int, run_id: str, mark: RunMark, cause: str | None = None
-    ) -> asyncio.Future[int]:
-        status = S.RUN_CANCELLED if mark.cancelled else S.RUN_CLOSED
-        return self._write(
-            partition,
-            run_key(run_id),
-            status,
-            run_id,
-            mark.keep_until,
-            cause_event_id=cause,
-            run_closed=mark.closed,
-            run_cancelled=mark.cancelled,
-        )
-
-    def drop_blocked(self, state: PartitionState, run_id: str, mark: RunMark) -> list[Pending]:
+    def drop_blocked(self, state: PartitionState, run_id: str, mark: RunMark) -> None:
         """Drop the run's pending reminders (not in flight) that `mark` rules out."""
         victims = [
-            e
-            for e in state.pending.values()
-            if e.run_id == run_id and not e.in_flight and mark.blocks(e.kind) is not None
+            (entry, reason)
+            for entry in state.pending.values()
+            if entry.run_id == run_id
+            and not entry.in_flight
+            and (reason := mark.blocks(entry.kind))
         ]
-        for entry in victims:
-            reason = mark.blocks(entry.kind)
+        for entry, reason in victims:
             self.settle(entry, S.DROPPED, reason=reason)
-            if self._metrics is not None and reason is not None:
-                self._metrics.dropped(entry.kind, reason)
+            self.count_drop(entry.kind, reason)
         if victims:
             log.info(
                 "run %s: %d pending reminders dropped",
@@ -411,7 +341,6 @@ class ReminderState:
                 len(victims),
                 extra={"run_id": run_id, "worker_id": self.worker_id},
             )
-        return victims
 
     def forget_claim(self, entry: Pending) -> asyncio.Future[int]:
         """Release `entry` entirely (tombstone): nothing of it was posted."""
@@ -427,7 +356,7 @@ class ReminderState:
         while heap and heap[0][0] <= now and count < limit:
             keep_until, number, key = heapq.heappop(heap)
             state = self.partitions.get(number)
-            if state is None or not self._expired(state, key, keep_until):
+            if state is None or not state.expired(key, keep_until):
                 continue
             self._forget(state, key)
             self._changelog.write(number, key, None)
@@ -455,48 +384,49 @@ class ReminderState:
                 state.number, key, final[1], run_id, final[0], reminder_id=key, reason="stale claim"
             )
 
-    @staticmethod
-    def _expired(state: PartitionState, key: str, keep_until: float) -> bool:
-        if key.startswith(RUN_KEY_PREFIX):
-            mark = state.runs.get(key[len(RUN_KEY_PREFIX) :])
-            return mark is not None and mark.keep_until == keep_until
-        final = state.finals.get(key)
-        if final is not None:
-            return final[0] == keep_until
-        return state.dead.get(key) == keep_until
+    def _keep(self, state: PartitionState, key: str, keep_until: float) -> None:
+        heapq.heappush(self._prune, (keep_until, state.number, key))
 
     def _settle(
         self, state: PartitionState, rid: str, keep_until: float, status: ReminderStatus
     ) -> None:
-        if state.pending.pop(rid, None) is not None:
+        if state.settle(rid, keep_until, status):
             self.room.set()
-        state.dead.pop(rid, None)
-        state.finals[rid] = (keep_until, status)
-        heapq.heappush(self._prune, (keep_until, state.number, rid))
+        self._keep(state, rid, keep_until)
 
     def _mark(
         self, state: PartitionState, run_id: str, closed: bool, cancelled: bool, keep_until: float
     ) -> RunMark:
-        mark = state.runs.get(run_id)
-        if mark is None:
-            mark = state.runs[run_id] = RunMark(keep_until)
-        mark.merge(closed, cancelled, keep_until)
-        heapq.heappush(self._prune, (mark.keep_until, state.number, run_key(run_id)))
+        mark = state.mark(run_id, closed, cancelled, keep_until)
+        self._keep(state, run_key(run_id), mark.keep_until)
         return mark
 
     def _forget(self, state: PartitionState, key: str) -> None:
-        if key.startswith(RUN_KEY_PREFIX):
-            state.runs.pop(key[len(RUN_KEY_PREFIX) :], None)
-            return
-        state.finals.pop(key, None)
-        state.dead.pop(key, None)
-        if state.pending.pop(key, None) is not None:
+        if state.forget(key):
             self.room.set()
 
-    def _write_of(
-        self, entry: Pending, status: ReminderStatus, **fields: Any
+    def _write_mark(
+        self, partition: int, run_id: str, mark: RunMark, cause: str | None = None
     ) -> asyncio.Future[int]:
-        """A record of `entry`'s reminder: its full snapshot (data, origin, claim) plus `fields`."""
+        status = S.RUN_CANCELLED if mark.cancelled else S.RUN_CLOSED
+        return self._write(
+            partition,
+            run_key(run_id),
+            status,
+            run_id,
+            mark.keep_until,
+            cause_event_id=cause,
+            run_closed=mark.closed,
+            run_cancelled=mark.cancelled,
+        )
+
+    def _write_of(
+        self, entry: Pending, status: ReminderStatus | None = None, **fields: Any
+    ) -> asyncio.Future[int]:
+        """A record of `entry`'s reminder: its full snapshot (data, origin, claim) plus `fields`;
+        without a `status`, `claimed` when it carries a claim, else `scheduled`."""
+        if status is None:
+            status = S.CLAIMED if entry.claimed_at is not None else S.SCHEDULED
         if entry.origin_offset >= 0:
             fields.update(
                 origin_topic=self._events_topic,
