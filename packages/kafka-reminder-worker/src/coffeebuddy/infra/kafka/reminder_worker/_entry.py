@@ -6,7 +6,7 @@ import sys
 import uuid
 from typing import Any
 
-__all__ = ["LAST_CALL", "Pending", "RunMark", "intern_kind"]
+__all__ = ["LAST_CALL", "Pending", "RunMark"]
 
 LAST_CALL = "last_call"
 
@@ -21,11 +21,6 @@ def _compact_id(event_id: str) -> int | str:
         if str(value) == event_id:
             return value.int
     return event_id
-
-
-def intern_kind(kind: str) -> str:
-    """One shared string per reminder kind (there are two)."""
-    return sys.intern(kind)
 
 
 class Pending:
@@ -82,7 +77,7 @@ class Pending:
     ) -> None:
         self.reminder_id = reminder_id
         self.run_id = run_id
-        self.kind = intern_kind(kind)
+        self.kind = sys.intern(kind)  # one shared string per kind (there are two)
         self.due = due
         self.expires = expires
         self.keep_until = keep_until

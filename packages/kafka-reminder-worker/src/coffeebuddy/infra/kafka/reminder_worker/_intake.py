@@ -239,8 +239,6 @@ class Intake:
         complete_when_written(fut, context.defer())
         log.info("reminder cancelled", extra={"reminder_id": rid, "event_id": event.id})
 
-    # ------------------------------------------------------------------ waiting for room
-
     async def admit(self) -> None:
         """Admit waiting schedules as room frees or as they come close to due (supervised)."""
         while True:

@@ -71,8 +71,6 @@ class Scheduler:
         self._recipient_wait: dict[str, float] = {}
         self._last_prune = 0.0
 
-    # ------------------------------------------------------------------ timing
-
     def _live(self, entry: Pending) -> bool:
         return not entry.in_flight and self._state.owns(entry)
 
@@ -95,8 +93,6 @@ class Scheduler:
         """Drop heap items of entries no longer owned (after a revoke)."""
         self.heap.compact(self._live)
         self.soon.compact(self._live)
-
-    # ------------------------------------------------------------------ rounds
 
     async def run(self) -> None:
         while True:
@@ -232,8 +228,6 @@ class Scheduler:
         fut = self._state.settle(entry, status, reason=reason)
         if completion is not None:
             complete_when_written(fut, completion)
-
-    # ------------------------------------------------------------------ preparing
 
     def _start_prepare(self, entry: Pending) -> None:
         if len(self.preparing) >= _PREPARE_BACKLOG:

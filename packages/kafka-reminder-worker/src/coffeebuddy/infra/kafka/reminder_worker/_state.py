@@ -69,8 +69,6 @@ class ReminderState:
         self.room = asyncio.Event()
         """Set whenever a pending reminder settled or left (intake may admit a waiting one)."""
 
-    # ------------------------------------------------------------------ partitions
-
     def open(self, partition: int) -> PartitionState:
         return self.partitions.setdefault(partition, PartitionState(partition))
 
@@ -122,8 +120,6 @@ class ReminderState:
             extra={"partition": partition, "worker_id": self.worker_id},
         )
         return state
-
-    # ------------------------------------------------------------------ reading records
 
     def on_record(
         self, partition: int, offset: int, key: bytes | None, value: bytes | None, restoring: bool
@@ -237,8 +233,6 @@ class ReminderState:
             entry.set_claim(rec.owner, rec.epoch, rec.claimed_at, rec.deadline)
         state.pending[rid] = entry
         return entry
-
-    # ------------------------------------------------------------------ local changes
 
     def schedule(self, entry: Pending, *, traceparent: str | None = None) -> asyncio.Future[int]:
         """Hold `entry` as its reminder's pending state and write its snapshot (`scheduled`, or
@@ -367,8 +361,6 @@ class ReminderState:
         """Drop prune-heap items of partitions no longer owned."""
         self._prune = [it for it in self._prune if it[1] in self.partitions]
         heapq.heapify(self._prune)
-
-    # ------------------------------------------------------------------ internals
 
     def _rewrite(self, state: PartitionState, key: str, run_id: str) -> None:
         """Write `key`'s full state again (its last record said less: a stale claim after a

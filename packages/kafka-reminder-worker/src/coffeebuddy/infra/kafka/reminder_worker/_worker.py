@@ -144,8 +144,6 @@ class ReminderWorker:
         if metrics is not None:  # read at scrape time: intake changes it per record
             metrics.reminders_pending.set_function(self.state.pending_count)
 
-    # ------------------------------------------------------------------ lifecycle
-
     async def start(self) -> None:
         """Check co-partitioning, start the changelog, the scheduler and the credentials check
         (partitions are restored on assign)."""
@@ -181,8 +179,6 @@ class ReminderWorker:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
-
-    # ------------------------------------------------------------------ status
 
     @property
     def ready(self) -> bool:
@@ -233,8 +229,6 @@ class ReminderWorker:
     def max_pending(self) -> int:
         return self.settings.max_pending
 
-    # ------------------------------------------------------------------ harness callbacks
-
     async def process_event(self, event: Event, context: RecordContext) -> None:
         """Harness handler: write the state change, complete the record once it is acked."""
         await self.intake.handle(event, context)
@@ -271,8 +265,6 @@ class ReminderWorker:
         self.scheduler.forget_revoked()
         self.intake.revoked(numbers)
         log.info("partitions revoked: timers dropped", extra={"partitions": sorted(numbers)})
-
-    # ------------------------------------------------------------------ wiring
 
     async def _restored(self, partition: int) -> PartitionState | None:
         """The partition's state once restored (restoring it first when needed)."""
