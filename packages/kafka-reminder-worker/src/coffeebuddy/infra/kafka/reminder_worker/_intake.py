@@ -30,7 +30,6 @@ from coffeebuddy.infra.kafka.reminder_worker._decisions import (
     decide_schedule,
 )
 from coffeebuddy.infra.kafka.reminder_worker._entry import Pending
-from coffeebuddy.infra.kafka.reminder_worker._state import complete_when_written
 
 if TYPE_CHECKING:
     from coffeebuddy.infra.kafka.consumer import RecordContext
@@ -42,7 +41,7 @@ if TYPE_CHECKING:
     from coffeebuddy.infra.kafka.reminder_worker._settings import ReminderSettings
     from coffeebuddy.infra.kafka.reminder_worker._state import ReminderState
 
-__all__ = ["Intake"]
+__all__ = ["Intake", "complete_when_written"]
 
 log = logging.getLogger("coffeebuddy.infra.kafka.reminder_worker")
 
@@ -149,16 +148,10 @@ class Intake:
     ) -> bool:
         """Decide and apply a schedule; `defer()` gives the record's completion. False when
         nothing changes (`defer` is not called: a live record then completes inline)."""
-        data = event.data
-        rid = data.reminder_id
-        kind = str(data.kind)
-        due = data.due_at.timestamp()
-        life = Lifetime.of(
-            due,
-            data.expires_at.timestamp() if data.expires_at is not None else None,
-            self._settings.late_grace_s,
-            self._settings.state_margin_s,
-        )
+        data, settings = event.data, self._settings
+        rid, kind, due = data.reminder_id, str(data.kind), data.due_at.timestamp()
+        expires_at = data.expires_at.timestamp() if data.expires_at is not None else None
+        life = Lifetime.of(due, expires_at, settings.late_grace_s, settings.state_margin_s)
         event_time = event.time.timestamp()
         existing = state.pending.get(rid)
         step = decide_schedule(
@@ -227,9 +220,8 @@ class Intake:
             entry.cancel_after = context.defer()  # decided when the running attempt ends
             return
         if entry is None:
-            keep_until = (
-                event.time.timestamp() + self._settings.run_memory_s + self._settings.state_margin_s
-            )
+            memory = self._settings.run_memory_s + self._settings.state_margin_s
+            keep_until = event.time.timestamp() + memory
             fut = self._state.cancel_unseen(
                 state.number, rid, event.data.run_id, keep_until, event.id
             )
@@ -242,9 +234,7 @@ class Intake:
     async def admit(self) -> None:
         """Admit waiting schedules as room frees or as they come close to due (supervised)."""
         while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(1.0):
-                    await self._state.room.wait()
+            await self._room()
             self._state.room.clear()
             self.admit_now()
 
@@ -271,10 +261,14 @@ class Intake:
         """More waiting than allowed: this partition waits until one is admitted."""
         while len(self._waiting) >= self._settings.max_waiting:
             self._state.room.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(1.0):
-                    await self._state.room.wait()
+            await self._room()
             self.admit_now()
+
+    async def _room(self) -> None:
+        """Until room frees, for a second at most."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1.0):
+                await self._state.room.wait()
 
     def revoked(self, partitions: set[int]) -> None:
         """Forget waiting schedules of revoked partitions (their records are redelivered)."""
@@ -294,3 +288,13 @@ class Intake:
             )
         else:
             log.info("below max_pending again: no schedule waits")
+
+
+def complete_when_written(fut: asyncio.Future[int], completion: Any) -> None:
+    """Complete a harness record (`completion.done()`) once its state write is acknowledged."""
+
+    def done(f: asyncio.Future[int]) -> None:
+        if not f.cancelled() and f.exception() is None:
+            completion.done()
+
+    fut.add_done_callback(done)

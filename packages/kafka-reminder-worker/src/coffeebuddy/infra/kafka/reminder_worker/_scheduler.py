@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from coffeebuddy.infra.kafka.models import ReminderScheduledData, ReminderStatus
 from coffeebuddy.infra.kafka.reminder_worker._decisions import FireStep, check_claim, decide_fire
 from coffeebuddy.infra.kafka.reminder_worker._delivery import Outcome
-from coffeebuddy.infra.kafka.reminder_worker._state import complete_when_written
+from coffeebuddy.infra.kafka.reminder_worker._intake import complete_when_written
 from coffeebuddy.infra.kafka.reminder_worker._timers import TimerHeap
 
 if TYPE_CHECKING:

@@ -1,8 +1,7 @@
 """ReminderState: the schedule state of the owned partitions, kept equal to the changelog.
 
-The one place that encodes and decodes state records (through the models' codec) and applies
-them, by the same rules for local changes and for records read back (restore, or another
-writer's records while tailing). An unreadable record is counted, logged once, and skipped.
+The one place that encodes and decodes state records (the models' codec) and applies them, by
+the same rules for local changes and records read back (restore, other writers' records).
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from coffeebuddy.infra.kafka.models import (
 )
 from coffeebuddy.infra.kafka.reminder_worker._entry import Pending, RunMark
 from coffeebuddy.infra.kafka.reminder_worker._partition import PartitionState
+from coffeebuddy.infra.kafka.reminder_worker._records import entry_fields, entry_of
 
 if TYPE_CHECKING:
     from coffeebuddy.infra.kafka.metrics import ReminderMetrics
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from coffeebuddy.infra.kafka.reminder_worker._history import History
     from coffeebuddy.infra.kafka.reminder_worker._settings import ReminderSettings
 
-__all__ = ["ReminderState", "complete_when_written"]
+__all__ = ["ReminderState"]
 
 log = logging.getLogger("coffeebuddy.infra.kafka.reminder_worker.state")
 
@@ -173,15 +173,14 @@ class ReminderState:
         if status.is_run:
             mark = self._mark(state, rec.run_id, rec.run_closed, rec.run_cancelled, rec.keep_until)
             narrower = (mark.closed, mark.cancelled) != (rec.run_closed, rec.run_cancelled)
-            if replaying:
-                if narrower:
-                    state.stale[rec.state_key] = rec.run_id
-                else:
-                    state.stale.pop(rec.state_key, None)
-            else:
+            if not replaying:
                 self.drop_blocked(state, rec.run_id, mark)
                 if narrower:  # another writer knew less of the run: the full mark again
                     self._write_mark(state.number, rec.run_id, mark)
+            elif narrower:
+                state.stale[rec.state_key] = rec.run_id
+            else:
+                state.stale.pop(rec.state_key, None)
             return None
         rid = rec.reminder_id or rec.state_key
         if not state_replaces(state.status(rid), status):
@@ -208,30 +207,8 @@ class ReminderState:
             return entry
         if entry is not None and status is S.SCHEDULED and (rec.event_time or 0) < entry.event_time:
             return None  # an older schedule than the one we hold
-        assert rec.reminder is not None
-        assert rec.kind is not None
-        assert rec.due is not None
         state.dead.pop(rid, None)
-        entry = Pending(
-            rid,
-            rec.run_id,
-            rec.kind,
-            rec.due,
-            rec.expires_at if rec.expires_at is not None else rec.keep_until,
-            rec.keep_until,
-            rec.reminder,
-            rec.event_id or "",
-            rec.event_time or 0.0,
-            state.number,
-            rec.recipient or "",
-        )
-        entry.state_offset = offset
-        entry.origin_offset = rec.origin_offset if rec.origin_offset is not None else -1
-        if rec.event_source:
-            entry.source = rec.event_source
-        if status is S.CLAIMED:
-            entry.set_claim(rec.owner, rec.epoch, rec.claimed_at, rec.deadline)
-        state.pending[rid] = entry
+        state.pending[rid] = entry = entry_of(rec, state.number, offset)
         return entry
 
     def schedule(self, entry: Pending, *, traceparent: str | None = None) -> asyncio.Future[int]:
@@ -415,35 +392,13 @@ class ReminderState:
     def _write_of(
         self, entry: Pending, status: ReminderStatus | None = None, **fields: Any
     ) -> asyncio.Future[int]:
-        """A record of `entry`'s reminder: its full snapshot (data, origin, claim) plus `fields`;
-        without a `status`, `claimed` when it carries a claim, else `scheduled`."""
+        """A record of `entry`'s reminder: its full snapshot plus `fields`; without a `status`,
+        `claimed` when it carries a claim, else `scheduled`."""
         if status is None:
             status = S.CLAIMED if entry.claimed_at is not None else S.SCHEDULED
-        if entry.origin_offset >= 0:
-            fields.update(
-                origin_topic=self._events_topic,
-                origin_partition=entry.partition,
-                origin_offset=entry.origin_offset,
-            )
-        if entry.claimed_at is not None and status is S.CLAIMED:
-            fields.update(
-                owner=entry.claim_owner,
-                epoch=entry.claim_epoch,
-                claimed_at=entry.claimed_at,
-                deadline=entry.claim_deadline,
-            )
+        fields.update(entry_fields(entry, status, self._events_topic))
         return self._write(
-            entry.partition,
-            entry.reminder_id,
-            status,
-            entry.run_id,
-            entry.keep_until,
-            reminder=entry.payload,
-            reminder_id=entry.reminder_id,
-            event_id=entry.event_id or None,
-            event_time=entry.event_time or None,
-            event_source=entry.source or None,
-            **fields,
+            entry.partition, entry.reminder_id, status, entry.run_id, entry.keep_until, **fields
         )
 
     def _write(
@@ -468,13 +423,3 @@ class ReminderState:
         if self._history is not None and not status.is_run:
             self._history.append(key, value)
         return self._changelog.write(partition, key, value)
-
-
-def complete_when_written(fut: asyncio.Future[int], completion: Any) -> None:
-    """Complete a harness record (`completion.done()`) once its state write is acknowledged."""
-
-    def done(f: asyncio.Future[int]) -> None:
-        if not f.cancelled() and f.exception() is None:
-            completion.done()
-
-    fut.add_done_callback(done)
