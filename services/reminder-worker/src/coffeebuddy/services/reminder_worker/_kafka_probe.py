@@ -1,9 +1,6 @@
-"""Is the Kafka cluster answering? A metadata round trip every few seconds, for /readyz.
-
-The consumer keeps its assignment while every broker is gone (the group coordinator is just
-"unknown" to it), so the harness alone would stay ready through an outage. This probe makes
-readiness say the truth: not ready, with the reason, until some broker answers again.
-"""
+"""Is the Kafka cluster answering? A metadata round trip every few seconds, for /readyz: the
+consumer keeps its assignment while every broker is gone, so the harness alone would stay ready
+through an outage; with this probe readiness says why not until some broker answers again."""
 
 from __future__ import annotations
 
@@ -75,15 +72,13 @@ class KafkaProbe:
         return admin
 
     async def _round_trip(self, admin: Any) -> None:
-        error: BaseException | None = None
-        for _ in range(_ATTEMPTS):
+        for attempt in range(1, _ATTEMPTS + 1):
             try:
                 await asyncio.wait_for(admin.describe_cluster(), self._timeout)
                 return
-            except Exception as exc:
-                error = exc
-        assert error is not None
-        raise error
+            except Exception:
+                if attempt == _ATTEMPTS:
+                    raise
 
     def _down(self, exc: BaseException) -> None:
         reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
