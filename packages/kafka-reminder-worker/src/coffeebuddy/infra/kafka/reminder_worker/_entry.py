@@ -147,9 +147,9 @@ class RunMark:
 
     __slots__ = ("cancelled", "closed", "keep_until")
 
-    def __init__(self, keep_until: float) -> None:
-        self.closed = False
-        self.cancelled = False
+    def __init__(self, keep_until: float, closed: bool = False, cancelled: bool = False) -> None:
+        self.closed = closed
+        self.cancelled = cancelled
         self.keep_until = keep_until
 
     def blocks(self, kind: str) -> str | None:
@@ -159,12 +159,6 @@ class RunMark:
         if self.closed and kind == LAST_CALL:
             return "run_closed"
         return None
-
-    @classmethod
-    def of(cls, closed: bool, cancelled: bool, keep_until: float) -> RunMark:
-        mark = cls(keep_until)
-        mark.merge(closed, cancelled, keep_until)
-        return mark
 
     def merge(self, closed: bool, cancelled: bool, keep_until: float) -> None:
         """What the run's marks say together (a mark never forgets: closed and cancelled)."""

@@ -12,18 +12,6 @@ class PartitionState:
     """Pending reminders, settled ids (until their lifetime ends), dead letters, run marks, and
     this owner's epoch (one more than any recorded in the partition)."""
 
-    __slots__ = (
-        "dead",
-        "epoch",
-        "finals",
-        "max_epoch",
-        "number",
-        "pending",
-        "restored",
-        "runs",
-        "stale",
-    )
-
     def __init__(self, number: int) -> None:
         self.number = number
         self.pending: dict[str, Pending] = {}

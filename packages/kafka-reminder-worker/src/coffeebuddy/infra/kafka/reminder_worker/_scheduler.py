@@ -33,12 +33,9 @@ __all__ = ["Scheduler"]
 
 log = logging.getLogger("coffeebuddy.infra.kafka.reminder_worker")
 
-_BATCH = 1000
-"""Due reminders taken from a heap per round."""
-_PREPARE_CONCURRENCY = 8
-"""Preparations running at once; they take no send slot."""
-_PREPARE_BACKLOG = 5000
-"""Preparations waiting at most; past that a reminder is not prepared (its send does it)."""
+_BATCH = 1000  # due reminders taken from a heap per round
+_PREPARE_CONCURRENCY = 8  # preparations running at once; they take no send slot
+_PREPARE_BACKLOG = 5000  # preparations waiting at most; past it the send does the work
 
 
 class Scheduler:
@@ -149,12 +146,9 @@ class Scheduler:
         now = max(self._clock.now(), entry.next_at)
         run = state.runs.get(entry.run_id)
         wait = self._recipient_wait.get(entry.recipient, 0.0) if self._recipient_wait else 0.0
+        skew = self._settings.clock_skew_s
         claim = check_claim(
-            entry,
-            owner=self._state.worker_id,
-            epoch=state.epoch,
-            now=now,
-            skew=self._settings.clock_skew_s,
+            entry, owner=self._state.worker_id, epoch=state.epoch, now=now, skew=skew
         )
         step = decide_fire(entry, run=run, now=now, recipient_wait_until=wait, claim=claim)
         if step is FireStep.DROP_BLOCKED:
@@ -165,7 +159,7 @@ class Scheduler:
         elif step is FireStep.WAIT_RECIPIENT:
             self.heap.push(entry, wait)
         elif step is FireStep.WAIT_FOREIGN_CLAIM:
-            until = (entry.claim_deadline or now) + self._settings.clock_skew_s
+            until = (entry.claim_deadline or now) + skew
             log.info(
                 "reminder claimed by a previous owner; waiting out its deadline",
                 extra=entry.log_extra(claim_owner=entry.claim_owner, wait_s=until - now),

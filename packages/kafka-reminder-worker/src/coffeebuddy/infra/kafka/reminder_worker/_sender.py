@@ -90,12 +90,9 @@ class ReminderSender(Protocol):
         self, reminder: ReminderScheduledData, *, claim_time: datetime, fence: Fence
     ) -> SendResult:
         """Post the reminder once; `claim_time`: when the worker claimed it in its changelog.
-
-        Call `fence()` immediately before every chat.postMessage (after any other call such as
-        conversations.open or a token lookup, however long it took) and return
-        `SendResult.fenced()` without posting when it says False: a post may only start while
-        the claim is fresh, or a new owner could post the reminder too."""
-        ...
+        Call `fence()` immediately before every chat.postMessage (after any other call, such as
+        conversations.open or a token lookup) and return `SendResult.fenced()` without posting
+        when it says False: a post may only start while the claim is fresh."""
 
     async def find_sent(
         self, reminder: ReminderScheduledData, *, since: datetime
@@ -103,11 +100,9 @@ class ReminderSender(Protocol):
         """Look for an earlier post of this reminder (e.g. conversations.history of the DM channel
         since `since`, matching block_id == reminder_id). Found -> SENT result with channel/ts;
         surely not there -> None; the check itself failed -> a non-SENT result (worker retries)."""
-        ...
 
     async def check_auth(self) -> SendResult:
         """Probe credentials and scopes (auth.test): SENT healthy, CONFIGURATION still broken."""
-        ...
 
 
 @runtime_checkable

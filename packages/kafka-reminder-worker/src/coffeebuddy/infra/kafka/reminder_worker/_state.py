@@ -286,7 +286,7 @@ class ReminderState:
         written, and the pending reminders it rules out are dropped."""
         state = self.partitions.get(partition)
         if state is None:
-            mark = RunMark.of(not cancelled, cancelled, keep_until)
+            mark = RunMark(keep_until, not cancelled, cancelled)
         else:
             mark = self._mark(state, run_id, not cancelled, cancelled, keep_until)
             if state.restored:
