@@ -1,17 +1,90 @@
-"""The mapping between a pending entry and its state record: the fields ReminderState encodes,
-and the entry a decoded record holds."""
+"""State records: the `StateWriter` that encodes and writes ReminderState's changes, the fields
+of a pending entry's record, and the entry a decoded record holds."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from coffeebuddy.infra.kafka.models import ReminderStatus
-from coffeebuddy.infra.kafka.reminder_worker._entry import Pending
+from coffeebuddy.infra.kafka.models import ReminderStatus, encode_state, run_key
+from coffeebuddy.infra.kafka.reminder_worker._entry import Pending, RunMark
 
 if TYPE_CHECKING:
     from coffeebuddy.infra.kafka.models import StateRecord
+    from coffeebuddy.infra.kafka.reminder_worker._changelog import Changelog
+    from coffeebuddy.infra.kafka.reminder_worker._history import History
 
-__all__ = ["entry_fields", "entry_of"]
+__all__ = ["StateWriter", "entry_fields", "entry_of"]
+
+S = ReminderStatus
+
+
+@dataclass(frozen=True, slots=True)
+class StateWriter:
+    """Writes state records to the changelog, and a copy of each reminder record to the history."""
+
+    changelog: Changelog
+    source: str
+    worker_id: str
+    events_topic: str
+    now: Callable[[], float]
+    history: History | None = None
+
+    def entry(
+        self, entry: Pending, status: ReminderStatus | None = None, **fields: Any
+    ) -> asyncio.Future[int]:
+        """A record of `entry`'s reminder: its full snapshot plus `fields`; without a `status`,
+        `claimed` when it carries a claim, else `scheduled`."""
+        if status is None:
+            status = S.CLAIMED if entry.claimed_at is not None else S.SCHEDULED
+        fields.update(entry_fields(entry, status, self.events_topic))
+        return self.record(
+            entry.partition, entry.reminder_id, status, entry.run_id, entry.keep_until, **fields
+        )
+
+    def mark(
+        self, partition: int, run_id: str, mark: RunMark, cause: str | None = None
+    ) -> asyncio.Future[int]:
+        """A run's mark: everything known of the run, one snapshot."""
+        status = S.RUN_CANCELLED if mark.cancelled else S.RUN_CLOSED
+        return self.record(
+            partition,
+            run_key(run_id),
+            status,
+            run_id,
+            mark.keep_until,
+            cause_event_id=cause,
+            run_closed=mark.closed,
+            run_cancelled=mark.cancelled,
+        )
+
+    def record(
+        self,
+        partition: int,
+        key: str,
+        status: ReminderStatus,
+        run_id: str,
+        keep_until: float,
+        **fields: Any,
+    ) -> asyncio.Future[int]:
+        value = encode_state(
+            state_key=key,
+            status=status,
+            run_id=run_id,
+            keep_until=keep_until,
+            now=self.now(),
+            source=self.source,
+            writer=self.worker_id,
+            **fields,
+        )
+        if self.history is not None and not status.is_run:
+            self.history.append(key, value)
+        return self.changelog.write(partition, key, value)
+
+    def tombstone(self, partition: int, key: str) -> asyncio.Future[int]:
+        return self.changelog.write(partition, key, None)
 
 
 def entry_fields(entry: Pending, status: ReminderStatus, events_topic: str) -> dict[str, Any]:
@@ -30,7 +103,7 @@ def entry_fields(entry: Pending, status: ReminderStatus, events_topic: str) -> d
             origin_partition=entry.partition,
             origin_offset=entry.origin_offset,
         )
-    if entry.claimed_at is not None and status is ReminderStatus.CLAIMED:
+    if entry.claimed_at is not None and status is S.CLAIMED:
         fields.update(
             owner=entry.claim_owner,
             epoch=entry.claim_epoch,
@@ -62,6 +135,6 @@ def entry_of(rec: StateRecord, partition: int, offset: int) -> Pending:
     entry.origin_offset = rec.origin_offset if rec.origin_offset is not None else -1
     if rec.event_source:
         entry.source = rec.event_source
-    if rec.status is ReminderStatus.CLAIMED:
+    if rec.status is S.CLAIMED:
         entry.set_claim(rec.owner, rec.epoch, rec.claimed_at, rec.deadline)
     return entry

@@ -1,7 +1,7 @@
 """ReminderState: the schedule state of the owned partitions, kept equal to the changelog.
 
-The one place that encodes and decodes state records (the models' codec) and applies them, by
-the same rules for local changes and records read back (restore, other writers' records).
+It decodes and applies records read back (restore, other writers' records) by the same rules as
+its local changes, which its `StateWriter` encodes and writes.
 """
 
 from __future__ import annotations
@@ -11,20 +11,19 @@ import heapq
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from coffeebuddy.infra.kafka.models import (
     RUN_KEY_PREFIX,
     ReminderStatus,
     StateRecord,
     decode_state,
-    encode_state,
     run_key,
     state_replaces,
 )
 from coffeebuddy.infra.kafka.reminder_worker._entry import Pending, RunMark
 from coffeebuddy.infra.kafka.reminder_worker._partition import PartitionState
-from coffeebuddy.infra.kafka.reminder_worker._records import entry_fields, entry_of
+from coffeebuddy.infra.kafka.reminder_worker._records import StateWriter, entry_of
 
 if TYPE_CHECKING:
     from coffeebuddy.infra.kafka.metrics import ReminderMetrics
@@ -56,11 +55,9 @@ class ReminderState:
     ) -> None:
         self._changelog = changelog
         self._settings = settings
-        self._now = now
         self.worker_id = worker_id
-        self._events_topic = events_topic
-        self._history = history
         self._metrics = metrics
+        self._write = StateWriter(changelog, settings.source, worker_id, events_topic, now, history)
         self._own_marker = f'"coffeebuddywriter":"{worker_id}"'.encode()
         self.partitions: dict[int, PartitionState] = {}
         self._prune: list[tuple[float, int, str]] = []
@@ -176,7 +173,7 @@ class ReminderState:
             if not replaying:
                 self.drop_blocked(state, rec.run_id, mark)
                 if narrower:  # another writer knew less of the run: the full mark again
-                    self._write_mark(state.number, rec.run_id, mark)
+                    self._write.mark(state.number, rec.run_id, mark)
             elif narrower:
                 state.stale[rec.state_key] = rec.run_id
             else:
@@ -217,12 +214,12 @@ class ReminderState:
         state = self.partitions[entry.partition]
         state.pending[entry.reminder_id] = entry
         state.dead.pop(entry.reminder_id, None)
-        return self._write_of(entry, traceparent=traceparent)
+        return self._write.entry(entry, traceparent=traceparent)
 
     def claim(self, entry: Pending, epoch: int, now: float) -> asyncio.Future[int]:
         """Write this owner's claim of `entry` (deadline: now + the claim's time to live)."""
         entry.set_claim(self.worker_id, epoch, now, now + self._settings.claim_ttl)
-        return self._write_of(entry)
+        return self._write.entry(entry)
 
     def settle(
         self,
@@ -238,7 +235,7 @@ class ReminderState:
         state = self.partitions.get(entry.partition)
         if state is not None:
             self._settle(state, entry.reminder_id, entry.keep_until, status)
-        return self._write_of(
+        return self._write.entry(
             entry, status, reason=reason, cause_event_id=cause, slack_channel=channel, slack_ts=ts
         )
 
@@ -249,7 +246,7 @@ class ReminderState:
         state = self.partitions.get(partition)
         if state is not None:
             self._settle(state, reminder_id, keep_until, S.CANCELLED)
-        return self._write(
+        return self._write.record(
             partition,
             reminder_id,
             S.CANCELLED,
@@ -270,7 +267,7 @@ class ReminderState:
             state.dead[entry.reminder_id] = entry.keep_until
             self._keep(state, entry.reminder_id, entry.keep_until)
             self.room.set()
-        return self._write_of(
+        return self._write.entry(
             entry,
             S.DEAD_LETTERED,
             reason=error[:500],
@@ -291,7 +288,7 @@ class ReminderState:
             mark = self._mark(state, run_id, not cancelled, cancelled, keep_until)
             if state.restored:
                 self.drop_blocked(state, run_id, mark)
-        return self._write_mark(partition, run_id, mark, cause)
+        return self._write.mark(partition, run_id, mark, cause)
 
     def drop_blocked(self, state: PartitionState, run_id: str, mark: RunMark) -> None:
         """Drop the run's pending reminders (not in flight) that `mark` rules out."""
@@ -318,7 +315,7 @@ class ReminderState:
         state = self.partitions.get(entry.partition)
         if state is not None:
             self._forget(state, entry.reminder_id)
-        return self._changelog.write(entry.partition, entry.reminder_id, None)
+        return self._write.tombstone(entry.partition, entry.reminder_id)
 
     def prune(self, now: float, limit: int = 1000) -> int:
         """Tombstone settled keys whose own lifetime ended (still owned and unchanged)."""
@@ -330,7 +327,7 @@ class ReminderState:
             if state is None or not state.expired(key, keep_until):
                 continue
             self._forget(state, key)
-            self._changelog.write(number, key, None)
+            self._write.tombstone(number, key)
             count += 1
         return count
 
@@ -345,11 +342,11 @@ class ReminderState:
         if key.startswith(RUN_KEY_PREFIX):
             mark = state.runs.get(key[len(RUN_KEY_PREFIX) :])
             if mark is not None:
-                self._write_mark(state.number, key[len(RUN_KEY_PREFIX) :], mark)
+                self._write.mark(state.number, key[len(RUN_KEY_PREFIX) :], mark)
             return
         final = state.finals.get(key)
         if final is not None:
-            self._write(
+            self._write.record(
                 state.number, key, final[1], run_id, final[0], reminder_id=key, reason="stale claim"
             )
 
@@ -373,53 +370,3 @@ class ReminderState:
     def _forget(self, state: PartitionState, key: str) -> None:
         if state.forget(key):
             self.room.set()
-
-    def _write_mark(
-        self, partition: int, run_id: str, mark: RunMark, cause: str | None = None
-    ) -> asyncio.Future[int]:
-        status = S.RUN_CANCELLED if mark.cancelled else S.RUN_CLOSED
-        return self._write(
-            partition,
-            run_key(run_id),
-            status,
-            run_id,
-            mark.keep_until,
-            cause_event_id=cause,
-            run_closed=mark.closed,
-            run_cancelled=mark.cancelled,
-        )
-
-    def _write_of(
-        self, entry: Pending, status: ReminderStatus | None = None, **fields: Any
-    ) -> asyncio.Future[int]:
-        """A record of `entry`'s reminder: its full snapshot plus `fields`; without a `status`,
-        `claimed` when it carries a claim, else `scheduled`."""
-        if status is None:
-            status = S.CLAIMED if entry.claimed_at is not None else S.SCHEDULED
-        fields.update(entry_fields(entry, status, self._events_topic))
-        return self._write(
-            entry.partition, entry.reminder_id, status, entry.run_id, entry.keep_until, **fields
-        )
-
-    def _write(
-        self,
-        partition: int,
-        key: str,
-        status: ReminderStatus,
-        run_id: str,
-        keep_until: float,
-        **fields: Any,
-    ) -> asyncio.Future[int]:
-        value = encode_state(
-            state_key=key,
-            status=status,
-            run_id=run_id,
-            keep_until=keep_until,
-            now=self._now(),
-            source=self._settings.source,
-            writer=self.worker_id,
-            **fields,
-        )
-        if self._history is not None and not status.is_run:
-            self._history.append(key, value)
-        return self._changelog.write(partition, key, value)
