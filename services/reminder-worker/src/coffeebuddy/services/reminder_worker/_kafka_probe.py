@@ -15,23 +15,15 @@ __all__ = ["KafkaProbe"]
 
 log = logging.getLogger("coffeebuddy.reminder_worker.service")
 
-PROBE_INTERVAL_S = 2.0
-"""Seconds between metadata round trips."""
-PROBE_TIMEOUT_S = 5.0
-"""A round trip slower than this counts as no answer."""
-_ATTEMPTS = 3
-"""Requests per probe: each goes to a random known broker, one of which may be down."""
+_ATTEMPTS = 3  # requests per probe: each goes to a random known broker, one may be down
 
 
 class KafkaProbe:
-    """`ok` / `problem` from the last metadata request; `run(stop)` until `stop` is set."""
+    """`ok` / `problem` from the last metadata request; `run(stop)` until `stop` is set. A round
+    trip every `interval` s; one slower than `timeout` s counts as no answer."""
 
     def __init__(
-        self,
-        settings: KafkaSettings,
-        *,
-        interval: float = PROBE_INTERVAL_S,
-        timeout: float = PROBE_TIMEOUT_S,
+        self, settings: KafkaSettings, *, interval: float = 2.0, timeout: float = 5.0
     ) -> None:
         self._settings = settings
         self._interval = interval

@@ -1,11 +1,9 @@
-"""Delivery: one attempt at a due reminder (history check, claim, fence, the sender's post) and
-its outcome, returned to the scheduler, which re-times or forgets the reminder.
+"""Delivery: one attempt at a due reminder (history check, claim, fence, the sender's post); its
+outcome goes back to the scheduler.
 
-The fence (argued in the package README): the claim is written after the sender prepared the DM
-channel and read back; the sender asks the fence immediately before chat.postMessage, and a post
-starts only while this owner owns the partition in the claim's epoch, the reminder is neither
-cancelled nor replaced, and the post ends (client timeout) before the claim's deadline.
-"""
+The fence (argued in the package README), asked by the sender right before chat.postMessage: the
+claim was read back, this owner owns the partition in the claim's epoch, the reminder is neither
+cancelled nor replaced, and the post ends (client timeout) before the claim's deadline."""
 
 from __future__ import annotations
 

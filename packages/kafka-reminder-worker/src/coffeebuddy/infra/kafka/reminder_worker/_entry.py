@@ -26,10 +26,8 @@ def _compact_id(event_id: str) -> int | str:
 class Pending:
     """One reminder waiting in the worker, restored from or written to the changelog.
 
-    Kept small (target <= 1 KB each at 100k pending, heap and dict slots included): the reminder
-    data is held as its JSON bytes (`payload`) and decoded only when it fires. `claim_*` is the
-    latest claim of the reminder in the changelog (ours or a previous owner's).
-    """
+    Kept small (<= 1 KB at 100k pending, heap and dict slots included): the reminder data stays
+    JSON bytes (`payload`) until it fires. `claim_*`: its latest claim in the changelog."""
 
     __slots__ = (
         "attempts",
