@@ -56,8 +56,7 @@ class _Waiting:
     traceparent: bytes | None
     completion: Any
 
-    def take(self) -> Any:
-        """The record's completion (deferred when it started to wait)."""
+    def take(self) -> Any:  # the record's completion, deferred when it started to wait
         return self.completion
 
 

@@ -26,15 +26,15 @@ class SendOutcome(enum.StrEnum):
     TRANSIENT = "transient"
     """Nothing was posted (5xx before processing, connection refused): retry with backoff."""
     PERMANENT = "permanent"
-    """Never deliverable. Recipient problem -> dropped; with `dead_letter=True` (message format
-    rejected: invalid_blocks, msg_too_long, no_text) -> the record goes to the dead-letter topic."""
+    """Never deliverable: dropped; with `dead_letter=True` (the message itself was rejected:
+    invalid_blocks, msg_too_long, no_text) the record goes to the dead-letter topic."""
     CONFIGURATION = "configuration"
     """Our setup is broken (invalid token, missing scope): stop sending, keep the backlog, probe."""
     AMBIGUOUS = "ambiguous"
     """The message may or may not have been posted (timeout, reset, fatal_error): check first."""
     FENCED = "fenced"
-    """Nothing was posted: the fence said no right before the post (the claim is too old, the
-    partition moved, the reminder was cancelled or replaced). The worker claims again."""
+    """Nothing was posted: the fence said no (claim too old, partition moved, reminder cancelled
+    or replaced); the worker claims again."""
 
 
 @dataclass(frozen=True, slots=True)
