@@ -148,21 +148,30 @@ def sample_events(run_id: str) -> list[CloudEvent[Any]]:
     return events
 
 
-def to_sdk(event: CloudEvent[Any]) -> SdkEvent:
+def to_sdk(event: CloudEvent[Any], media_type: str = "application/json") -> SdkEvent:
     attributes = event.model_dump(mode="json", exclude={"data"}, exclude_none=True)
     attributes["time"] = event.time
+    attributes["datacontenttype"] = media_type
     return SdkEvent(attributes, json.loads(event.data.model_dump_json(exclude_none=True)))
 
 
+@pytest.mark.parametrize(
+    "media_type",
+    [
+        "application/json",
+        # what the CloudEvents Java SDK (cloudevents-kafka 4.0.1) writes; issue 21, scenario 7
+        "application/json; charset=utf-8",
+    ],
+)
 @pytest.mark.parametrize("mode", ["binary", "structured"])
 async def test_sdk_records_through_our_harness(
-    kafka_settings: KafkaSettings, unique_topic: TopicFactory, mode: str
+    kafka_settings: KafkaSettings, unique_topic: TopicFactory, mode: str, media_type: str
 ) -> None:
     topic = unique_topic(2, event_types=EVENT_TYPES)
     run_id = f"run-{uuid.uuid4().hex[:8]}"
     events = sample_events(run_id)
     convert = ce_kafka.to_binary if mode == "binary" else ce_kafka.to_structured
-    messages = [convert(to_sdk(e), JSONFormat()) for e in events]
+    messages = [convert(to_sdk(e, media_type), JSONFormat()) for e in events]
     producer = AIOKafkaProducer(**kafka_settings.producer_kwargs())
     await producer.start()
     try:

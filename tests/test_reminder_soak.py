@@ -154,9 +154,10 @@ async def test_handover_under_load_with_slack_answering_just_under_its_timeout(s
     total, window = 600, 45.0
     for method in ("conversations.open", "chat.postMessage"):
         slack.slow(1.9, count=None, method=method)
-    live = [stack.worker(f"h{i}").start() for i in range(2)]
-    for w in live:
-        await w.wait_ready()
+    live = []
+    for i in range(2):  # one after the other: each joins a settled group
+        live.append(stack.worker(f"h{i}").start())
+        await live[-1].wait_ready(90)
     due_of: dict[str, float] = {}
     started = time.monotonic()
 
@@ -176,10 +177,10 @@ async def test_handover_under_load_with_slack_answering_just_under_its_timeout(s
     async def roll() -> None:
         await asyncio.sleep(5.0)  # reminders are falling due
         extra = stack.worker("h-scale").start()  # scale-out
-        await extra.wait_ready()
+        await extra.wait_ready(90)
         for i, old in enumerate(list(live)):  # rolling restart: a new pod first, then the old
             new = stack.worker(f"h-new{i}").start()
-            await new.wait_ready()
+            await new.wait_ready(90)
             await asyncio.to_thread(old.terminate, 30.0)
             live.remove(old)
             live.append(new)

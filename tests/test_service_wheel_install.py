@@ -110,11 +110,10 @@ def test_service_wheel_image_has_no_dev_dependencies(image_venv: Path) -> None:
     script = (
         "import importlib.util as u\n"
         "for name in ('pytest', 'hypothesis', 'coffeebuddy.infra.kafka.testing', 'mypy',"
-        " 'slack_bolt'):\n"
+        # the Slack stand-in is a test double: never in the runtime image
+        " 'slack_bolt', 'coffeebuddy.services.fake_slack'):\n"
         "    print(name, u.find_spec(name) is not None)\n"
         "import coffeebuddy.services.reminder_worker, slack_sdk, aiokafka\n"
-        # the dev-mode Slack stand-in ships in the wheel and needs no test dependency
-        "import coffeebuddy.services.fake_slack\n"
     )
     result = _run([str(image_venv / "bin" / "python"), "-c", script])
     installed = [line for line in result.stdout.splitlines() if line.endswith(" True")]

@@ -45,7 +45,7 @@ async def test_one_trace_from_publish_through_harness_and_worker_to_slack(
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     reminders = unique_topic(2, event_types=REMINDER_EVENTS_TOPIC.event_types)
     reminders = reminders.model_copy(update={"content_mode": mode})
-    runs = unique_topic(1, event_types=RUN_EVENTS_TOPIC.event_types)
+    runs = unique_topic(2, event_types=RUN_EVENTS_TOPIC.event_types)
     changelog = unique_topic(  # co-partitioned with the reminder events
         2,
         key_field="state_key",

@@ -27,7 +27,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "producer": frozenset({"config", "topics", "models", "metrics"}),
     "consumer": frozenset({"config", "topics", "models", "metrics", "producer"}),
     "reminder_worker": frozenset({"config", "topics", "models", "metrics", "producer", "consumer"}),
-    "provision": frozenset({"config", "topics", "models"}),
+    "provision": frozenset({"config", "topics", "models", "producer"}),  # events publish
     "testing": frozenset({"config", "topics"}),
     "services.reminder_worker": frozenset(
         {"config", "topics", "models", "metrics", "producer", "consumer", "reminder_worker"}

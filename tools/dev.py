@@ -3,249 +3,143 @@
 Starts the embedded Kafka broker, provisions the catalog topics through the provisioning
 tool, starts the reminder worker against a local Slack stand-in (or real Slack when
 SLACK_BOT_TOKEN is set), publishes a sample coffee run whose reminders fall due a few
-seconds later, and prints every DM as it is delivered, with its lateness. Runs until Ctrl-C.
+seconds later, and prints every DM as it is delivered, with its lateness. Then it keeps
+running and narrates whatever you publish (the commands to try are printed), every rejected
+reminder and every dead letter, with the reason, until Ctrl-C.
 
     hatch run dev                     # demo, then keep running until Ctrl-C
+    hatch run dev --observe           # and a local Prometheus (the alert rules loaded)
     hatch run dev --exit-after-demo   # stop once the demo's reminders are accounted for
-    hatch run dev --verbose           # also show the worker's JSON logs
+    hatch run dev --verbose           # also show the worker's JSON logs (and every library's)
+
+Environment: SLACK_BOT_TOKEN=xoxb-... sends real DMs; it needs COFFEEBUDDY_DEV_SLACK_USER, the
+Slack user id (U...) who receives them (every demo DM goes to that one user), and the bot's
+chat:write, im:write and im:history scopes. SLACK_API_BASE_URL overrides Slack's API URL.
+Ctrl-C at any moment stops the worker first, then the broker; a second Ctrl-C exits at once.
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import contextlib
-import logging
 import os
 import signal
 import sys
-import time
-import uuid
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from prometheus_client import CollectorRegistry
 
-from coffeebuddy.infra.kafka.config import KafkaSettings, topic_partitions
-from coffeebuddy.infra.kafka.models import (
-    OrderAdded,
-    OrderAddedData,
-    OrderLine,
-    ReminderCancelled,
-    ReminderCancelledData,
-    ReminderScheduled,
-    ReminderScheduledData,
-    ReminderState,
-    RunCreated,
-    RunCreatedData,
-    RunnerAssigned,
-    RunnerAssignedData,
-    decode_record,
+def _interrupted_early(_signum: int, _frame: object) -> None:
+    """Ctrl-C while Python is still loading: nothing has started, so nothing to stop."""
+    sys.stdout.write("stop: interrupted before anything started\n")
+    sys.stdout.flush()
+    os._exit(130)
+
+
+signal.signal(signal.SIGINT, _interrupted_early)
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import contextlib  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from datetime import UTC, datetime, timedelta  # noqa: E402
+
+from dev_demo import publish_demo  # noqa: E402
+from dev_narration import Expectation, Narrator, Reporter, quiet_logging  # noqa: E402
+from dev_prometheus import (  # noqa: E402
+    LATENESS_P99,
+    MISSING,
+    LocalPrometheus,
+    find_prometheus,
 )
-from coffeebuddy.infra.kafka.producer import KafkaEventProducer
-from coffeebuddy.infra.kafka.provision import ensure_topics
-from coffeebuddy.infra.kafka.testing import EmbeddedBroker, free_port, wait_until
-from coffeebuddy.infra.kafka.topics import (
+from prometheus_client import CollectorRegistry  # noqa: E402
+
+from coffeebuddy.infra.kafka.config import KafkaSettings  # noqa: E402
+from coffeebuddy.infra.kafka.models import ReminderState  # noqa: E402
+from coffeebuddy.infra.kafka.producer import KafkaEventProducer  # noqa: E402
+from coffeebuddy.infra.kafka.provision import ensure_topics  # noqa: E402
+from coffeebuddy.infra.kafka.provision.events import tail_topic  # noqa: E402
+from coffeebuddy.infra.kafka.testing import EmbeddedBroker, free_port, wait_until  # noqa: E402
+from coffeebuddy.infra.kafka.topics import (  # noqa: E402
+    REMINDER_EVENTS_DLQ_TOPIC,
     REMINDER_EVENTS_TOPIC,
     REMINDER_STATE_CHANGELOG_TOPIC,
-    RUN_EVENTS_TOPIC,
+    RUN_EVENTS_DLQ_TOPIC,
+    TopicConfig,
 )
-from coffeebuddy.services.fake_slack import FakeSlackServer
-from coffeebuddy.services.reminder_worker import (
+from coffeebuddy.services.fake_slack import FakeSlackServer  # noqa: E402
+from coffeebuddy.services.reminder_worker import (  # noqa: E402
     ReminderWorkerService,
     ServiceSettings,
     configure_logging,
 )
 
-SOURCE = "/coffeebuddy/dev-demo"
-TEAM, CHANNEL = "T0COFFEE", "C0COFFEE"
-ORGANIZER, RUNNER, ALICE, CAROL, DAVE = "U0ORGANIZER", "U0BOB", "U0ALICE", "U0CAROL", "U0DAVE"
+DEV_USER_ENV = "COFFEEBUDDY_DEV_SLACK_USER"
+EXIT_INTERRUPTED = 130
 
 
-class Narrator:
-    """Prints one aligned line per step, stamped with seconds since the demo started."""
+async def _watch(
+    settings: KafkaSettings, topic: TopicConfig, handle: Callable[..., None], stop: asyncio.Event
+) -> None:
+    """Follow `topic` from its start (a fresh broker: all of it is this session's)."""
+    async for record in tail_topic(settings, topic, from_beginning=True, stop=stop):
+        if topic.kind == "dead_letter":
+            handle(record)
+        elif isinstance(record.event, ReminderState):
+            handle(record.event)
 
-    def __init__(self) -> None:
-        self.t0 = time.monotonic()
 
-    def say(self, tag: str, text: str) -> None:
-        print(f"[{time.monotonic() - self.t0:6.1f}s] {tag:<9} {text}", flush=True)
-
-    def more(self, text: str) -> None:
-        print(f"{'':18}{text}", flush=True)
+def _next_steps(say: Narrator, bootstrap: str, recipient: str | None) -> None:
+    user = f" --user {recipient}" if recipient else ""
+    say.more("try it yourself, in another terminal (this one narrates what happens):")
+    say.more(f"  export KAFKA_BOOTSTRAP_SERVERS={bootstrap} KAFKA_ENABLE_IDEMPOTENCE=false")
+    say.more(f"  hatch run coffeebuddy-kafka events publish reminder.scheduled --due-in 30{user}")
+    say.more(f"  hatch run coffeebuddy-kafka events tail {REMINDER_EVENTS_TOPIC.name}")
+    say.more(
+        '  echo \'{"due_at": "tomorrow"}\' | hatch run coffeebuddy-kafka events publish '
+        "reminder.scheduled --no-validate --data -   # a bad event: watch it dead-lettered"
+    )
+    say.more("Ctrl-C stops everything.")
 
 
 @dataclass
-class Expectation:
-    """What the demo published and what it expects to see delivered."""
+class Outcome:
+    """How the session ended: the demo's verdict, and whether Ctrl-C cut it short."""
 
-    due: dict[str, ReminderScheduledData] = field(default_factory=dict)
-    cancelled: set[str] = field(default_factory=set)
-    delivered: dict[str, float] = field(default_factory=dict)  # reminder_id -> lateness (s)
-
-    @property
-    def outstanding(self) -> set[str]:
-        return set(self.due) - self.cancelled - set(self.delivered)
+    demo_ok: bool | None = None
+    worker_code: int | None = None
 
 
-def _hhmmss(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%H:%M:%S.%f")[:-3] + " UTC"
+class Session:
+    """Everything `hatch run dev` starts, stopped in reverse order (worker before broker)."""
 
+    def __init__(self, args: argparse.Namespace, say: Narrator, stop: asyncio.Event) -> None:
+        self.args = args
+        self.say = say
+        self.stop = stop
+        self.outcome = Outcome()
+        self.prometheus: LocalPrometheus | None = None
 
-async def _publish_demo(
-    producer: KafkaEventProducer, say: Narrator, recipient: str | None, expect: Expectation
-) -> None:
-    run_id = f"run-demo-{uuid.uuid4().hex[:8]}"
-    now = datetime.now(UTC)
-    closes_at = now + timedelta(seconds=12)
-    who = {name: recipient or name for name in (ORGANIZER, RUNNER, ALICE, CAROL, DAVE)}
-    orders = [(ALICE, "flat white"), (CAROL, "oat cappuccino"), (DAVE, "double espresso")]
+    async def run(self, token: str, recipient: str | None) -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            await self._run(stack, token, recipient)
 
-    await producer.publish(
-        RUN_EVENTS_TOPIC,
-        RunCreated.create(
-            source=SOURCE,
-            data=RunCreatedData(
-                run_id=run_id,
-                team_id=TEAM,
-                channel_id=CHANNEL,
-                organizer_user_id=who[ORGANIZER],
-                place="Blue Bottle, Market St",
-                closes_at=closes_at,
-            ),
-        ),
-    )
-    await producer.publish_many(
-        RUN_EVENTS_TOPIC,
-        [
-            OrderAdded.create(
-                source=SOURCE, data=OrderAddedData(run_id=run_id, user_id=who[u], item=i)
-            )
-            for u, i in orders
-        ],
-    )
-    await producer.publish(
-        RUN_EVENTS_TOPIC,
-        RunnerAssigned.create(
-            source=SOURCE, data=RunnerAssignedData(run_id=run_id, runner_user_id=who[RUNNER])
-        ),
-    )
-    say.say("run", f"coffee run {run_id} at Blue Bottle: 3 orders, runner {RUNNER}")
-    say.more(f"closes at {_hhmmss(closes_at)} (published to {RUN_EVENTS_TOPIC.name})")
+    async def _start_broker(self, stack: contextlib.AsyncExitStack) -> EmbeddedBroker:
+        broker = EmbeddedBroker()
+        starting = asyncio.ensure_future(broker.astart())
 
-    def reminder(rid: str, kind: str, user: str, due_in: float) -> ReminderScheduled:
-        due_at = now + timedelta(seconds=due_in)
-        data = ReminderScheduledData(
-            run_id=run_id,
-            reminder_id=f"{run_id}:{rid}",
-            kind=kind,  # type: ignore[arg-type]
-            team_id=TEAM,
-            channel_id=CHANNEL,
-            recipient_user_id=who[user],
-            due_at=due_at,
-            expires_at=due_at + timedelta(minutes=10),
-            place="Blue Bottle, Market St",
-            closes_at=closes_at,
-            order_count=len(orders),
-            orders=[OrderLine(user_id=who[u], item=i) for u, i in orders],
-        )
-        return ReminderScheduled.create(source=SOURCE, data=data)
+        async def stop_broker() -> None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await starting  # a start cut short by Ctrl-C finishes, then stops
+            await broker.astop(grace=2.0)  # in-memory: nothing to flush
+            self.say.say("stop", "broker stopped")
 
-    last_call = reminder("last-call:carol", "last_call", CAROL, 4)
-    runner = reminder("runner:bob", "runner", RUNNER, 7)
-    doomed = reminder("last-call:dave", "last_call", DAVE, 6)
-    for event in (last_call, runner, doomed):
-        await producer.publish(REMINDER_EVENTS_TOPIC, event)
-        expect.due[event.data.reminder_id] = event.data
-        say.say(
-            "schedule",
-            f"{event.data.kind.replace('_', '-')} reminder for {event.data.recipient_user_id} "
-            f"due at {_hhmmss(event.data.due_at)}",
-        )
-    # The same event again, as a retrying publisher would send it: it must not be a second DM.
-    await producer.publish(REMINDER_EVENTS_TOPIC, last_call)
-    say.say("duplicate", f"re-published {last_call.data.reminder_id}: expect still one DM")
-    await producer.publish(
-        REMINDER_EVENTS_TOPIC,
-        ReminderCancelled.create(
-            source=SOURCE,
-            data=ReminderCancelledData(
-                run_id=run_id, reminder_id=doomed.data.reminder_id, reason="Dave left early"
-            ),
-        ),
-    )
-    expect.cancelled.add(doomed.data.reminder_id)
-    say.say("cancel", f"cancelled {doomed.data.reminder_id}: expect no DM")
+        stack.push_async_callback(stop_broker)
+        await asyncio.shield(starting)
+        return broker
 
-
-async def _watch_deliveries(
-    settings: KafkaSettings,
-    say: Narrator,
-    expect: Expectation,
-    slack: FakeSlackServer | None,
-) -> None:
-    """Tail the worker's state changelog and print each reminder as it is sent or dropped."""
-    consumer = AIOKafkaConsumer(**settings.consumer_kwargs(None))
-    await consumer.start()
-    try:
-        name = REMINDER_STATE_CHANGELOG_TOPIC.name
-        partitions = await topic_partitions(consumer, name)
-        tps = [TopicPartition(name, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        while True:
-            batches = await consumer.getmany(timeout_ms=500)
-            for records in batches.values():
-                for record in records:
-                    if record.value is None:
-                        continue  # tombstone: settled state pruned, or a released claim
-                    event = decode_record(record.value, record.headers)
-                    if isinstance(event, ReminderState):
-                        _report(event, say, expect, slack)
-    finally:
-        await consumer.stop()
-
-
-def _report(
-    event: ReminderState, say: Narrator, expect: Expectation, slack: FakeSlackServer | None
-) -> None:
-    data = event.data
-    if data.reminder_id is None or data.reminder_id not in expect.due:
-        return
-    if data.status in ("dropped", "cancelled"):
-        say.say("dropped", f"{data.reminder_id}: {data.reason or 'no reason given'}")
-        return
-    if data.status != "sent" or data.reminder_id in expect.delivered:
-        return
-    scheduled = expect.due[data.reminder_id]
-    sent_at = float(data.slack_ts) if data.slack_ts else data.recorded_at.timestamp()
-    lateness = sent_at - scheduled.due_at.timestamp()
-    expect.delivered[data.reminder_id] = lateness
-    say.say(
-        "DM",
-        f"-> {scheduled.recipient_user_id} ({scheduled.kind.replace('_', '-')}) "
-        f"due {_hhmmss(scheduled.due_at)}, delivered {lateness * 1000:+.0f} ms late",
-    )
-    if slack is not None:
-        for message in slack.messages_with_block_id(data.reminder_id)[:1]:
-            say.more(f'"{message.text}"')
-
-
-async def _main(args: argparse.Namespace) -> int:
-    say = Narrator()
-    token = os.environ.get("SLACK_BOT_TOKEN", "").strip()
-    recipient = os.environ.get("COFFEEBUDDY_DEV_SLACK_USER", "").strip() or None
-    if token and not recipient:
-        print(
-            "SLACK_BOT_TOKEN is set: also set COFFEEBUDDY_DEV_SLACK_USER to the Slack user id "
-            "(U...) who should receive the demo DMs.",
-            file=sys.stderr,
-        )
-        return 2
-    print("CoffeeBuddy reminder worker: local demo (Ctrl-C stops it)\n", flush=True)
-    async with contextlib.AsyncExitStack() as stack:
-        broker = await stack.enter_async_context(EmbeddedBroker())
+    async def _run(
+        self, stack: contextlib.AsyncExitStack, token: str, recipient: str | None
+    ) -> None:
+        say = self.say
+        broker = await self._start_broker(stack)
         kafka = KafkaSettings.from_env(
             {
                 "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
@@ -257,16 +151,11 @@ async def _main(args: argparse.Namespace) -> int:
             }
         )
         say.say("broker", f"embedded Kafka broker on {broker.bootstrap_servers}")
-        say.more(
-            f"export KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap_servers} "
-            "KAFKA_ENABLE_IDEMPOTENCE=false  # to point your own clients at it"
-        )
 
         report = await ensure_topics(kafka, "dev")
-        created = [r.change.resource for r in report.applied]
         say.say("topics", f"provisioned from the catalog (env dev): {report.summary()}")
-        for name in created:
-            say.more(f"created {name}")
+        for result in report.applied:
+            say.more(f"created {result.change.resource}")
 
         slack: FakeSlackServer | None = None
         if token:
@@ -278,11 +167,15 @@ async def _main(args: argparse.Namespace) -> int:
             say.say("slack", f"Slack stand-in at {base_url} (set SLACK_BOT_TOKEN for real Slack)")
 
         http_port = free_port()
+        if self.args.observe:
+            await self._start_prometheus(stack, http_port)
+
         service = ReminderWorkerService(
             ServiceSettings.from_env(
                 {
                     "SLACK_BOT_TOKEN": token,
                     "SLACK_API_BASE_URL": base_url,
+                    "WORKER_HTTP_HOST": "127.0.0.1",
                     "WORKER_HTTP_PORT": str(http_port),
                     "WORKER_DRAIN_TIMEOUT_S": "10",
                 }
@@ -291,6 +184,16 @@ async def _main(args: argparse.Namespace) -> int:
             registry=CollectorRegistry(),
         )
         service_task = asyncio.create_task(service.run(), name="reminder-worker")
+
+        async def stop_worker() -> None:
+            say.say("stop", "stopping the worker (drains, then leaves its group)")
+            if not service_task.done():
+                service.request_stop()
+            code = await asyncio.shield(service_task)
+            self.outcome.worker_code = code
+            say.say("stop", f"worker stopped (exit code {code})")
+
+        stack.push_async_callback(stop_worker)
         await wait_until(
             lambda: service.ready().ok or service_task.done(),
             timeout=60,
@@ -298,17 +201,67 @@ async def _main(args: argparse.Namespace) -> int:
         )
         if service_task.done():
             say.say("worker", f"failed to start (exit code {service_task.result()})")
-            return 1
+            self.outcome.demo_ok = False
+            return
         say.say(
             "worker", f"reminder worker ready; probes and metrics on http://127.0.0.1:{http_port}"
         )
         say.more("/healthz /readyz /metrics")
 
         expect = Expectation()
+        reporter = Reporter(say, expect, slack)
         producer = await stack.enter_async_context(KafkaEventProducer(kafka))
-        watcher = asyncio.create_task(_watch_deliveries(kafka, say, expect, slack))
-        await _publish_demo(producer, say, recipient, expect)
+        watching = asyncio.Event()
+        watchers = [
+            asyncio.create_task(
+                _watch(kafka, REMINDER_STATE_CHANGELOG_TOPIC, reporter.state, watching)
+            ),
+            *(
+                asyncio.create_task(_watch(kafka, dlq, reporter.dead_letter, watching))
+                for dlq in (REMINDER_EVENTS_DLQ_TOPIC, RUN_EVENTS_DLQ_TOPIC)
+            ),
+        ]
 
+        async def stop_watchers() -> None:
+            watching.set()
+            for task in watchers:
+                task.cancel()
+            await asyncio.gather(*watchers, return_exceptions=True)
+
+        stack.push_async_callback(stop_watchers)
+        await publish_demo(producer, say, recipient, expect)
+        await self._await_demo(expect, slack)
+        if self.args.exit_after_demo:
+            return
+        _next_steps(say, broker.bootstrap_servers, recipient)
+        stopped = asyncio.create_task(self.stop.wait())
+        await asyncio.wait([stopped, service_task], return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+
+    async def _start_prometheus(self, stack: contextlib.AsyncExitStack, http_port: int) -> None:
+        binary = find_prometheus()
+        assert binary is not None  # checked before anything started
+        prom = LocalPrometheus(binary, port=free_port(), target=f"127.0.0.1:{http_port}")
+        self.prometheus = prom
+
+        async def stop_prometheus() -> None:
+            await prom.stop()
+            self.say.say("stop", "prometheus stopped")
+
+        stack.push_async_callback(stop_prometheus)
+        prom.start()
+        await prom.ready()
+        alerts = sum(p.read_text().count("- alert:") for p in prom.rules)
+        self.say.say(
+            "observe",
+            f"Prometheus on {prom.url} (scrapes the worker every {prom.scrape_interval}; "
+            f"{alerts} alert rules from infra/prometheus/rules loaded)",
+        )
+        self.say.more(f"alerts:       {prom.url}/alerts")
+        self.say.more(f"lateness p99: {prom.graph_url(LATENESS_P99)}")
+
+    async def _await_demo(self, expect: Expectation, slack: FakeSlackServer | None) -> None:
+        say = self.say
         with contextlib.suppress(TimeoutError):
             await wait_until(lambda: not expect.outstanding, timeout=40, message="demo DMs")
         # A cancelled reminder is proven absent only after its due time has passed.
@@ -322,48 +275,89 @@ async def _main(args: argparse.Namespace) -> int:
         late = max(expect.delivered.values(), default=0.0)
         leaked = expect.cancelled & set(expect.delivered)
         dm_count = len(slack.messages()) if slack is not None else len(expect.delivered)
-        ok = not expect.outstanding and not leaked and dm_count == wanted
+        self.outcome.demo_ok = not expect.outstanding and not leaked and dm_count == wanted
         say.say(
             "summary",
             f"{len(expect.delivered)} of {wanted} expected DMs delivered "
             f"(worst lateness {late * 1000:.0f} ms); {dm_count} DM(s) in Slack; "
             f"cancelled reminder {'SENT (bug!)' if leaked else 'not sent'}.",
         )
-        if not args.exit_after_demo:
-            say.more("the worker keeps running: publish your own events to the broker above.")
-            say.more("Ctrl-C stops everything.")
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
-            await asyncio.wait(
-                [asyncio.create_task(stop.wait()), service_task],
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-        say.say("stop", "draining the worker")
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
-        if not service_task.done():
-            service.request_stop()
-        code = await service_task
-        say.say("stop", f"worker stopped (exit code {code}); broker stopped")
-        return 0 if ok and code == 0 else 1
+
+
+async def _main(args: argparse.Namespace, say: Narrator) -> int:
+    token = os.environ.get("SLACK_BOT_TOKEN", "").strip()
+    recipient = os.environ.get(DEV_USER_ENV, "").strip() or None
+    if token and not recipient:
+        print(
+            f"SLACK_BOT_TOKEN is set: also set {DEV_USER_ENV} to the Slack user id (U...) who "
+            "should receive the demo DMs.",
+            file=sys.stderr,
+        )
+        return 2
+    if args.observe and find_prometheus() is None:
+        print(MISSING, file=sys.stderr)
+        return 2
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    session = Session(args, say, stop)
+    running = asyncio.create_task(session.run(token, recipient))
+    signals: list[int] = []
+
+    def on_signal() -> None:
+        signals.append(1)
+        if len(signals) > 1:
+            say.say("stop", "second Ctrl-C: exiting at once")
+            if session.prometheus is not None:
+                session.prometheus.kill()
+            os._exit(EXIT_INTERRUPTED)  # the broker dies with this process (parent-death signal)
+        say.say("stop", "Ctrl-C: stopping (the worker first, then the broker)")
+        stop.set()
+        if session.outcome.demo_ok is None:
+            running.cancel()  # cut the start-up or the demo short; what started is stopped
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    print("CoffeeBuddy reminder worker: local demo (Ctrl-C stops it)\n", flush=True)
+    try:
+        await running
+    except asyncio.CancelledError:
+        say.say("stop", "stopped during start-up or the demo")
+        return EXIT_INTERRUPTED
+    outcome = session.outcome
+    code = 0 if outcome.demo_ok and outcome.worker_code == 0 else 1
+    say.say("stop", f"everything stopped (exit code {code})")
+    return code
+
+
+def _parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n", 1)[0],
+        epilog=__doc__.split("\n\n", 2)[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--exit-after-demo", action="store_true", help="stop after the demo")
+    parser.add_argument(
+        "--observe",
+        action="store_true",
+        help="also run a local Prometheus that scrapes the worker with infra/prometheus's rules",
+    )
+    parser.add_argument(
+        "--verbose", action="store_true", help="show the worker's JSON logs and library logs"
+    )
+    return parser.parse_args(argv)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--exit-after-demo", action="store_true", help="stop after the demo")
-    parser.add_argument("--verbose", action="store_true", help="show the worker's JSON logs")
-    args = parser.parse_args()
+    args = _parse()
+    say = Narrator()
     if args.verbose:
         configure_logging("INFO")
     else:
-        logging.basicConfig(level=logging.ERROR)
+        quiet_logging(say)
     try:
-        return asyncio.run(_main(args))
+        return asyncio.run(_main(args, say))
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.protocol.admin import ApiVersionRequest
 
 from coffeebuddy.infra.kafka.config import (
-    AIOKAFKA_RANGE,
     EMBEDDED_CLUSTER_ID,
     KafkaSettings,
     admin_send,
@@ -24,6 +23,7 @@ from coffeebuddy.infra.kafka.config import (
     leave_group_from_generation_zero,
     topic_partitions,
 )
+from coffeebuddy.infra.kafka.config._compat import AIOKAFKA_RANGE
 from coffeebuddy.infra.kafka.testing import BrokerHandle, TopicFactory
 
 

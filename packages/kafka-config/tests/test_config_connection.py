@@ -218,7 +218,7 @@ async def test_config_connection_rejects_non_positive_timeout(closed_address: st
 def test_config_connection_error_pickles() -> None:
     import pickle
 
-    from coffeebuddy.infra.kafka.config import ConnectionFailure
+    from coffeebuddy.infra.kafka.config._errors import ConnectionFailure
 
     error = KafkaConnectionError([ConnectionFailure("a:1", "boom")], "summary:")
     copy = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own object

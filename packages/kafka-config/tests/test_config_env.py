@@ -7,12 +7,8 @@ from typing import Any
 
 import pytest
 
-from coffeebuddy.infra.kafka.config import (
-    KafkaSettings,
-    KafkaSettingsError,
-    SettingProblem,
-    env_var,
-)
+from coffeebuddy.infra.kafka.config import KafkaSettings, KafkaSettingsError, SettingProblem
+from coffeebuddy.infra.kafka.config._env import env_var
 
 BOOT = {"KAFKA_BOOTSTRAP_SERVERS": "broker1:9092"}
 

@@ -135,7 +135,7 @@ def test_config_secrets_aiokafka_sasl_payload_is_redacted_in_logs(
 ) -> None:
     from aiokafka.protocol.admin import SaslAuthenticateRequest_v0
 
-    from coffeebuddy.infra.kafka.config import install_sasl_log_redaction
+    from coffeebuddy.infra.kafka.config._redact import install_sasl_log_redaction
 
     install_sasl_log_redaction()  # idempotent: already installed by the import
     conn_logger = logging.getLogger("aiokafka.conn")

@@ -12,9 +12,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from coffeebuddy.infra.kafka.config import KafkaSettings
 from coffeebuddy.infra.kafka.consumer import (
-    DLQ_HEADERS,
-    DLQ_ORIGIN_OFFSET,
-    DLQ_REASON,
     KafkaConsumerHarness,
     NonRetryableError,
     RecordContext,
@@ -22,7 +19,15 @@ from coffeebuddy.infra.kafka.consumer import (
     RetryPolicy,
 )
 from coffeebuddy.infra.kafka.metrics import KafkaMetrics
-from coffeebuddy.infra.kafka.models import Event, content_mode, decode_record, encode_record
+from coffeebuddy.infra.kafka.models import (
+    DLQ_HEADERS,
+    DLQ_ORIGIN_OFFSET,
+    DLQ_REASON,
+    Event,
+    content_mode,
+    decode_record,
+    encode_record,
+)
 from coffeebuddy.infra.kafka.producer import KafkaEventProducer
 from coffeebuddy.infra.kafka.testing import TopicFactory, wait_until
 

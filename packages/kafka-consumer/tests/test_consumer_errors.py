@@ -7,12 +7,13 @@ from aiokafka.errors import KafkaConnectionError, TopicAuthorizationFailedError
 
 from coffeebuddy.infra.kafka.consumer import (
     Backoff,
+    ConsumerError,
     ErrorClass,
     NonRetryableError,
     RetryableError,
     RetryPolicy,
-    default_classifier,
 )
+from coffeebuddy.infra.kafka.consumer._errors import default_classifier
 from coffeebuddy.infra.kafka.models import decode_record
 
 
@@ -71,3 +72,12 @@ def test_backoff_grows_exponentially_with_equal_jitter_and_cap(
 ) -> None:
     assert Backoff(1.0, 30.0).delay(attempt, rng=lambda: 1.0) == low
     assert Backoff(1.0, 30.0).delay(attempt, rng=lambda: 0.0) == high
+
+
+def test_consumer_public_exceptions_share_one_root() -> None:
+    import coffeebuddy.infra.kafka.consumer as consumer
+
+    public = [getattr(consumer, name) for name in consumer.__all__]
+    errors = {e for e in public if isinstance(e, type) and issubclass(e, BaseException)}
+    assert errors >= {ConsumerError, RetryableError, NonRetryableError}
+    assert [e.__name__ for e in errors if not issubclass(e, ConsumerError)] == []

@@ -10,8 +10,6 @@ from typing import Any
 import pytest
 
 from coffeebuddy.infra.kafka.consumer import (
-    DLQ_HEADERS,
-    Completion,
     ErrorClass,
     KafkaConsumerHarness,
     NonRetryableError,
@@ -19,7 +17,8 @@ from coffeebuddy.infra.kafka.consumer import (
     RetryableError,
     TopicPartition,
 )
-from coffeebuddy.infra.kafka.models import Event, parse_dead_letter_headers
+from coffeebuddy.infra.kafka.consumer._context import Completion
+from coffeebuddy.infra.kafka.models import DLQ_HEADERS, Event, parse_dead_letter_headers
 from coffeebuddy.infra.kafka.testing import wait_until
 
 TRACEPARENT = ("traceparent", b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")

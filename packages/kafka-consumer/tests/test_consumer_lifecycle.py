@@ -10,7 +10,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from coffeebuddy.infra.kafka.config import KafkaSettings
-from coffeebuddy.infra.kafka.consumer import Completion, KafkaConsumerHarness, RecordContext
+from coffeebuddy.infra.kafka.consumer import KafkaConsumerHarness, RecordContext
+from coffeebuddy.infra.kafka.consumer._context import Completion
 from coffeebuddy.infra.kafka.metrics import KafkaMetrics
 from coffeebuddy.infra.kafka.models import Event
 from coffeebuddy.infra.kafka.testing import EmbeddedBroker, TopicFactory, create_topics, wait_until

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coffeebuddy.infra.kafka.consumer import OffsetTracker
+from coffeebuddy.infra.kafka.consumer._tracker import OffsetTracker
 
 
 @st.composite

@@ -6,6 +6,8 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 import coffeebuddy.infra.kafka.metrics as m
+from coffeebuddy.infra.kafka.metrics._labels import LabelLimiter, bounded, slack_error_label
+from coffeebuddy.infra.kafka.metrics._names import HANDLER_OUTCOMES
 
 KAFKA_TABLE = {
     m.MESSAGES_PRODUCED: ("counter", ("topic", "outcome")),
@@ -133,10 +135,10 @@ def test_labels_stay_bounded() -> None:
         )
         == 2
     )
-    limiter = m.LabelLimiter(limit=2)
+    limiter = LabelLimiter(limit=2)
     assert [limiter(v) for v in ("a", "b", "c", "a")] == ["a", "b", "other", "a"]
-    assert m.bounded("retry", m.HANDLER_OUTCOMES) == "retry"
-    assert m.slack_error_label("channel_not_found") == "channel_not_found"
+    assert bounded("retry", HANDLER_OUTCOMES) == "retry"
+    assert slack_error_label("channel_not_found") == "channel_not_found"
 
 
 def test_default_registry_is_used_when_none_given() -> None:

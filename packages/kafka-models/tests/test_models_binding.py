@@ -9,9 +9,7 @@ import pytest
 
 from coffeebuddy.infra.kafka.models import (
     CONTENT_TYPE,
-    DECODE_REASONS,
     EventDecodeError,
-    FieldError,
     ReminderScheduled,
     ReminderScheduledData,
     RunClosed,
@@ -23,6 +21,7 @@ from coffeebuddy.infra.kafka.models import (
     encode_event,
     encode_record,
 )
+from coffeebuddy.infra.kafka.models._codec import DECODE_REASONS, FieldError
 
 NOW = datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
 Headers = list[tuple[str, bytes]]

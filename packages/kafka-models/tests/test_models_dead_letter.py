@@ -5,16 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from coffeebuddy.infra.kafka.models import (
-    DLQ_ERROR_MESSAGE,
     DLQ_HEADER_PREFIX,
     DLQ_HEADERS,
-    DLQ_MAX_ERROR_MESSAGE,
     DLQ_ORIGIN_OFFSET,
     DLQ_REPLAYED_FROM,
     dead_letter_headers,
     parse_dead_letter_headers,
     replay_headers,
 )
+from coffeebuddy.infra.kafka.models._dead_letter import DLQ_ERROR_MESSAGE, DLQ_MAX_ERROR_MESSAGE
 
 FIRST_SEEN = datetime(2026, 12, 1, 8, 30, 0, 250000, tzinfo=UTC)
 

@@ -9,17 +9,16 @@ from typing import Any
 import pytest
 
 from coffeebuddy.infra.kafka.models import (
-    DECODE_REASONS,
     DeadLetterReplayed,
     DeadLetterReplayedData,
     EventDecodeError,
-    FieldError,
     ReminderScheduled,
     ReminderScheduledData,
     decode_event,
     decode_events,
     encode_event,
 )
+from coffeebuddy.infra.kafka.models._codec import DECODE_REASONS, FieldError
 
 NOW = datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
 

@@ -19,8 +19,8 @@ from coffeebuddy.infra.kafka.producer import (
     KafkaEventProducer,
     ProducerClosedError,
     PublishBatchError,
-    validate_traceparent,
 )
+from coffeebuddy.infra.kafka.producer._records import validate_traceparent
 from coffeebuddy.infra.kafka.testing import wait_until
 from coffeebuddy.infra.kafka.topics import REMINDER_EVENTS_TOPIC
 

@@ -197,7 +197,8 @@ def test_without_opentelemetry_installed_tracing_is_off_and_true_says_what_to_in
 import sys
 sys.modules["opentelemetry"] = None  # as if opentelemetry-api were not installed
 from coffeebuddy.infra.kafka.config import KafkaSettings
-from coffeebuddy.infra.kafka.producer import OTEL_AVAILABLE, KafkaEventProducer, resolve_tracer
+from coffeebuddy.infra.kafka.producer import KafkaEventProducer, resolve_tracer
+from coffeebuddy.infra.kafka.producer._tracing import OTEL_AVAILABLE
 assert OTEL_AVAILABLE is False
 settings = KafkaSettings.from_env({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"})
 assert KafkaEventProducer(settings).tracing is False

@@ -31,20 +31,22 @@ ORIGIN = "test.cli"
 DLQ = "test.cli.dlq"
 
 
-def _dead_letter(cluster: FakeCluster, run_id: str) -> None:
-    value = json.dumps({"type": "coffeebuddy.reminder.scheduled.v1", "data": {"run_id": run_id}})
+def _dead_letter(
+    cluster: FakeCluster, run_id: str, *, reason: str = "non_retryable", value: bytes | None = None
+) -> None:
+    event = json.dumps({"type": "coffeebuddy.reminder.scheduled.v1", "data": {"run_id": run_id}})
     headers = dead_letter_headers(
         topic=ORIGIN,
         partition=0,
         offset=7,
         key=run_id.encode(),
         error=RuntimeError("invalid_blocks"),
-        reason="non_retryable",
+        reason=reason,
         attempts=1,
         first_seen=1_795_770_000.0,
         original_headers=None,
     )
-    cluster.put(DLQ, value.encode(), key=run_id.encode(), headers=headers)
+    cluster.put(DLQ, value or event.encode(), key=run_id.encode(), headers=headers)
 
 
 @pytest.fixture
@@ -115,6 +117,29 @@ def test_replay_exit_codes_dry_run_then_once_then_nothing(
     assert all(r["replayed"] for r in json.loads(capsys.readouterr().out))
     assert len(cli.sends) == 2 + 2  # two records, two ledger entries
     assert not (tmp_path / "state").exists()  # the topic, not a state file, holds the record
+
+
+def test_replay_all_dry_run_shows_decode_errors_left_out_and_why(
+    cli: FakeCluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _dead_letter(cli, "run-garbled", reason="decode_error", value=b"\xff not an event")
+    assert _run(cli, "dlq", "replay", DLQ, "--all", "--dry-run") == ExitCode.CHANGES
+    out = capsys.readouterr().out
+    assert f"would replay {DLQ}/0/0" in out
+    assert f"would replay {DLQ}/0/1" in out
+    assert f"would replay {DLQ}/0/2" not in out
+    assert f"leave {DLQ}/0/2: decode_error" in out
+    assert (
+        "left out 1 dead letter(s) a replay cannot fix (decode_error: its bytes are not a " in out
+    )
+    assert "dry run: 2 of 2 would be sent" in out
+    assert _run(cli, "dlq", "replay", DLQ, "--all") == ExitCode.CHANGES
+    assert [topic for topic, *_ in cli.sends].count(ORIGIN) == 2  # not the garbled one
+    capsys.readouterr()
+    named = ("dlq", "replay", DLQ, "--reason", "decode_error", "--output", "json")
+    assert _run(cli, *named, "--dry-run") == ExitCode.CHANGES
+    report = json.loads(capsys.readouterr().out)
+    assert (report["would_replay"], report["left_out"]) == ([f"{DLQ}/0/2"], [])
 
 
 def test_state_file_is_an_explicit_opt_in(

@@ -301,8 +301,35 @@ async def test_the_limit_counts_new_sends_only(three: FakeCluster, tmp_path: Pat
         DLQ, ledger=FileReplayLedger(ledger.path), reader=three, publisher=three, limit=1
     )
     assert [d.run_id for d in second.already_replayed] == ["run-1"]
-    assert [d.run_id for d, _ in second.replayed] == ["run-2"]
-    assert [d.run_id for d in second.selected] == ["run-1", "run-2"]
+    assert [d.run_id for d, _ in second.replayed] == ["run-3"]  # run-2 failed to decode: left
+    assert [d.run_id for d in second.selected] == ["run-1", "run-3"]
+
+
+async def test_replay_leaves_decode_errors_out_unless_asked_for_by_name(
+    three: FakeCluster, tmp_path: Path
+) -> None:
+    """The RUNBOOK: decode errors are not fixable by replay (the same bytes fail again)."""
+    ledger = FileReplayLedger(tmp_path / "l.jsonl")
+    dry = await replay_dead_letters(DLQ, ledger=ledger, reader=three, publisher=three, dry_run=True)
+    assert [d.run_id for d in dry.to_replay] == ["run-1", "run-3"]
+    assert [(d.run_id, d.reason) for d in dry.left_out] == [("run-2", "decode_error")]
+    [left] = dry.to_json()["left_out"]
+    assert left["reason"] == "decode_error"
+    assert "fail to decode again" in left["why"]
+    # a key alone does not ask for it: the reason must be named
+    by_key = await replay_dead_letters(
+        DLQ, ledger=ledger, reader=three, publisher=three, where=DeadLetterFilter(key="run-2")
+    )
+    assert (by_key.replayed, [d.run_id for d in by_key.left_out]) == ([], ["run-2"])
+    asked = await replay_dead_letters(
+        DLQ,
+        ledger=ledger,
+        reader=three,
+        publisher=three,
+        where=DeadLetterFilter(reason="decode_error"),
+    )
+    assert [d.run_id for d, _ in asked.replayed] == ["run-2"]
+    assert asked.left_out == []
 
 
 async def test_a_bad_origin_anywhere_in_the_selection_sends_nothing(
@@ -361,7 +388,8 @@ async def test_a_failed_send_stops_the_run_and_the_ledger_holds_what_was_sent(
     ]
     three.fail_sends_after = None
     rest = await replay_dead_letters(DLQ, ledger=ledger, reader=three, publisher=three)
-    assert [d.run_id for d, _ in rest.replayed] == ["run-2", "run-3"]
+    assert [d.run_id for d, _ in rest.replayed] == ["run-3"]
+    assert [d.run_id for d in rest.left_out] == ["run-2"]  # a decode error: not replayed
 
 
 @pytest.mark.parametrize(
@@ -437,7 +465,7 @@ async def test_topic_ledger_records_entries_a_fresh_ledger_reads_back(
         ledger=TopicReplayLedger(reader=three, publisher=three, replayed_by="a@host"),
         reader=three,
         publisher=three,
-        where=DeadLetterFilter(key="run-2"),
+        where=DeadLetterFilter(key="run-2", reason="decode_error"),
     )
     assert [d.run_id for d, _ in first.replayed] == ["run-2"]
     [marker] = three.topics[LEDGER.name]

@@ -19,9 +19,6 @@ from aiokafka.errors import TopicAuthorizationFailedError
 
 from coffeebuddy.infra.kafka.config import KafkaConnectionError, KafkaSettings, check_connection
 from coffeebuddy.infra.kafka.testing import (
-    ADMIN_USER,
-    JAVA_MISSING,
-    KAFKA_HOME_ENV,
     SASL_MECHANISMS,
     ApacheKafka,
     ApacheKafkaUnavailableError,
@@ -29,12 +26,13 @@ from coffeebuddy.infra.kafka.testing import (
     BrokerStartError,
     apache_kafka_unavailable,
     create_topics,
-    find_java,
     resolve_kafka_runtime,
     unique_topic_name,
     wait_until,
     wait_until_sync,
 )
+from coffeebuddy.infra.kafka.testing._apache import ADMIN_USER
+from coffeebuddy.infra.kafka.testing._artifacts import JAVA_MISSING, KAFKA_HOME_ENV, find_java
 
 UNAVAILABLE = apache_kafka_unavailable()
 needs_apache = pytest.mark.skipif(

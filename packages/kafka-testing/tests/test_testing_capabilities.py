@@ -8,15 +8,15 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
 
 from coffeebuddy.infra.kafka.testing import (
-    BROKER_KIND_ENV,
     CAPABILITIES,
-    BrokerCapabilities,
     BrokerHandle,
     TopicFactory,
     require_capability,
     start_broker,
     wait_until,
 )
+from coffeebuddy.infra.kafka.testing._broker import BROKER_KIND_ENV
+from coffeebuddy.infra.kafka.testing._capabilities import BrokerCapabilities
 
 pytest_plugins = ("pytester",)
 

@@ -16,16 +16,15 @@ from pathlib import Path
 import pytest
 
 from coffeebuddy.infra.kafka.testing import (
-    TANSU_BIN_ENV,
     BrokerStartError,
     EmbeddedBroker,
-    find_stunnel,
-    find_tansu_binary,
     free_port,
     wait_until,
     wait_until_sync,
 )
+from coffeebuddy.infra.kafka.testing._embedded import TANSU_BIN_ENV, find_tansu_binary
 from coffeebuddy.infra.kafka.testing._ports import port_is_open
+from coffeebuddy.infra.kafka.testing._tls import find_stunnel
 
 
 def pid_alive(pid: int) -> bool:

@@ -12,14 +12,13 @@ from aiokafka.errors import KafkaConnectionError as AIOKafkaConnectionError
 from cryptography import x509
 
 from coffeebuddy.infra.kafka.testing import (
-    STUNNEL_BIN_ENV,
     BrokerHandle,
     CertificateAuthority,
     StunnelNotFoundError,
     TlsBroker,
-    TlsEndpoint,
-    find_stunnel,
 )
+from coffeebuddy.infra.kafka.testing._apache import TlsEndpoint
+from coffeebuddy.infra.kafka.testing._tls import STUNNEL_BIN_ENV, find_stunnel
 
 
 def test_tls_broker_serves_tls_with_a_cert_for_loopback(kafka_tls_broker: TlsBroker) -> None:

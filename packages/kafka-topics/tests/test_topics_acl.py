@@ -7,10 +7,7 @@ from pydantic import ValidationError
 
 from coffeebuddy.infra.kafka.topics import (
     CATALOG,
-    REMINDER_EVENTS,
-    REMINDER_HISTORY,
     REMINDER_OPERATOR_PRINCIPAL,
-    REMINDER_STATE_CHANGELOG,
     REMINDER_WORKER_GROUP,
     REMINDER_WORKER_PRINCIPAL,
     AclBinding,
@@ -19,6 +16,11 @@ from coffeebuddy.infra.kafka.topics import (
     ProducerRole,
     ServicePrincipal,
     acl_identity,
+)
+from coffeebuddy.infra.kafka.topics._definitions import (
+    REMINDER_EVENTS,
+    REMINDER_HISTORY,
+    REMINDER_STATE_CHANGELOG,
 )
 
 

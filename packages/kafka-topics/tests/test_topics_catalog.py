@@ -9,23 +9,18 @@ from types import SimpleNamespace
 import pytest
 from pydantic import ValidationError
 
+from coffeebuddy.infra.kafka.models import DLQ_REPLAYED, REMINDER_STATE, RUN_CREATED
 from coffeebuddy.infra.kafka.topics import (
     CATALOG,
-    DEAD_LETTER_RETENTION,
-    DLQ_REPLAYED,
     DLQ_REPLAYER_PRINCIPAL,
     DLQ_REPLAYS_TOPIC,
-    ENVIRONMENTS,
-    MAX_REMINDER_HORIZON,
     REMINDER_EVENT_TYPES,
     REMINDER_EVENTS_DLQ_TOPIC,
     REMINDER_EVENTS_TOPIC,
     REMINDER_HISTORY_TOPIC,
-    REMINDER_STATE,
     REMINDER_STATE_CHANGELOG_TOPIC,
     REMINDER_WORKER_GROUP,
     REMINDER_WORKER_PRINCIPAL,
-    RUN_CREATED,
     RUN_EVENT_TYPES,
     RUN_EVENTS_DLQ_TOPIC,
     RUN_EVENTS_TOPIC,
@@ -36,8 +31,9 @@ from coffeebuddy.infra.kafka.topics import (
     ProducerRole,
     TopicConfig,
     dead_letter_of,
-    get_environment,
 )
+from coffeebuddy.infra.kafka.topics._catalog import ENVIRONMENTS, get_environment
+from coffeebuddy.infra.kafka.topics._definitions import DEAD_LETTER_RETENTION, MAX_REMINDER_HORIZON
 
 
 def test_topic_names_and_keys_match_the_contract() -> None:

@@ -6,7 +6,6 @@ import pytest
 
 from coffeebuddy.infra.kafka.topics import (
     CATALOG,
-    ENVIRONMENTS,
     REMINDER_EVENTS_TOPIC,
     REMINDER_HISTORY_TOPIC,
     REMINDER_STATE_CHANGELOG_TOPIC,
@@ -24,6 +23,7 @@ from coffeebuddy.infra.kafka.topics import (
     check_catalog,
     validate_catalog,
 )
+from coffeebuddy.infra.kafka.topics._catalog import ENVIRONMENTS
 
 
 @pytest.mark.parametrize("env", sorted(ENVIRONMENTS))

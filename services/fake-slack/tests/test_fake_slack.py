@@ -12,7 +12,8 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from coffeebuddy.services.fake_slack import DEFAULT_SCOPES, FakeSlackServer
+from coffeebuddy.services.fake_slack import FakeSlackServer
+from coffeebuddy.services.fake_slack._records import DEFAULT_SCOPES
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ async def test_the_service_in_process_on_the_slack_stand_in_and_gauges_follow_re
     registry = CollectorRegistry()
     service = ReminderWorkerService(settings, kafka_settings, registry=registry)
     assert (registry.get_sample_value(READY), registry.get_sample_value(AUTH_OK)) == (0, 0)
-    caplog.set_level(logging.INFO, logger="coffeebuddy.reminder_worker")
+    caplog.set_level(logging.INFO, logger="coffeebuddy")
     run = asyncio.create_task(service.run())
     try:
         await wait_until(lambda: service.ready().ok, timeout=60, message="worker ready")

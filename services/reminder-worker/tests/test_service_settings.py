@@ -83,10 +83,18 @@ def test_token_value_never_in_errors() -> None:
     assert "xoxb-has space" not in str(info.value)
 
 
-def test_dev_fake_slack_needs_no_token() -> None:
-    s = ServiceSettings.from_env({"COFFEEBUDDY_DEV_FAKE_SLACK": "1"})
-    assert s.dev_fake_slack
-    assert s.slack_bot_token is None
+def test_removed_variables_are_named_not_silently_ignored(caplog: pytest.LogCaptureFixture) -> None:
+    """The in-process fake Slack left the service (it is a test double of its own): a token is
+    required, and a variable of a removed or renamed setting is named in the log."""
+    env = {"COFFEEBUDDY_DEV_FAKE_SLACK": "1", "SLACK_AUTH_PROBE_MAX_S": "5"}
+    with caplog.at_level(logging.WARNING), pytest.raises(ServiceSettingsError) as info:
+        ServiceSettings.from_env(env)
+    assert [var for var, _ in info.value.problems] == ["SLACK_BOT_TOKEN"]
+    assert "COFFEEBUDDY_DEV_FAKE_SLACK is no setting any more" in caplog.text
+    assert (
+        "SLACK_AUTH_PROBE_MAX_S is no setting any more: renamed to REMINDER_AUTH_PROBE_MAX_S"
+        in (caplog.text)
+    )
 
 
 def test_json_formatter_one_object_per_line_with_ids_and_redaction() -> None:

@@ -9,14 +9,15 @@ from aiokafka import AIOKafkaConsumer
 from prometheus_client import CollectorRegistry
 
 from coffeebuddy.infra.kafka.config import KafkaSettings
-from coffeebuddy.infra.kafka.consumer import (
+from coffeebuddy.infra.kafka.consumer import KafkaConsumerHarness, RecordContext
+from coffeebuddy.infra.kafka.metrics import KafkaMetrics
+from coffeebuddy.infra.kafka.models import (
     DLQ_ORIGIN_OFFSET,
     DLQ_REASON,
-    KafkaConsumerHarness,
-    RecordContext,
+    Event,
+    ReminderScheduled,
+    ReminderScheduledData,
 )
-from coffeebuddy.infra.kafka.metrics import KafkaMetrics
-from coffeebuddy.infra.kafka.models import Event, ReminderScheduled, ReminderScheduledData
 from coffeebuddy.infra.kafka.producer import KafkaEventProducer
 from coffeebuddy.infra.kafka.testing import TopicFactory, wait_until
 from coffeebuddy.infra.kafka.topics import REMINDER_EVENT_TYPES

@@ -8,25 +8,13 @@ through `conversations.history`, sends `x-oauth-scopes`, and can be scripted to 
 """
 
 from coffeebuddy.services.fake_slack._records import (
-    BOT_ID,
     BOT_USER_ID,
-    DEFAULT_SCOPES,
-    DEFAULT_TOKEN,
-    METHODS,
     TEAM_ID,
-    SlackCall,
-    SlackMessage,
 )
 from coffeebuddy.services.fake_slack._server import FakeSlackServer
 
 __all__ = [
-    "BOT_ID",
     "BOT_USER_ID",
-    "DEFAULT_SCOPES",
-    "DEFAULT_TOKEN",
-    "METHODS",
     "TEAM_ID",
     "FakeSlackServer",
-    "SlackCall",
-    "SlackMessage",
 ]

@@ -71,7 +71,7 @@ def json_media_type(value: object) -> object:
     """`application/json`, with or without a UTF-8 charset parameter (as the CloudEvents Java
     SDK writes it), as `application/json`; anything else unchanged, for the Literal to refuse.
     The one media-type rule of both content modes (`datacontenttype` / `content-type`)."""
-    if not isinstance(value, str):
+    if value == "application/json" or not isinstance(value, str):
         return value
     media, _, params = value.partition(";")
     charset = params.strip().lower().replace(" ", "")

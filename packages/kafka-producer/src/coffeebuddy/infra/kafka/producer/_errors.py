@@ -29,7 +29,11 @@ FATAL_PRODUCER_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-class EventNotAllowedError(ValueError):
+class ProducerError(Exception):
+    """Root of every error the producer package raises."""
+
+
+class EventNotAllowedError(ProducerError, ValueError):
     """The event's CloudEvents type is not one the topic carries."""
 
     def __init__(self, topic: str, event_type: str, allowed: Iterable[str]) -> None:
@@ -42,15 +46,15 @@ class EventNotAllowedError(ValueError):
         )
 
 
-class ProducerClosedError(RuntimeError):
+class ProducerClosedError(ProducerError, RuntimeError):
     """publish/send was called on a producer that is not started or already closed."""
 
 
-class InvalidTraceparentError(ValueError):
+class InvalidTraceparentError(ProducerError, ValueError):
     """A `traceparent` value that is not W3C Trace Context (version-traceid-parentid-flags)."""
 
 
-class PublishBatchError(RuntimeError):
+class PublishBatchError(ProducerError, RuntimeError):
     """Some records of a `publish_many` call were not delivered (the others were)."""
 
     def __init__(self, total: int, failures: list[BaseException]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from coffeebuddy.infra.kafka.config import KafkaSettings, check_connection
@@ -15,7 +16,7 @@ from coffeebuddy.infra.kafka.provision._apply import (
 )
 from coffeebuddy.infra.kafka.provision._catalog import ENVIRONMENTS, check, desired_state
 from coffeebuddy.infra.kafka.provision._diff import diff
-from coffeebuddy.infra.kafka.provision._observe import observe
+from coffeebuddy.infra.kafka.provision._observe import missing_acl_api, observe
 from coffeebuddy.infra.kafka.provision._plan import Plan, Scope
 from coffeebuddy.infra.kafka.provision._render import render_files, stale_files, write_files
 from coffeebuddy.infra.kafka.topics import Catalog, CatalogProblem, TopicConfig
@@ -71,6 +72,36 @@ async def build_plan(
         allow_destructive=allow_destructive,
         include_acls=acls,
     )
+
+
+async def plan_skipping_missing_acls(
+    settings: KafkaSettings | None = None,
+    env: str = "dev",
+    *,
+    allow_delete: bool = False,
+    allow_destructive: bool = False,
+    managed_prefixes: Sequence[str] | None = None,
+    admin: ClusterAdmin | None = None,
+) -> Plan:
+    """`build_plan` with ACLs, unless the broker has no ACL API (the embedded one): then the
+    plan leaves ACLs out, as `--no-acls` does, and a note in the plan says so and why."""
+    async with _admin_for(settings, admin) as client:
+        missing = await missing_acl_api(client)
+        plan = await build_plan(
+            None,
+            None,
+            env,
+            allow_delete=allow_delete,
+            allow_destructive=allow_destructive,
+            managed_prefixes=managed_prefixes,
+            acls=missing is None,
+            admin=client,
+        )
+    if missing is None:
+        return plan
+    # the first clause is the finding ("broker does not support CreateAcls (API key 30)")
+    note = f"ACLs skipped, as with --no-acls: {missing.split(': ', 1)[0]}"
+    return replace(plan, notes=(note, *plan.notes))
 
 
 async def apply_plan(

@@ -1,7 +1,10 @@
 """`coffeebuddy-kafka`: the parser, the entry point and the error-to-exit-code mapping.
 
-Commands: validate, render, plan, apply, drift (`_commands`) and `dlq inspect|replay`
-(`coffeebuddy.infra.kafka.provision.dlq`), all sharing one exit-code table (`ExitCode`).
+Commands: validate, render, plan, apply, drift (`_commands`), `dlq inspect|replay`
+(`coffeebuddy.infra.kafka.provision.dlq`) and `events tail|publish`
+(`coffeebuddy.infra.kafka.provision.events`), all sharing one exit-code table (`ExitCode`).
+Every parser takes `-v/--verbose` (third-party log lines are hidden without it: `_logs`) and
+the top one `--version`.
 """
 
 from __future__ import annotations
@@ -27,13 +30,30 @@ from coffeebuddy.infra.kafka.provision._commands import (
     cmd_validate,
 )
 from coffeebuddy.infra.kafka.provision._exit import ExitCode, exit_code_table
+from coffeebuddy.infra.kafka.provision._logs import cli_logging
 from coffeebuddy.infra.kafka.provision._plan import PlanFileError
 from coffeebuddy.infra.kafka.provision._tables import rich_console
+from coffeebuddy.infra.kafka.provision._version import __version__
 from coffeebuddy.infra.kafka.provision.dlq import DlqClients, add_dlq_parser
+from coffeebuddy.infra.kafka.provision.events import add_events_parser
 
 
 class _Parser(argparse.ArgumentParser):
-    """Usage errors exit 1: exit 2 means "changes" for this tool."""
+    """Usage errors exit 1: exit 2 means "changes" for this tool.
+
+    Every parser (sub-commands are made with this class too) accepts `-v/--verbose`, so it may
+    come before or after the command; only the top parser gives it a default.
+    """
+
+    def __init__(self, *args: Any, verbose_default: Any = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_argument(
+            "-v",
+            "--verbose",
+            action="store_true",
+            default=verbose_default,
+            help="also show library log lines (aiokafka's connection errors, ...)",
+        )
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
@@ -70,11 +90,13 @@ def build_parser(*, dlq_clients: DlqClients | None = None) -> argparse.ArgumentP
     """The whole CLI; `dlq_clients` replaces the Kafka clients of the dlq commands (tests)."""
     parser = _Parser(
         prog="coffeebuddy-kafka",
-        description="Topics and ACLs as code (validate, render, plan, apply, drift) and "
-        "dead-letter inspect/replay (dlq).",
+        description="Topics and ACLs as code (validate, render, plan, apply, drift), "
+        "dead-letter inspect/replay (dlq) and reading/writing events (events tail|publish).",
         epilog="exit codes (every command):\n" + exit_code_table(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        verbose_default=False,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("validate", help="offline catalog validation (no cluster)")
@@ -106,6 +128,7 @@ def build_parser(*, dlq_clients: DlqClients | None = None) -> argparse.ArgumentP
     p.set_defaults(func=cmd_drift)
 
     add_dlq_parser(sub, dlq_clients)
+    add_events_parser(sub)
     return parser
 
 
@@ -115,10 +138,13 @@ def main(argv: Sequence[str] | None = None, *, dlq_clients: DlqClients | None = 
     args = parser.parse_args(argv)
     err = rich_console(stderr=True)
     try:
-        result = args.func(args)
-        if inspect.isawaitable(result):
-            result = asyncio.run(_await(result))
+        with cli_logging(args.verbose):
+            result = args.func(args)
+            if inspect.isawaitable(result):
+                result = asyncio.run(_await(result))
         return int(result)
+    except KeyboardInterrupt:
+        return 130
     except (PlanRefusedError, PlanFileError) as exc:
         return _fail(args, err, ExitCode.REFUSED, "refused", str(exc))
     except KafkaSettingsError as exc:

@@ -12,6 +12,7 @@ from coffeebuddy.infra.kafka.provision._api import (
     apply_plan,
     build_plan,
     detect_drift,
+    plan_skipping_missing_acls,
     render_manifests,
     stale_manifests,
     validate,
@@ -65,7 +66,19 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 async def _plan_now(settings: KafkaSettings, args: argparse.Namespace) -> Plan:
-    """The plan `plan` prints and `apply --yes` applies, from the shared cluster options."""
+    """The plan `plan` prints and `apply --yes` applies, from the shared cluster options.
+
+    Without `--no-acls`, a broker without the ACL API (found out from the broker) gets a plan
+    without ACLs and a note saying so, instead of ACL rows that cannot be applied.
+    """
+    if not args.no_acls:
+        return await plan_skipping_missing_acls(
+            settings,
+            args.env or "dev",
+            allow_delete=args.allow_delete,
+            allow_destructive=args.allow_destructive,
+            managed_prefixes=args.managed_prefix or None,
+        )
     return await build_plan(
         settings,
         None,
@@ -73,7 +86,7 @@ async def _plan_now(settings: KafkaSettings, args: argparse.Namespace) -> Plan:
         allow_delete=args.allow_delete,
         allow_destructive=args.allow_destructive,
         managed_prefixes=args.managed_prefix or None,
-        acls=not args.no_acls,
+        acls=False,
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from coffeebuddy.infra.kafka.provision._admin import (
     API_CREATE_ACLS,
     API_DESCRIBE_ACLS,
@@ -11,6 +13,21 @@ from coffeebuddy.infra.kafka.provision._admin import (
 )
 from coffeebuddy.infra.kafka.provision._plan import Scope
 from coffeebuddy.infra.kafka.provision._types import AclSpec, ObservedState, ObservedTopic
+
+
+async def missing_acl_api(
+    admin: ClusterAdmin, versions: Mapping[int, tuple[int, int]] | None = None
+) -> str | None:
+    """None when the broker serves the ACL APIs; else why not, from its ApiVersions answer or,
+    when it advertises CreateAcls, from an empty CreateAcls request (the embedded broker
+    advertises the API without implementing it)."""
+    if versions is None:
+        versions = await admin.api_versions()
+    if API_CREATE_ACLS not in versions:
+        return unsupported_api(API_CREATE_ACLS)
+    if API_DESCRIBE_ACLS not in versions:
+        return unsupported_api(API_DESCRIBE_ACLS)
+    return await admin.probe_create_acls()
 
 
 async def observe(admin: ClusterAdmin, scope: Scope) -> ObservedState:
@@ -30,12 +47,7 @@ async def observe(admin: ClusterAdmin, scope: Scope) -> ObservedState:
     acls: tuple[AclSpec, ...] | None = None
     problem: str | None = None
     if scope.include_acls:
-        if API_CREATE_ACLS not in versions:
-            problem = unsupported_api(API_CREATE_ACLS)
-        elif API_DESCRIBE_ACLS not in versions:
-            problem = unsupported_api(API_DESCRIBE_ACLS)
-        else:
-            problem = await admin.probe_create_acls()
+        problem = await missing_acl_api(admin, versions)
         if problem is None:
             try:
                 principals = set(scope.principals)

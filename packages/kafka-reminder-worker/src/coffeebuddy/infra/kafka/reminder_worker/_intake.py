@@ -194,7 +194,9 @@ class Intake:
         if step is not ScheduleStep.SCHEDULE:  # cancelled, run cancelled / closed, expired
             self._state.count_drop(kind, step.value)
             log.info("reminder dropped: %s", step.value, extra={**extra, "outcome": step.value})
-            complete_when_written(self._state.settle(entry, S.DROPPED, reason=step.value), defer())
+            complete_when_written(
+                self._state.settle(entry, S.DROPPED, reason=step.value, first=True), defer()
+            )
             return True
         if existing is not None:
             self._state.count_drop(kind, "superseded")

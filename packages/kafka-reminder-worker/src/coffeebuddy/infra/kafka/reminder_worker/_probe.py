@@ -54,8 +54,12 @@ class AuthProbe:
             except Exception as exc:
                 result = SendResult.transient(type(exc).__name__)
             if result.outcome is SendOutcome.SENT:
-                if (not self.ok and attempt > 1) or first_delay:
-                    log.info("sender configuration fixed; delivery resumes")
+                fixed = first_delay or attempt > 1
+                log.info(
+                    "sender configuration fixed; delivery resumes"
+                    if fixed
+                    else "sender credentials checked: ok"
+                )
                 self.ok = True
                 self.error = None
                 return

@@ -33,13 +33,18 @@ class StateWriter:
     history: History | None = None
 
     def entry(
-        self, entry: Pending, status: ReminderStatus | None = None, **fields: Any
+        self,
+        entry: Pending,
+        status: ReminderStatus | None = None,
+        *,
+        first: bool = False,
+        **fields: Any,
     ) -> asyncio.Future[int]:
-        """A record of `entry`'s reminder: its full snapshot plus `fields`; without a `status`,
+        """A record of `entry`'s reminder (see `entry_fields`) plus `fields`; without a `status`,
         `claimed` when it carries a claim, else `scheduled`."""
         if status is None:
             status = S.CLAIMED if entry.claimed_at is not None else S.SCHEDULED
-        fields.update(entry_fields(entry, status, self.events_topic))
+        fields.update(entry_fields(entry, status, self.events_topic, first=first))
         return self.record(
             entry.partition, entry.reminder_id, status, entry.run_id, entry.keep_until, **fields
         )
@@ -87,16 +92,21 @@ class StateWriter:
         return self.changelog.write(partition, key, None)
 
 
-def entry_fields(entry: Pending, status: ReminderStatus, events_topic: str) -> dict[str, Any]:
-    """`entry`'s full snapshot: its data, scheduling event and origin, and its claim when the
-    record says `claimed`."""
-    fields: dict[str, Any] = {
-        "reminder": entry.payload,
-        "reminder_id": entry.reminder_id,
-        "event_id": entry.event_id or None,
-        "event_time": entry.event_time or None,
-        "event_source": entry.source or None,
-    }
+def entry_fields(
+    entry: Pending, status: ReminderStatus, events_topic: str, *, first: bool = False
+) -> dict[str, Any]:
+    """The reminder's data; a pending record (scheduled, claimed) also carries what a restore
+    needs: the scheduling event, where it came from, and the claim. A settled one needs only its
+    data (the history keeps the rest), unless it is the reminder's `first` record (dropped on
+    arrival)."""
+    fields: dict[str, Any] = {"reminder": entry.payload, "reminder_id": entry.reminder_id}
+    if not (status.is_pending or first):
+        return fields
+    fields.update(
+        event_id=entry.event_id or None,
+        event_time=entry.event_time or None,
+        event_source=entry.source or None,
+    )
     if entry.origin_offset >= 0:
         fields.update(
             origin_topic=events_topic,

@@ -230,13 +230,21 @@ class ReminderState:
         cause: str | None = None,
         channel: str | None = None,
         ts: str | None = None,
+        first: bool = False,
     ) -> asyncio.Future[int]:
-        """A final state (sent / dropped / cancelled) for `entry`'s reminder, applied at once."""
+        """A final state (sent / dropped / cancelled) for `entry`'s reminder, applied at once
+        (`first`: the reminder's first record, it was dropped on arrival)."""
         state = self.partitions.get(entry.partition)
         if state is not None:
             self._settle(state, entry.reminder_id, entry.keep_until, status)
         return self._write.entry(
-            entry, status, reason=reason, cause_event_id=cause, slack_channel=channel, slack_ts=ts
+            entry,
+            status,
+            first=first,
+            reason=reason,
+            cause_event_id=cause,
+            slack_channel=channel,
+            slack_ts=ts,
         )
 
     def cancel_unseen(

@@ -7,6 +7,7 @@ import importlib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from coffeebuddy.infra.kafka.testing._apache import ApacheKafka
@@ -98,8 +99,10 @@ def docker_available(timeout: float = 2.0) -> bool:
         importlib.import_module("testcontainers.core.container")
     except ImportError:
         return False
+    if not os.environ.get("DOCKER_HOST") and not Path("/var/run/docker.sock").exists():
+        return False  # nothing to ask (and docker-py leaks the socket of a failed connect)
     try:
-        client = docker.from_env(timeout=int(max(1, timeout)))
+        client = docker.from_env(timeout=int(max(1, timeout)), version="1.24")
         try:
             return bool(client.ping())
         finally:

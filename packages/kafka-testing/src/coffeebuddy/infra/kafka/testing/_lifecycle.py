@@ -9,11 +9,9 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
+from coffeebuddy.infra.kafka.testing._errors import BrokerStartError
+
 __all__ = ["BrokerStartError", "ContextManaged", "wait_ready"]
-
-
-class BrokerStartError(RuntimeError):
-    """A broker (or its TLS proxy) did not become ready; the message carries its log tail."""
 
 
 class ContextManaged:

@@ -19,6 +19,7 @@ from coffeebuddy.infra.kafka.topics._definitions import (
     MAX_REMINDER_HORIZON,
     REMINDER_OUTAGE_ALLOWANCE,
 )
+from coffeebuddy.infra.kafka.topics._errors import TopicsError
 
 _Report = Callable[[str, str, str], None]
 
@@ -64,7 +65,7 @@ class CatalogProblem:
         return f"{self.where}: {self.message} [{self.rule}]"
 
 
-class CatalogError(ValueError):
+class CatalogError(TopicsError, ValueError):
     """Raised by `check_catalog` with every problem found, not just the first."""
 
     def __init__(self, problems: list[CatalogProblem]) -> None:

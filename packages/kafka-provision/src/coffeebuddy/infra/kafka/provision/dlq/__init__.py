@@ -37,12 +37,17 @@ from coffeebuddy.infra.kafka.provision.dlq._reader import (
     StoredRecord,
     TopicReader,
 )
-from coffeebuddy.infra.kafka.provision.dlq._replay import ReplayReport, replay_dead_letters
+from coffeebuddy.infra.kafka.provision.dlq._replay import (
+    NOT_FIXED_BY_REPLAY,
+    ReplayReport,
+    replay_dead_letters,
+)
 
 REPLAYED_FROM_HEADER = DLQ_REPLAYED_FROM
 """The header a replayed record carries (the models' `DLQ_REPLAYED_FROM`; kept for callers)."""
 
 __all__ = [
+    "NOT_FIXED_BY_REPLAY",
     "REPLAYED_FROM_HEADER",
     "STATE_FILE_ENV",
     "DeadLetter",

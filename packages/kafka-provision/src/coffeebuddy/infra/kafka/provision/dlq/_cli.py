@@ -35,7 +35,11 @@ from coffeebuddy.infra.kafka.provision.dlq._ledger import (
 from coffeebuddy.infra.kafka.provision.dlq._letter import DeadLetter, text_of
 from coffeebuddy.infra.kafka.provision.dlq._publisher import Publisher
 from coffeebuddy.infra.kafka.provision.dlq._reader import TopicReader
-from coffeebuddy.infra.kafka.provision.dlq._replay import ReplayReport, replay_dead_letters
+from coffeebuddy.infra.kafka.provision.dlq._replay import (
+    NOT_FIXED_BY_REPLAY,
+    ReplayReport,
+    replay_dead_letters,
+)
 from coffeebuddy.infra.kafka.topics import CATALOG, DLQ_REPLAYS_TOPIC, TopicConfig
 
 
@@ -69,7 +73,11 @@ def _filter_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("topic", help="dead-letter topic, or a catalog topic to use its .dlq")
     parser.add_argument("--origin-topic", help="only dead letters from this origin topic")
     parser.add_argument("--error-type", help="only this error type (class name or dotted path)")
-    parser.add_argument("--reason", help="only this reason (decode_error, non_retryable, ...)")
+    parser.add_argument(
+        "--reason",
+        help="only this reason (decode_error, non_retryable, ...); replay leaves decode_error "
+        "out unless it is named here",
+    )
     parser.add_argument("--key", help="only this original record key")
     parser.add_argument("--run-id", help="only events whose data.run_id is this")
     parser.add_argument("--older-than", type=_duration_arg, metavar="AGE", help="e.g. 30m")
@@ -186,9 +194,18 @@ def _print_letters(
 
 
 def _print_replay(report: ReplayReport) -> None:
-    console = Console(width=200)
+    console = Console(width=200, highlight=False)
     for letter in report.already_replayed:
         console.print(f"skip {letter.ref}: already replayed")
+    for letter in report.left_out:
+        console.print(f"leave {letter.ref}: {letter.reason}", soft_wrap=True)
+    if report.left_out:
+        reasons = sorted({d.reason for d in report.left_out})
+        why = "; ".join(f"{r}: {NOT_FIXED_BY_REPLAY[r]}" for r in reasons)
+        console.print(
+            f"left out {len(report.left_out)} dead letter(s) a replay cannot fix ({why})",
+            soft_wrap=True,
+        )
     if report.dry_run:
         for letter in report.to_replay:
             key = text_of(letter.origin_key)

@@ -7,6 +7,7 @@ the cluster.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -58,6 +59,8 @@ class KafkaTopicReader:
         try:
             await consumer.start()
         except Exception:
+            with contextlib.suppress(Exception):
+                await consumer.stop()  # else its finaliser reports an unclosed consumer at exit
             # aiokafka's bare start failure says little; check_connection raises the reason
             await check_connection(self.settings, timeout=10.0)
             raise

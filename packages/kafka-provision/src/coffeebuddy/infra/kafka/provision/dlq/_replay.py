@@ -4,6 +4,10 @@ A replayed record keeps the dead letter's value, original key and headers (so it
 content mode too), minus the dead-letter headers, plus `replayed_from` (the models'
 `replay_headers`). Every origin is checked before the first send, so a bad selection sends
 nothing; each send is recorded in the ledger as soon as the broker acknowledged it.
+
+Dead letters whose reason says a replay cannot fix them (`decode_error`: the same bytes fail to
+decode again) are left out unless the filter asks for that reason by name; the report lists
+them with why (`ReplayReport.left_out`).
 """
 
 from __future__ import annotations
@@ -30,6 +34,13 @@ from coffeebuddy.infra.kafka.topics import CATALOG, TopicConfig
 
 DLQ_SUFFIX = ".dlq"
 
+NOT_FIXED_BY_REPLAY: Mapping[str, str] = {
+    "decode_error": "its bytes are not a valid event and a replay sends the same bytes, which "
+    "fail to decode again: fix the producer and leave it (--reason decode_error replays "
+    "such records anyway)",
+}
+"""Dead-letter reasons (as the consumer harness writes them) a replay cannot fix, with why."""
+
 
 @dataclass
 class ReplayReport:
@@ -40,6 +51,8 @@ class ReplayReport:
     selected: list[DeadLetter] = field(default_factory=list)
     replayed: list[tuple[DeadLetter, RecordPosition]] = field(default_factory=list)
     already_replayed: list[DeadLetter] = field(default_factory=list)
+    left_out: list[DeadLetter] = field(default_factory=list)
+    """Matched, but left out: their reason is in `NOT_FIXED_BY_REPLAY` and was not asked for."""
 
     @property
     def to_replay(self) -> list[DeadLetter]:
@@ -54,6 +67,10 @@ class ReplayReport:
             "selected": len(self.selected),
             "already_replayed": [d.ref for d in self.already_replayed],
             "would_replay": [d.ref for d in self.to_replay] if self.dry_run else [],
+            "left_out": [
+                {"ref": d.ref, "reason": d.reason, "why": NOT_FIXED_BY_REPLAY.get(d.reason, "")}
+                for d in self.left_out
+            ],
             "replayed": [
                 {"ref": d.ref, "topic": md.topic, "partition": md.partition, "offset": md.offset}
                 for d, md in self.replayed
@@ -101,8 +118,10 @@ async def replay_dead_letters(
 ) -> ReplayReport:
     """Re-publish selected dead letters of `topic` to their origin topic, each at most once.
 
-    `rate` caps messages per second; `limit` caps how many are sent (oldest first). With
-    `dry_run` nothing is published or recorded. `reader`/`publisher` default to Kafka ones
+    Dead letters with a reason in `NOT_FIXED_BY_REPLAY` (`decode_error`) are left out
+    (`report.left_out`) unless `where.reason` names that reason. `rate` caps messages per
+    second; `limit` caps how many are sent (oldest first). With `dry_run` nothing is published
+    or recorded. `reader`/`publisher` default to Kafka ones
     for `settings` (default `KafkaSettings.from_env()`); a given publisher is used as it is.
     """
     if rate is not None and rate <= 0:
@@ -118,6 +137,11 @@ async def replay_dead_letters(
         )
         report.already_replayed = [d for d in matching if d in ledger]
         fresh = [d for d in matching if d not in ledger]
+        asked = where.reason if where is not None else None
+        report.left_out = [
+            d for d in fresh if d.reason in NOT_FIXED_BY_REPLAY and d.reason != asked
+        ]
+        fresh = [d for d in fresh if d.reason not in NOT_FIXED_BY_REPLAY or d.reason == asked]
         fresh = fresh[:limit] if limit is not None else fresh  # the limit counts new sends only
         chosen = {d.ledger_key for d in report.already_replayed} | {d.ledger_key for d in fresh}
         report.selected = [d for d in matching if d.ledger_key in chosen]

@@ -1,0 +1,7 @@
+"""Errors of `events tail|publish`: each says what was wrong and where."""
+
+from __future__ import annotations
+
+
+class EventsError(ValueError):
+    """Bad input for `events tail|publish` (unknown topic or type, bad --data): says what."""
