@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 from collections.abc import Awaitable, Sequence
+from typing import TypeVar
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
@@ -43,6 +44,8 @@ __all__ = [
 
 log = logging.getLogger("coffeebuddy.reminder_worker.service")
 
+T = TypeVar("T")
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
@@ -73,8 +76,8 @@ async def missing_topics(settings: KafkaSettings, topics: Sequence[TopicConfig])
     return [t.name for t in topics if t.name not in existing]
 
 
-async def _collect(work: Awaitable[list[str]], into: list[str]) -> None:
-    into.extend(await work)
+class _Stopped(Exception):  # noqa: N818 - a signal inside this module, not an error
+    """A stop signal came during a start-up step."""
 
 
 class ReminderWorkerService:
@@ -97,12 +100,10 @@ class ReminderWorkerService:
         self._started = False
         self._harness: KafkaConsumerHarness | None = None
         self._worker: ReminderWorker | None = None
-        self._sender: SlackDMSender | None = None
         self._http: ProbeServer | None = None
         self._kafka_probe = KafkaProbe(kafka)
         self._bind_ready_metrics()
 
-    # ------------------------------------------------------------------ health
     def _bind_ready_metrics(self) -> None:
         """The scraped readiness gauges say what /readyz says, computed at scrape time: the
         service owns them (and /readyz); the worker only reports its state."""
@@ -119,24 +120,22 @@ class ReminderWorkerService:
         return Probe(bool(status.live), str(status.detail), {"poll_loop": bool(status.live)})
 
     def ready(self) -> Probe:
-        harness, worker = self._harness, self._worker
+        harness, worker, started = self._harness, self._worker, self._started
         checks = {
             "kafka": self._kafka_probe.ok,
             "consumer_assigned": False,
             "delivery_log_loaded": False,
             "slack_auth": False,
         }
-        details: list[str] = []
-        if not self._kafka_probe.ok:
-            details.append(f"kafka: {self._kafka_probe.problem}")
-        if harness is not None and self._started:
+        details = [] if self._kafka_probe.ok else [f"kafka: {self._kafka_probe.problem}"]
+        if harness is not None and started:
             status = harness.health()
             checks["consumer_assigned"] = bool(status.ready)
             if not status.ready:
                 details.append(f"consumer: {status.detail}")
         else:
             details.append("consumer: not started")
-        if worker is not None and self._started:
+        if worker is not None and started:
             health = worker.health()
             checks["delivery_log_loaded"] = bool(health.delivery_log_caught_up)
             checks["slack_auth"] = bool(health.slack_auth_ok)
@@ -155,7 +154,6 @@ class ReminderWorkerService:
     def http_port(self) -> int | None:
         return self._http.bound_port if self._http else None
 
-    # ------------------------------------------------------------------ lifecycle
     def request_stop(self) -> None:
         """First call: drain. Second call (second signal): exit at once.
 
@@ -177,51 +175,32 @@ class ReminderWorkerService:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
 
-    def _make_sender(self) -> SlackDMSender:
-        token = self.settings.slack_bot_token
-        assert token is not None  # the settings require it
-        return SlackDMSender.create(
-            token,
-            base_url=self.settings.slack_api_base_url,
-            timeout=self.settings.slack.timeout_s,
-            metrics=self.reminder_metrics,
-            # a connection per send slot, plus the worker's few DM-channel preparations
-            max_connections=self.settings.reminder.max_concurrent_sends + 8,
-        )
-
-    async def _unless_stopped(self, work: Awaitable[None]) -> bool:
-        """Run a start-up step; False (step cancelled) when a stop signal comes first."""
+    async def _unless_stopped(self, work: Awaitable[T]) -> T:
+        """Run a start-up step; cancel it and raise `_Stopped` when a stop signal comes first."""
         task = asyncio.ensure_future(work)
         stop = asyncio.create_task(self._stop.wait())
         done, _ = await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
         if task in done:
             stop.cancel()
-            task.result()
-            return True
+            return task.result()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
-        return False
-
-    @staticmethod
-    def _stopped_during_startup() -> int:
-        log.info("stopped during start-up; nothing to drain")
-        return EXIT_OK
+        raise _Stopped
 
     async def run(self) -> int:
         """Start everything, serve until stopped, drain; returns the process exit code."""
         log.info("connecting to Kafka at %s", ", ".join(self.kafka.bootstrap_servers))
         try:
-            if not await self._unless_stopped(check_connection(self.kafka, timeout=15.0)):
-                return self._stopped_during_startup()
-        except KafkaConnectionError as exc:
-            log.error("cannot reach Kafka: %s", exc)
-            return EXIT_KAFKA
-        missing: list[str] = []
-        if not await self._unless_stopped(
-            _collect(missing_topics(self.kafka, REQUIRED_TOPICS), missing)
-        ):
-            return self._stopped_during_startup()
+            try:
+                await self._unless_stopped(check_connection(self.kafka, timeout=15.0))
+            except KafkaConnectionError as exc:
+                log.error("cannot reach Kafka: %s", exc)
+                return EXIT_KAFKA
+            missing = await self._unless_stopped(missing_topics(self.kafka, REQUIRED_TOPICS))
+        except _Stopped:
+            log.info("stopped during start-up; nothing to drain")
+            return EXIT_OK
         if missing:
             log.error(
                 "missing Kafka topics: %s. Provision them from the catalog with "
@@ -239,7 +218,15 @@ class ReminderWorkerService:
         )
         await self._http.start()
         log.info("http probes and metrics on port %s", self._http.bound_port)
-        sender = self._sender = self._make_sender()
+        assert self.settings.slack_bot_token is not None  # the settings require it
+        sender = SlackDMSender.create(
+            self.settings.slack_bot_token,
+            base_url=self.settings.slack_api_base_url,
+            timeout=self.settings.slack.timeout_s,
+            metrics=self.reminder_metrics,
+            # a connection per send slot, plus the worker's few DM-channel preparations
+            max_connections=self.settings.reminder.max_concurrent_sends + 8,
+        )
         kafka_task = asyncio.create_task(self._kafka_probe.run(self._stop), name="kafka-probe")
         code = EXIT_OK
         try:
@@ -266,6 +253,19 @@ class ReminderWorkerService:
         )
         harness: KafkaConsumerHarness | None = None
         run_task: asyncio.Task[None] | None = None
+
+        async def drain() -> None:
+            """Stop consuming (commit what completed), stop the worker, flush the producer."""
+            if harness is not None:
+                await harness.stop()
+            if run_task is not None:
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await run_task
+            await worker.stop()
+            report = await producer.close()
+            if getattr(report, "undelivered", 0):
+                log.error("producer closed with %d undelivered records", report.undelivered)
+
         code = EXIT_OK
         try:
             await worker.start()
@@ -292,37 +292,14 @@ class ReminderWorkerService:
                 code = EXIT_FAILED
             self._stop.set()
         finally:
-            code = await self._drain(producer, worker, harness, run_task, code)
-        return code
-
-    async def _drain(
-        self,
-        producer: KafkaEventProducer,
-        worker: ReminderWorker,
-        harness: KafkaConsumerHarness | None,
-        run_task: asyncio.Task[None] | None,
-        code: int,
-    ) -> int:
-        """Stop consuming (commit what completed), stop the worker, flush the producer."""
-
-        async def drain() -> None:
-            if harness is not None:
-                await harness.stop()
-            if run_task is not None:
-                with contextlib.suppress(Exception, asyncio.CancelledError):
-                    await run_task
-            await worker.stop()
-            report = await producer.close()
-            if getattr(report, "undelivered", 0):
-                log.error("producer closed with %d undelivered records", report.undelivered)
-
-        try:
-            await asyncio.wait_for(drain(), self.settings.pod.drain_timeout_s)
-        except TimeoutError:
-            log.error(
-                "drain did not finish within WORKER_DRAIN_TIMEOUT_S=%.0f s; "
-                "unfinished reminders are redelivered to the next owner",
-                self.settings.pod.drain_timeout_s,
-            )
-            return code or EXIT_FAILED
+            budget = self.settings.pod.drain_timeout_s
+            try:
+                await asyncio.wait_for(drain(), budget)
+            except TimeoutError:
+                log.error(
+                    "drain did not finish within WORKER_DRAIN_TIMEOUT_S=%.0f s; "
+                    "unfinished reminders are redelivered to the next owner",
+                    budget,
+                )
+                code = code or EXIT_FAILED
         return code

@@ -1,10 +1,7 @@
-"""Bot tokens of the CoffeeBuddy Slack app (slack-bolt `AsyncApp`) for `SlackDMSender.from_app`.
-
-A single-workspace app carries its token on `app.client`; an app installed in many workspaces
-keeps them in its installation store (rotated when token rotation is on). Then each reminder's
-bot token comes from bolt's own `AsyncInstallationStoreAuthorize` over the app's store and OAuth
-settings, for the reminder's team. Needs the `[bolt]` extra; imported only by `from_app`.
-"""
+"""Bot tokens of the CoffeeBuddy Slack app (slack-bolt `AsyncApp`) for `SlackDMSender.from_app`:
+an app installed in many workspaces keeps them in its installation store (rotated when token
+rotation is on); each reminder's comes from bolt's own `AsyncInstallationStoreAuthorize` for its
+team. Needs the `[bolt]` extra."""
 
 from __future__ import annotations
 
@@ -20,10 +17,8 @@ BotTokens = Callable[[str], Awaitable[str | None]]
 
 
 def app_bot_tokens(app: Any, client: AsyncWebClient) -> BotTokens | None:
-    """The per-team token lookup of `app`, or None when the app has one token on its client.
-
-    `client` (retry-free, on the app's session) is what token rotation calls oauth.v2.access on.
-    """
+    """The per-team token lookup of `app`, or None when the app has one token on its client;
+    token rotation calls oauth.v2.access through `client` (retry-free, the app's session)."""
     store = app.installation_store
     if store is None or client.token:
         return None

@@ -1,9 +1,6 @@
-"""Is the Kafka cluster answering? A metadata round trip every few seconds, for /readyz.
-
-The consumer keeps its assignment while every broker is gone (the group coordinator is just
-"unknown" to it), so the harness alone would stay ready through an outage. This probe makes
-readiness say the truth: not ready, with the reason, until some broker answers again.
-"""
+"""Is the Kafka cluster answering? A metadata round trip every few seconds, for /readyz: the
+consumer keeps its assignment while every broker is gone, so the harness alone would stay ready
+through an outage; with this probe readiness says why not until some broker answers again."""
 
 from __future__ import annotations
 
@@ -18,23 +15,15 @@ __all__ = ["KafkaProbe"]
 
 log = logging.getLogger("coffeebuddy.reminder_worker.service")
 
-PROBE_INTERVAL_S = 2.0
-"""Seconds between metadata round trips."""
-PROBE_TIMEOUT_S = 5.0
-"""A round trip slower than this counts as no answer."""
-_ATTEMPTS = 3
-"""Requests per probe: each goes to a random known broker, one of which may be down."""
+_ATTEMPTS = 3  # requests per probe: each goes to a random known broker, one may be down
 
 
 class KafkaProbe:
-    """`ok` / `problem` from the last metadata request; `run(stop)` until `stop` is set."""
+    """`ok` / `problem` from the last metadata request; `run(stop)` until `stop` is set. A round
+    trip every `interval` s; one slower than `timeout` s counts as no answer."""
 
     def __init__(
-        self,
-        settings: KafkaSettings,
-        *,
-        interval: float = PROBE_INTERVAL_S,
-        timeout: float = PROBE_TIMEOUT_S,
+        self, settings: KafkaSettings, *, interval: float = 2.0, timeout: float = 5.0
     ) -> None:
         self._settings = settings
         self._interval = interval
@@ -75,15 +64,13 @@ class KafkaProbe:
         return admin
 
     async def _round_trip(self, admin: Any) -> None:
-        error: BaseException | None = None
-        for _ in range(_ATTEMPTS):
+        for attempt in range(1, _ATTEMPTS + 1):
             try:
                 await asyncio.wait_for(admin.describe_cluster(), self._timeout)
                 return
-            except Exception as exc:
-                error = exc
-        assert error is not None
-        raise error
+            except Exception:
+                if attempt == _ATTEMPTS:
+                    raise
 
     def _down(self, exc: BaseException) -> None:
         reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -22,14 +22,9 @@ def block_id_for(reminder_id: str) -> str:
     return "rid-sha256-" + hashlib.sha256(reminder_id.encode()).hexdigest()
 
 
+@functools.lru_cache(maxsize=1024)  # a run's reminders share their times; strftime is costly
 def slack_date(moment: datetime, token: str = "{time}") -> str:  # noqa: S107 - a date token
     """`<!date^EPOCH^{time}|fallback>`: every reader sees the time in their own zone."""
-    return _slack_date(moment, token)
-
-
-@functools.lru_cache(maxsize=1024)
-def _slack_date(moment: datetime, token: str) -> str:
-    # Cached: the reminders of one run share due_at/closes_at, and strftime is the costly part.
     aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     utc = aware.astimezone(UTC)
     fallback = utc.strftime("%H:%M UTC")

@@ -1,10 +1,8 @@
 """SlackDMSender: the `ReminderSender` posting reminders as Slack DMs through slack_sdk.
 
-Only four Web API methods are used: auth.test, conversations.open, chat.postMessage and
-conversations.history. Every failure is classified into a `SendResult`; nothing raises. Slack has
-no idempotency key, so nothing here retries on its own: the worker decides, and checks
-`find_sent` after an ambiguous send.
-"""
+It uses auth.test, conversations.open, chat.postMessage and conversations.history only, and
+classifies every failure into a `SendResult`. Slack has no idempotency key, so nothing here
+retries: the worker decides, and checks `find_sent` after an ambiguous send."""
 
 from __future__ import annotations
 
@@ -117,13 +115,10 @@ class SlackDMSender:
         team_id: str | None = None,
         metrics: ReminderMetrics | None = None,
     ) -> SlackDMSender:
-        """A sender sharing a slack-bolt `AsyncApp`'s client (session, token, base URL).
-
-        An app installed in many workspaces (installation store, token rotation) has no token on
-        its client: each reminder's bot token then comes from the app's store for the reminder's
-        team (rotated by bolt when due), and `team_id` names the workspace `check_auth` probes.
-        The app's session stays the app's: `close()` leaves it open. Needs the `[bolt]` extra.
-        """
+        """A sender sharing a slack-bolt `AsyncApp`'s client (session, token, base URL; `close()`
+        leaves the session open). An app installed in many workspaces has no token on its client:
+        each reminder's bot token comes from the app's installation store for its team (rotated
+        by bolt), and `team_id` names the workspace `check_auth` probes. Needs `[bolt]`."""
         client = without_retries(app.client)
         tokens = app_bot_tokens(app, client)
         return cls(
@@ -146,7 +141,6 @@ class SlackDMSender:
         if self._owns_session and session is not None and not session.closed:
             await session.close()
 
-    # ------------------------------------------------------------------ ReminderSender
     async def check_auth(self) -> SendResult:
         """auth.test plus its `x-oauth-scopes` header: SENT when the token works and has every
         scope in REQUIRED_SCOPES, CONFIGURATION naming what is missing otherwise."""
@@ -154,7 +148,7 @@ class SlackDMSender:
             response = await self._call("auth.test", self._auth_team_id)
         except Exception as exc:
             return classify_slack_error("auth.test", exc)
-        data = response.data if isinstance(response.data, dict) else {}
+        data = _data(response)
         self.bot_user_id = str(data.get("user_id") or "") or None
         self.team_id = str(data.get("team_id") or "") or None
         granted = _header(response.headers, "x-oauth-scopes")
@@ -239,7 +233,6 @@ class SlackDMSender:
         # More history than we page through since the claim: cannot tell; let the worker retry.
         return SendResult.transient("history_too_long")
 
-    # ------------------------------------------------------------------ internals
     async def _channel_for(self, team: str, user: str) -> str:
         key = (team, user)
         channel = self._channels.get(key)
@@ -279,12 +272,9 @@ class SlackDMSender:
     async def _call(
         self, method: str, team: str | None, *, fence: Fence | None = None, **kwargs: Any
     ) -> AsyncSlackResponse:
-        """One Web API call, timed and counted; the one path for every method. `fence` is asked
-        last, after the token lookup: the request starts right after it says yes.
-
-        chat.postMessage goes as the final JSON body (slack_sdk's chat_postMessage would re-scan
-        our plain dict blocks for Block objects and drop None values on every call).
-        """
+        """One Web API call, timed and counted: the one path for every method. `fence` is asked
+        last, after the token lookup. chat.postMessage goes as the final JSON body (slack_sdk's
+        chat_postMessage re-scans the blocks for Block objects and drops None values per call)."""
         started = time.perf_counter()
         outcome = "ok"
         try:

@@ -15,12 +15,12 @@ from pydantic_settings import SettingsConfigDict
 
 from coffeebuddy.infra.kafka.config import EnvSettings, SettingProblem, SettingsError
 from coffeebuddy.infra.kafka.reminder_worker import ReminderSettings
+from coffeebuddy.services.reminder_worker._slack_client import DEFAULT_BASE_URL
 
 __all__ = ["ServiceSettings", "ServiceSettingsError"]
 
 log = logging.getLogger("coffeebuddy.reminder_worker.service")
 
-DEFAULT_SLACK_API_BASE_URL = "https://slack.com/api/"
 _RENAMED = {
     "SLACK_AUTH_PROBE_MAX_S": "renamed to REMINDER_AUTH_PROBE_MAX_S",
     "COFFEEBUDDY_DEV_FAKE_SLACK": "removed: `hatch run dev` runs the fake Slack (its own package)",
@@ -40,7 +40,7 @@ class SlackSettings(EnvSettings):
     SECRET_FIELDS: ClassVar[frozenset[str]] = frozenset({"bot_token"})
 
     bot_token: SecretStr | None = None
-    api_base_url: str = DEFAULT_SLACK_API_BASE_URL
+    api_base_url: str = DEFAULT_BASE_URL
     timeout_s: float = Field(default=10.0, ge=0.1, le=120)
 
     @field_validator("bot_token")
@@ -65,6 +65,13 @@ class PodSettings(EnvSettings):
     http_host: str = "0.0.0.0"  # noqa: S104 - the pod's probes and scraper reach it from outside
     http_port: int = Field(default=8080, ge=0, le=65535)
     drain_timeout_s: float = Field(default=20.0, ge=1, le=3600)
+
+
+_PARTS: dict[str, type[EnvSettings]] = {
+    "slack": SlackSettings,
+    "pod": PodSettings,
+    "reminder": ReminderSettings,
+}
 
 
 @dataclass(frozen=True)
@@ -111,15 +118,11 @@ class ServiceSettings:
         env = dict(os.environ if environ is None else environ)
         problems: list[SettingProblem] = []
         parts: dict[str, EnvSettings] = {}
-        for name, part in (("slack", SlackSettings), ("pod", PodSettings)):
+        for name, part in _PARTS.items():
             try:
                 parts[name] = part.from_env(env)
             except SettingsError as exc:
                 problems.extend(exc.problems)
-        try:
-            reminder = ReminderSettings.from_env(env)
-        except SettingsError as exc:
-            problems.extend(exc.problems)
         if env.get("REMINDER_SEND_TIMEOUT_S", "").strip():
             problems.append(
                 SettingProblem(
@@ -145,9 +148,4 @@ class ServiceSettings:
             )
         if problems:
             raise ServiceSettingsError(problems)
-        return cls(
-            slack=parts["slack"],  # type: ignore[arg-type]
-            pod=parts["pod"],  # type: ignore[arg-type]
-            reminder=reminder,
-            log_level=level,  # type: ignore[arg-type]
-        )
+        return cls(**parts, log_level=level)  # type: ignore[arg-type]

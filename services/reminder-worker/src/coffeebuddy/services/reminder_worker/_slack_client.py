@@ -19,12 +19,9 @@ SDK_LOGGER = "coffeebuddy.reminder_worker.slack_sdk"
 
 
 def sdk_logger() -> logging.Logger:
-    """slack_sdk's logger, at INFO unless explicitly configured.
-
-    slack_sdk checks `logger.level <= DEBUG` (not the effective level) and then formats every
-    request and response into a debug string, blocks included; a logger left at NOTSET pays that
-    on every call. Set this logger to DEBUG explicitly to get those lines.
-    """
+    """slack_sdk's logger, at INFO unless configured: slack_sdk checks `logger.level <= DEBUG`
+    (not the effective level) and formats every request into a debug string when it holds, so a
+    logger left at NOTSET pays that per call. Set it to DEBUG explicitly to get those lines."""
     logger = logging.getLogger(SDK_LOGGER)
     if logger.level == logging.NOTSET:
         logger.setLevel(max(logger.getEffectiveLevel(), logging.INFO))

@@ -6,7 +6,6 @@ chat.postMessage is AMBIGUOUS and checked before a re-send; on read-only methods
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import aiohttp
@@ -21,7 +20,6 @@ __all__ = [
     "POST",
     "RECIPIENT_ERRORS",
     "STALE_CHANNEL_ERRORS",
-    "TRANSIENT_ERRORS",
     "classify_slack_error",
     "error_code",
 ]
@@ -66,7 +64,6 @@ FORMAT_ERRORS = frozenset(
 )
 """Slack rejected the message itself: dead-letter the reminder record (a code or data bug)."""
 
-TRANSIENT_ERRORS = frozenset({"service_unavailable", "request_timeout", "ratelimited"})
 STALE_CHANNEL_ERRORS = frozenset({"channel_not_found", "is_archived"})
 AMBIGUOUS_POST_ERRORS = frozenset({"fatal_error", "internal_error"})
 
@@ -80,25 +77,21 @@ def error_code(exc: SlackApiError) -> tuple[int, str]:
 
 
 def classify_slack_error(method: str, exc: BaseException) -> SendResult:
-    """Map one failed Web API call to a `SendResult` (see the error table in the README).
-
-    For chat.postMessage a timeout, reset, HTTP 500 or `fatal_error`/`internal_error` may have
-    posted the message: AMBIGUOUS. For the read-only methods the same failures are TRANSIENT.
-    """
+    """Map one failed Web API call to a `SendResult` (the error table in the README); an error
+    code no set names is TRANSIENT."""
     posting = method == POST
+
+    def maybe_posted(error: str) -> SendResult:
+        return SendResult.ambiguous(error) if posting else SendResult.transient(error)
+
     if isinstance(exc, SlackApiError):
-        response = exc.response
         status, error = error_code(exc)
-        data = getattr(response, "data", None)
         if status == 429 or error == "ratelimited":
-            return SendResult.rate_limited(_retry_after(response), error="ratelimited")
-        if status >= 500:
-            # a gateway answer (502/503/504) may come after Slack accepted the post
-            label = error or f"http_{status}"
-            if posting:
-                return SendResult.ambiguous(label)
-            return SendResult.transient(label)
+            return SendResult.rate_limited(_retry_after(exc.response), error="ratelimited")
+        if status >= 500:  # a gateway answer (502/503/504) may come after Slack accepted the post
+            return maybe_posted(error or f"http_{status}")
         if error == "missing_scope":
+            data = getattr(exc.response, "data", None)
             needed = data.get("needed") if isinstance(data, dict) else None
             return SendResult.configuration(f"missing_scope: {needed}" if needed else error)
         if error in CONFIGURATION_ERRORS:
@@ -108,36 +101,24 @@ def classify_slack_error(method: str, exc: BaseException) -> SendResult:
         if error in FORMAT_ERRORS:
             return SendResult.permanent(error, dead_letter=True)
         if error in AMBIGUOUS_POST_ERRORS:
-            return SendResult.ambiguous(error) if posting else SendResult.transient(error)
-        if error in TRANSIENT_ERRORS:
-            return SendResult.transient(error)
-        if status >= 400:
-            return SendResult.transient(error or f"http_{status}")
-        return SendResult.transient(error or "unknown_error")
+            return maybe_posted(error)
+        return SendResult.transient(
+            error or (f"http_{status}" if status >= 400 else "unknown_error")
+        )
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         return SendResult.configuration("tls_certificate_error")
     if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
-        # The connection was never made: the request was not written.
-        return SendResult.transient("connection_error")
-    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
-        return SendResult.ambiguous("timeout") if posting else SendResult.transient("timeout")
+        return SendResult.transient("connection_error")  # never connected: nothing was written
+    if isinstance(exc, TimeoutError):
+        return maybe_posted("timeout")
     if isinstance(exc, aiohttp.ClientError | OSError):
-        name = "connection_reset"
-        return SendResult.ambiguous(name) if posting else SendResult.transient(name)
-    return (
-        SendResult.ambiguous("unexpected_error")
-        if posting
-        else SendResult.transient("unexpected_error")
-    )
+        return maybe_posted("connection_reset")
+    return maybe_posted("unexpected_error")
 
 
 def _retry_after(response: Any) -> float:
     headers = getattr(response, "headers", None) or {}
-    raw = None
-    for key in ("Retry-After", "retry-after"):
-        if key in headers:
-            raw = headers[key]
-            break
+    raw = next((headers[key] for key in ("Retry-After", "retry-after") if key in headers), None)
     try:
         return max(0.0, float(raw)) if raw is not None else 1.0
     except (TypeError, ValueError):

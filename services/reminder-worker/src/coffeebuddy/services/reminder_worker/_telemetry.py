@@ -32,8 +32,8 @@ def configure_tracing(*, set_global: bool = True) -> Any | None:
     env = os.environ
     if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return None
-    names = [n.strip().lower() for n in env.get("OTEL_TRACES_EXPORTER", "").split(",")]
-    names = [n for n in names if n]
+    listed = env.get("OTEL_TRACES_EXPORTER", "").split(",")
+    names = [n for n in (x.strip().lower() for x in listed) if n]
     if not names and any(env.get(v) for v in _ENDPOINT_VARS):
         names = ["otlp"]
     if not names or names == ["none"]:
@@ -54,13 +54,10 @@ def configure_tracing(*, set_global: bool = True) -> Any | None:
     exporters = [e for e in (_exporter(name, env) for name in names if name != "none") if e]
     if not exporters:
         return None
-    resource = Resource.create(
-        {
-            "service.name": env.get("OTEL_SERVICE_NAME") or DEFAULT_SERVICE_NAME,
-            "service.version": __version__,
-        }
+    name = env.get("OTEL_SERVICE_NAME") or DEFAULT_SERVICE_NAME
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": name, "service.version": __version__})
     )
-    provider = TracerProvider(resource=resource)
     for exporter in exporters:
         provider.add_span_processor(BatchSpanProcessor(exporter))
     if set_global:

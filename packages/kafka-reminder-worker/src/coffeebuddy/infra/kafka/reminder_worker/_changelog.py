@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -25,6 +25,8 @@ log = logging.getLogger("coffeebuddy.infra.kafka.reminder_worker.changelog")
 
 RecordSink = Callable[[int, int, bytes | None, bytes | None, bool], None]
 """(partition, offset, key, value, restoring) for every record read; it never raises."""
+ConsumerFactory = Callable[[dict[str, Any]], Any]
+"""Builds the reader's consumer from its keyword arguments (tests pass one that fails)."""
 
 _BATCH = 2000
 _WRITE_BACKOFF = Backoff(0.05, 2.0)
@@ -36,62 +38,42 @@ class Changelog(Protocol):
     @property
     def error(self) -> str | None:
         """Why writing or reading is failing right now (None: healthy)."""
-        ...
 
     @property
     def unflushed(self) -> int:
         """State records written but not acknowledged yet."""
-        ...
 
     async def start(self, sink: RecordSink, supervisor: Supervisor) -> None:
         """Start reading and writing (as tasks of `supervisor`)."""
-        ...
 
     async def stop(self) -> None: ...
 
     def write(self, partition: int, key: str, value: bytes | None) -> asyncio.Future[int]:
         """Queue a record for `partition`; the future resolves with its offset once acked."""
-        ...
 
     async def restore(self, partitions: set[int]) -> None:
         """Start reading `partitions` from the beginning; return once read to the end offsets
         seen now (every record before that went to the sink with restoring=True)."""
-        ...
 
     def release(self, partitions: set[int]) -> None:
         """Stop reading `partitions`."""
-        ...
 
     async def read_past(self, partition: int, offset: int, limit: float) -> bool:
         """Wait until the reader is past `offset` of `partition`; False after `limit` s."""
-        ...
 
 
-class _Write:
-    __slots__ = ("future", "key", "partition", "value")
-
-    def __init__(
-        self, partition: int, key: bytes, value: bytes | None, future: asyncio.Future[int]
-    ) -> None:
-        self.partition = partition
-        self.key = key
-        self.value = value
-        self.future = future
-
-
-ConsumerFactory = Callable[[dict[str, Any]], Any]
-
-
-def _default_consumer(kwargs: dict[str, Any]) -> Any:
-    return AIOKafkaConsumer(**kwargs)
+class _Write(NamedTuple):
+    partition: int
+    key: bytes
+    value: bytes | None
+    future: asyncio.Future[int]
 
 
 class KafkaChangelog:
     """Writer: batches through the shared producer, in order, retrying a failed batch with
-    backoff until it is acknowledged (never dropped; `unflushed` counts what waits).
-    Reader: one group-less consumer on the owned partitions. Both run under the worker's
-    supervisor (a crash restarts them with backoff, and readiness names them meanwhile); a
-    reader that cannot read says why in `error`."""
+    backoff until acknowledged (never dropped; `unflushed` counts what waits). Reader: one
+    group-less consumer on the owned partitions. Both run under the worker's supervisor; `error`
+    says why either is failing."""
 
     def __init__(
         self,
@@ -104,7 +86,7 @@ class KafkaChangelog:
         self._settings = settings
         self._topic = topic
         self._producer = producer
-        self._factory = consumer_factory or _default_consumer
+        self._factory = consumer_factory or (lambda kwargs: AIOKafkaConsumer(**kwargs))
         self._queue: list[_Write] = []
         self._wake = asyncio.Event()
         self._flushed = asyncio.Event()
@@ -118,10 +100,6 @@ class KafkaChangelog:
         self.write_error: str | None = None
         self.read_error: str | None = None
         self._in_flight = 0
-
-    @property
-    def reader_restarts(self) -> int:
-        return 0 if self._supervisor is None else self._supervisor.restarts("changelog-reader")
 
     @property
     def error(self) -> str | None:
@@ -149,17 +127,12 @@ class KafkaChangelog:
                 async with asyncio.timeout(flush_timeout):
                     await self._flushed.wait()
         for w in self._queue:
-            if not w.future.done():
-                w.future.cancel()
+            w.future.cancel()
         self._queue.clear()
         for _, fut in self._restoring.values():
-            if not fut.done():
-                fut.cancel()
+            fut.cancel()
         for _, _, fut in self._waiters:
-            if not fut.done():
-                fut.cancel()
-
-    # ------------------------------------------------------------------ writer
+            fut.cancel()
 
     def write(self, partition: int, key: str, value: bytes | None) -> asyncio.Future[int]:
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
@@ -177,11 +150,11 @@ class KafkaChangelog:
                 continue
             batch, self._queue = self._queue[:_BATCH], self._queue[_BATCH:]
             self._in_flight = len(batch)
+            records = [(w.key, w.value, w.partition) for w in batch]
             while True:
                 try:
-                    metas = await self._producer.send_raw_many(
-                        self._topic, [(w.key, w.value, w.partition) for w in batch]
-                    )
+                    metas = await self._producer.send_raw_many(self._topic, records)
+                    break
                 except asyncio.CancelledError:
                     self._queue[:0] = batch
                     self._in_flight = 0
@@ -200,8 +173,6 @@ class KafkaChangelog:
                         extra={"error_class": type(exc).__name__, "unflushed": self.unflushed},
                     )
                     await asyncio.sleep(delay)
-                    continue
-                break
             failures = 0
             self.write_error = None
             self._in_flight = 0
@@ -212,8 +183,6 @@ class KafkaChangelog:
             for w, md in zip(batch, metas, strict=True):
                 if not w.future.done():
                     w.future.set_result(md.offset)
-
-    # ------------------------------------------------------------------ reader
 
     async def restore(self, partitions: set[int]) -> None:
         loop = asyncio.get_running_loop()
@@ -234,7 +203,7 @@ class KafkaChangelog:
             self._owned.discard(p)
             self._positions.pop(p, None)
             entry = self._restoring.pop(p, None)
-            if entry is not None and not entry[1].done():
+            if entry is not None:
                 entry[1].cancel()
         self._changed.set()
 
@@ -261,10 +230,8 @@ class KafkaChangelog:
             raise
 
     async def _read(self) -> None:
-        kwargs: dict[str, Any] = self._settings.consumer_kwargs(None)
-        kwargs.update(enable_auto_commit=False, auto_offset_reset="earliest", fetch_max_wait_ms=20)
-        kwargs.pop("group_id", None)
-        kwargs.pop("group_instance_id", None)
+        kwargs = self._settings.consumer_kwargs(None)  # group-less, auto-commit off
+        kwargs.update(auto_offset_reset="earliest", fetch_max_wait_ms=20)
         consumer = self._factory(kwargs)
         await consumer.start()
         name = self._topic.name
@@ -274,7 +241,7 @@ class KafkaChangelog:
             while True:
                 if self._changed.is_set():
                     self._changed.clear()
-                    await self._reassign(consumer, assigned)
+                    await self._reassign(consumer)
                     assigned = set(self._owned)
                 if not assigned:
                     with contextlib.suppress(TimeoutError):
@@ -301,10 +268,8 @@ class KafkaChangelog:
             with contextlib.suppress(Exception):
                 await consumer.stop()
 
-    async def _reassign(self, consumer: Any, assigned: set[int]) -> None:
-        name = self._topic.name
-        owned = set(self._owned)
-        tps = [TopicPartition(name, p) for p in sorted(owned)]
+    async def _reassign(self, consumer: Any) -> None:
+        tps = [TopicPartition(self._topic.name, p) for p in sorted(self._owned)]
         consumer.assign(tps)
         fresh = [
             tp
@@ -312,17 +277,18 @@ class KafkaChangelog:
             if tp.partition in self._restoring or tp.partition not in self._positions
         ]
         for tp in tps:
-            if tp in fresh:
-                continue
-            consumer.seek(tp, self._positions[tp.partition])
+            if tp not in fresh:
+                consumer.seek(tp, self._positions[tp.partition])
         if fresh:
             await consumer.seek_to_beginning(*fresh)
             ends = await consumer.end_offsets(fresh)
             for tp in fresh:
                 p = tp.partition
-                if p not in self._restoring:  # a restarted reader: re-read its old partitions
-                    self._restoring[p] = (None, asyncio.get_running_loop().create_future())
-                fut = self._restoring[p][1]
+                # a restarted reader re-reads its old partitions: restoring again
+                _, fut = self._restoring.get(p) or (
+                    None,
+                    asyncio.get_running_loop().create_future(),
+                )
                 self._restoring[p] = (int(ends[tp]), fut)
                 self._positions[p] = await consumer.position(tp)
         self._release_waiters()

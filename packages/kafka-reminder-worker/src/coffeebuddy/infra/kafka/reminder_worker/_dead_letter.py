@@ -4,6 +4,7 @@ in the models' dead-letter contract (so `coffeebuddy-kafka dlq replay` works on 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 import uuid
@@ -80,15 +81,13 @@ class DeadLetters:
             first_seen=time.time(),
             original_headers=[("content-type", CONTENT_TYPE.encode())],
         )
-        attempt = 0
-        while True:
+        for attempt in itertools.count(1):
             try:
                 meta = await self._producer.send_raw(
                     self._dlq, encode_event(event), key=entry.run_id.encode(), headers=headers
                 )
                 break
             except Exception as exc:
-                attempt += 1
                 log.warning(
                     "dead-letter write failed (%s); retrying",
                     type(exc).__name__,

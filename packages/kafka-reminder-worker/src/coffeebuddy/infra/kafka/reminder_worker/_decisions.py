@@ -87,9 +87,7 @@ def decide_schedule(
     expires: float,
 ) -> ScheduleStep:
     """Order matters: a final state beats everything, then cancellations, then expiry."""
-    if settled:
-        return ScheduleStep.DUPLICATE
-    if existing is not None and existing.event_id == event_id:
+    if settled or (existing is not None and existing.event_id == event_id):
         return ScheduleStep.DUPLICATE
     if existing is not None and event_time < existing.event_time:
         return ScheduleStep.SUPERSEDED
@@ -116,8 +114,7 @@ def check_claim(entry: Pending, *, owner: str, epoch: int, now: float, skew: flo
 
 
 def is_blocked(entry: Pending, run: RunMark | None) -> bool:
-    """Cancelled or superseded while pending or in flight, or its run's close / cancellation
-    rules it out."""
+    """Cancelled or superseded while pending or in flight, or ruled out by its run's mark."""
     if entry.cancel_after is not None or entry.successor is not None:
         return True
     return run is not None and run.blocks(entry.kind) is not None

@@ -1,12 +1,9 @@
-"""Delivery: one attempt at a due reminder: history check, claim, fence, the sender's post, and
-the outcome (returned to the scheduler, which re-times or forgets the reminder).
+"""Delivery: one attempt at a due reminder (history check, claim, fence, the sender's post); its
+outcome goes back to the scheduler.
 
-The fence: the claim is written (after the sender prepared the DM channel), read back, and the
-sender calls the fence immediately before chat.postMessage, whatever it awaited before (a
-reopened channel, a token lookup): a post starts only while this owner still owns the
-partition in the claim's epoch, the reminder is neither cancelled nor replaced, and the post
-ends (client timeout) before the claim's deadline. The argument is in the package README.
-"""
+The fence (argued in the package README), asked by the sender right before chat.postMessage: the
+claim was read back, this owner owns the partition in the claim's epoch, the reminder is neither
+cancelled nor replaced, and the post ends (client timeout) before the claim's deadline."""
 
 from __future__ import annotations
 
@@ -16,7 +13,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -33,6 +30,7 @@ from coffeebuddy.infra.kafka.reminder_worker._sender import (
 if TYPE_CHECKING:
     from coffeebuddy.infra.kafka.metrics import ReminderMetrics
     from coffeebuddy.infra.kafka.reminder_worker._changelog import Changelog
+    from coffeebuddy.infra.kafka.reminder_worker._clock import Clock
     from coffeebuddy.infra.kafka.reminder_worker._dead_letter import DeadLetters
     from coffeebuddy.infra.kafka.reminder_worker._entry import Pending
     from coffeebuddy.infra.kafka.reminder_worker._settings import ReminderSettings
@@ -44,6 +42,7 @@ __all__ = ["Delivery", "Outcome"]
 log = logging.getLogger("coffeebuddy.infra.kafka.reminder_worker")
 
 S = ReminderStatus
+R = TypeVar("R", bound=SendResult | None)
 
 
 class Outcome(enum.StrEnum):
@@ -73,19 +72,19 @@ class Delivery:
         changelog: Changelog,
         settings: ReminderSettings,
         *,
-        now: Callable[[], float],
-        wait_until: Callable[[float], Awaitable[None]],
+        clock: Clock,
         dead_letters: DeadLetters,
         metrics: ReminderMetrics | None = None,
         tracer: DeliveryTracer | None = None,
     ) -> None:
         self._sender = sender
-        self._prepare = sender.prepare if isinstance(sender, PreparingSender) else None
+        self.prepare = sender.prepare if isinstance(sender, PreparingSender) else None
+        """The sender's `PreparingSender.prepare`, if it has one."""
         self._state = state
         self._changelog = changelog
         self._settings = settings
-        self._now = now
-        self._wait_until = wait_until
+        self._now = clock.now
+        self._wait_until = clock.wait_until
         self._dead_letters = dead_letters
         self._metrics = metrics
         self._tracer = tracer
@@ -128,13 +127,13 @@ class Delivery:
             found = await self._find_sent(entry, reminder, entry.claimed_at - skew)
             if found is not None and found.outcome is SendOutcome.SENT:
                 log.info("earlier post found; not sent again", extra=self._extra(entry))
-                self._count_drop(entry, "duplicate")
+                self._state.count_drop(entry.kind, "duplicate")
                 self._state.settle(entry, S.SENT, channel=found.channel, ts=found.ts)
                 return Outcome.SETTLED
             if found is not None:
                 return self._failure(entry, found)
             entry.needs_check = False
-        if self._prepare is not None and not entry.prepared and self._settings.prepare_ahead_s:
+        if self.prepare is not None and not entry.prepared and self._settings.prepare_ahead_s:
             await self._prepared(entry, reminder)  # slow calls before the claim, not after it
         if not self._state.owns(entry, epoch):
             return Outcome.ABANDONED
@@ -206,25 +205,40 @@ class Delivery:
 
     async def _prepared(self, entry: Pending, reminder: ReminderScheduledData) -> None:
         """Best effort, bounded: a failure leaves the work (and its error) to the send."""
-        assert self._prepare is not None
+        assert self.prepare is not None
         try:
             async with asyncio.timeout(self._settings.send_timeout_s):
-                await self._prepare(reminder)
+                await self.prepare(reminder)
             entry.prepared = True
         except Exception as exc:
             log.debug("preparing failed (%s)", type(exc).__name__, extra=self._extra(entry))
+
+    async def _traced(
+        self,
+        name: str,
+        entry: Pending,
+        reminder: ReminderScheduledData,
+        call: Callable[[], Awaitable[R]],
+    ) -> R:
+        """The sender's `call`, in a `name` span when tracing is on."""
+        if self._tracer is None:
+            return await call()
+        with self._tracer.span(name, entry, reminder) as span:
+            result = await call()
+            self._tracer.record(span, result)
+            return result
 
     async def _send(
         self, entry: Pending, reminder: ReminderScheduledData, fence: Callable[[], bool]
     ) -> SendResult:
         claim_time = _dt(entry.claimed_at or self._now())
         try:
-            if self._tracer is None:
-                return await self._sender.send(reminder, claim_time=claim_time, fence=fence)
-            with self._tracer.span("reminder.send", entry, reminder) as span:
-                result = await self._sender.send(reminder, claim_time=claim_time, fence=fence)
-                self._tracer.record(span, result)
-                return result
+            return await self._traced(
+                "reminder.send",
+                entry,
+                reminder,
+                lambda: self._sender.send(reminder, claim_time=claim_time, fence=fence),
+            )
         except Exception as exc:
             log.warning(
                 "sender raised %s; treated as ambiguous",
@@ -237,12 +251,12 @@ class Delivery:
         self, entry: Pending, reminder: ReminderScheduledData, since: float
     ) -> SendResult | None:
         try:
-            if self._tracer is None:
-                return await self._sender.find_sent(reminder, since=_dt(since))
-            with self._tracer.span("reminder.find_sent", entry, reminder) as span:
-                found = await self._sender.find_sent(reminder, since=_dt(since))
-                self._tracer.record(span, found)
-                return found
+            return await self._traced(
+                "reminder.find_sent",
+                entry,
+                reminder,
+                lambda: self._sender.find_sent(reminder, since=_dt(since)),
+            )
         except Exception as exc:
             log.warning(
                 "find_sent raised %s",
@@ -290,7 +304,7 @@ class Delivery:
         )
         if outcome is SendOutcome.PERMANENT:
             log.warning("recipient unreachable; reminder dropped", extra=fields)
-            self._count_drop(entry, "recipient_unreachable")
+            self._state.count_drop(entry.kind, "recipient_unreachable")
             self._state.settle(entry, S.DROPPED, reason="recipient_unreachable")
             return Outcome.SETTLED
         if outcome is SendOutcome.CONFIGURATION:
@@ -299,34 +313,20 @@ class Delivery:
             self.last_error = result.error or "configuration error"
             return Outcome.CONFIGURATION
         entry.attempts += 1
-        result_outcome = Outcome.RETRY
         if outcome is SendOutcome.RATE_LIMITED:
             delay = result.retry_after if result.retry_after is not None else 1.0
-            entry.next_at = now + max(0.0, delay)
-            result_outcome = Outcome.RATE_LIMITED
             log.info("rate limited; retry after %.1f s", delay, extra=fields)
+            delay = max(0.0, delay)
         else:
             if outcome in (SendOutcome.AMBIGUOUS, SendOutcome.SENT):
                 entry.needs_check = True
             delay = self._retry.delay(entry.attempts, self._rng.random)
             if result.retry_after is not None:
                 delay = max(delay, result.retry_after)
-            entry.next_at = now + delay
             log.info("%s failure; retry in %.2f s", outcome.value, delay, extra=fields)
         # no retry after the expiry: wake just past it so the reminder is dropped as expired then
-        entry.next_at = min(entry.next_at, entry.expires + 0.001)
-        return result_outcome
-
-    def _count_drop(self, entry: Pending, reason: str) -> None:
-        if self._metrics is not None:
-            self._metrics.dropped(entry.kind, reason)
+        entry.next_at = min(now + delay, entry.expires + 0.001)
+        return Outcome.RATE_LIMITED if outcome is SendOutcome.RATE_LIMITED else Outcome.RETRY
 
     def _extra(self, entry: Pending, **more: Any) -> dict[str, Any]:
-        return {
-            "run_id": entry.run_id,
-            "reminder_id": entry.reminder_id,
-            "event_id": entry.event_id,
-            "worker_id": self._state.worker_id,
-            "partition": entry.partition,
-            **more,
-        }
+        return entry.log_extra(worker_id=self._state.worker_id, **more)

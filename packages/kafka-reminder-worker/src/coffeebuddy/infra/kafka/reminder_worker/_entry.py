@@ -6,7 +6,7 @@ import sys
 import uuid
 from typing import Any
 
-__all__ = ["LAST_CALL", "Pending", "RunMark", "intern_kind"]
+__all__ = ["LAST_CALL", "Pending", "RunMark"]
 
 LAST_CALL = "last_call"
 
@@ -23,18 +23,11 @@ def _compact_id(event_id: str) -> int | str:
     return event_id
 
 
-def intern_kind(kind: str) -> str:
-    """One shared string per reminder kind (there are two)."""
-    return sys.intern(kind)
-
-
 class Pending:
     """One reminder waiting in the worker, restored from or written to the changelog.
 
-    Kept small (target <= 1 KB each at 100k pending, heap and dict slots included): the reminder
-    data is held as its JSON bytes (`payload`) and decoded only when it fires. `claim_*` is the
-    latest claim of the reminder in the changelog (ours or a previous owner's).
-    """
+    Kept small (<= 1 KB at 100k pending, heap and dict slots included): the reminder data stays
+    JSON bytes (`payload`) until it fires. `claim_*`: its latest claim in the changelog."""
 
     __slots__ = (
         "attempts",
@@ -82,7 +75,7 @@ class Pending:
     ) -> None:
         self.reminder_id = reminder_id
         self.run_id = run_id
-        self.kind = intern_kind(kind)
+        self.kind = sys.intern(kind)  # one shared string per kind (there are two)
         self.due = due
         self.expires = expires
         self.keep_until = keep_until
@@ -116,6 +109,24 @@ class Pending:
         self.claimed_at = claimed_at
         self.claim_deadline = deadline
 
+    def take_claim(self, other: Pending) -> None:
+        """Carry over `other`'s claim, if any: a post of it may have happened."""
+        if other.claimed_at is not None:
+            self.set_claim(
+                other.claim_owner, other.claim_epoch, other.claimed_at, other.claim_deadline
+            )
+            self.needs_check = other.needs_check
+
+    def log_extra(self, **more: Any) -> dict[str, Any]:
+        """The reminder's ids for a log line's `extra`, plus `more`."""
+        return {
+            "run_id": self.run_id,
+            "reminder_id": self.reminder_id,
+            "event_id": self.event_id,
+            "partition": self.partition,
+            **more,
+        }
+
     @property
     def event_id(self) -> str:
         """The schedule event's CloudEvents id (kept as a 128-bit int when it is a UUID)."""
@@ -134,9 +145,9 @@ class RunMark:
 
     __slots__ = ("cancelled", "closed", "keep_until")
 
-    def __init__(self, keep_until: float) -> None:
-        self.closed = False
-        self.cancelled = False
+    def __init__(self, keep_until: float, closed: bool = False, cancelled: bool = False) -> None:
+        self.closed = closed
+        self.cancelled = cancelled
         self.keep_until = keep_until
 
     def blocks(self, kind: str) -> str | None:
@@ -146,12 +157,6 @@ class RunMark:
         if self.closed and kind == LAST_CALL:
             return "run_closed"
         return None
-
-    @classmethod
-    def of(cls, closed: bool, cancelled: bool, keep_until: float) -> RunMark:
-        mark = cls(keep_until)
-        mark.merge(closed, cancelled, keep_until)
-        return mark
 
     def merge(self, closed: bool, cancelled: bool, keep_until: float) -> None:
         """What the run's marks say together (a mark never forgets: closed and cancelled)."""

@@ -1,11 +1,7 @@
-"""Cyclic garbage collector settings for a process holding many long-lived pending reminders.
-
-CPython runs a young-generation collection every 700 net allocations, and the older generations
-every 10 of those; with 100,000 pending reminders each older pass walks them all, which cost a
-quarter of the intake time of 100,000 records (`hatch run bench`). Pending entries form no
-reference cycles (reference counting frees them), so collecting less often only lets cyclic
-garbage (aiokafka and aiohttp internals) live a little longer.
-"""
+"""Cyclic GC thresholds for a process holding many long-lived pending reminders: with CPython's
+700/10/10, older-generation passes over 100,000 pending entries cost a quarter of an intake
+(`hatch run bench`). Entries form no cycles, so collecting less only keeps cyclic garbage
+(aiokafka, aiohttp internals) a little longer."""
 
 from __future__ import annotations
 

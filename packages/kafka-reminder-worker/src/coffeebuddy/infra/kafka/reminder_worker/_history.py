@@ -1,9 +1,8 @@
 """The history writer: a copy of every reminder state record on a time-retained topic, so a
 reminder's story outlives the changelog's tombstones (`coffeebuddy-kafka reminders show`).
 
-Off the delivery path: records are queued and sent in batches by a supervised task; a failed
-batch is retried a few times, then counted and dropped. Nothing here ever waits for Kafka on
-behalf of a caller, and a failure can never block or repeat a DM.
+Off the delivery path: a supervised task sends queued records in batches; a failed batch is
+retried a few times, then counted and dropped. A failure never blocks or repeats a DM.
 """
 
 from __future__ import annotations
@@ -45,8 +44,6 @@ class History:
         self._idle = asyncio.Event()
         self._idle.set()
         self.dropped = 0
-        self.written = 0
-        self.error: str | None = None
 
     def append(self, key: str, value: bytes) -> None:
         if len(self._queue) >= self._limit:
@@ -55,10 +52,6 @@ class History:
         self._queue.append((key.encode(), value))
         self._idle.clear()
         self._wake.set()
-
-    @property
-    def queued(self) -> int:
-        return len(self._queue)
 
     def start(self, supervisor: Supervisor) -> None:
         supervisor.start("history-writer", self._run)
@@ -81,21 +74,17 @@ class History:
             for attempt in range(1, _ATTEMPTS + 1):
                 try:
                     await self._producer.send_raw_many(self._topic, records)
+                    break
                 except Exception as exc:
-                    self.error = f"{type(exc).__name__}: {exc}"[:300]
-                    if attempt == _ATTEMPTS:
-                        self.dropped += len(batch)
-                        log.warning(
-                            "history write of %d records failed %d times (%s); dropped "
-                            "(the changelog and the DMs are not affected)",
-                            len(batch),
-                            attempt,
-                            type(exc).__name__,
-                            extra={"error_class": type(exc).__name__},
-                        )
-                        break
-                    await asyncio.sleep(_BACKOFF.delay(attempt))
-                    continue
-                self.error = None
-                self.written += len(batch)
-                break
+                    if attempt < _ATTEMPTS:
+                        await asyncio.sleep(_BACKOFF.delay(attempt))
+                        continue
+                    self.dropped += len(batch)
+                    log.warning(
+                        "history write of %d records failed %d times (%s); dropped "
+                        "(the changelog and the DMs are not affected)",
+                        len(batch),
+                        attempt,
+                        type(exc).__name__,
+                        extra={"error_class": type(exc).__name__},
+                    )

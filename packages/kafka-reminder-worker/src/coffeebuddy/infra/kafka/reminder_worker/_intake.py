@@ -1,10 +1,9 @@
 """Intake: each input event becomes a decision, a state change, and the completion the harness
 waits for (the record completes when its state change is acknowledged, never held until due).
 
-At `max_pending`, a schedule due later than `prepare_ahead_s` waits (deferred, in arrival
-order) without holding its partition: cancellations, run events and reminders due soon behind
-it are applied at once. Waiting schedules are admitted as room frees, or when they come close
-to their due time; past `max_waiting` waiting, intake waits too (back-pressure).
+At `max_pending` a schedule due later than `prepare_ahead_s` waits (deferred, in arrival order)
+without holding its partition; waiting ones are admitted as room frees or as they come close to
+their due time. Past `max_waiting` waiting, intake waits too (back-pressure).
 """
 
 from __future__ import annotations
@@ -31,18 +30,18 @@ from coffeebuddy.infra.kafka.reminder_worker._decisions import (
     decide_schedule,
 )
 from coffeebuddy.infra.kafka.reminder_worker._entry import Pending
-from coffeebuddy.infra.kafka.reminder_worker._state import complete_when_written
 
 if TYPE_CHECKING:
     from coffeebuddy.infra.kafka.consumer import RecordContext
     from coffeebuddy.infra.kafka.metrics import ReminderMetrics
     from coffeebuddy.infra.kafka.models import Event
     from coffeebuddy.infra.kafka.reminder_worker._clock import Clock
+    from coffeebuddy.infra.kafka.reminder_worker._partition import PartitionState
     from coffeebuddy.infra.kafka.reminder_worker._scheduler import Scheduler
     from coffeebuddy.infra.kafka.reminder_worker._settings import ReminderSettings
-    from coffeebuddy.infra.kafka.reminder_worker._state import PartitionState, ReminderState
+    from coffeebuddy.infra.kafka.reminder_worker._state import ReminderState
 
-__all__ = ["Intake"]
+__all__ = ["Intake", "complete_when_written"]
 
 log = logging.getLogger("coffeebuddy.infra.kafka.reminder_worker")
 
@@ -57,8 +56,7 @@ class _Waiting:
     traceparent: bytes | None
     completion: Any
 
-    def take(self) -> Any:
-        """The record's completion (deferred when it started to wait)."""
+    def take(self) -> Any:  # the record's completion, deferred when it started to wait
         return self.completion
 
 
@@ -149,16 +147,10 @@ class Intake:
     ) -> bool:
         """Decide and apply a schedule; `defer()` gives the record's completion. False when
         nothing changes (`defer` is not called: a live record then completes inline)."""
-        data = event.data
-        rid = data.reminder_id
-        kind = str(data.kind)
-        due = data.due_at.timestamp()
-        life = Lifetime.of(
-            due,
-            data.expires_at.timestamp() if data.expires_at is not None else None,
-            self._settings.late_grace_s,
-            self._settings.state_margin_s,
-        )
+        data, settings = event.data, self._settings
+        rid, kind, due = data.reminder_id, str(data.kind), data.due_at.timestamp()
+        expires_at = data.expires_at.timestamp() if data.expires_at is not None else None
+        life = Lifetime.of(due, expires_at, settings.late_grace_s, settings.state_margin_s)
         event_time = event.time.timestamp()
         existing = state.pending.get(rid)
         step = decide_schedule(
@@ -173,7 +165,7 @@ class Intake:
         )
         extra = {"run_id": data.run_id, "reminder_id": rid, "event_id": event.id}
         if step in (ScheduleStep.DUPLICATE, ScheduleStep.SUPERSEDED):
-            self._count_drop(kind, step.value)
+            self._state.count_drop(kind, step.value)
             log.info("reminder event %s; nothing to change", step.value, extra=extra)
             return False
         entry = Pending(
@@ -196,26 +188,19 @@ class Intake:
             old = existing.successor
             existing.successor = (entry, defer())
             if old is not None:
-                self._count_drop(kind, "superseded")
+                self._state.count_drop(kind, "superseded")
                 old[1].done()
             return True
         if step is not ScheduleStep.SCHEDULE:  # cancelled, run cancelled / closed, expired
-            self._count_drop(kind, step.value)
+            self._state.count_drop(kind, step.value)
             log.info("reminder dropped: %s", step.value, extra={**extra, "outcome": step.value})
             complete_when_written(
                 self._state.settle(entry, S.DROPPED, reason=step.value, first=True), defer()
             )
             return True
         if existing is not None:
-            self._count_drop(kind, "superseded")
-            if existing.claimed_at is not None:  # a kept claim: a post may have happened
-                entry.set_claim(
-                    existing.claim_owner,
-                    existing.claim_epoch,
-                    existing.claimed_at,
-                    existing.claim_deadline,
-                )
-                entry.needs_check = existing.needs_check
+            self._state.count_drop(kind, "superseded")
+            entry.take_claim(existing)
         tp = traceparent.decode(errors="replace") if traceparent else None
         complete_when_written(self._state.schedule(entry, traceparent=tp), defer())
         self._scheduler.schedule(entry, max(due, self._clock.now()))
@@ -236,26 +221,21 @@ class Intake:
             entry.cancel_after = context.defer()  # decided when the running attempt ends
             return
         if entry is None:
-            keep_until = (
-                event.time.timestamp() + self._settings.run_memory_s + self._settings.state_margin_s
-            )
+            memory = self._settings.run_memory_s + self._settings.state_margin_s
+            keep_until = event.time.timestamp() + memory
             fut = self._state.cancel_unseen(
                 state.number, rid, event.data.run_id, keep_until, event.id
             )
         else:
-            self._count_drop(entry.kind, "cancelled")
+            self._state.count_drop(entry.kind, "cancelled")
             fut = self._state.settle(entry, S.CANCELLED, reason="cancelled", cause=event.id)
         complete_when_written(fut, context.defer())
         log.info("reminder cancelled", extra={"reminder_id": rid, "event_id": event.id})
 
-    # ------------------------------------------------------------------ waiting for room
-
     async def admit(self) -> None:
         """Admit waiting schedules as room frees or as they come close to due (supervised)."""
         while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(1.0):
-                    await self._state.room.wait()
+            await self._room()
             self._state.room.clear()
             self.admit_now()
 
@@ -282,10 +262,14 @@ class Intake:
         """More waiting than allowed: this partition waits until one is admitted."""
         while len(self._waiting) >= self._settings.max_waiting:
             self._state.room.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(1.0):
-                    await self._state.room.wait()
+            await self._room()
             self.admit_now()
+
+    async def _room(self) -> None:
+        """Until room frees, for a second at most."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1.0):
+                await self._state.room.wait()
 
     def revoked(self, partitions: set[int]) -> None:
         """Forget waiting schedules of revoked partitions (their records are redelivered)."""
@@ -306,6 +290,12 @@ class Intake:
         else:
             log.info("below max_pending again: no schedule waits")
 
-    def _count_drop(self, kind: str, reason: str) -> None:
-        if self._metrics is not None:
-            self._metrics.dropped(kind, reason)
+
+def complete_when_written(fut: asyncio.Future[int], completion: Any) -> None:
+    """Complete a harness record (`completion.done()`) once its state write is acknowledged."""
+
+    def done(f: asyncio.Future[int]) -> None:
+        if not f.cancelled() and f.exception() is None:
+            completion.done()
+
+    fut.add_done_callback(done)

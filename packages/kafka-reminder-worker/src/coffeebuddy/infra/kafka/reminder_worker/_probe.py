@@ -1,5 +1,5 @@
-"""AuthProbe: whether the sender's credentials work (checked at start and, after a
-configuration error, again with backoff until they do); delivery waits meanwhile."""
+"""AuthProbe: whether the sender's credentials work (checked at start and, after a configuration
+error, again with backoff until they do); delivery waits meanwhile."""
 
 from __future__ import annotations
 

@@ -1,10 +1,9 @@
-"""The scheduler: times every pending reminder, prepares those about to fall due, hands due
-ones to delivery (one send slot each), acts on each attempt's outcome, and tombstones settled
-state whose lifetime ended. Owns the timer heaps and the per-recipient rate-limit waits.
+"""The scheduler: times pending reminders, prepares those about to fall due, hands due ones to
+delivery (one send slot each), acts on each outcome, and has settled state pruned. Owns the
+timer heaps and the per-recipient rate-limit waits.
 
-Two stages: an entry leaves the main heap `prepare_ahead_s` before its time (the sender
-prepares it meanwhile: Slack opens the DM channel) and fires from the small "soon" heap
-`claim_ahead_s` before its time (claim, then post at its time).
+Two stages: an entry leaves the main heap `prepare_ahead_s` before its time (the sender prepares
+it: Slack opens the DM channel) and fires from the small "soon" heap `claim_ahead_s` before it.
 """
 
 from __future__ import annotations
@@ -17,30 +16,26 @@ from typing import TYPE_CHECKING, Any
 from coffeebuddy.infra.kafka.models import ReminderScheduledData, ReminderStatus
 from coffeebuddy.infra.kafka.reminder_worker._decisions import FireStep, check_claim, decide_fire
 from coffeebuddy.infra.kafka.reminder_worker._delivery import Outcome
-from coffeebuddy.infra.kafka.reminder_worker._sender import PreparingSender, ReminderSender
-from coffeebuddy.infra.kafka.reminder_worker._state import complete_when_written
+from coffeebuddy.infra.kafka.reminder_worker._intake import complete_when_written
 from coffeebuddy.infra.kafka.reminder_worker._timers import TimerHeap
 
 if TYPE_CHECKING:
-    from coffeebuddy.infra.kafka.metrics import ReminderMetrics
     from coffeebuddy.infra.kafka.reminder_worker._clock import Clock
     from coffeebuddy.infra.kafka.reminder_worker._delivery import Delivery
     from coffeebuddy.infra.kafka.reminder_worker._entry import Pending
+    from coffeebuddy.infra.kafka.reminder_worker._partition import PartitionState
     from coffeebuddy.infra.kafka.reminder_worker._probe import AuthProbe
     from coffeebuddy.infra.kafka.reminder_worker._settings import ReminderSettings
-    from coffeebuddy.infra.kafka.reminder_worker._state import PartitionState, ReminderState
+    from coffeebuddy.infra.kafka.reminder_worker._state import ReminderState
     from coffeebuddy.infra.kafka.reminder_worker._supervisor import Supervisor
 
 __all__ = ["Scheduler"]
 
 log = logging.getLogger("coffeebuddy.infra.kafka.reminder_worker")
 
-_BATCH = 1000
-"""Due reminders taken from a heap per round."""
-_PREPARE_CONCURRENCY = 8
-"""Preparations running at once; they take no send slot."""
-_PREPARE_BACKLOG = 5000
-"""Preparations waiting at most; past that a reminder is not prepared (its send does it)."""
+_BATCH = 1000  # due reminders taken from a heap per round
+_PREPARE_CONCURRENCY = 8  # preparations running at once; they take no send slot
+_PREPARE_BACKLOG = 5000  # preparations waiting at most; past it the send does the work
 
 
 class Scheduler:
@@ -51,21 +46,18 @@ class Scheduler:
         state: ReminderState,
         delivery: Delivery,
         probe: AuthProbe,
-        sender: ReminderSender,
         settings: ReminderSettings,
         *,
         clock: Clock,
         supervisor: Supervisor,
-        metrics: ReminderMetrics | None = None,
     ) -> None:
         self._state = state
         self._delivery = delivery
         self._probe = probe
-        self._prepare = sender.prepare if isinstance(sender, PreparingSender) else None
+        self._prepare = delivery.prepare
         self._settings = settings
         self._clock = clock
         self._supervisor = supervisor
-        self._metrics = metrics
         self.heap = TimerHeap()
         self.soon = TimerHeap()
         self._wake = asyncio.Event()
@@ -75,8 +67,6 @@ class Scheduler:
         self.in_flight: set[asyncio.Task[None]] = set()
         self._recipient_wait: dict[str, float] = {}
         self._last_prune = 0.0
-
-    # ------------------------------------------------------------------ timing
 
     def _live(self, entry: Pending) -> bool:
         return not entry.in_flight and self._state.owns(entry)
@@ -100,8 +90,6 @@ class Scheduler:
         """Drop heap items of entries no longer owned (after a revoke)."""
         self.heap.compact(self._live)
         self.soon.compact(self._live)
-
-    # ------------------------------------------------------------------ rounds
 
     async def run(self) -> None:
         while True:
@@ -158,26 +146,23 @@ class Scheduler:
         now = max(self._clock.now(), entry.next_at)
         run = state.runs.get(entry.run_id)
         wait = self._recipient_wait.get(entry.recipient, 0.0) if self._recipient_wait else 0.0
+        skew = self._settings.clock_skew_s
         claim = check_claim(
-            entry,
-            owner=self._state.worker_id,
-            epoch=state.epoch,
-            now=now,
-            skew=self._settings.clock_skew_s,
+            entry, owner=self._state.worker_id, epoch=state.epoch, now=now, skew=skew
         )
         step = decide_fire(entry, run=run, now=now, recipient_wait_until=wait, claim=claim)
         if step is FireStep.DROP_BLOCKED:
             self._drop(entry, (run.blocks(entry.kind) if run is not None else None) or "cancelled")
         elif step is FireStep.EXPIRE:
-            log.info("reminder expired before it could be sent", extra=_extra(entry))
+            log.info("reminder expired before it could be sent", extra=entry.log_extra())
             self._drop(entry, "expired")
         elif step is FireStep.WAIT_RECIPIENT:
             self.heap.push(entry, wait)
         elif step is FireStep.WAIT_FOREIGN_CLAIM:
-            until = (entry.claim_deadline or now) + self._settings.clock_skew_s
+            until = (entry.claim_deadline or now) + skew
             log.info(
                 "reminder claimed by a previous owner; waiting out its deadline",
-                extra=_extra(entry, claim_owner=entry.claim_owner, wait_s=until - now),
+                extra=entry.log_extra(claim_owner=entry.claim_owner, wait_s=until - now),
             )
             self.heap.push(entry, until)
         else:
@@ -207,7 +192,7 @@ class Scheduler:
             return  # revoked: the partition's next owner restores it (completions are stale)
         if outcome is Outcome.SETTLED or not self._state.owns(entry):
             if successor is not None:
-                self._count_drop(successor[0].kind, "duplicate")
+                self._state.count_drop(successor[0].kind, "duplicate")
                 successor[1].done()
             if cancel is not None:
                 cancel.done()
@@ -219,12 +204,8 @@ class Scheduler:
             return
         if successor is not None:
             new, completion = successor
-            self._count_drop(entry.kind, "superseded")
-            if entry.claimed_at is not None:  # a post may have happened: keep the claim
-                new.set_claim(
-                    entry.claim_owner, entry.claim_epoch, entry.claimed_at, entry.claim_deadline
-                )
-                new.needs_check = entry.needs_check
+            self._state.count_drop(entry.kind, "superseded")
+            new.take_claim(entry)
             complete_when_written(self._state.schedule(new), completion)
             self.schedule(new, max(new.due, self._clock.now()))
             return
@@ -236,17 +217,11 @@ class Scheduler:
         self.schedule(entry, entry.next_at)
 
     def _drop(self, entry: Pending, reason: str, completion: Any = None) -> None:
-        self._count_drop(entry.kind, reason)
+        self._state.count_drop(entry.kind, reason)
         status = ReminderStatus.CANCELLED if reason == "cancelled" else ReminderStatus.DROPPED
         fut = self._state.settle(entry, status, reason=reason)
         if completion is not None:
             complete_when_written(fut, completion)
-
-    def _count_drop(self, kind: str, reason: str) -> None:
-        if self._metrics is not None:
-            self._metrics.dropped(kind, reason)
-
-    # ------------------------------------------------------------------ preparing
 
     def _start_prepare(self, entry: Pending) -> None:
         if len(self.preparing) >= _PREPARE_BACKLOG:
@@ -268,7 +243,7 @@ class Scheduler:
                 log.debug(
                     "preparing a reminder failed (%s); its send will do the work",
                     type(exc).__name__,
-                    extra=_extra(entry, error_class=type(exc).__name__),
+                    extra=entry.log_extra(error_class=type(exc).__name__),
                 )
 
     async def stop(self, timeout: float) -> None:  # noqa: ASYNC109 - the drain budget
@@ -279,13 +254,3 @@ class Scheduler:
             await asyncio.wait(set(self.in_flight), timeout=timeout)
         for task in set(self.in_flight):
             task.cancel()
-
-
-def _extra(entry: Pending, **more: Any) -> dict[str, Any]:
-    return {
-        "run_id": entry.run_id,
-        "reminder_id": entry.reminder_id,
-        "event_id": entry.event_id,
-        "partition": entry.partition,
-        **more,
-    }

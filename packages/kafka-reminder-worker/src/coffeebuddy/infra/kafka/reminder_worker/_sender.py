@@ -26,15 +26,15 @@ class SendOutcome(enum.StrEnum):
     TRANSIENT = "transient"
     """Nothing was posted (5xx before processing, connection refused): retry with backoff."""
     PERMANENT = "permanent"
-    """Never deliverable. Recipient problem -> dropped; with `dead_letter=True` (message format
-    rejected: invalid_blocks, msg_too_long, no_text) -> the record goes to the dead-letter topic."""
+    """Never deliverable: dropped; with `dead_letter=True` (the message itself was rejected:
+    invalid_blocks, msg_too_long, no_text) the record goes to the dead-letter topic."""
     CONFIGURATION = "configuration"
     """Our setup is broken (invalid token, missing scope): stop sending, keep the backlog, probe."""
     AMBIGUOUS = "ambiguous"
     """The message may or may not have been posted (timeout, reset, fatal_error): check first."""
     FENCED = "fenced"
-    """Nothing was posted: the fence said no right before the post (the claim is too old, the
-    partition moved, the reminder was cancelled or replaced). The worker claims again."""
+    """Nothing was posted: the fence said no (claim too old, partition moved, reminder cancelled
+    or replaced); the worker claims again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,12 +90,9 @@ class ReminderSender(Protocol):
         self, reminder: ReminderScheduledData, *, claim_time: datetime, fence: Fence
     ) -> SendResult:
         """Post the reminder once; `claim_time`: when the worker claimed it in its changelog.
-
-        Call `fence()` immediately before every chat.postMessage (after any other call such as
-        conversations.open or a token lookup, however long it took) and return
-        `SendResult.fenced()` without posting when it says False: a post may only start while
-        the claim is fresh, or a new owner could post the reminder too."""
-        ...
+        Call `fence()` immediately before every chat.postMessage (after any other call, such as
+        conversations.open or a token lookup) and return `SendResult.fenced()` without posting
+        when it says False: a post may only start while the claim is fresh."""
 
     async def find_sent(
         self, reminder: ReminderScheduledData, *, since: datetime
@@ -103,11 +100,9 @@ class ReminderSender(Protocol):
         """Look for an earlier post of this reminder (e.g. conversations.history of the DM channel
         since `since`, matching block_id == reminder_id). Found -> SENT result with channel/ts;
         surely not there -> None; the check itself failed -> a non-SENT result (worker retries)."""
-        ...
 
     async def check_auth(self) -> SendResult:
         """Probe credentials and scopes (auth.test): SENT healthy, CONFIGURATION still broken."""
-        ...
 
 
 @runtime_checkable

@@ -1,9 +1,7 @@
 """ReminderState: the schedule state of the owned partitions, kept equal to the changelog.
 
-The one place that encodes and decodes state records (through the models' codec) and applies
-them: local changes are applied and written here; records read back (restore, or another
-writer's records while tailing) are applied here by the same rules. A record that cannot be
-read is counted, logged once with its partition and offset, and skipped.
+It decodes and applies records read back (restore, other writers' records) by the same rules as
+its local changes, which its `StateWriter` encodes and writes.
 """
 
 from __future__ import annotations
@@ -13,18 +11,19 @@ import heapq
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from coffeebuddy.infra.kafka.models import (
     RUN_KEY_PREFIX,
     ReminderStatus,
     StateRecord,
     decode_state,
-    encode_state,
     run_key,
     state_replaces,
 )
 from coffeebuddy.infra.kafka.reminder_worker._entry import Pending, RunMark
+from coffeebuddy.infra.kafka.reminder_worker._partition import PartitionState
+from coffeebuddy.infra.kafka.reminder_worker._records import StateWriter, entry_of
 
 if TYPE_CHECKING:
     from coffeebuddy.infra.kafka.metrics import ReminderMetrics
@@ -32,56 +31,12 @@ if TYPE_CHECKING:
     from coffeebuddy.infra.kafka.reminder_worker._history import History
     from coffeebuddy.infra.kafka.reminder_worker._settings import ReminderSettings
 
-__all__ = ["PartitionState", "ReminderState", "complete_when_written"]
+__all__ = ["ReminderState"]
 
 log = logging.getLogger("coffeebuddy.infra.kafka.reminder_worker.state")
 
 S = ReminderStatus
 _LOGGED_LIMIT = 10_000
-
-
-class PartitionState:
-    """One owned partition: pending reminders, settled ids (until their lifetime ends), dead
-    letters, run marks, and this owner's epoch (one more than any recorded in the partition)."""
-
-    __slots__ = (
-        "dead",
-        "epoch",
-        "finals",
-        "max_epoch",
-        "number",
-        "pending",
-        "restored",
-        "runs",
-        "stale",
-    )
-
-    def __init__(self, number: int) -> None:
-        self.number = number
-        self.pending: dict[str, Pending] = {}
-        self.finals: dict[str, tuple[float, ReminderStatus]] = {}
-        self.dead: dict[str, float] = {}
-        self.runs: dict[str, RunMark] = {}
-        self.max_epoch = 0
-        self.epoch = 0
-        self.restored = False
-        self.stale: dict[str, str] = {}
-        """Keys (-> run id) whose last record says less than their state: re-written after
-        restore (a stale claim after a final state, a narrower run mark)."""
-
-    def status(self, rid: str) -> ReminderStatus | None:
-        final = self.finals.get(rid)
-        if final is not None:
-            return final[1]
-        if rid in self.dead:
-            return S.DEAD_LETTERED
-        entry = self.pending.get(rid)
-        if entry is None:
-            return None
-        return S.CLAIMED if entry.claimed_at is not None else S.SCHEDULED
-
-    def settled(self, rid: str) -> bool:
-        return rid in self.finals
 
 
 class ReminderState:
@@ -100,11 +55,9 @@ class ReminderState:
     ) -> None:
         self._changelog = changelog
         self._settings = settings
-        self._now = now
         self.worker_id = worker_id
-        self._events_topic = events_topic
-        self._history = history
         self._metrics = metrics
+        self._write = StateWriter(changelog, settings.source, worker_id, events_topic, now, history)
         self._own_marker = f'"coffeebuddywriter":"{worker_id}"'.encode()
         self.partitions: dict[int, PartitionState] = {}
         self._prune: list[tuple[float, int, str]] = []
@@ -113,13 +66,8 @@ class ReminderState:
         self.room = asyncio.Event()
         """Set whenever a pending reminder settled or left (intake may admit a waiting one)."""
 
-    # ------------------------------------------------------------------ partitions
-
     def open(self, partition: int) -> PartitionState:
-        state = self.partitions.get(partition)
-        if state is None:
-            state = self.partitions[partition] = PartitionState(partition)
-        return state
+        return self.partitions.setdefault(partition, PartitionState(partition))
 
     def close(self, partition: int) -> PartitionState | None:
         self.room.set()
@@ -133,8 +81,7 @@ class ReminderState:
         return state if state is not None and state.restored else None
 
     def owns(self, entry: Pending, epoch: int | None = None) -> bool:
-        """`entry` is still the live pending entry of an owned, restored partition (and the
-        partition is still in `epoch`)."""
+        """`entry` is the live pending entry of an owned, restored partition (in `epoch`)."""
         state = self.partitions.get(entry.partition)
         if state is None or not state.restored or state.pending.get(entry.reminder_id) is not entry:
             return False
@@ -143,12 +90,9 @@ class ReminderState:
     def pending_count(self) -> int:
         return sum(len(s.pending) for s in self.partitions.values())
 
-    def find(self, reminder_id: str) -> Pending | None:
-        for state in self.partitions.values():
-            entry = state.pending.get(reminder_id)
-            if entry is not None:
-                return entry
-        return None
+    def count_drop(self, kind: str, reason: str) -> None:
+        if self._metrics is not None:
+            self._metrics.dropped(kind, reason)
 
     async def restore(self, partition: int) -> PartitionState | None:
         """Read the partition's changelog to its end into a fresh state and start a new epoch;
@@ -160,7 +104,7 @@ class ReminderState:
             return None
         state.epoch = state.max_epoch + 1
         state.restored = True
-        for key, run_id in state.stale.items():  # its last record says less than its state
+        for key, run_id in state.stale.items():
             self._rewrite(state, key, run_id)
         state.stale.clear()
         log.info(
@@ -173,8 +117,6 @@ class ReminderState:
             extra={"partition": partition, "worker_id": self.worker_id},
         )
         return state
-
-    # ------------------------------------------------------------------ reading records
 
     def on_record(
         self, partition: int, offset: int, key: bytes | None, value: bytes | None, restoring: bool
@@ -213,8 +155,8 @@ class ReminderState:
         )
 
     def skip_invalid(self, entry: Pending, error: Exception) -> None:
-        """A pending reminder whose data fails the models' rules when it is due: logged with
-        where it came from, counted, and settled as dropped (it can never be sent)."""
+        """A pending reminder whose data fails the models' rules when due: logged with where it
+        came from, counted, and settled as dropped (it can never be sent)."""
         self._unreadable(entry.partition, entry.state_offset, error)
         self.settle(entry, S.DROPPED, reason="invalid")
 
@@ -224,25 +166,24 @@ class ReminderState:
         if rec.epoch is not None and rec.epoch > state.max_epoch:
             state.max_epoch = rec.epoch
         status = rec.status
+        replaying = restoring or not state.restored  # a stale key is re-written after restore
         if status.is_run:
             mark = self._mark(state, rec.run_id, rec.run_closed, rec.run_cancelled, rec.keep_until)
             narrower = (mark.closed, mark.cancelled) != (rec.run_closed, rec.run_cancelled)
-            if restoring or not state.restored:
-                if narrower:
-                    state.stale[rec.state_key] = rec.run_id
-                else:
-                    state.stale.pop(rec.state_key, None)
-            else:
+            if not replaying:
                 self.drop_blocked(state, rec.run_id, mark)
                 if narrower:  # another writer knew less of the run: the full mark again
-                    self._write_mark(state.number, rec.run_id, mark)
+                    self._write.mark(state.number, rec.run_id, mark)
+            elif narrower:
+                state.stale[rec.state_key] = rec.run_id
+            else:
+                state.stale.pop(rec.state_key, None)
             return None
         rid = rec.reminder_id or rec.state_key
-        current = state.status(rid)
-        if not state_replaces(current, status):
+        if not state_replaces(state.status(rid), status):
             # a final state stands: a zombie owner's late claim (or schedule) changes nothing,
             # and the final is written again so that compaction keeps it, not the claim
-            if restoring or not state.restored:
+            if replaying:
                 state.stale[rid] = rec.run_id
             else:
                 self._rewrite(state, rid, rec.run_id)
@@ -254,7 +195,7 @@ class ReminderState:
         if status is S.DEAD_LETTERED:
             state.pending.pop(rid, None)
             state.dead[rid] = rec.keep_until
-            heapq.heappush(self._prune, (rec.keep_until, state.number, rid))
+            self._keep(state, rid, rec.keep_until)
             return None
         entry = state.pending.get(rid)
         if entry is not None and entry.in_flight:
@@ -263,33 +204,9 @@ class ReminderState:
             return entry
         if entry is not None and status is S.SCHEDULED and (rec.event_time or 0) < entry.event_time:
             return None  # an older schedule than the one we hold
-        assert rec.reminder is not None
-        assert rec.kind is not None
-        assert rec.due is not None
         state.dead.pop(rid, None)
-        entry = Pending(
-            rid,
-            rec.run_id,
-            rec.kind,
-            rec.due,
-            rec.expires_at if rec.expires_at is not None else rec.keep_until,
-            rec.keep_until,
-            rec.reminder,
-            rec.event_id or "",
-            rec.event_time or 0.0,
-            state.number,
-            rec.recipient or "",
-        )
-        entry.state_offset = offset
-        entry.origin_offset = rec.origin_offset if rec.origin_offset is not None else -1
-        if rec.event_source:
-            entry.source = rec.event_source
-        if status is S.CLAIMED:
-            entry.set_claim(rec.owner, rec.epoch, rec.claimed_at, rec.deadline)
-        state.pending[rid] = entry
+        state.pending[rid] = entry = entry_of(rec, state.number, offset)
         return entry
-
-    # ------------------------------------------------------------------ local changes
 
     def schedule(self, entry: Pending, *, traceparent: str | None = None) -> asyncio.Future[int]:
         """Hold `entry` as its reminder's pending state and write its snapshot (`scheduled`, or
@@ -297,16 +214,12 @@ class ReminderState:
         state = self.partitions[entry.partition]
         state.pending[entry.reminder_id] = entry
         state.dead.pop(entry.reminder_id, None)
-        return self.write_entry(entry, traceparent=traceparent)
-
-    def write_entry(self, entry: Pending, *, traceparent: str | None = None) -> asyncio.Future[int]:
-        status = S.CLAIMED if entry.claimed_at is not None else S.SCHEDULED
-        return self._write_of(entry, status, traceparent=traceparent)
+        return self._write.entry(entry, traceparent=traceparent)
 
     def claim(self, entry: Pending, epoch: int, now: float) -> asyncio.Future[int]:
         """Write this owner's claim of `entry` (deadline: now + the claim's time to live)."""
         entry.set_claim(self.worker_id, epoch, now, now + self._settings.claim_ttl)
-        return self.write_entry(entry)
+        return self._write.entry(entry)
 
     def settle(
         self,
@@ -324,7 +237,7 @@ class ReminderState:
         state = self.partitions.get(entry.partition)
         if state is not None:
             self._settle(state, entry.reminder_id, entry.keep_until, status)
-        return self._write_of(
+        return self._write.entry(
             entry,
             status,
             first=first,
@@ -341,7 +254,7 @@ class ReminderState:
         state = self.partitions.get(partition)
         if state is not None:
             self._settle(state, reminder_id, keep_until, S.CANCELLED)
-        return self._write(
+        return self._write.record(
             partition,
             reminder_id,
             S.CANCELLED,
@@ -360,9 +273,9 @@ class ReminderState:
         state = self.partitions.get(entry.partition)
         if state is not None and state.pending.pop(entry.reminder_id, None) is not None:
             state.dead[entry.reminder_id] = entry.keep_until
-            heapq.heappush(self._prune, (entry.keep_until, state.number, entry.reminder_id))
+            self._keep(state, entry.reminder_id, entry.keep_until)
             self.room.set()
-        return self._write_of(
+        return self._write.entry(
             entry,
             S.DEAD_LETTERED,
             reason=error[:500],
@@ -376,42 +289,27 @@ class ReminderState:
     ) -> asyncio.Future[int]:
         """A run closed or cancelled: its mark (everything known of the run, one snapshot) is
         written, and the pending reminders it rules out are dropped."""
-        closed = not cancelled
         state = self.partitions.get(partition)
-        if state is not None:
-            mark = self._mark(state, run_id, closed, cancelled, keep_until)
+        if state is None:
+            mark = RunMark(keep_until, not cancelled, cancelled)
+        else:
+            mark = self._mark(state, run_id, not cancelled, cancelled, keep_until)
             if state.restored:
                 self.drop_blocked(state, run_id, mark)
-            return self._write_mark(partition, run_id, mark, cause)
-        return self._write_mark(partition, run_id, RunMark.of(closed, cancelled, keep_until), cause)
+        return self._write.mark(partition, run_id, mark, cause)
 
-    def _write_mark(
-        self, partition: int, run_id: str, mark: RunMark, cause: str | None = None
-    ) -> asyncio.Future[int]:
-        status = S.RUN_CANCELLED if mark.cancelled else S.RUN_CLOSED
-        return self._write(
-            partition,
-            run_key(run_id),
-            status,
-            run_id,
-            mark.keep_until,
-            cause_event_id=cause,
-            run_closed=mark.closed,
-            run_cancelled=mark.cancelled,
-        )
-
-    def drop_blocked(self, state: PartitionState, run_id: str, mark: RunMark) -> list[Pending]:
+    def drop_blocked(self, state: PartitionState, run_id: str, mark: RunMark) -> None:
         """Drop the run's pending reminders (not in flight) that `mark` rules out."""
         victims = [
-            e
-            for e in state.pending.values()
-            if e.run_id == run_id and not e.in_flight and mark.blocks(e.kind) is not None
+            (entry, reason)
+            for entry in state.pending.values()
+            if entry.run_id == run_id
+            and not entry.in_flight
+            and (reason := mark.blocks(entry.kind))
         ]
-        for entry in victims:
-            reason = mark.blocks(entry.kind)
+        for entry, reason in victims:
             self.settle(entry, S.DROPPED, reason=reason)
-            if self._metrics is not None and reason is not None:
-                self._metrics.dropped(entry.kind, reason)
+            self.count_drop(entry.kind, reason)
         if victims:
             log.info(
                 "run %s: %d pending reminders dropped",
@@ -419,14 +317,13 @@ class ReminderState:
                 len(victims),
                 extra={"run_id": run_id, "worker_id": self.worker_id},
             )
-        return victims
 
     def forget_claim(self, entry: Pending) -> asyncio.Future[int]:
         """Release `entry` entirely (tombstone): nothing of it was posted."""
         state = self.partitions.get(entry.partition)
         if state is not None:
             self._forget(state, entry.reminder_id)
-        return self._changelog.write(entry.partition, entry.reminder_id, None)
+        return self._write.tombstone(entry.partition, entry.reminder_id)
 
     def prune(self, now: float, limit: int = 1000) -> int:
         """Tombstone settled keys whose own lifetime ended (still owned and unchanged)."""
@@ -435,10 +332,10 @@ class ReminderState:
         while heap and heap[0][0] <= now and count < limit:
             keep_until, number, key = heapq.heappop(heap)
             state = self.partitions.get(number)
-            if state is None or not self._expired(state, key, keep_until):
+            if state is None or not state.expired(key, keep_until):
                 continue
             self._forget(state, key)
-            self._changelog.write(number, key, None)
+            self._write.tombstone(number, key)
             count += 1
         return count
 
@@ -447,126 +344,37 @@ class ReminderState:
         self._prune = [it for it in self._prune if it[1] in self.partitions]
         heapq.heapify(self._prune)
 
-    # ------------------------------------------------------------------ internals
-
     def _rewrite(self, state: PartitionState, key: str, run_id: str) -> None:
         """Write `key`'s full state again (its last record said less: a stale claim after a
         final state, a run mark from a writer that knew less)."""
         if key.startswith(RUN_KEY_PREFIX):
             mark = state.runs.get(key[len(RUN_KEY_PREFIX) :])
             if mark is not None:
-                self._write_mark(state.number, key[len(RUN_KEY_PREFIX) :], mark)
+                self._write.mark(state.number, key[len(RUN_KEY_PREFIX) :], mark)
             return
         final = state.finals.get(key)
         if final is not None:
-            self._write(
+            self._write.record(
                 state.number, key, final[1], run_id, final[0], reminder_id=key, reason="stale claim"
             )
 
-    @staticmethod
-    def _expired(state: PartitionState, key: str, keep_until: float) -> bool:
-        if key.startswith(RUN_KEY_PREFIX):
-            mark = state.runs.get(key[len(RUN_KEY_PREFIX) :])
-            return mark is not None and mark.keep_until == keep_until
-        final = state.finals.get(key)
-        if final is not None:
-            return final[0] == keep_until
-        return state.dead.get(key) == keep_until
+    def _keep(self, state: PartitionState, key: str, keep_until: float) -> None:
+        heapq.heappush(self._prune, (keep_until, state.number, key))
 
     def _settle(
         self, state: PartitionState, rid: str, keep_until: float, status: ReminderStatus
     ) -> None:
-        if state.pending.pop(rid, None) is not None:
+        if state.settle(rid, keep_until, status):
             self.room.set()
-        state.dead.pop(rid, None)
-        state.finals[rid] = (keep_until, status)
-        heapq.heappush(self._prune, (keep_until, state.number, rid))
+        self._keep(state, rid, keep_until)
 
     def _mark(
         self, state: PartitionState, run_id: str, closed: bool, cancelled: bool, keep_until: float
     ) -> RunMark:
-        mark = state.runs.get(run_id)
-        if mark is None:
-            mark = state.runs[run_id] = RunMark(keep_until)
-        mark.merge(closed, cancelled, keep_until)
-        heapq.heappush(self._prune, (mark.keep_until, state.number, run_key(run_id)))
+        mark = state.mark(run_id, closed, cancelled, keep_until)
+        self._keep(state, run_key(run_id), mark.keep_until)
         return mark
 
     def _forget(self, state: PartitionState, key: str) -> None:
-        if key.startswith(RUN_KEY_PREFIX):
-            state.runs.pop(key[len(RUN_KEY_PREFIX) :], None)
-            return
-        state.finals.pop(key, None)
-        state.dead.pop(key, None)
-        if state.pending.pop(key, None) is not None:
+        if state.forget(key):
             self.room.set()
-
-    def _write_of(
-        self, entry: Pending, status: ReminderStatus, *, first: bool = False, **fields: Any
-    ) -> asyncio.Future[int]:
-        """A record of `entry`'s reminder: its data plus `fields`; a pending one (scheduled,
-        claimed) also carries what a restore needs of it: the scheduling event, where it came
-        from, and the claim. A settled one needs only its data (the history keeps the rest),
-        unless it is the reminder's `first` record (dropped on arrival)."""
-        if status.is_pending or first:
-            fields.update(
-                event_id=entry.event_id or None,
-                event_time=entry.event_time or None,
-                event_source=entry.source or None,
-            )
-            if entry.origin_offset >= 0:
-                fields.update(
-                    origin_topic=self._events_topic,
-                    origin_partition=entry.partition,
-                    origin_offset=entry.origin_offset,
-                )
-            if entry.claimed_at is not None and status is S.CLAIMED:
-                fields.update(
-                    owner=entry.claim_owner,
-                    epoch=entry.claim_epoch,
-                    claimed_at=entry.claimed_at,
-                    deadline=entry.claim_deadline,
-                )
-        return self._write(
-            entry.partition,
-            entry.reminder_id,
-            status,
-            entry.run_id,
-            entry.keep_until,
-            reminder=entry.payload,
-            reminder_id=entry.reminder_id,
-            **fields,
-        )
-
-    def _write(
-        self,
-        partition: int,
-        key: str,
-        status: ReminderStatus,
-        run_id: str,
-        keep_until: float,
-        **fields: Any,
-    ) -> asyncio.Future[int]:
-        value = encode_state(
-            state_key=key,
-            status=status,
-            run_id=run_id,
-            keep_until=keep_until,
-            now=self._now(),
-            source=self._settings.source,
-            writer=self.worker_id,
-            **fields,
-        )
-        if self._history is not None and not status.is_run:
-            self._history.append(key, value)
-        return self._changelog.write(partition, key, value)
-
-
-def complete_when_written(fut: asyncio.Future[int], completion: Any) -> None:
-    """Complete a harness record (`completion.done()`) once its state write is acknowledged."""
-
-    def done(f: asyncio.Future[int]) -> None:
-        if not f.cancelled() and f.exception() is None:
-            completion.done()
-
-    fut.add_done_callback(done)

@@ -12,8 +12,7 @@ __all__ = ["TimerHeap"]
 
 
 _SEQ = itertools.count()
-"""Push sequence numbers shared by every heap: an entry's latest push, in whichever heap, is the
-only live item of it."""
+"""Push numbers shared by every heap: an entry's latest push, in either heap, is its live item."""
 
 
 class TimerHeap:

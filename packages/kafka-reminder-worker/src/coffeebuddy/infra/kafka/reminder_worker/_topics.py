@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiokafka import AIOKafkaConsumer
 
@@ -41,11 +41,7 @@ async def check_copartitioned(settings: KafkaSettings, topics: WorkerTopics) -> 
     events, run events and changelog topics have the same number of partitions (as Kafka
     Streams refuses to start): a run's reminders, its run events and their state must share
     one partition number, or a restore misses state and a cancelled run's reminders go out."""
-    kwargs: dict[str, Any] = settings.consumer_kwargs(None)
-    kwargs.pop("group_id", None)
-    kwargs.pop("group_instance_id", None)
-    kwargs["enable_auto_commit"] = False
-    consumer = AIOKafkaConsumer(**kwargs)
+    consumer = AIOKafkaConsumer(**settings.consumer_kwargs(None))  # group-less, no commits
     await consumer.start()
     try:
         names = (topics.reminders.name, topics.runs.name, topics.changelog.name)

@@ -1,10 +1,7 @@
-"""Optional OpenTelemetry CLIENT spans around the sender's calls, linked across the delay.
+"""Optional OpenTelemetry CLIENT spans around the sender's calls (built only when tracing is on).
 
-A reminder is sent minutes or hours after its `reminder.scheduled` record was handled, so the
-send is not a child of that trace: it starts a new trace with a span link to the scheduling
-record's `traceparent` (kept on the pending entry while tracing is on). Only built when tracing
-is on; the untraced worker calls its sender directly.
-"""
+A reminder is sent long after its `reminder.scheduled` record was handled, so each send starts a
+new trace, linked to the scheduling record's `traceparent` (kept on the pending entry)."""
 
 from __future__ import annotations
 

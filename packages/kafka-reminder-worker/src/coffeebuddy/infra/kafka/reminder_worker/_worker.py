@@ -1,11 +1,8 @@
-"""ReminderWorker: the harness handler. Builds the pipeline once and runs its lifecycle.
+"""ReminderWorker: the harness handler; builds the pipeline once and runs its lifecycle.
 
     input record -> Intake -> ReminderState (changelog) -> Scheduler -> Delivery -> sender
 
-Intake turns events into state changes (completing each record once its state is written),
-ReminderState keeps the owned partitions equal to the changelog, the Scheduler times pending
-reminders and hands due ones to Delivery, which claims, fences and calls the sender and returns
-an outcome. Every background task runs under one Supervisor; readiness names what is down.
+Every background task runs under one Supervisor; readiness names what is down.
 """
 
 from __future__ import annotations
@@ -27,10 +24,11 @@ from coffeebuddy.infra.kafka.reminder_worker._delivery import Delivery
 from coffeebuddy.infra.kafka.reminder_worker._errors import ReminderWorkerError
 from coffeebuddy.infra.kafka.reminder_worker._history import History
 from coffeebuddy.infra.kafka.reminder_worker._intake import Intake
+from coffeebuddy.infra.kafka.reminder_worker._partition import PartitionState
 from coffeebuddy.infra.kafka.reminder_worker._probe import AuthProbe
 from coffeebuddy.infra.kafka.reminder_worker._scheduler import Scheduler
 from coffeebuddy.infra.kafka.reminder_worker._settings import ReminderSettings
-from coffeebuddy.infra.kafka.reminder_worker._state import PartitionState, ReminderState
+from coffeebuddy.infra.kafka.reminder_worker._state import ReminderState
 from coffeebuddy.infra.kafka.reminder_worker._supervisor import Supervisor
 from coffeebuddy.infra.kafka.reminder_worker._topics import WorkerTopics, check_copartitioned
 
@@ -64,13 +62,9 @@ class WorkerHealth:
 class ReminderWorker:
     """Sends each scheduled reminder once, when due, unless cancelled or expired.
 
-    Give `process_event` to a `KafkaConsumerHarness` subscribed to the reminder and run topics,
-    with `on_assign` / `on_revoke`. State lives in the changelog topic (co-partitioned with the
-    reminder events); every record completes as soon as its state change is acknowledged.
-    Collaborators: the `sender`, the `producer` (changelog, history, dead letters), the worker's
-    `settings`, and either `kafka` settings (the worker builds its Kafka changelog) or a
-    `changelog` of your own (tests); `topics`, `metrics`, `clock` and a `tracer_provider` are
-    optional.
+    Give `process_event`, `on_assign` and `on_revoke` to a `KafkaConsumerHarness` on the reminder
+    and run topics. The `producer` writes changelog, history and dead letters; the changelog is
+    built from `kafka` settings, or passed as `changelog` (tests).
     """
 
     def __init__(
@@ -94,77 +88,61 @@ class ReminderWorker:
                 "ReminderWorker needs kafka (KafkaSettings) to read and write its changelog, "
                 "or a Changelog as changelog= (tests)"
             )
-        reminder_metrics = metrics
         self.worker_id = settings.worker_id or f"reminder-worker-{uuid.uuid4().hex[:12]}"
         self._kafka = kafka
-        self._metrics = reminder_metrics
-        self._clock = Clock(clock)
+        self._metrics = metrics
+        self._clock = clock_ = Clock(clock)
         self.supervisor = Supervisor()
         self.changelog = changelog or KafkaChangelog(kafka, topics.changelog, producer)  # type: ignore[arg-type]
         self.history = History(producer, topics.history) if settings.history else None
         self.state = ReminderState(
             self.changelog,
             settings,
-            now=self._clock.now,
+            now=clock_.now,
             worker_id=self.worker_id,
             events_topic=topics.reminders.name,
             history=self.history,
-            metrics=reminder_metrics,
+            metrics=metrics,
         )
         tracer = resolve_tracer(
             settings.tracing, tracer_provider, "coffeebuddy.infra.kafka.reminder_worker"
         )
         delivery_tracer = None
-        if tracer is not None:
+        if tracer is not None:  # the optional [otel] extra: imported only when tracing is on
             from coffeebuddy.infra.kafka.reminder_worker._tracing import DeliveryTracer
 
             delivery_tracer = DeliveryTracer(tracer, type(sender).__name__)
-        self.probe = AuthProbe(
-            sender,
-            Backoff(settings.auth_probe_initial_s, settings.auth_probe_max_s),
-            self.supervisor,
+        backoff = Backoff(settings.auth_probe_initial_s, settings.auth_probe_max_s)
+        self.probe = AuthProbe(sender, backoff, self.supervisor)
+        dead_letters = DeadLetters(
+            producer, topics.reminders, group=topics.group, kafka_metrics=kafka_metrics
         )
         delivery = Delivery(
             sender,
             self.state,
             self.changelog,
             settings,
-            now=self._clock.now,
-            wait_until=self._clock.wait_until,
-            dead_letters=DeadLetters(
-                producer,
-                topics.reminders,
-                group=topics.group,
-                kafka_metrics=kafka_metrics,
-            ),
-            metrics=reminder_metrics,
+            clock=clock_,
+            dead_letters=dead_letters,
+            metrics=metrics,
             tracer=delivery_tracer,
         )
         self.scheduler = Scheduler(
-            self.state,
-            delivery,
-            self.probe,
-            sender,
-            settings,
-            clock=self._clock,
-            supervisor=self.supervisor,
-            metrics=reminder_metrics,
+            self.state, delivery, self.probe, settings, clock=clock_, supervisor=self.supervisor
         )
         self.intake = Intake(
             self.state,
             self.scheduler,
             settings,
             restored=self._restored,
-            clock=self._clock,
-            metrics=reminder_metrics,
+            clock=clock_,
+            metrics=metrics,
             tracing=tracer is not None,
         )
         self._restores: dict[int, asyncio.Task[PartitionState | None]] = {}
         self._started = False
-        if reminder_metrics is not None:  # read at scrape time: intake changes it per record
-            reminder_metrics.reminders_pending.set_function(self.state.pending_count)
-
-    # ------------------------------------------------------------------ lifecycle
+        if metrics is not None:  # read at scrape time: intake changes it per record
+            metrics.reminders_pending.set_function(self.state.pending_count)
 
     async def start(self) -> None:
         """Check co-partitioning, start the changelog, the scheduler and the credentials check
@@ -201,8 +179,6 @@ class ReminderWorker:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
-
-    # ------------------------------------------------------------------ status
 
     @property
     def ready(self) -> bool:
@@ -253,8 +229,6 @@ class ReminderWorker:
     def max_pending(self) -> int:
         return self.settings.max_pending
 
-    # ------------------------------------------------------------------ harness callbacks
-
     async def process_event(self, event: Event, context: RecordContext) -> None:
         """Harness handler: write the state change, complete the record once it is acked."""
         await self.intake.handle(event, context)
@@ -291,8 +265,6 @@ class ReminderWorker:
         self.scheduler.forget_revoked()
         self.intake.revoked(numbers)
         log.info("partitions revoked: timers dropped", extra={"partitions": sorted(numbers)})
-
-    # ------------------------------------------------------------------ wiring
 
     async def _restored(self, partition: int) -> PartitionState | None:
         """The partition's state once restored (restoring it first when needed)."""

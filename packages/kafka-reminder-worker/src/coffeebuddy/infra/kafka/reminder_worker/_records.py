@@ -1,0 +1,150 @@
+"""State records: the `StateWriter` that encodes and writes ReminderState's changes, the fields
+of a pending entry's record, and the entry a decoded record holds."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from coffeebuddy.infra.kafka.models import ReminderStatus, encode_state, run_key
+from coffeebuddy.infra.kafka.reminder_worker._entry import Pending, RunMark
+
+if TYPE_CHECKING:
+    from coffeebuddy.infra.kafka.models import StateRecord
+    from coffeebuddy.infra.kafka.reminder_worker._changelog import Changelog
+    from coffeebuddy.infra.kafka.reminder_worker._history import History
+
+__all__ = ["StateWriter", "entry_fields", "entry_of"]
+
+S = ReminderStatus
+
+
+@dataclass(frozen=True, slots=True)
+class StateWriter:
+    """Writes state records to the changelog, and a copy of each reminder record to the history."""
+
+    changelog: Changelog
+    source: str
+    worker_id: str
+    events_topic: str
+    now: Callable[[], float]
+    history: History | None = None
+
+    def entry(
+        self,
+        entry: Pending,
+        status: ReminderStatus | None = None,
+        *,
+        first: bool = False,
+        **fields: Any,
+    ) -> asyncio.Future[int]:
+        """A record of `entry`'s reminder (see `entry_fields`) plus `fields`; without a `status`,
+        `claimed` when it carries a claim, else `scheduled`."""
+        if status is None:
+            status = S.CLAIMED if entry.claimed_at is not None else S.SCHEDULED
+        fields.update(entry_fields(entry, status, self.events_topic, first=first))
+        return self.record(
+            entry.partition, entry.reminder_id, status, entry.run_id, entry.keep_until, **fields
+        )
+
+    def mark(
+        self, partition: int, run_id: str, mark: RunMark, cause: str | None = None
+    ) -> asyncio.Future[int]:
+        """A run's mark: everything known of the run, one snapshot."""
+        status = S.RUN_CANCELLED if mark.cancelled else S.RUN_CLOSED
+        return self.record(
+            partition,
+            run_key(run_id),
+            status,
+            run_id,
+            mark.keep_until,
+            cause_event_id=cause,
+            run_closed=mark.closed,
+            run_cancelled=mark.cancelled,
+        )
+
+    def record(
+        self,
+        partition: int,
+        key: str,
+        status: ReminderStatus,
+        run_id: str,
+        keep_until: float,
+        **fields: Any,
+    ) -> asyncio.Future[int]:
+        value = encode_state(
+            state_key=key,
+            status=status,
+            run_id=run_id,
+            keep_until=keep_until,
+            now=self.now(),
+            source=self.source,
+            writer=self.worker_id,
+            **fields,
+        )
+        if self.history is not None and not status.is_run:
+            self.history.append(key, value)
+        return self.changelog.write(partition, key, value)
+
+    def tombstone(self, partition: int, key: str) -> asyncio.Future[int]:
+        return self.changelog.write(partition, key, None)
+
+
+def entry_fields(
+    entry: Pending, status: ReminderStatus, events_topic: str, *, first: bool = False
+) -> dict[str, Any]:
+    """The reminder's data; a pending record (scheduled, claimed) also carries what a restore
+    needs: the scheduling event, where it came from, and the claim. A settled one needs only its
+    data (the history keeps the rest), unless it is the reminder's `first` record (dropped on
+    arrival)."""
+    fields: dict[str, Any] = {"reminder": entry.payload, "reminder_id": entry.reminder_id}
+    if not (status.is_pending or first):
+        return fields
+    fields.update(
+        event_id=entry.event_id or None,
+        event_time=entry.event_time or None,
+        event_source=entry.source or None,
+    )
+    if entry.origin_offset >= 0:
+        fields.update(
+            origin_topic=events_topic,
+            origin_partition=entry.partition,
+            origin_offset=entry.origin_offset,
+        )
+    if entry.claimed_at is not None and status is S.CLAIMED:
+        fields.update(
+            owner=entry.claim_owner,
+            epoch=entry.claim_epoch,
+            claimed_at=entry.claimed_at,
+            deadline=entry.claim_deadline,
+        )
+    return fields
+
+
+def entry_of(rec: StateRecord, partition: int, offset: int) -> Pending:
+    """The pending entry of a `scheduled` or `claimed` record read at `offset`."""
+    assert rec.reminder is not None
+    assert rec.kind is not None
+    assert rec.due is not None
+    entry = Pending(
+        rec.reminder_id or rec.state_key,
+        rec.run_id,
+        rec.kind,
+        rec.due,
+        rec.expires_at if rec.expires_at is not None else rec.keep_until,
+        rec.keep_until,
+        rec.reminder,
+        rec.event_id or "",
+        rec.event_time or 0.0,
+        partition,
+        rec.recipient or "",
+    )
+    entry.state_offset = offset
+    entry.origin_offset = rec.origin_offset if rec.origin_offset is not None else -1
+    if rec.event_source:
+        entry.source = rec.event_source
+    if rec.status is S.CLAIMED:
+        entry.set_claim(rec.owner, rec.epoch, rec.claimed_at, rec.deadline)
+    return entry
