@@ -1,5 +1,5 @@
 """The worker's parts without a worker: the state and its pruning, settings validation,
-dead-letter publishing, the changelog's status, the supervisor."""
+dead-letter publishing, the changelog's status, the supervisor, the history writer."""
 
 from __future__ import annotations
 
@@ -319,6 +319,43 @@ async def test_a_crashed_task_is_restarted_and_named_until_it_makes_progress() -
     assert supervisor.restarts("thing") == 1
     await supervisor.stop()
     assert not supervisor.running("thing")
+
+
+# ---------------------------------------------------------------------- history writer
+
+
+class _RecordingProducer:
+    """Stands in for the producer's batch send: records each batch's size."""
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    async def send_raw_many(self, topic: object, records: list[Any]) -> None:
+        self.batches.append(len(records))
+
+
+async def test_history_lingers_for_a_full_batch_and_a_flush_does_not_wait_the_linger(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from coffeebuddy.infra.kafka.reminder_worker import _history
+
+    monkeypatch.setattr(_history, "_BATCH", 4)
+    monkeypatch.setattr(_history, "_LINGER_S", 600.0)
+    producer = _RecordingProducer()
+    history = _history.History(producer, REMINDER_STATE_CHANGELOG_TOPIC)  # type: ignore[arg-type]
+    supervisor = Supervisor()
+    history.start(supervisor)
+    history.append("r1", b"1")
+    for _ in range(20):  # turns of the loop in which a writer without a linger would send r1
+        await asyncio.sleep(0)
+    for i in range(2, 5):
+        history.append(f"r{i}", b"x")
+    await wait_until(lambda: producer.batches, timeout=10, message="the full batch is sent")
+    assert producer.batches == [4]
+    history.append("r5", b"5")
+    await history.flush(timeout=30)  # lingering 600 s would leave r5 unsent
+    assert producer.batches == [4, 1]
+    await supervisor.stop()
 
 
 # ---------------------------------------------------------------------- process settings
