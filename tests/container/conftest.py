@@ -274,6 +274,12 @@ def engine() -> Any:
 
 
 @pytest.fixture(scope="session")
+def image_sources() -> dict[str, Path]:
+    """Each package folder the Dockerfile copies and builds, by name, with its `src` folder."""
+    return {package: ROOT / package / "src" for package in image_tool().dockerfile_packages()}
+
+
+@pytest.fixture(scope="session")
 def image(engine: Any, report: list[str]) -> str:
     """The image tag, built now (seconds when the base and layers are cached)."""
     built = image_tool().build_image(engine)
