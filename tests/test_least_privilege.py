@@ -24,10 +24,10 @@ from coffeebuddy.infra.kafka.models import (
     encode_event,
 )
 from coffeebuddy.infra.kafka.producer import KafkaEventProducer
-from coffeebuddy.infra.kafka.provision import (
+from coffeebuddy.infra.kafka.provision import ensure_topics
+from coffeebuddy.infra.kafka.provision.dlq import (
     DeadLetterFilter,
     TopicReplayLedger,
-    ensure_topics,
     inspect_dead_letters,
     replay_dead_letters,
 )

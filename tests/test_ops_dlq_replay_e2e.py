@@ -21,13 +21,13 @@ from coffeebuddy.infra.kafka.config import KafkaSettings
 from coffeebuddy.infra.kafka.consumer import KafkaConsumerHarness, RetryPolicy
 from coffeebuddy.infra.kafka.metrics import KafkaMetrics, ReminderMetrics
 from coffeebuddy.infra.kafka.models import (
+    DLQ_REPLAYED_FROM,
     DeadLetterReplayed,
     ReminderScheduled,
     ReminderScheduledData,
 )
 from coffeebuddy.infra.kafka.producer import KafkaEventProducer
-from coffeebuddy.infra.kafka.provision import (
-    REPLAYED_FROM_HEADER,
+from coffeebuddy.infra.kafka.provision.dlq import (
     DeadLetter,
     DeadLetterFilter,
     TopicReplayLedger,
@@ -260,7 +260,7 @@ async def test_rejected_reminder_is_inspected_replayed_and_delivered_once(
     assert len(fake_slack.messages()) == 1
     assert messages[0].channel == fake_slack.channel_for(USER)
     assert replayed.ref == letter.ref
-    assert REPLAYED_FROM_HEADER in {k for k, _ in replayed.replay_headers()}
+    assert DLQ_REPLAYED_FROM in {k for k, _ in replayed.replay_headers()}
     [entry] = fresh.entries.values()
     assert entry.ref == letter.ledger_key
     assert entry.run_id == run_id

@@ -20,10 +20,8 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from coffeebuddy.infra.kafka.provision import (
-    EXIT_CHANGES,
-    EXIT_OK,
-    EXIT_REFUSED,
     AiokafkaAdmin,
+    ExitCode,
     apply_plan,
     build_plan,
 )
@@ -167,7 +165,7 @@ async def test_dev_plan_apply_replan_acls_included_foreign_resources_survive(
 
     plan_file = tmp_path / "plan.json"
     _, plan = cli(dev_kafka, leak_check, "plan", "--env", "dev", "--out", str(plan_file),
-                  expect=EXIT_CHANGES)  # fmt: skip
+                  expect=ExitCode.CHANGES)  # fmt: skip
     planned = changes(plan)
     assert {("topic", "create", t.name) for t in CATALOG.topics} <= set(planned)
     acl_creates = [c for c in plan["changes"] if c["kind"] == "acl"]
@@ -180,7 +178,7 @@ async def test_dev_plan_apply_replan_acls_included_foreign_resources_survive(
     assert "--allow-delete" in retired["blocked"]
 
     _, report = cli(dev_kafka, leak_check, "apply", "--env", "dev", "--plan", str(plan_file),
-                    expect=EXIT_CHANGES)  # fmt: skip
+                    expect=ExitCode.CHANGES)  # fmt: skip
     statuses = {(r["action"], r["resource"]): r["status"] for r in report["results"]}
     assert statuses.pop(("delete", RETIRED_TOPIC)) == "skipped"
     assert set(statuses.values()) == {"applied"}, report
@@ -190,16 +188,18 @@ async def test_dev_plan_apply_replan_acls_included_foreign_resources_survive(
 
     # --allow-delete removes what the catalog owns and no longer wants, nothing else.
     _, pruning = cli(dev_kafka, leak_check, "plan", "--env", "dev", "--allow-delete",
-                     expect=EXIT_CHANGES)  # fmt: skip
+                     expect=ExitCode.CHANGES)  # fmt: skip
     assert changes(pruning) == [("topic", "delete", RETIRED_TOPIC)]
     assert pruning["changes"][0]["risk"] == "destructive"
     cli(dev_kafka, leak_check, "apply", "--env", "dev", "--yes", "--allow-delete",
-        expect=EXIT_CHANGES)  # fmt: skip
+        expect=ExitCode.CHANGES)  # fmt: skip
     names = await topic_names(dev_kafka)
     assert FOREIGN_TOPIC in names
     assert RETIRED_TOPIC not in names
     assert (FOREIGN_PRINCIPAL, "TOPIC", FOREIGN_TOPIC, "WRITE") in await live_acls(dev_kafka)
-    _, clean = cli(dev_kafka, leak_check, "plan", "--env", "dev", "--allow-delete", expect=EXIT_OK)
+    _, clean = cli(
+        dev_kafka, leak_check, "plan", "--env", "dev", "--allow-delete", expect=ExitCode.OK
+    )
     assert clean["changes"] == []
 
 
@@ -222,7 +222,7 @@ async def test_out_of_band_drift_with_kafka_tools_is_reported_and_repaired(
     )  # fmt: skip
 
     code, drift = cli(dev_kafka, leak_check, "drift", "--env", "dev")
-    assert code == EXIT_CHANGES
+    assert code == ExitCode.CHANGES
     found = {(c["kind"], c["action"], c["resource"]) for c in drift["changes"]}
     assert ("topic", "update_config", topic) in found
     assert ("acl", "create", f"GROUP {group}") in found, found
@@ -233,7 +233,7 @@ async def test_out_of_band_drift_with_kafka_tools_is_reported_and_repaired(
     assert retention["risk"] == "safe"  # 1 h back to 14 days: longer
 
     _, report = cli(dev_kafka, leak_check, "apply", "--env", "dev", "--yes", "--allow-delete",
-                    expect=EXIT_CHANGES)  # fmt: skip
+                    expect=ExitCode.CHANGES)  # fmt: skip
     assert {r["status"] for r in report["results"]} == {"applied"}, report
     acls = await live_acls(dev_kafka)
     assert ("User:reminder-worker", "GROUP", group, "READ") in acls
@@ -242,7 +242,7 @@ async def test_out_of_band_drift_with_kafka_tools_is_reported_and_repaired(
                               "--entity-name", topic)  # fmt: skip
     assert "retention.ms=1209600000" in described
     assert "segment.bytes=10485760" in described  # not ours: kept as it was
-    _, after = cli(dev_kafka, leak_check, "drift", "--env", "dev", expect=EXIT_OK)
+    _, after = cli(dev_kafka, leak_check, "drift", "--env", "dev", expect=ExitCode.OK)
     assert after["changes"] == []
 
 
@@ -258,7 +258,7 @@ async def test_plan_file_refused_when_the_cluster_changed(
     kafka_configs(dev_kafka, "--alter", "--entity-type", "topics", "--entity-name", topic,
                   "--add-config", "retention.ms=10800000")  # fmt: skip
     code, refused = cli(dev_kafka, leak_check, "apply", "--env", "dev", "--plan", str(plan_file))
-    assert code == EXIT_REFUSED, refused
+    assert code == ExitCode.REFUSED, refused
     assert "changed" in json.dumps(refused)
     described = kafka_configs(dev_kafka, "--describe", "--entity-type", "topics",
                               "--entity-name", topic)  # fmt: skip
@@ -315,8 +315,8 @@ async def test_prod_overlay_on_three_brokers_plan_apply_replan(
 ) -> None:
     _, plan = cli(kafka_cluster, leak_check, "plan", "--env", "prod")
     if plan["changes"]:  # another test of this session may have provisioned prod already
-        cli(kafka_cluster, leak_check, "apply", "--env", "prod", "--yes", expect=EXIT_CHANGES)
-    _, again = cli(kafka_cluster, leak_check, "plan", "--env", "prod", expect=EXIT_OK)
+        cli(kafka_cluster, leak_check, "apply", "--env", "prod", "--yes", expect=ExitCode.CHANGES)
+    _, again = cli(kafka_cluster, leak_check, "plan", "--env", "prod", expect=ExitCode.OK)
     assert again["changes"] == []
     assert catalog_acls("prod") <= await live_acls(kafka_cluster)
     described = kafka_topics(kafka_cluster, "--describe", "--topic", REMINDER_EVENTS_TOPIC.name)

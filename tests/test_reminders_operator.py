@@ -28,14 +28,13 @@ from prometheus_client import CollectorRegistry
 from coffeebuddy.infra.kafka.config import KafkaSettings
 from coffeebuddy.infra.kafka.consumer import KafkaConsumerHarness
 from coffeebuddy.infra.kafka.metrics import KafkaMetrics, ReminderMetrics
-from coffeebuddy.infra.kafka.models import ReminderScheduled, ReminderScheduledData
+from coffeebuddy.infra.kafka.models import ReminderScheduled, ReminderScheduledData, ReminderStatus
 from coffeebuddy.infra.kafka.producer import KafkaEventProducer
 from coffeebuddy.infra.kafka.provision import ExitCode, main
 from coffeebuddy.infra.kafka.provision.reminders import (
     OperatorTopics,
     ReminderFilter,
     list_reminders,
-    parse_statuses,
     show_reminder,
 )
 from coffeebuddy.infra.kafka.reminder_worker import (
@@ -310,7 +309,7 @@ async def test_cancel_by_id_and_by_run_and_the_worker_sends_nothing(
     assert story.current.record.cause_event_id == target["event_id"]
     assert [step.status for step in story.steps] == ["scheduled", "cancelled"]
     assert f"by event {target['event_id']}" in story.steps[-1].detail()
-    pending = ReminderFilter(statuses=parse_statuses(["pending"]))
+    pending = ReminderFilter(statuses=frozenset({ReminderStatus.SCHEDULED, ReminderStatus.CLAIMED}))
     assert (
         await list_reminders(settings=setup.settings, topics=setup.topics, where=pending)
     ).reminders == []

@@ -11,13 +11,12 @@ from typing import Any
 import pytest
 
 from coffeebuddy.infra.kafka.config import KafkaSettings
-from coffeebuddy.infra.kafka.provision import AclSpec, ConfigValue, DesiredTopic, TopicShape
-from coffeebuddy.infra.kafka.provision.dlq import (
-    DlqClients,
-    RecordPosition,
-    StoredRecord,
-    TopicMissingError,
-)
+from coffeebuddy.infra.kafka.provision._admin import TopicShape
+from coffeebuddy.infra.kafka.provision._types import AclSpec, ConfigValue, DesiredTopic
+from coffeebuddy.infra.kafka.provision.dlq import TopicMissingError
+from coffeebuddy.infra.kafka.provision.dlq._cli import DlqClients
+from coffeebuddy.infra.kafka.provision.dlq._publisher import RecordPosition
+from coffeebuddy.infra.kafka.provision.dlq._reader import StoredRecord
 from coffeebuddy.infra.kafka.testing import EmbeddedBroker
 from coffeebuddy.infra.kafka.topics import (
     Catalog,

@@ -24,7 +24,8 @@ from aiokafka.protocol.admin import (
     DescribeConfigsResponse_v1,
 )
 
-from coffeebuddy.infra.kafka.provision import AclSpec, AiokafkaAdmin
+from coffeebuddy.infra.kafka.provision import AiokafkaAdmin
+from coffeebuddy.infra.kafka.provision._types import AclSpec
 
 WRITE = AclSpec("User:api", "TOPIC", "app.orders", "WRITE")
 GROUP = AclSpec("User:worker", "GROUP", "app.worker", "READ")

@@ -7,18 +7,15 @@ from typing import TYPE_CHECKING
 import pytest
 
 from coffeebuddy.infra.kafka.provision import (
-    EXIT_CHANGES,
-    EXIT_OK,
-    EXIT_PARTIAL,
-    AclSpec,
-    ConfigValue,
+    ExitCode,
     PlanRefusedError,
-    TopicShape,
     apply_plan,
     build_plan,
     detect_drift,
     ensure_topics,
 )
+from coffeebuddy.infra.kafka.provision._admin import TopicShape
+from coffeebuddy.infra.kafka.provision._types import AclSpec, ConfigValue
 from coffeebuddy.infra.kafka.topics import Catalog
 
 if TYPE_CHECKING:
@@ -31,7 +28,7 @@ async def test_apply_creates_everything_then_second_run_is_a_no_op(
     plan = await build_plan(None, test_catalog, "dev", admin=fake_admin)
     assert {c.action for c in plan.changes} == {"create"}
     report = await apply_plan(None, plan, admin=fake_admin)
-    assert report.exit_code == EXIT_CHANGES
+    assert report.exit_code == ExitCode.CHANGES
     assert len(report.applied) == len(plan.changes)
     assert set(fake_admin.topics) == {f"{test_prefix}.orders", f"{test_prefix}.audit"}
     assert fake_admin.configs[f"{test_prefix}.orders"]["min.insync.replicas"].value == "1"
@@ -40,7 +37,7 @@ async def test_apply_creates_everything_then_second_run_is_a_no_op(
     again = await build_plan(None, test_catalog, "dev", admin=fake_admin)
     assert again.changes == ()
     second = await apply_plan(None, again, admin=fake_admin)
-    assert second.exit_code == EXIT_OK
+    assert second.exit_code == ExitCode.OK
 
 
 async def test_config_update_keeps_overrides_the_catalog_does_not_set(
@@ -59,7 +56,7 @@ async def test_config_update_keeps_overrides_the_catalog_does_not_set(
     (change,) = plan.changes
     assert change.action == "update_config"
     report = await apply_plan(None, plan, admin=fake_admin)
-    assert report.exit_code == EXIT_CHANGES
+    assert report.exit_code == ExitCode.CHANGES
     ((call, (topic, sent)),) = fake_admin.calls
     assert (call, topic) == ("alter_topic_configs", name)
     assert sent["retention.ms"] == "604800000"
@@ -79,7 +76,7 @@ async def test_out_of_band_partition_change_is_drift_and_growth_is_applied(
     (change,) = drift.changes
     assert (change.action, change.risk) == ("add_partitions", "disruptive")
     report = await apply_plan(None, drift, admin=fake_admin)
-    assert report.exit_code == EXIT_CHANGES
+    assert report.exit_code == ExitCode.CHANGES
     assert fake_admin.topics[name].partitions == 3
 
 
@@ -94,7 +91,7 @@ async def test_broker_without_create_acls_reports_bindings_not_applied(
     assert {r.message for r in unsupported} == {"broker does not support CreateAcls (API key 30)"}
     assert all(r.change.kind == "acl" for r in unsupported)
     assert len(report.applied) == 2  # the two topics
-    assert report.exit_code == EXIT_PARTIAL
+    assert report.exit_code == ExitCode.PARTIAL
     assert not any(call == "create_acls" for call, _ in fake_admin.calls)
 
 
@@ -109,7 +106,7 @@ async def test_partial_failure_says_exactly_what_was_and_was_not_applied(
         (f"{test_prefix}.orders", "applied"),
     ]
     assert "PolicyViolation" in report.results[0].message
-    assert report.exit_code == EXIT_PARTIAL
+    assert report.exit_code == ExitCode.PARTIAL
     assert report.to_dict()["results"][0]["status"] == "failed"
 
 
@@ -137,11 +134,11 @@ async def test_acl_deletes_need_allow_delete(
     assert change.action == "delete"
     assert change.blocked
     report = await apply_plan(None, plan, admin=fake_admin)
-    assert report.exit_code == EXIT_OK
+    assert report.exit_code == ExitCode.OK
     assert report.by_status("skipped")
     plan = await build_plan(None, test_catalog, "dev", allow_delete=True, admin=fake_admin)
     report = await apply_plan(None, plan, admin=fake_admin)
-    assert report.exit_code == EXIT_CHANGES
+    assert report.exit_code == ExitCode.CHANGES
     assert stray not in fake_admin.acls
     assert other in fake_admin.acls
 
@@ -152,14 +149,14 @@ async def test_ensure_topics_skips_acls_and_never_deletes(
     fake_admin.topics[f"{test_prefix}.leftover"] = TopicShape(1, 1)
     report = await ensure_topics(None, "dev", catalog=test_catalog, admin=fake_admin)
     assert report.ok
-    assert report.exit_code == EXIT_CHANGES
+    assert report.exit_code == ExitCode.CHANGES
     assert {r.change.kind for r in report.results} == {"topic"}
     assert f"{test_prefix}.leftover" in fake_admin.topics
     assert fake_admin.acls == []
     only = await ensure_topics(
         None, "dev", topics=[f"{test_prefix}.orders"], catalog=test_catalog, admin=fake_admin
     )
-    assert only.exit_code == EXIT_OK
+    assert only.exit_code == ExitCode.OK
 
 
 async def test_apply_returns_once_the_broker_lists_the_new_acls(
@@ -185,5 +182,5 @@ async def test_apply_returns_once_the_broker_lists_the_new_acls(
 
     fake_admin.describe_acls = lagging_describe  # type: ignore[method-assign]
     report = await apply_plan(None, plan, admin=fake_admin)
-    assert report.exit_code == EXIT_CHANGES
+    assert report.exit_code == ExitCode.CHANGES
     assert reads > visible_after  # it kept reading until all five were listed

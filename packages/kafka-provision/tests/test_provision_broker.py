@@ -7,9 +7,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from coffeebuddy.infra.kafka.config import KafkaSettings
 from coffeebuddy.infra.kafka.provision import (
-    EXIT_CHANGES,
-    EXIT_OK,
-    EXIT_PARTIAL,
+    ExitCode,
     apply_plan,
     build_plan,
     detect_drift,
@@ -47,14 +45,14 @@ async def test_plan_apply_replan_on_a_real_broker(
         ("create", f"{test_prefix}.orders"),
     ]
     report = await apply_plan(provision_settings, plan, acls=False)
-    assert report.exit_code == EXIT_CHANGES, report.to_json()
+    assert report.exit_code == ExitCode.CHANGES, report.to_json()
     assert {f"{test_prefix}.audit", f"{test_prefix}.orders"} <= await _topic_names(
         provision_settings
     )
 
     again = await build_plan(provision_settings, test_catalog, "dev", acls=False)
     assert again.changes == (), again.to_json()
-    assert (await apply_plan(provision_settings, again, acls=False)).exit_code == EXIT_OK
+    assert (await apply_plan(provision_settings, again, acls=False)).exit_code == ExitCode.OK
 
 
 async def test_out_of_band_topic_with_other_partitions_is_drift(
@@ -81,7 +79,7 @@ async def test_unowned_topics_are_never_touched_even_with_allow_delete(
     deletes = [c for c in plan.changes if c.action == "delete"]
     assert [(c.resource, c.blocked) for c in deletes] == [(retired, None)]
     report = await apply_plan(provision_settings, plan, acls=False)
-    assert report.exit_code == EXIT_CHANGES, report.to_json()
+    assert report.exit_code == ExitCode.CHANGES, report.to_json()
     names = await _topic_names(provision_settings)
     assert foreign in names
     assert retired not in names
@@ -96,7 +94,7 @@ async def test_embedded_broker_acls_are_reported_not_applied(
     if all(c.blocked is None for c in acl_changes):
         pytest.skip("this broker supports CreateAcls; the unsupported path is not reachable")
     report = await apply_plan(provision_settings, plan)
-    assert report.exit_code == EXIT_PARTIAL
+    assert report.exit_code == ExitCode.PARTIAL
     not_applied = [r for r in report.not_applied if r.change.kind == "acl"]
     assert len(not_applied) == 5
     assert all("does not support CreateAcls (API key 30)" in r.message for r in not_applied)

@@ -16,12 +16,8 @@ import pytest
 from coffeebuddy.infra.kafka.config import KafkaSettings
 from coffeebuddy.infra.kafka.models import DeadLetterReplayed, dead_letter_headers, decode_event
 from coffeebuddy.infra.kafka.provision import ExitCode, build_parser, main
-from coffeebuddy.infra.kafka.provision.dlq import (
-    DlqError,
-    FileReplayLedger,
-    TopicReplayLedger,
-    select_ledger,
-)
+from coffeebuddy.infra.kafka.provision.dlq import DlqError, FileReplayLedger, TopicReplayLedger
+from coffeebuddy.infra.kafka.provision.dlq._cli import select_ledger
 from coffeebuddy.infra.kafka.topics import DLQ_REPLAYS_TOPIC
 
 if TYPE_CHECKING:

@@ -12,12 +12,11 @@ from coffeebuddy.infra.kafka.config import KafkaSettings
 from coffeebuddy.infra.kafka.models import RunClosed, RunClosedData, encode_record
 from coffeebuddy.infra.kafka.provision.dlq import (
     DeadLetter,
-    KafkaPublisher,
     KafkaTopicReader,
-    RecordPosition,
     TopicMissingError,
     TopicReplayLedger,
 )
+from coffeebuddy.infra.kafka.provision.dlq._publisher import KafkaPublisher, RecordPosition
 from coffeebuddy.infra.kafka.testing import TopicFactory
 from coffeebuddy.infra.kafka.topics import CATALOG, DLQ_REPLAYS_TOPIC
 

@@ -35,17 +35,19 @@ from coffeebuddy.infra.kafka.provision.dlq import (
     DlqError,
     FileReplayLedger,
     LedgerTopicMissingError,
-    RecordPosition,
     ReplayLedger,
     TopicReplayLedger,
+    inspect_dead_letters,
+    replay_dead_letters,
+)
+from coffeebuddy.infra.kafka.provision.dlq._filter import parse_duration
+from coffeebuddy.infra.kafka.provision.dlq._inspect import dlq_name
+from coffeebuddy.infra.kafka.provision.dlq._ledger import (
     default_operator,
     default_state_file,
-    dlq_name,
-    inspect_dead_letters,
-    parse_duration,
-    replay_dead_letters,
     replayed_event,
 )
+from coffeebuddy.infra.kafka.provision.dlq._publisher import RecordPosition
 from coffeebuddy.infra.kafka.topics import CATALOG, DLQ_REPLAYS_TOPIC, TopicConfig
 
 if TYPE_CHECKING:

@@ -31,11 +31,11 @@ from coffeebuddy.infra.kafka.provision.events import (
     SampleOptions,
     TailedRecord,
     envelope,
-    merge_data,
     publish_event,
     sample_data,
     tail_topic,
 )
+from coffeebuddy.infra.kafka.provision.events._samples import merge_data
 from coffeebuddy.infra.kafka.testing import EmbeddedBroker, TopicFactory, wait_until_sync
 from coffeebuddy.infra.kafka.topics import REMINDER_EVENTS_TOPIC
 

@@ -18,23 +18,24 @@ from coffeebuddy.infra.kafka.models import (
     encode_record,
 )
 from coffeebuddy.infra.kafka.provision.events import (
-    SAMPLES,
     EventsError,
     SampleOptions,
-    catalog_topic,
     envelope,
+    resolve_type,
+    sample_data,
+)
+from coffeebuddy.infra.kafka.provision.events._cli import catalog_topic
+from coffeebuddy.infra.kafka.provision.events._format import record_json, record_line
+from coffeebuddy.infra.kafka.provision.events._publish import raw_record
+from coffeebuddy.infra.kafka.provision.events._samples import (
+    SAMPLES,
     merge_data,
     parse_data,
     publishable_types,
-    raw_record,
-    read_record,
-    record_json,
-    record_line,
-    resolve_type,
-    sample_data,
     short_name,
     validate_envelope,
 )
+from coffeebuddy.infra.kafka.provision.events._tail import read_record
 from coffeebuddy.infra.kafka.topics import REMINDER_EVENTS_TOPIC, RUN_EVENTS_TOPIC
 
 NOW = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)

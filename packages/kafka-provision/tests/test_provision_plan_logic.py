@@ -7,18 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from coffeebuddy.infra.kafka.provision import (
+from coffeebuddy.infra.kafka.provision import Plan, PlanFileError
+from coffeebuddy.infra.kafka.provision._diff import diff
+from coffeebuddy.infra.kafka.provision._normalize import ConfigValueError, normalize_config_value
+from coffeebuddy.infra.kafka.provision._types import (
     AclSpec,
     ConfigValue,
-    ConfigValueError,
     DesiredState,
     DesiredTopic,
     ObservedState,
     ObservedTopic,
-    Plan,
-    PlanFileError,
-    diff,
-    normalize_config_value,
 )
 
 FULL = {29: (0, 3), 30: (0, 3), 31: (0, 3), 32: (0, 4), 33: (0, 2), 37: (0, 3)}

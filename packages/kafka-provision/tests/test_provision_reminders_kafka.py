@@ -31,13 +31,12 @@ from coffeebuddy.infra.kafka.producer import KafkaEventProducer
 from coffeebuddy.infra.kafka.provision import ExitCode, main
 from coffeebuddy.infra.kafka.provision.dlq import KafkaTopicReader
 from coffeebuddy.infra.kafka.provision.reminders import (
-    OPERATOR_SOURCE,
-    Change,
     OperatorTopics,
-    Unreadable,
     partition_of,
     watch_reminders,
 )
+from coffeebuddy.infra.kafka.provision.reminders._cancel import OPERATOR_SOURCE
+from coffeebuddy.infra.kafka.provision.reminders._view import Change, Unreadable
 from coffeebuddy.infra.kafka.testing import BrokerHandle, TopicFactory, wait_until
 from coffeebuddy.infra.kafka.topics import (
     REMINDER_EVENTS_TOPIC,

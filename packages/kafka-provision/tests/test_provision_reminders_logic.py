@@ -17,28 +17,32 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from coffeebuddy.infra.kafka.models import ReminderScheduledData, ReminderStatus, encode_state
-from coffeebuddy.infra.kafka.provision.dlq import StoredRecord
+from coffeebuddy.infra.kafka.provision.dlq._reader import StoredRecord
 from coffeebuddy.infra.kafka.provision.reminders import (
     CancelReport,
-    CancelTarget,
-    Change,
-    ChangelogState,
     Listing,
     ReminderFilter,
     ReminderStory,
-    ReminderView,
-    Step,
-    parse_statuses,
-    parse_time,
     partition_of,
 )
+from coffeebuddy.infra.kafka.provision.reminders._cancel import CancelTarget
+from coffeebuddy.infra.kafka.provision.reminders._cli import parse_time
 from coffeebuddy.infra.kafka.provision.reminders._render import (
     print_cancel,
     print_change,
     print_listing,
     print_story,
 )
-from coffeebuddy.infra.kafka.provision.reminders._view import by_due, iso, sort_by_due
+from coffeebuddy.infra.kafka.provision.reminders._story import Step
+from coffeebuddy.infra.kafka.provision.reminders._view import (
+    Change,
+    ChangelogState,
+    ReminderView,
+    by_due,
+    iso,
+    parse_statuses,
+    sort_by_due,
+)
 
 S = ReminderStatus
 T0 = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)

@@ -12,11 +12,11 @@ import sys
 import pytest
 
 from coffeebuddy.services.reminder_worker import (
-    JsonFormatter,
     ServiceSettings,
     ServiceSettingsError,
     configure_logging,
 )
+from coffeebuddy.services.reminder_worker._logging import JsonFormatter
 
 
 def test_defaults_with_a_token() -> None:

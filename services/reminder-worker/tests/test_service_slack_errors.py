@@ -11,7 +11,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from coffeebuddy.infra.kafka.reminder_worker import SendOutcome
-from coffeebuddy.services.reminder_worker import classify_slack_error
+from coffeebuddy.services.reminder_worker._slack_errors import classify_slack_error
 
 POST = "chat.postMessage"
 READ = "conversations.history"

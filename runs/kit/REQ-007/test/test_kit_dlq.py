@@ -13,7 +13,8 @@ import pytest
 
 from coffeebuddy.infra.kafka.models import DeadLetterReplayedData
 from coffeebuddy.infra.kafka.producer import KafkaEventProducer
-from coffeebuddy.infra.kafka.provision import TopicReplayLedger, ensure_topics, main
+from coffeebuddy.infra.kafka.provision import ensure_topics, main
+from coffeebuddy.infra.kafka.provision.dlq import TopicReplayLedger
 from coffeebuddy.infra.kafka.testing import BrokerHandle, TopicFactory
 from coffeebuddy.infra.kafka.topics import DLQ_REPLAYS_TOPIC, TopicConfig
 

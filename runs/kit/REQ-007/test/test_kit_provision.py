@@ -7,7 +7,7 @@ from pathlib import Path
 from coffeebuddy.infra.kafka.config import KafkaSettings
 from coffeebuddy.infra.kafka.models import REMINDER_SCHEDULED, ReminderScheduled
 from coffeebuddy.infra.kafka.provision import (
-    EXIT_OK,
+    ExitCode,
     Plan,
     apply_plan,
     build_plan,
@@ -52,7 +52,7 @@ async def test_kit_ensure_topics_then_plan_is_empty(tmp_path: Path) -> None:
         path = tmp_path / "plan.json"
         path.write_text(plan.to_json())
         replayed = await apply_plan(settings, Plan.load(path), acls=False)
-        assert replayed.exit_code == EXIT_OK
+        assert replayed.exit_code == ExitCode.OK
         assert (await detect_drift(settings, None, "dev", acls=False)).changes == ()
 
 

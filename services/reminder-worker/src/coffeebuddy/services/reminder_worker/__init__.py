@@ -6,33 +6,21 @@ The Slack stand-in for tests and dev mode is `coffeebuddy.services.fake_slack`.
 """
 
 from coffeebuddy.services.reminder_worker._app import REQUIRED_TOPICS, ReminderWorkerService
-from coffeebuddy.services.reminder_worker._logging import JsonFormatter, configure_logging
+from coffeebuddy.services.reminder_worker._logging import configure_logging
 from coffeebuddy.services.reminder_worker._render import block_id_for, render_reminder, slack_date
-from coffeebuddy.services.reminder_worker._sender import REQUIRED_SCOPES, SlackDMSender
+from coffeebuddy.services.reminder_worker._sender import SlackDMSender
 from coffeebuddy.services.reminder_worker._settings import ServiceSettings, ServiceSettingsError
-from coffeebuddy.services.reminder_worker._slack_errors import (
-    CONFIGURATION_ERRORS,
-    FORMAT_ERRORS,
-    RECIPIENT_ERRORS,
-    classify_slack_error,
-)
 from coffeebuddy.services.reminder_worker._telemetry import configure_tracing
 from coffeebuddy.services.reminder_worker._version import __version__
 
 __all__ = [
-    "CONFIGURATION_ERRORS",
-    "FORMAT_ERRORS",
-    "RECIPIENT_ERRORS",
-    "REQUIRED_SCOPES",
     "REQUIRED_TOPICS",
-    "JsonFormatter",
     "ReminderWorkerService",
     "ServiceSettings",
     "ServiceSettingsError",
     "SlackDMSender",
     "__version__",
     "block_id_for",
-    "classify_slack_error",
     "configure_logging",
     "configure_tracing",
     "render_reminder",

@@ -34,9 +34,9 @@ from coffeebuddy.infra.kafka.provision._logs import cli_logging
 from coffeebuddy.infra.kafka.provision._plan import PlanFileError
 from coffeebuddy.infra.kafka.provision._tables import rich_console
 from coffeebuddy.infra.kafka.provision._version import __version__
-from coffeebuddy.infra.kafka.provision.dlq import DlqClients, add_dlq_parser
-from coffeebuddy.infra.kafka.provision.events import add_events_parser
-from coffeebuddy.infra.kafka.provision.reminders import add_reminders_parser
+from coffeebuddy.infra.kafka.provision.dlq._cli import DlqClients, add_dlq_parser
+from coffeebuddy.infra.kafka.provision.events._cli import add_events_parser
+from coffeebuddy.infra.kafka.provision.reminders._cli import add_reminders_parser
 
 
 class _Parser(argparse.ArgumentParser):

@@ -40,10 +40,3 @@ _MEANING = {
 def exit_code_table() -> str:
     """`0 nothing to do ...` one line per code, for `--help`."""
     return "\n".join(f"  {code.value}  {code.describe()}" for code in ExitCode)
-
-
-EXIT_OK = ExitCode.OK
-EXIT_ERROR = ExitCode.ERROR
-EXIT_CHANGES = ExitCode.CHANGES
-EXIT_REFUSED = ExitCode.REFUSED
-EXIT_PARTIAL = ExitCode.PARTIAL

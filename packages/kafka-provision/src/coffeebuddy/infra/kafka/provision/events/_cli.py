@@ -23,7 +23,7 @@ from typing import Any
 from coffeebuddy.infra.kafka.config import KafkaSettings
 from coffeebuddy.infra.kafka.models import CONTENT_MODES, REMINDER_SCHEDULED, ContentMode
 from coffeebuddy.infra.kafka.provision._exit import ExitCode
-from coffeebuddy.infra.kafka.provision.dlq import parse_duration
+from coffeebuddy.infra.kafka.provision.dlq._filter import parse_duration
 from coffeebuddy.infra.kafka.provision.events._errors import EventsError
 from coffeebuddy.infra.kafka.provision.events._format import record_json, record_line
 from coffeebuddy.infra.kafka.provision.events._publish import publish_event

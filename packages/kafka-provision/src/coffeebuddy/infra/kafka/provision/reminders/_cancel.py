@@ -21,7 +21,7 @@ from coffeebuddy.infra.kafka.models import (
     StateRecord,
 )
 from coffeebuddy.infra.kafka.producer import KafkaEventProducer
-from coffeebuddy.infra.kafka.provision.dlq import default_operator
+from coffeebuddy.infra.kafka.provision.dlq._ledger import default_operator
 from coffeebuddy.infra.kafka.provision.reminders._errors import (
     NotConfirmedError,
     RemindersError,

@@ -20,7 +20,8 @@ from typing import Any
 
 from coffeebuddy.infra.kafka.config import KafkaSettings
 from coffeebuddy.infra.kafka.provision._exit import ExitCode
-from coffeebuddy.infra.kafka.provision.dlq import DlqError, parse_duration
+from coffeebuddy.infra.kafka.provision.dlq._errors import DlqError
+from coffeebuddy.infra.kafka.provision.dlq._filter import parse_duration
 from coffeebuddy.infra.kafka.provision.reminders._cancel import CancelTarget, cancel_reminders
 from coffeebuddy.infra.kafka.provision.reminders._list import (
     Listing,

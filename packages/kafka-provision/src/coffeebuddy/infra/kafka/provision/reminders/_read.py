@@ -18,7 +18,8 @@ from aiokafka.errors import (
 )
 
 from coffeebuddy.infra.kafka.config import KafkaSettings
-from coffeebuddy.infra.kafka.provision.dlq import KafkaTopicReader, StoredRecord, TopicMissingError
+from coffeebuddy.infra.kafka.provision.dlq._errors import TopicMissingError
+from coffeebuddy.infra.kafka.provision.dlq._reader import KafkaTopicReader, StoredRecord
 from coffeebuddy.infra.kafka.provision.reminders._errors import RemindersError
 from coffeebuddy.infra.kafka.provision.reminders._topics import OperatorTopics, partition_of
 from coffeebuddy.infra.kafka.topics import REMINDER_OPERATOR_PRINCIPAL, TopicConfig

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from coffeebuddy.infra.kafka.config import KafkaSettings
 from coffeebuddy.infra.kafka.models import ReminderStatus, StateRecord, decode_state
-from coffeebuddy.infra.kafka.provision.dlq import StoredRecord
+from coffeebuddy.infra.kafka.provision.dlq._reader import StoredRecord
 from coffeebuddy.infra.kafka.provision.reminders._errors import UnknownReminderError
 from coffeebuddy.infra.kafka.provision.reminders._read import CHANGELOG, OperatorReader
 from coffeebuddy.infra.kafka.provision.reminders._topics import OperatorTopics, partition_of

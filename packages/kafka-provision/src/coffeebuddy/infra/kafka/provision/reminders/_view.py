@@ -25,7 +25,7 @@ from coffeebuddy.infra.kafka.models import (
     decode_state,
     state_replaces,
 )
-from coffeebuddy.infra.kafka.provision.dlq import StoredRecord
+from coffeebuddy.infra.kafka.provision.dlq._reader import StoredRecord
 
 __all__ = [
     "STATUS_CHOICES",
