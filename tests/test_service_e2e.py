@@ -85,13 +85,16 @@ class Worker:
         return status, json.loads(body)
 
     async def wait_ready(self, deadline_s: float = READY_TIMEOUT) -> None:
+        last: object = ""
+
         async def ready() -> bool:
+            nonlocal last
             assert self.process is not None
             if self.process.poll() is not None:
                 raise AssertionError(
                     f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}"
                 )
-            status, _ = await self.get("/readyz")
+            status, last = await self.get("/readyz")
             return status == 200
 
         try:
@@ -99,7 +102,7 @@ class Worker:
                 ready, timeout=deadline_s, message=f"{self.name} ready", ignore=(OSError,)
             )
         except TimeoutError as exc:
-            raise AssertionError(f"{exc}\n{self.log_tail()}") from None
+            raise AssertionError(f"{exc}\nlast /readyz: {last}\n{self.log_tail()}") from None
 
     async def metric(self, name: str, labels: Mapping[str, str] | None = None) -> float:
         """Sum of the samples of `name` matching `labels` on /metrics (0 when absent)."""

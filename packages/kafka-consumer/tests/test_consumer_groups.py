@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from typing import Any
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from coffeebuddy.infra.kafka.config import KafkaSettings
@@ -167,3 +169,39 @@ async def test_slow_handler_and_backoff_do_not_cause_a_rebalance(
         (1, o, 1) for o in range(2, 6)
     ]
     assert await kit.committed(settings, group, topic.name, 2) == [6, 6]
+
+
+async def test_a_member_joins_a_new_group_with_one_join_group_request(
+    kafka_settings: KafkaSettings,
+    unique_topic: TopicFactory,
+    group: str,
+    running: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """aiokafka 0.14 sends one JoinGroup per configured assignor (aio-libs/aiokafka#1168), each
+    with other protocol metadata: with two assignors, two members starting together kept each
+    other rebalancing for minutes (a worker never ready in CI). One join is one JoinGroup, plus
+    the member-id round trip of KIP-394 where the broker asks for it."""
+    caplog.set_level(logging.DEBUG, logger="aiokafka.consumer.group_coordinator")
+
+    async def handler(event: Event, ctx: RecordContext) -> None:
+        return None
+
+    harness = KafkaConsumerHarness(
+        kafka_settings,
+        [unique_topic(2)],
+        group,
+        handler,
+        metrics=KafkaMetrics(CollectorRegistry()),
+    )
+    async with running(harness):
+        await wait_until(lambda: harness.health().ready, timeout=60, message="assigned")
+        messages = [r.getMessage() for r in caplog.records]
+    attempts: list[int] = []  # JoinGroup requests sent per join attempt
+    for message in messages:
+        if message.startswith("(Re-)joining group"):
+            attempts.append(0)
+        elif message.startswith("Sending JoinGroup") and attempts:
+            attempts[-1] += 1
+    assert attempts, "aiokafka no longer logs its joins: find another witness"
+    assert max(attempts) <= 2, attempts

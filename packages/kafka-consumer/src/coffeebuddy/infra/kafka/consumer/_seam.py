@@ -13,7 +13,6 @@ from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from aiokafka.errors import (
     CommitFailedError,
     IllegalGenerationError,
@@ -69,10 +68,11 @@ class ConsumerLike(Protocol):
 ConsumerFactory = Callable[[dict[str, Any]], ConsumerLike]
 
 
-ASSIGNORS = (RangePartitionAssignor, RoundRobinPartitionAssignor)
-"""Range first: partition N of every subscribed topic goes to one member, so co-partitioned topics
+ASSIGNORS = (RangePartitionAssignor,)
+"""Range: partition N of every subscribed topic goes to one member, so co-partitioned topics
 (reminder events, run events and the worker's changelog) stay together, as in Kafka Streams.
-Round robin second: a group rolling over from the old default keeps a common protocol."""
+Only one: aiokafka 0.14 sends a JoinGroup per assignor (aio-libs/aiokafka#1168), and with two,
+members starting together kept each other rebalancing."""
 
 
 def default_consumer_factory(kwargs: dict[str, Any]) -> ConsumerLike:
