@@ -398,7 +398,7 @@ def test_decisions_are_pure_enums() -> None:
     )
     from coffeebuddy.infra.kafka.reminder_worker._entry import Pending, RunMark
 
-    e = Pending("r", "run", "last_call", 100.0, 200.0, 4000.0, b"{}", "ev", 1.0, 0, "U1")
+    e = Pending("r", "run", "last_call", 100.0, 200.0, 4000.0, b"{}", "ev", 1.0, 0)
     closed = RunMark(9e9)
     closed.closed = True
     kw: dict[str, Any] = {"kind": "last_call", "event_time": 2.0, "now": 50.0, "expires": 200.0}

@@ -13,11 +13,14 @@ from coffeebuddy.infra.kafka.config import KafkaSettings, SettingsError
 from coffeebuddy.infra.kafka.models import (
     ReminderStatus,
     StateRecord,
+    decode_state,
+    encode_state,
     parse_dead_letter_headers,
 )
 from coffeebuddy.infra.kafka.reminder_worker import KafkaChangelog, ReminderSettings
 from coffeebuddy.infra.kafka.reminder_worker._dead_letter import DeadLetters
 from coffeebuddy.infra.kafka.reminder_worker._entry import Pending
+from coffeebuddy.infra.kafka.reminder_worker._records import entry_of
 from coffeebuddy.infra.kafka.reminder_worker._state import ReminderState
 from coffeebuddy.infra.kafka.reminder_worker._supervisor import Supervisor
 from coffeebuddy.infra.kafka.testing import wait_until
@@ -32,7 +35,7 @@ S = ReminderStatus
 
 
 def _entry(rid: str, partition: int = 0) -> Pending:
-    return Pending(rid, "run-1", "runner", 100.0, 200.0, 300.0, b"{}", "ev", 1.0, partition, "U1")
+    return Pending(rid, "run-1", "runner", 100.0, 200.0, 300.0, b"{}", "ev", 1.0, partition)
 
 
 def _store(kit: type[Kit]) -> tuple[ReminderState, Any]:
@@ -116,6 +119,34 @@ def _rec(status: ReminderStatus, **kw: Any) -> StateRecord:
         "kind": "runner",
     }
     return StateRecord(**{**base, **kw})
+
+
+def test_restored_entries_share_one_copy_of_their_event_source(kit: type[Kit]) -> None:
+    # the parser gives each record its own copy of a string: 100k restored entries would hold
+    # 100k copies of the same few sources
+    data = kit.scheduled("rem-1").data.model_dump_json(exclude_none=True).encode()
+    entries = [
+        entry_of(
+            decode_state(
+                encode_state(
+                    state_key=rid,
+                    status=S.SCHEDULED,
+                    run_id="run-1",
+                    keep_until=300.0,
+                    now=1.0,
+                    source="urn:test",
+                    writer="w",
+                    reminder=data,
+                    event_source="https://slack.example/coffeebuddy/app",
+                )
+            ),
+            0,
+            offset,
+        )
+        for offset, rid in enumerate(("rem-1", "rem-2"))
+    ]
+    assert entries[0].source == "https://slack.example/coffeebuddy/app"
+    assert entries[0].source is entries[1].source
 
 
 def test_applying_records_tracks_the_highest_epoch(kit: type[Kit]) -> None:
@@ -209,7 +240,7 @@ def test_a_typo_in_a_reminder_variable_gets_did_you_mean(caplog: pytest.LogCaptu
 def _pending(kit: type[Kit]) -> Pending:
     data = kit.scheduled("bad", run_id="run-7").data
     entry = Pending(
-        "bad", "run-7", "runner", 1.0, 2.0, 3.0, data.model_dump_json().encode(), "", 0.0, 4, "U1"
+        "bad", "run-7", "runner", 1.0, 2.0, 3.0, data.model_dump_json().encode(), "", 0.0, 4
     )
     entry.origin_offset = 42
     return entry

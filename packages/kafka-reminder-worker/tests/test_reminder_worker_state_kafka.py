@@ -104,7 +104,6 @@ def _entry(rid: str, run_id: str, *, due: float = NOW + 3600, event_time: float 
         f"ev-{rid}-{event_time}",
         event_time,
         0,
-        "U1",
     )
     entry.origin_offset = 1
     return entry

@@ -10,7 +10,7 @@ from coffeebuddy.infra.kafka.reminder_worker._timers import TimerHeap
 
 
 def entry(rid: str, due: float, run_id: str = "run-1", kind: str = "runner") -> Pending:
-    return Pending(rid, run_id, kind, due, due + 60, due + 3600, b"{}", "ev-" + rid, 0.0, 0, "U1")
+    return Pending(rid, run_id, kind, due, due + 60, due + 3600, b"{}", "ev-" + rid, 0.0, 0)
 
 
 def test_heap_pops_only_due_entries_in_time_order() -> None:

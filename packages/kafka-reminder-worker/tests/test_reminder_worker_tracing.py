@@ -34,7 +34,7 @@ def _reminder(rid: str) -> ReminderScheduledData:
 
 
 def _entry(rid: str, traceparent: bytes | None) -> Pending:
-    entry = Pending(rid, "run-1", "last_call", 0.0, 1.0, 2.0, b"{}", "evt-1", 0.0, 0, "U1")
+    entry = Pending(rid, "run-1", "last_call", 0.0, 1.0, 2.0, b"{}", "evt-1", 0.0, 0)
     entry.traceparent = traceparent
     return entry
 

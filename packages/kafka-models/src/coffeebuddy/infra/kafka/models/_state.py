@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from json.encoder import encode_basestring
 from typing import Any, Final
 
+import orjson
+
 from coffeebuddy.infra.kafka.models._errors import ModelError
 
 __all__ = [
@@ -371,8 +373,8 @@ def decode_state(value: bytes | bytearray) -> StateRecord:
     Checks what the worker acts on (status, key, times, claim, the reminder's kind and due time);
     the reminder's own fields are validated by the models when it is sent."""
     try:
-        doc = json.loads(value)
-    except (ValueError, UnicodeDecodeError) as exc:
+        doc = orjson.loads(value)
+    except ValueError as exc:  # orjson.JSONDecodeError, invalid UTF-8 included
         raise _fail("", f"not JSON ({type(exc).__name__})") from None
     if not isinstance(doc, dict):
         raise _fail("", f"must be a JSON object, got {type(doc).__name__}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import uuid
 from typing import Any
@@ -50,7 +51,6 @@ class Pending:
         "partition",
         "payload",
         "prepared",
-        "recipient",
         "reminder_id",
         "run_id",
         "source",
@@ -71,7 +71,6 @@ class Pending:
         event_id: str,
         event_time: float,
         partition: int,
-        recipient: str,
     ) -> None:
         self.reminder_id = reminder_id
         self.run_id = run_id
@@ -83,7 +82,6 @@ class Pending:
         self.event_key = _compact_id(event_id)
         self.event_time = event_time
         self.partition = partition
-        self.recipient = sys.intern(recipient)  # rate limits are per recipient
         self.source = ""  # the scheduling event's CloudEvents source (interned)
         self.attempts = 0
         self.next_at = due
@@ -126,6 +124,16 @@ class Pending:
             "partition": self.partition,
             **more,
         }
+
+    @property
+    def recipient(self) -> str:
+        """The DM's recipient (rate limits are per recipient), read from the payload when a rate
+        limit asks: a copy kept per entry would cost ~70 bytes of each pending reminder."""
+        try:
+            value = json.loads(self.payload).get("recipient_user_id")
+        except (ValueError, AttributeError):  # a bad payload fails, counted, when it fires
+            return ""
+        return value if isinstance(value, str) else ""
 
     @property
     def event_id(self) -> str:

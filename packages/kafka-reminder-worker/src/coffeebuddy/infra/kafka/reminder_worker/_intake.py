@@ -179,7 +179,6 @@ class Intake:
             event.id,
             event_time,
             state.number,
-            data.recipient_user_id,
         )
         entry.origin_offset = offset
         entry.source = event.source

@@ -4,6 +4,7 @@ of a pending entry's record, and the entry a decoded record holds."""
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -139,12 +140,11 @@ def entry_of(rec: StateRecord, partition: int, offset: int) -> Pending:
         rec.event_id or "",
         rec.event_time or 0.0,
         partition,
-        rec.recipient or "",
     )
     entry.state_offset = offset
     entry.origin_offset = rec.origin_offset if rec.origin_offset is not None else -1
     if rec.event_source:
-        entry.source = rec.event_source
+        entry.source = sys.intern(rec.event_source)
     if rec.status is S.CLAIMED:
         entry.set_claim(rec.owner, rec.epoch, rec.claimed_at, rec.deadline)
     return entry
