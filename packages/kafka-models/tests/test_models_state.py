@@ -295,6 +295,7 @@ def _data(**changes: Any) -> dict[str, Any]:
         (_data(keep_until="2026-11-27T09:00:00"), "data.keep_until: must carry a UTC offset"),
         (_data(keep_until=None), "data.keep_until: is required"),
         (_data(dlq_offset=-1), "data.dlq_offset: must be a whole number >= 0, got -1"),
+        (_data(epoch=2**70), "data.epoch: must be a whole number >= 0, got 1.1805916207174113e+21"),
         (_data(run_closed="yes"), "data.run_closed: must be true or false"),
         (
             _data(reminder={"kind": "lunch", "due_at": "2026-11-27T09:00:00Z"}),
@@ -310,7 +311,15 @@ def test_bad_records_are_refused_naming_the_field(doc: dict[str, Any], message: 
     assert isinstance(info.value, ValueError)
 
 
-@pytest.mark.parametrize(("raw", "message"), [(b"{", "not JSON"), (b"[]", "must be a JSON object")])
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"{", "not JSON"),
+        (b"[]", "must be a JSON object"),
+        (b'{"a": NaN}', "not JSON"),
+        (b'{"data": "\xff"}', "not JSON"),
+    ],
+)
 def test_records_that_are_not_objects_are_refused(raw: bytes, message: str) -> None:
     with pytest.raises(StateRecordError, match=message):
         decode_state(raw)
