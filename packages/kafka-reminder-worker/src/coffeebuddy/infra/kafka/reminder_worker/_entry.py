@@ -11,6 +11,8 @@ __all__ = ["LAST_CALL", "Pending", "RunMark"]
 
 LAST_CALL = "last_call"
 
+_NEEDS_CHECK, _PREPARED, _IN_FLIGHT = 1, 2, 4
+
 
 def _compact_id(event_id: str) -> int | str:
     """A canonical UUID string as its int (44 bytes instead of 85); anything else as is."""
@@ -28,29 +30,25 @@ class Pending:
     """One reminder waiting in the worker, restored from or written to the changelog.
 
     Kept small (<= 1 KB at 100k pending, heap and dict slots included): the reminder data stays
-    JSON bytes (`payload`) until it fires. `claim_*`: its latest claim in the changelog."""
+    JSON bytes (`payload`) until it fires; the claim (`claim_*`: its latest in the changelog) is
+    one slot, empty for most, and the three flags share one."""
 
     __slots__ = (
+        "_claim",
+        "_flags",
         "attempts",
         "cancel_after",
-        "claim_deadline",
-        "claim_epoch",
-        "claim_owner",
-        "claimed_at",
         "due",
         "event_key",
         "event_time",
         "expires",
         "heap_seq",
-        "in_flight",
         "keep_until",
         "kind",
-        "needs_check",
         "next_at",
         "origin_offset",
         "partition",
         "payload",
-        "prepared",
         "reminder_id",
         "run_id",
         "source",
@@ -86,13 +84,8 @@ class Pending:
         self.attempts = 0
         self.next_at = due
         self.heap_seq = -1
-        self.claim_owner: str | None = None
-        self.claim_epoch: int | None = None
-        self.claimed_at: float | None = None
-        self.claim_deadline: float | None = None
-        self.needs_check = False
-        self.prepared = False  # the sender prepared it ahead (Slack: its DM channel is open)
-        self.in_flight = False
+        self._claim: tuple[str | None, int | None, float | None, float | None] | None = None
+        self._flags = 0
         self.cancel_after: Any = None
         self.successor: tuple[Pending, Any] | None = None
         self.traceparent: bytes | None = None  # the scheduling record's, when tracing is on
@@ -102,10 +95,51 @@ class Pending:
     def set_claim(
         self, owner: str | None, epoch: int | None, claimed_at: float | None, deadline: float | None
     ) -> None:
-        self.claim_owner = owner
-        self.claim_epoch = epoch
-        self.claimed_at = claimed_at
-        self.claim_deadline = deadline
+        claim = (owner, epoch, claimed_at, deadline)
+        self._claim = None if claim == (None, None, None, None) else claim
+
+    @property
+    def claim_owner(self) -> str | None:
+        return None if self._claim is None else self._claim[0]
+
+    @property
+    def claim_epoch(self) -> int | None:
+        return None if self._claim is None else self._claim[1]
+
+    @property
+    def claimed_at(self) -> float | None:
+        return None if self._claim is None else self._claim[2]
+
+    @property
+    def claim_deadline(self) -> float | None:
+        return None if self._claim is None else self._claim[3]
+
+    @property
+    def needs_check(self) -> bool:
+        """A post of it may have happened: ask the sender before posting again."""
+        return bool(self._flags & _NEEDS_CHECK)
+
+    @needs_check.setter
+    def needs_check(self, value: bool) -> None:
+        self._flags = self._flags | _NEEDS_CHECK if value else self._flags & ~_NEEDS_CHECK
+
+    @property
+    def prepared(self) -> bool:
+        """The sender prepared it ahead (Slack: its DM channel is open)."""
+        return bool(self._flags & _PREPARED)
+
+    @prepared.setter
+    def prepared(self, value: bool) -> None:
+        self._flags = self._flags | _PREPARED if value else self._flags & ~_PREPARED
+
+    @property
+    def in_flight(self) -> bool:
+        """An attempt of it is running."""
+        return bool(self._flags & _IN_FLIGHT)
+
+    @in_flight.setter
+    def in_flight(self, value: bool) -> None:
+        self._flags = self._flags | _IN_FLIGHT if value else self._flags & ~_IN_FLIGHT
 
     def take_claim(self, other: Pending) -> None:
         """Carry over `other`'s claim, if any: a post of it may have happened."""
