@@ -5,13 +5,29 @@ from __future__ import annotations
 import json
 import sys
 import uuid
-from typing import Any
+from typing import Any, overload
 
 __all__ = ["LAST_CALL", "Pending", "RunMark"]
 
 LAST_CALL = "last_call"
 
-_NEEDS_CHECK, _PREPARED, _IN_FLIGHT = 1, 2, 4
+
+class _Flag:
+    """A bool attribute kept as one bit of the entry's `_flags` (three flags, one slot)."""
+
+    def __init__(self, bit: int, doc: str) -> None:
+        self._bit = bit
+        self.__doc__ = doc
+
+    @overload
+    def __get__(self, entry: None, owner: type[Pending]) -> _Flag: ...
+    @overload
+    def __get__(self, entry: Pending, owner: type[Pending]) -> bool: ...
+    def __get__(self, entry: Pending | None, owner: type[Pending]) -> bool | _Flag:
+        return self if entry is None else bool(entry._flags & self._bit)
+
+    def __set__(self, entry: Pending, value: bool) -> None:
+        entry._flags = entry._flags | self._bit if value else entry._flags & ~self._bit
 
 
 def _compact_id(event_id: str) -> int | str:
@@ -92,6 +108,10 @@ class Pending:
         self.origin_offset = -1  # of the scheduling record in the input partition
         self.state_offset = -1  # of the changelog record it was restored from
 
+    needs_check = _Flag(1, "A post of it may have happened: ask the sender before posting again.")
+    prepared = _Flag(2, "The sender prepared it ahead (Slack: its DM channel is open).")
+    in_flight = _Flag(4, "An attempt of it is running.")
+
     def set_claim(
         self, owner: str | None, epoch: int | None, claimed_at: float | None, deadline: float | None
     ) -> None:
@@ -113,33 +133,6 @@ class Pending:
     @property
     def claim_deadline(self) -> float | None:
         return None if self._claim is None else self._claim[3]
-
-    @property
-    def needs_check(self) -> bool:
-        """A post of it may have happened: ask the sender before posting again."""
-        return bool(self._flags & _NEEDS_CHECK)
-
-    @needs_check.setter
-    def needs_check(self, value: bool) -> None:
-        self._flags = self._flags | _NEEDS_CHECK if value else self._flags & ~_NEEDS_CHECK
-
-    @property
-    def prepared(self) -> bool:
-        """The sender prepared it ahead (Slack: its DM channel is open)."""
-        return bool(self._flags & _PREPARED)
-
-    @prepared.setter
-    def prepared(self, value: bool) -> None:
-        self._flags = self._flags | _PREPARED if value else self._flags & ~_PREPARED
-
-    @property
-    def in_flight(self) -> bool:
-        """An attempt of it is running."""
-        return bool(self._flags & _IN_FLIGHT)
-
-    @in_flight.setter
-    def in_flight(self, value: bool) -> None:
-        self._flags = self._flags | _IN_FLIGHT if value else self._flags & ~_IN_FLIGHT
 
     def take_claim(self, other: Pending) -> None:
         """Carry over `other`'s claim, if any: a post of it may have happened."""
