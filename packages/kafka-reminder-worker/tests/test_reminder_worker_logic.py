@@ -18,6 +18,8 @@ from coffeebuddy.infra.kafka.models import (
     RunCancelledData,
     RunClosed,
     RunClosedData,
+    decode_event,
+    encode_event,
     encode_state,
     parse_dead_letter_headers,
 )
@@ -447,3 +449,19 @@ def test_bad_settings_are_named(kit: type[Kit]) -> None:
 def test_without_settings_or_a_changelog_the_worker_names_what_is_missing(kit: type[Kit]) -> None:
     with pytest.raises(ReminderWorkerError, match=r"kafka \(KafkaSettings\) .*changelog"):
         ReminderWorker(kit.FakeSender(kit.Clock()), kit.FakeProducer())  # type: ignore[arg-type]
+
+
+async def test_pending_entries_share_one_copy_of_a_long_event_source(
+    kit: type[Kit], h: Harness
+) -> None:
+    # pydantic-core shares decoded strings of up to 64 characters only; past that, each decoded
+    # event holds its own copy, and 100k pending reminders would hold 100k of them
+    source = "https://coffeebuddy.example/slack/apps/A0123456789/installations/T024BE7LD"
+    assert len(source) > 64
+    for rid in ("rem-1", "rem-2"):
+        scheduled = kit.scheduled(rid, run_id=f"run-{rid}", due_in=3600)
+        event = decode_event(encode_event(scheduled.model_copy(update={"source": source})))
+        await h.feed(event)
+    first, second = h.entry("rem-1"), h.entry("rem-2")
+    assert first.source == source
+    assert first.source is second.source

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -181,7 +182,7 @@ class Intake:
             state.number,
         )
         entry.origin_offset = offset
-        entry.source = event.source
+        entry.source = sys.intern(event.source)  # the parser shares only short strings
         entry.traceparent = traceparent
         if step is ScheduleStep.AFTER_ATTEMPT and existing is not None:
             old = existing.successor
