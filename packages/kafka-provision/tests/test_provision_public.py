@@ -1,4 +1,4 @@
-"""The public surface: each name has one home, each subpackage one exception root."""
+"""The public surface: each name has one home, one root exception over every subpackage's."""
 
 from __future__ import annotations
 
@@ -35,3 +35,18 @@ def test_subpackage_public_exceptions_share_one_root(package: ModuleType, root: 
     assert [e.__name__ for e in errors if not issubclass(e, root)] == []
     # the builtin base existing `except ValueError` clauses rely on stays
     assert issubclass(root, ValueError)
+
+
+def test_every_public_exception_of_the_package_family_is_a_provision_error() -> None:
+    errors = {
+        getattr(package, name)
+        for package in PACKAGES
+        for name in package.__all__
+        if isinstance(getattr(package, name), type)
+        and issubclass(getattr(package, name), BaseException)
+    }
+    assert errors >= {provision.PlanFileError, provision.PlanRefusedError, dlq.DlqError}
+    assert [e.__name__ for e in errors if not issubclass(e, provision.ProvisionError)] == []
+    # the builtin bases existing `except` clauses rely on stay
+    assert issubclass(provision.PlanFileError, ValueError)
+    assert issubclass(provision.PlanRefusedError, RuntimeError)

@@ -18,6 +18,7 @@ from coffeebuddy.infra.kafka.provision._api import (
 from coffeebuddy.infra.kafka.provision._apply import ApplyReport, PlanRefusedError
 from coffeebuddy.infra.kafka.provision._catalog import ENVIRONMENTS
 from coffeebuddy.infra.kafka.provision._cli import build_parser, main
+from coffeebuddy.infra.kafka.provision._errors import ProvisionError
 from coffeebuddy.infra.kafka.provision._exit import ExitCode
 from coffeebuddy.infra.kafka.provision._plan import Plan, PlanFileError
 from coffeebuddy.infra.kafka.provision._version import __version__
@@ -30,6 +31,7 @@ __all__ = [
     "Plan",
     "PlanFileError",
     "PlanRefusedError",
+    "ProvisionError",
     "__version__",
     "apply_plan",
     "build_parser",

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from coffeebuddy.infra.kafka.provision._admin import ClusterAdmin, describe_error
+from coffeebuddy.infra.kafka.provision._errors import ProvisionError
 from coffeebuddy.infra.kafka.provision._exit import ExitCode
 from coffeebuddy.infra.kafka.provision._observe import observe
 from coffeebuddy.infra.kafka.provision._plan import Change, Plan
@@ -27,7 +28,7 @@ Status = Literal["applied", "failed", "unsupported", "impossible", "skipped"]
 ProgressCallback = Callable[[Change], None]
 
 
-class PlanRefusedError(RuntimeError):
+class PlanRefusedError(ProvisionError, RuntimeError):
     """The cluster no longer looks like it did when the plan was made: nothing was applied."""
 
 

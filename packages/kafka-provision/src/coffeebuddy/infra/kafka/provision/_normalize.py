@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from coffeebuddy.infra.kafka.provision._errors import ProvisionError
+
 _DURATION_UNITS_MS = {
     "ms": 1,
     "s": 1000,
@@ -31,7 +33,7 @@ _LIST_KEYS = frozenset({"cleanup.policy"})
 _BOOL_VALUES = frozenset({"true", "false"})
 
 
-class ConfigValueError(ValueError):
+class ConfigValueError(ProvisionError, ValueError):
     """A config value this tool cannot turn into what Kafka expects."""
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from coffeebuddy.infra.kafka.provision._errors import ProvisionError
 from coffeebuddy.infra.kafka.provision._types import (
     SCHEMA_VERSION,
     DesiredState,
@@ -19,7 +20,7 @@ RISK_ORDER: Mapping[str, int] = {"safe": 0, "disruptive": 1, "destructive": 2, "
 PLAN_KIND = "coffeebuddy-kafka-plan"
 
 
-class PlanFileError(ValueError):
+class PlanFileError(ProvisionError, ValueError):
     """A plan file that cannot be used: unreadable, wrong kind/version, or edited after hashing."""
 
 

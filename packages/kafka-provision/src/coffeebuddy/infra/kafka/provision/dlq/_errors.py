@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from coffeebuddy.infra.kafka.provision._errors import ProvisionError
 
-class DlqError(ValueError):
+
+class DlqError(ProvisionError, ValueError):
     """Bad DLQ input (unknown topic, unreadable ledger, unsafe origin): says what and where."""
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from coffeebuddy.infra.kafka.provision._errors import ProvisionError
 
-class EventsError(ValueError):
+
+class EventsError(ProvisionError, ValueError):
     """Bad input for `events tail|publish` (unknown topic or type, bad --data): says what."""

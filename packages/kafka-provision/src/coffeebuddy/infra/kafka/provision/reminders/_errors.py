@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from coffeebuddy.infra.kafka.provision._errors import ProvisionError
 
-class RemindersError(ValueError):
+
+class RemindersError(ProvisionError, ValueError):
     """Bad input or an unusable cluster answer (unknown id, refused permission): says which."""
 
 
