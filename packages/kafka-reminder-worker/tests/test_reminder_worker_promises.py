@@ -8,6 +8,7 @@ import json
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -264,3 +265,33 @@ def test_fuzz_any_bytes_or_json_never_breaks_the_decoder_or_the_state(
         for entry in state.partitions[0].pending.values():
             assert entry.due == rec.due
             assert isinstance(entry.claim_epoch, int | None)
+
+
+@pytest.mark.parametrize("read", ["tailed", "restored"])
+async def test_a_zombie_claim_after_a_dead_letter_does_not_bring_it_back(
+    kit: type[Kit], read: str
+) -> None:
+    """A late claim after a dead letter, kept by compaction as the key's last record, would
+    make the next owner try the rejected reminder again (and dead-letter it a second time)."""
+    h = await kit.Harness().start()
+    h.sender.script["rem-1"] = [SendResult.permanent("invalid_blocks", dead_letter=True)]
+    await h.feed(kit.scheduled(due_in=0))
+    await h.run()
+    assert h.changelog.statuses("rem-1")[-1] == "dead_lettered"
+    assert len(h.producer.dead_letters) == 1
+    zombie = kit.claim_record("zombie", 1, kit.T0.timestamp())
+    if read == "tailed":
+        h.changelog.inject(0, "rem-1", zombie)
+        log = h.changelog
+    else:
+        log = kit.MemoryChangelog()
+        log.parts[0] = [*h.changelog.parts[0], ("rem-1", zombie)]
+        await kit.Harness(log).start()  # type: ignore[arg-type]
+    # the dead letter is written again, so that compaction keeps it and not the zombie's claim
+    assert log.statuses("rem-1")[-1] == "dead_lettered"
+    restored = await kit.Harness(_compacted(kit, log)).start()  # type: ignore[arg-type]
+    restored.clock.advance(3600)
+    await restored.run()
+    assert restored.sender.entered == []
+    assert restored.producer.dead_letters == []
+    assert restored.worker.pending_count == 0

@@ -181,8 +181,8 @@ class ReminderState:
             return None
         rid = rec.reminder_id or rec.state_key
         if not state_replaces(state.status(rid), status):
-            # a final state stands: a zombie owner's late claim (or schedule) changes nothing,
-            # and the final is written again so that compaction keeps it, not the claim
+            # a final state or a dead letter stands: a zombie owner's late claim (or schedule)
+            # changes nothing, and it is written again so that compaction keeps it, not the claim
             if replaying:
                 state.stale[rid] = rec.run_id
             else:
@@ -346,16 +346,17 @@ class ReminderState:
 
     def _rewrite(self, state: PartitionState, key: str, run_id: str) -> None:
         """Write `key`'s full state again (its last record said less: a stale claim after a
-        final state, a run mark from a writer that knew less)."""
+        final state or a dead letter, a run mark from a writer that knew less)."""
         if key.startswith(RUN_KEY_PREFIX):
             mark = state.runs.get(key[len(RUN_KEY_PREFIX) :])
             if mark is not None:
                 self._write.mark(state.number, key[len(RUN_KEY_PREFIX) :], mark)
             return
         final = state.finals.get(key)
-        if final is not None:
+        keep_until, status = final if final is not None else (state.dead.get(key), S.DEAD_LETTERED)
+        if keep_until is not None:
             self._write.record(
-                state.number, key, final[1], run_id, final[0], reminder_id=key, reason="stale claim"
+                state.number, key, status, run_id, keep_until, reminder_id=key, reason="stale claim"
             )
 
     def _keep(self, state: PartitionState, key: str, keep_until: float) -> None:
