@@ -59,6 +59,13 @@ def _last(log: Any, key: str, partition: int = 0) -> Any:
     return decode_state(value)
 
 
+def _state(kit: type[Kit]) -> tuple[ReminderState, Any]:
+    """A state on a memory changelog, as worker "me" (no worker around it)."""
+    log = kit.MemoryChangelog()
+    settings = ReminderSettings.defaults()
+    return ReminderState(log, settings, now=lambda: 0.0, worker_id="me", events_topic="ev"), log
+
+
 async def _yield(rounds: int = 20) -> None:
     for _ in range(rounds):
         await asyncio.sleep(0)
@@ -144,10 +151,7 @@ async def test_an_older_schedule_from_another_writer_does_not_replace_a_newer_on
 async def test_this_workers_own_record_read_back_is_not_applied_even_if_reserialized(
     kit: type[Kit],
 ) -> None:
-    log = kit.MemoryChangelog()
-    state = ReminderState(
-        log, ReminderSettings.defaults(), now=lambda: 0.0, worker_id="me", events_topic="ev"
-    )
+    state, _ = _state(kit)
     state.open(0).restored = True
     data = kit.scheduled("rem-1").data.model_dump_json().encode()
     doc = json.loads(_record("rem-1", S.SCHEDULED, writer="me", reminder=data, reminder_id="rem-1"))
@@ -160,10 +164,7 @@ async def test_this_workers_own_record_read_back_is_not_applied_even_if_reserial
 async def test_an_unreadable_record_read_twice_is_counted_twice_and_logged_once(
     kit: type[Kit], caplog: pytest.LogCaptureFixture
 ) -> None:
-    log = kit.MemoryChangelog()
-    state = ReminderState(
-        log, ReminderSettings.defaults(), now=lambda: 0.0, worker_id="me", events_topic="ev"
-    )
+    state, _ = _state(kit)
     state.open(0)
     with caplog.at_level(logging.ERROR, "coffeebuddy.infra.kafka.reminder_worker.state"):
         for _ in range(2):  # a restarted reader reads the partition again
@@ -177,10 +178,7 @@ async def test_an_unreadable_record_read_twice_is_counted_twice_and_logged_once(
 async def test_a_dead_lettered_reminder_is_pruned_when_its_lifetime_ends_and_a_replay_revives_it(
     kit: type[Kit],
 ) -> None:
-    log = kit.MemoryChangelog()
-    state = ReminderState(
-        log, ReminderSettings.defaults(), now=lambda: 0.0, worker_id="me", events_topic="ev"
-    )
+    state, log = _state(kit)
     part = state.open(0)
     part.restored = True
     data = kit.scheduled("rem-1").data.model_dump_json().encode()
