@@ -288,14 +288,20 @@ async def test_stop_lets_an_attempt_finish_within_its_budget_and_cancels_one_pas
     assert h2.changelog.statuses("rem-2")[-1] == "claimed"  # the next owner checks, then sends
 
 
+def _hanging_sender(kit: type[Kit], hang: asyncio.Event) -> type[Any]:
+    class Hanging(kit.PreparingSender):  # type: ignore[name-defined,misc]
+        """conversations.open does not answer until `hang` is set."""
+
+        async def prepare(self, reminder: ReminderScheduledData) -> None:
+            self.prepared.append((reminder.reminder_id, self.clock()))
+            await hang.wait()
+
+    return Hanging
+
+
 async def test_stop_cancels_preparations_that_have_not_finished(kit: type[Kit]) -> None:
-    h = await kit.Harness(sender=kit.PreparingSender, prepare_ahead=60.0).start()
     hang = asyncio.Event()
-
-    async def slow_prepare(reminder: ReminderScheduledData) -> None:
-        await hang.wait()
-
-    h.worker.scheduler._prepare = slow_prepare
+    h = await kit.Harness(sender=_hanging_sender(kit, hang), prepare_ahead=60.0).start()
     await h.feed(kit.scheduled("rem-1", due_in=30))
     await h.scheduler.run_once()
     assert len(h.scheduler.preparing) == 1
@@ -303,6 +309,25 @@ async def test_stop_cancels_preparations_that_have_not_finished(kit: type[Kit]) 
     await h.scheduler.stop(timeout=1.0)
     await _yield()
     assert task.cancelled()
+    assert not h.entry("rem-1").prepared
+
+
+async def test_a_preparation_that_hangs_is_given_up_after_the_send_timeout(kit: type[Kit]) -> None:
+    # eight preparations run at once: one that never ends must not hold its slot for good
+    hang = asyncio.Event()
+    h = await kit.Harness(
+        sender=_hanging_sender(kit, hang), prepare_ahead=60.0, send_timeout=0.05
+    ).start()
+    await h.feed(kit.scheduled("rem-1", due_in=30))
+    await h.scheduler.run_once()
+    await asyncio.wait_for(h.settle(), 5)  # ended by the timeout, not by `hang`
+    assert not hang.is_set()
+    assert [rid for rid, _ in h.sender.prepared] == ["rem-1"]
+    assert not h.entry("rem-1").prepared  # the send does the work then
+    h.clock.advance(30)
+    hang.set()
+    await h.run()
+    assert [rid for rid, _ in h.sender.sent] == ["rem-1"]
 
 
 async def test_a_sender_that_posts_without_asking_the_fence_is_named_in_a_warning(

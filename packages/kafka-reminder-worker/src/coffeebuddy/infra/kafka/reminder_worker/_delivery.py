@@ -78,8 +78,9 @@ class Delivery:
         tracer: DeliveryTracer | None = None,
     ) -> None:
         self._sender = sender
-        self.prepare = sender.prepare if isinstance(sender, PreparingSender) else None
-        """The sender's `PreparingSender.prepare`, if it has one."""
+        self._prepare = sender.prepare if isinstance(sender, PreparingSender) else None
+        self.prepares = self._prepare is not None
+        """The sender prepares ahead of the due time (a `PreparingSender`)."""
         self._state = state
         self._changelog = changelog
         self._settings = settings
@@ -133,8 +134,8 @@ class Delivery:
             if found is not None:
                 return self._failure(entry, found)
             entry.needs_check = False
-        if self.prepare is not None and not entry.prepared and self._settings.prepare_ahead_s:
-            await self._prepared(entry, reminder)  # slow calls before the claim, not after it
+        if self._settings.prepare_ahead_s:
+            await self.prepare(entry, reminder)  # slow calls before the claim, not after it
         if not self._state.owns(entry, epoch):
             return Outcome.ABANDONED
         offset = await self._state.claim(entry, epoch, self._now())
@@ -203,15 +204,23 @@ class Delivery:
             return Outcome.SETTLED
         return self._failure(entry, result)
 
-    async def _prepared(self, entry: Pending, reminder: ReminderScheduledData) -> None:
-        """Best effort, bounded: a failure leaves the work (and its error) to the send."""
-        assert self.prepare is not None
+    async def prepare(self, entry: Pending, reminder: ReminderScheduledData | None = None) -> None:
+        """The sender's preparation (Slack opens the DM channel), once per entry; best effort,
+        bounded by the send timeout: a failure is logged at DEBUG, the send does the work."""
+        if self._prepare is None or entry.prepared:
+            return
         try:
+            if reminder is None:
+                reminder = ReminderScheduledData.model_validate_json(entry.payload)
             async with asyncio.timeout(self._settings.send_timeout_s):
-                await self.prepare(reminder)
+                await self._prepare(reminder)
             entry.prepared = True
         except Exception as exc:
-            log.debug("preparing failed (%s)", type(exc).__name__, extra=self._extra(entry))
+            log.debug(
+                "preparing a reminder failed (%s); its send will do the work",
+                type(exc).__name__,
+                extra=self._extra(entry, error_class=type(exc).__name__),
+            )
 
     async def _traced(
         self,

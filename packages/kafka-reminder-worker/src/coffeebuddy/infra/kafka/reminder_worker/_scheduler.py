@@ -13,7 +13,7 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
-from coffeebuddy.infra.kafka.models import ReminderScheduledData, ReminderStatus
+from coffeebuddy.infra.kafka.models import ReminderStatus
 from coffeebuddy.infra.kafka.reminder_worker._decisions import FireStep, check_claim, decide_fire
 from coffeebuddy.infra.kafka.reminder_worker._delivery import Outcome
 from coffeebuddy.infra.kafka.reminder_worker._intake import complete_when_written
@@ -54,7 +54,6 @@ class Scheduler:
         self._state = state
         self._delivery = delivery
         self._probe = probe
-        self._prepare = delivery.prepare
         self._settings = settings
         self._clock = clock
         self._supervisor = supervisor
@@ -106,7 +105,7 @@ class Scheduler:
         if not self._probe.ok:
             return 1.0
         lead = self._settings.claim_ahead_s
-        prepare = self._prepare is not None and self._settings.prepare_ahead_s > 0
+        prepare = self._delivery.prepares and self._settings.prepare_ahead_s > 0
         ahead = max(lead, self._settings.prepare_ahead_s if prepare else 0.0)
         moved = self.heap.pop_due(now + ahead, self._live, _BATCH)
         for entry in moved:
@@ -231,20 +230,9 @@ class Scheduler:
         task.add_done_callback(self.preparing.discard)
 
     async def _prepare_one(self, entry: Pending) -> None:
-        """Best effort: a failure is logged at DEBUG and leaves the work to the send."""
-        assert self._prepare is not None
         async with self._prepare_slots:
-            if not self._state.owns(entry):
-                return
-            try:
-                await self._prepare(ReminderScheduledData.model_validate_json(entry.payload))
-                entry.prepared = True
-            except Exception as exc:
-                log.debug(
-                    "preparing a reminder failed (%s); its send will do the work",
-                    type(exc).__name__,
-                    extra=entry.log_extra(error_class=type(exc).__name__),
-                )
+            if self._state.owns(entry):
+                await self._delivery.prepare(entry)
 
     async def stop(self, timeout: float) -> None:  # noqa: ASYNC109 - the drain budget
         """Cancel preparations; let attempts in flight finish within `timeout`, then cancel."""
