@@ -449,6 +449,7 @@ def test_gc_thresholds_read_from_the_environment() -> None:
         "0F5E3C9A-6B1D-4C2E-9A7F-1234567890AB",  # a UUID, not in canonical (lower-case) form
         "not-a-uuid-but-thirty-six-chars-long",
         "9b2f6c1e-3a4d-4e5f-8a9b-0c1d2e3f4a5b",
+        "00000000-0000-4000-8000-000000000001",  # leading zeros, kept as an int
     ],
 )
 def test_an_event_id_is_kept_exactly_as_it_came(event_id: str) -> None:

@@ -166,7 +166,10 @@ class Pending:
     def event_id(self) -> str:
         """The schedule event's CloudEvents id (kept as a 128-bit int when it is a UUID)."""
         key = self.event_key
-        return key if isinstance(key, str) else str(uuid.UUID(int=key))
+        if isinstance(key, str):
+            return key
+        h = f"{key:032x}"  # as str(uuid.UUID(int=key)), at a third of its cost
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
     def __repr__(self) -> str:
         return (
