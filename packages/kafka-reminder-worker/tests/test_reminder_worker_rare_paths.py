@@ -444,18 +444,23 @@ def test_gc_thresholds_read_from_the_environment() -> None:
 
 
 @pytest.mark.parametrize(
-    "event_id",
+    ("event_id", "as_int"),
     [
-        "0F5E3C9A-6B1D-4C2E-9A7F-1234567890AB",  # a UUID, not in canonical (lower-case) form
-        "not-a-uuid-but-thirty-six-chars-long",
-        "9b2f6c1e-3a4d-4e5f-8a9b-0c1d2e3f4a5b",
-        "00000000-0000-4000-8000-000000000001",  # leading zeros, kept as an int
+        ("0F5E3C9A-6B1D-4C2E-9A7F-1234567890AB", False),  # a UUID, not in canonical form
+        ("not-a-uuid-but-thirty-six-chars-long", False),
+        ("9b2f6c1e-3a4d-4e5f-8a9b-0c1d2e3f4a5b", True),
+        ("00000000-0000-4000-8000-000000000001", True),  # leading zeros
+        ("+b2f6c1e-3a4d-4e5f-8a9b-0c1d2e3f4a5b", False),  # int() would take the sign
+        ("9_2f6c1e-3a4d-4e5f-8a9b-0c1d2e3f4a5b", False),  # and the underscore
+        (" b2f6c1e-3a4d-4e5f-8a9b-0c1d2e3f4a5b", False),  # and the space
+        ("9b2f6c1e3a4d-4e5f-8a9b-0c1d2e3f4a5b-", False),  # dashes elsewhere
     ],
 )
-def test_an_event_id_is_kept_exactly_as_it_came(event_id: str) -> None:
+def test_an_event_id_is_kept_exactly_as_it_came(event_id: str, as_int: bool) -> None:
     assert len(event_id) == 36
     entry = Pending("r", "run", "runner", 1.0, 2.0, 3.0, b"{}", event_id, 0.0, 0)
     assert entry.event_id == event_id
+    assert isinstance(entry.event_key, int) is as_int  # the compact form only for a canonical one
     assert "reminder_id='r'" in repr(entry)
 
 

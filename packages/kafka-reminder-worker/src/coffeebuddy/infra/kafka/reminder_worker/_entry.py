@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import uuid
 from typing import Any, overload
 
 __all__ = ["LAST_CALL", "Pending", "RunMark"]
@@ -32,13 +31,14 @@ class _Flag:
 
 def _compact_id(event_id: str) -> int | str:
     """A canonical UUID string as its int (44 bytes instead of 85); anything else as is."""
-    if len(event_id) == 36:
+    if len(event_id) == 36 and event_id[8] == event_id[13] == event_id[18] == event_id[23] == "-":
+        digits = event_id.replace("-", "")
         try:
-            value = uuid.UUID(event_id)
+            value = int(digits, 16)
         except ValueError:
             return event_id
-        if str(value) == event_id:
-            return value.int
+        if f"{value:032x}" == digits:  # canonical: lower-case hex, no sign or underscore
+            return value
     return event_id
 
 
