@@ -289,6 +289,14 @@ async def test_a_zombie_claim_after_a_dead_letter_does_not_bring_it_back(
         await kit.Harness(log).start()  # type: ignore[arg-type]
     # the dead letter is written again, so that compaction keeps it and not the zombie's claim
     assert log.statuses("rem-1")[-1] == "dead_lettered"
+    # ... whole: where it was parked (to replay it from `reminders list`), why, and its data
+    records = [decode_state(v) for k, v in log.parts[0] if k == "rem-1" and v]
+    first = next(r for r in records if r.status is ReminderStatus.DEAD_LETTERED)
+    last = records[-1]
+    assert first is not last
+    assert first.dlq_offset is not None
+    for name in ("reason", "dlq_topic", "dlq_partition", "dlq_offset", "reminder", "keep_until"):
+        assert getattr(last, name) == getattr(first, name), name
     restored = await kit.Harness(_compacted(kit, log)).start()  # type: ignore[arg-type]
     restored.clock.advance(3600)
     await restored.run()

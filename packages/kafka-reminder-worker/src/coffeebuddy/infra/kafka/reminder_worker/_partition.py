@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from coffeebuddy.infra.kafka.models import RUN_KEY_PREFIX, ReminderStatus
 from coffeebuddy.infra.kafka.reminder_worker._entry import Pending, RunMark
 
-__all__ = ["PartitionState"]
+__all__ = ["DeadLetter", "PartitionState"]
+
+
+class DeadLetter(NamedTuple):
+    """A reminder parked on the dead-letter topic: its whole record, to write it again (rare:
+    only what Slack refused outright, so holding it costs nothing that matters)."""
+
+    keep_until: float
+    reminder: bytes | None
+    reason: str | None
+    dlq_topic: str | None
+    dlq_partition: int | None
+    dlq_offset: int | None
 
 
 class PartitionState:
@@ -16,7 +30,7 @@ class PartitionState:
         self.number = number
         self.pending: dict[str, Pending] = {}
         self.finals: dict[str, tuple[float, ReminderStatus]] = {}  # -> (keep_until, status)
-        self.dead: dict[str, float] = {}
+        self.dead: dict[str, DeadLetter] = {}
         self.runs: dict[str, RunMark] = {}
         self.max_epoch = 0
         self.epoch = 0
@@ -71,4 +85,5 @@ class PartitionState:
         final = self.finals.get(key)
         if final is not None:
             return final[0] == keep_until
-        return self.dead.get(key) == keep_until
+        dead = self.dead.get(key)
+        return dead is not None and dead.keep_until == keep_until

@@ -22,7 +22,7 @@ from coffeebuddy.infra.kafka.models import (
     state_replaces,
 )
 from coffeebuddy.infra.kafka.reminder_worker._entry import Pending, RunMark
-from coffeebuddy.infra.kafka.reminder_worker._partition import PartitionState
+from coffeebuddy.infra.kafka.reminder_worker._partition import DeadLetter, PartitionState
 from coffeebuddy.infra.kafka.reminder_worker._records import StateWriter, entry_of
 
 if TYPE_CHECKING:
@@ -194,7 +194,14 @@ class ReminderState:
             return None
         if status is S.DEAD_LETTERED:
             state.pending.pop(rid, None)
-            state.dead[rid] = rec.keep_until
+            state.dead[rid] = DeadLetter(
+                rec.keep_until,
+                rec.reminder,
+                rec.reason,
+                rec.dlq_topic,
+                rec.dlq_partition,
+                rec.dlq_offset,
+            )
             self._keep(state, rid, rec.keep_until)
             return None
         entry = state.pending.get(rid)
@@ -271,14 +278,16 @@ class ReminderState:
         """Parked on the dead-letter topic at `partition`/`offset`: no longer pending, and a
         replay of the reminder is a fresh schedule."""
         state = self.partitions.get(entry.partition)
+        reason = error[:500]
         if state is not None and state.pending.pop(entry.reminder_id, None) is not None:
-            state.dead[entry.reminder_id] = entry.keep_until
+            dead = DeadLetter(entry.keep_until, entry.payload, reason, topic, partition, offset)
+            state.dead[entry.reminder_id] = dead
             self._keep(state, entry.reminder_id, entry.keep_until)
             self.room.set()
         return self._write.entry(
             entry,
             S.DEAD_LETTERED,
-            reason=error[:500],
+            reason=reason,
             dlq_topic=topic,
             dlq_partition=partition,
             dlq_offset=offset,
@@ -353,10 +362,26 @@ class ReminderState:
                 self._write.mark(state.number, key[len(RUN_KEY_PREFIX) :], mark)
             return
         final = state.finals.get(key)
-        keep_until, status = final if final is not None else (state.dead.get(key), S.DEAD_LETTERED)
-        if keep_until is not None:
+        if final is not None:
+            keep_until, status = final
             self._write.record(
                 state.number, key, status, run_id, keep_until, reminder_id=key, reason="stale claim"
+            )
+            return
+        dead = state.dead.get(key)
+        if dead is not None:  # whole: `reminders list` shows where to replay it from
+            self._write.record(
+                state.number,
+                key,
+                S.DEAD_LETTERED,
+                run_id,
+                dead.keep_until,
+                reminder_id=key,
+                reminder=dead.reminder,
+                reason=dead.reason,
+                dlq_topic=dead.dlq_topic,
+                dlq_partition=dead.dlq_partition,
+                dlq_offset=dead.dlq_offset,
             )
 
     def _keep(self, state: PartitionState, key: str, keep_until: float) -> None:
