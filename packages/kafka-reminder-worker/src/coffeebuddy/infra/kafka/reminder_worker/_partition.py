@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from coffeebuddy.infra.kafka.models import RUN_KEY_PREFIX, ReminderStatus
+from coffeebuddy.infra.kafka.models import RUN_KEY_PREFIX, ReminderStatus, StateRecord
 from coffeebuddy.infra.kafka.reminder_worker._entry import Pending, RunMark
 
 __all__ = ["DeadLetter", "PartitionState"]
@@ -20,6 +20,23 @@ class DeadLetter(NamedTuple):
     dlq_topic: str | None
     dlq_partition: int | None
     dlq_offset: int | None
+
+    @classmethod
+    def of(cls, rec: StateRecord) -> DeadLetter:
+        return cls(
+            rec.keep_until,
+            rec.reminder,
+            rec.reason,
+            rec.dlq_topic,
+            rec.dlq_partition,
+            rec.dlq_offset,
+        )
+
+    def fields(self) -> dict[str, Any]:
+        """The record's fields besides its key, status, run and lifetime."""
+        fields = self._asdict()
+        del fields["keep_until"]
+        return fields
 
 
 class PartitionState:

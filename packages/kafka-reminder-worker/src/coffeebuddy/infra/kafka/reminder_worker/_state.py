@@ -194,14 +194,7 @@ class ReminderState:
             return None
         if status is S.DEAD_LETTERED:
             state.pending.pop(rid, None)
-            state.dead[rid] = DeadLetter(
-                rec.keep_until,
-                rec.reminder,
-                rec.reason,
-                rec.dlq_topic,
-                rec.dlq_partition,
-                rec.dlq_offset,
-            )
+            state.dead[rid] = DeadLetter.of(rec)
             self._keep(state, rid, rec.keep_until)
             return None
         entry = state.pending.get(rid)
@@ -361,28 +354,14 @@ class ReminderState:
             if mark is not None:
                 self._write.mark(state.number, key[len(RUN_KEY_PREFIX) :], mark)
             return
-        final = state.finals.get(key)
+        final, dead = state.finals.get(key), state.dead.get(key)
         if final is not None:
-            keep_until, status = final
-            self._write.record(
-                state.number, key, status, run_id, keep_until, reminder_id=key, reason="stale claim"
-            )
+            (keep_until, status), fields = final, {"reason": "stale claim"}
+        elif dead is not None:  # whole: `reminders list` shows where to replay it from
+            keep_until, status, fields = dead.keep_until, S.DEAD_LETTERED, dead.fields()
+        else:
             return
-        dead = state.dead.get(key)
-        if dead is not None:  # whole: `reminders list` shows where to replay it from
-            self._write.record(
-                state.number,
-                key,
-                S.DEAD_LETTERED,
-                run_id,
-                dead.keep_until,
-                reminder_id=key,
-                reminder=dead.reminder,
-                reason=dead.reason,
-                dlq_topic=dead.dlq_topic,
-                dlq_partition=dead.dlq_partition,
-                dlq_offset=dead.dlq_offset,
-            )
+        self._write.record(state.number, key, status, run_id, keep_until, reminder_id=key, **fields)
 
     def _keep(self, state: PartitionState, key: str, keep_until: float) -> None:
         heapq.heappush(self._prune, (keep_until, state.number, key))
