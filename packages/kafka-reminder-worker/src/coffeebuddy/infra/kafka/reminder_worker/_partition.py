@@ -11,8 +11,8 @@ __all__ = ["DeadLetter", "PartitionState"]
 
 
 class DeadLetter(NamedTuple):
-    """A reminder parked on the dead-letter topic: its whole record, to write it again (rare:
-    only what Slack refused outright, so holding it costs nothing that matters)."""
+    """A reminder parked on the dead-letter topic: its whole record, to write it again. Held,
+    like a pending entry, until its lifetime ends (rare: what Slack refused outright)."""
 
     keep_until: float
     reminder: bytes | None
