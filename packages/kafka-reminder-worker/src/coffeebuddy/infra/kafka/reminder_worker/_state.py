@@ -271,20 +271,13 @@ class ReminderState:
         """Parked on the dead-letter topic at `partition`/`offset`: no longer pending, and a
         replay of the reminder is a fresh schedule."""
         state = self.partitions.get(entry.partition)
-        reason = error[:500]
+        dead = DeadLetter(entry.keep_until, entry.payload, error[:500], topic, partition, offset)
         if state is not None and state.pending.pop(entry.reminder_id, None) is not None:
-            dead = DeadLetter(entry.keep_until, entry.payload, reason, topic, partition, offset)
             state.dead[entry.reminder_id] = dead
             self._keep(state, entry.reminder_id, entry.keep_until)
             self.room.set()
-        return self._write.entry(
-            entry,
-            S.DEAD_LETTERED,
-            reason=reason,
-            dlq_topic=topic,
-            dlq_partition=partition,
-            dlq_offset=offset,
-        )
+        # the same fields as a rewrite after a stale claim writes: one source for both
+        return self._write.entry(entry, S.DEAD_LETTERED, **dead.fields())
 
     def mark_run(
         self, partition: int, run_id: str, *, cancelled: bool, keep_until: float, cause: str
