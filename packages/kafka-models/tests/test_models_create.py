@@ -95,7 +95,11 @@ def test_optional_fields_are_omitted_when_unset() -> None:
         state_key="r1", run_id="run-1", status="cancelled", keep_until=CLOSES, recorded_at=CLOSES
     )
     doc = json.loads(encode_event(ReminderState.create(data=data)))
-    assert set(doc["data"]) == {"run_id", "state_key", "status", "keep_until", "recorded_at"}
+    # a reminder's id is its key when not given (as the codec reads a record without one)
+    assert set(doc["data"]) == {"run_id", "state_key", "status", "keep_until", "recorded_at"} | {
+        "reminder_id"
+    }
+    assert doc["data"]["reminder_id"] == "r1"
 
 
 def test_event_types_mapping_is_complete() -> None:

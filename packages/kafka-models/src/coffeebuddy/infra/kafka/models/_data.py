@@ -173,6 +173,14 @@ class ReminderStateData(EventData):
     keep_until: Timestamp
     recorded_at: Timestamp
 
+    @model_validator(mode="after")
+    def _reminder_id_defaults_to_the_key(self) -> ReminderStateData:
+        """A reminder's record leaves `reminder_id` out when it equals `state_key` (the codec's
+        rule; `decode_state` fills it the same way)."""
+        if self.reminder_id is None and not self.status.is_run:
+            object.__setattr__(self, "reminder_id", self.state_key)  # frozen: set while validating
+        return self
+
 
 class DeadLetterReplayedData(_Payload):
     """One dead letter re-published to its origin topic by `coffeebuddy-kafka dlq replay`.

@@ -239,7 +239,7 @@ def encode_state(
         '"',
     ]
     # One test per field: ~15% cheaper per record than a loop over (name, value) pairs.
-    if reminder_id is not None:
+    if reminder_id is not None and reminder_id != state_key:  # else it defaults to the key
         parts += (',"reminder_id":', _q(reminder_id))
     if event_id is not None:
         parts += (',"event_id":', _q(event_id))
