@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from coffeebuddy.infra.kafka.reminder_worker._changelog import Changelog
     from coffeebuddy.infra.kafka.reminder_worker._history import History
 
-__all__ = ["StateWriter", "entry_fields", "entry_of"]
+__all__ = ["StateWriter", "add_entry_fields", "entry_of"]
 
 S = ReminderStatus
 
@@ -41,13 +41,13 @@ class StateWriter:
         first: bool = False,
         **fields: Any,
     ) -> asyncio.Future[int]:
-        """A record of `entry`'s reminder (see `entry_fields`) plus `fields`; without a `status`,
-        `claimed` when it carries a claim, else `scheduled`."""
+        """A record of `entry`'s reminder (see `add_entry_fields`) plus `fields`; without a
+        `status`, `claimed` when it carries a claim, else `scheduled`."""
         if status is None:
             status = S.CLAIMED if entry.claimed_at is not None else S.SCHEDULED
-        fields.update(entry_fields(entry, status, self.events_topic, first=first))
-        return self.record(
-            entry.partition, entry.reminder_id, status, entry.run_id, entry.keep_until, **fields
+        add_entry_fields(fields, entry, status, self.events_topic, first=first)
+        return self._write(
+            entry.partition, entry.reminder_id, status, entry.run_id, entry.keep_until, fields
         )
 
     def mark(
@@ -75,6 +75,21 @@ class StateWriter:
         keep_until: float,
         **fields: Any,
     ) -> asyncio.Future[int]:
+        return self._write(partition, key, status, run_id, keep_until, fields)
+
+    def tombstone(self, partition: int, key: str) -> asyncio.Future[int]:
+        return self.changelog.write(partition, key, None)
+
+    def _write(
+        self,
+        partition: int,
+        key: str,
+        status: ReminderStatus,
+        run_id: str,
+        keep_until: float,
+        fields: dict[str, Any],
+    ) -> asyncio.Future[int]:
+        """Encode and write one record (`fields` passed as a dict: two writes per post)."""
         value = encode_state(
             state_key=key,
             status=status,
@@ -89,39 +104,34 @@ class StateWriter:
             self.history.append(key, value)
         return self.changelog.write(partition, key, value)
 
-    def tombstone(self, partition: int, key: str) -> asyncio.Future[int]:
-        return self.changelog.write(partition, key, None)
 
-
-def entry_fields(
-    entry: Pending, status: ReminderStatus, events_topic: str, *, first: bool = False
-) -> dict[str, Any]:
-    """The reminder's data; a pending record (scheduled, claimed) also carries what a restore
-    needs: the scheduling event, where it came from, and the claim. A settled one needs only its
-    data (the history keeps the rest), unless it is the reminder's `first` record (dropped on
-    arrival)."""
-    fields: dict[str, Any] = {"reminder": entry.payload, "reminder_id": entry.reminder_id}
+def add_entry_fields(
+    fields: dict[str, Any],
+    entry: Pending,
+    status: ReminderStatus,
+    events_topic: str,
+    *,
+    first: bool = False,
+) -> None:
+    """Add the reminder's data to `fields`; a pending record (scheduled, claimed) also carries
+    what a restore needs: the scheduling event, where it came from, and the claim. A settled one
+    needs only its data (the history keeps the rest), unless it is the reminder's `first` record
+    (dropped on arrival)."""
+    fields["reminder"] = entry.payload  # keyed by the reminder id: no reminder_id field
     if not (status.is_pending or first):
-        return fields
-    fields.update(
-        event_id=entry.event_id or None,
-        event_time=entry.event_time or None,
-        event_source=entry.source or None,
-    )
+        return
+    fields["event_id"] = entry.event_id or None
+    fields["event_time"] = entry.event_time or None
+    fields["event_source"] = entry.source or None
     if entry.origin_offset >= 0:
-        fields.update(
-            origin_topic=events_topic,
-            origin_partition=entry.partition,
-            origin_offset=entry.origin_offset,
-        )
+        fields["origin_topic"] = events_topic
+        fields["origin_partition"] = entry.partition
+        fields["origin_offset"] = entry.origin_offset
     if entry.claimed_at is not None and status is S.CLAIMED:
-        fields.update(
-            owner=entry.claim_owner,
-            epoch=entry.claim_epoch,
-            claimed_at=entry.claimed_at,
-            deadline=entry.claim_deadline,
-        )
-    return fields
+        fields["owner"] = entry.claim_owner
+        fields["epoch"] = entry.claim_epoch
+        fields["claimed_at"] = entry.claimed_at
+        fields["deadline"] = entry.claim_deadline
 
 
 def entry_of(rec: StateRecord, partition: int, offset: int) -> Pending:
