@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -132,6 +133,9 @@ def test_dev_job_delivers_the_sample_run_and_stops_cleanly() -> None:
     assert result.stderr == ""
 
 
+@pytest.mark.skipif(
+    shutil.which("prometheus") is None, reason="prometheus (Debian prometheus) is not installed"
+)
 def test_after_the_demo_the_printed_commands_work_and_are_narrated_then_ctrl_c(
     dev_job: list[DevJob],
 ) -> None:
