@@ -46,7 +46,7 @@ class StateWriter:
         if status is None:
             status = S.CLAIMED if entry.claimed_at is not None else S.SCHEDULED
         add_entry_fields(fields, entry, status, self.events_topic, first=first)
-        return self._write(
+        return self.record(
             entry.partition, entry.reminder_id, status, entry.run_id, entry.keep_until, fields
         )
 
@@ -55,16 +55,12 @@ class StateWriter:
     ) -> asyncio.Future[int]:
         """A run's mark: everything known of the run, one snapshot."""
         status = S.RUN_CANCELLED if mark.cancelled else S.RUN_CLOSED
-        return self.record(
-            partition,
-            run_key(run_id),
-            status,
-            run_id,
-            mark.keep_until,
-            cause_event_id=cause,
-            run_closed=mark.closed,
-            run_cancelled=mark.cancelled,
-        )
+        fields = {
+            "cause_event_id": cause,
+            "run_closed": mark.closed,
+            "run_cancelled": mark.cancelled,
+        }
+        return self.record(partition, run_key(run_id), status, run_id, mark.keep_until, fields)
 
     def record(
         self,
@@ -73,23 +69,10 @@ class StateWriter:
         status: ReminderStatus,
         run_id: str,
         keep_until: float,
-        **fields: Any,
-    ) -> asyncio.Future[int]:
-        return self._write(partition, key, status, run_id, keep_until, fields)
-
-    def tombstone(self, partition: int, key: str) -> asyncio.Future[int]:
-        return self.changelog.write(partition, key, None)
-
-    def _write(
-        self,
-        partition: int,
-        key: str,
-        status: ReminderStatus,
-        run_id: str,
-        keep_until: float,
         fields: dict[str, Any],
     ) -> asyncio.Future[int]:
-        """Encode and write one record (`fields` passed as a dict: two writes per post)."""
+        """Encode and write one record. `fields` (`encode_state`'s optional fields) is one dict,
+        unpacked once, into the encoder: a post writes two records."""
         value = encode_state(
             state_key=key,
             status=status,
@@ -103,6 +86,9 @@ class StateWriter:
         if self.history is not None and not status.is_run:
             self.history.append(key, value)
         return self.changelog.write(partition, key, value)
+
+    def tombstone(self, partition: int, key: str) -> asyncio.Future[int]:
+        return self.changelog.write(partition, key, None)
 
 
 def add_entry_fields(

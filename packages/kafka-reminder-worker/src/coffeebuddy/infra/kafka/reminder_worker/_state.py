@@ -254,16 +254,8 @@ class ReminderState:
         state = self.partitions.get(partition)
         if state is not None:
             self._settle(state, reminder_id, keep_until, S.CANCELLED)
-        return self._write.record(
-            partition,
-            reminder_id,
-            S.CANCELLED,
-            run_id,
-            keep_until,
-            reminder_id=reminder_id,
-            reason="cancelled",
-            cause_event_id=cause,
-        )
+        fields = {"reason": "cancelled", "cause_event_id": cause}
+        return self._write.record(partition, reminder_id, S.CANCELLED, run_id, keep_until, fields)
 
     def dead_letter(
         self, entry: Pending, error: str, topic: str, partition: int, offset: int
@@ -354,7 +346,7 @@ class ReminderState:
             keep_until, status, fields = dead.keep_until, S.DEAD_LETTERED, dead.fields()
         else:
             return
-        self._write.record(state.number, key, status, run_id, keep_until, reminder_id=key, **fields)
+        self._write.record(state.number, key, status, run_id, keep_until, fields)
 
     def _keep(self, state: PartitionState, key: str, keep_until: float) -> None:
         heapq.heappush(self._prune, (keep_until, state.number, key))
